@@ -365,7 +365,7 @@ def test_class_attention_and_specialisation():
 
 
 def test_benchmark_table_shape():
-    df = benchmark_dyconv(batch_sizes=(1, 2), channels=4, size=6, min_run_time=0.001, rounds=1, device="cpu", num_threads=1)
+    df = benchmark_dyconv(batch_sizes=(1, 2), channels=4, size=6, min_run_time=0.01, rounds=2, device="cpu", num_threads=1)
     assert len(df) == 8 and set(df.impl) == {"static conv", "dyconv kernel", "dyconv output", "per-sample loop"}
     assert {"fwd_ms", "fwd_bwd_ms", "fwd_x_static", "fwd_bwd_x_static", "loop_x_fwd", "loop_x_fwd_bwd"} <= set(df.columns)
     assert (df.fwd_ms > 0).all() and df.attrs["threads"] == 1
