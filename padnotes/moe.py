@@ -5,16 +5,18 @@
 # %% auto #0
 __all__ = ['RouterOutput', 'Router', 'Experts', 'DispatchPlan', 'dispatch_plan', 'cv_squared', 'switch_balance_loss',
            'router_z_loss', 'shazeer_load', 'importance', 'MoEStats', 'MoE', 'moe_reference', 'MoEFFN',
-           'find_ffn_blocks', 'balanced_kmeans', 'moefy', 'moe_layers', 'moe_param_counts']
+           'find_ffn_blocks', 'balanced_kmeans', 'moefy', 'moe_layers', 'moe_param_counts', 'ExpertParallelMoE',
+           'expert_parallel_check', 'run_expert_parallel_check', 'moe_loop_gather', 'benchmark_moe', 'format_benchmark',
+           'toy_moe_run', 'load_heatmap', 'collapse_summary']
 
-# %% ../nbs/03_moe.ipynb #51788701
+# %% ../nbs/03_moe.ipynb #f0e5096a
 import math, os, time, copy, socket
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 import torch, torch.nn as nn, torch.nn.functional as F
 import torch.distributed as dist
 
-# %% ../nbs/03_moe.ipynb #3ff848eb
+# %% ../nbs/03_moe.ipynb #45898223
 @dataclass
 class RouterOutput:
     "What the router decided for T tokens and E experts."
@@ -24,7 +26,7 @@ class RouterOutput:
     topk_idx: torch.Tensor         # (T, k) chosen experts, best first
     gates: torch.Tensor            # (T, k) weight of each chosen expert
 
-# %% ../nbs/03_moe.ipynb #564f5503
+# %% ../nbs/03_moe.ipynb #37de51b2
 def _check_int(name, v, lo=1):
     if isinstance(v, bool) or not isinstance(v, int): raise TypeError(f"{name} must be an int, got {v!r}")
     if v < lo: raise ValueError(f"{name} must be >= {lo}, got {v}")
@@ -35,7 +37,7 @@ def _check_topk(top_k, num_experts):
     if not 1 <= top_k <= num_experts:
         raise ValueError(f"top_k must be between 1 and num_experts={num_experts}, got top_k={top_k}")
 
-# %% ../nbs/03_moe.ipynb #f12c1874
+# %% ../nbs/03_moe.ipynb #1b32b2c6
 class Router(nn.Module):
     "Noisy top-k gating (Shazeer et al. 2017): logits x W_g, plus N(0,1) * softplus(x W_noise) while training."
     def __init__(self,
@@ -67,7 +69,7 @@ class Router(nn.Module):
         gates = top_logits.softmax(-1) if self.gate == "softmax" else torch.ones_like(top_logits)
         return RouterOutput(clean, logits, noise_std, topk_idx, gates)
 
-# %% ../nbs/03_moe.ipynb #dcb3f07c
+# %% ../nbs/03_moe.ipynb #7db2a290
 class Experts(nn.Module):
     "E two-layer FFN experts stored as stacked weights: act(x w1[e] + b1[e]) w2[e] + b2[e]."
     def __init__(self,
@@ -91,13 +93,31 @@ class Experts(nn.Module):
 
     def forward_blocks(self, x_sorted:torch.Tensor, # (n, d) tokens sorted by expert
                        counts:list, # rows per expert, len E, sums to n
+                       mode:str="auto", # "blocks": one matmul pair per expert; "padded": one batched matmul; "auto"
+                       max_pad:float=1.25, # "auto" pads only when E * max(counts) <= max_pad * n
                       ) -> torch.Tensor:
         "Run expert e on its contiguous block of rows, for every e."
         if isinstance(counts, torch.Tensor): counts = counts.tolist()
-        blocks = x_sorted.split(counts)
-        return torch.cat([self.expert(e, xb) for e, xb in enumerate(blocks)]) if len(blocks) else x_sorted
+        n, E, C = x_sorted.shape[0], self.num_experts, max(counts, default=0)
+        if mode not in ("auto", "blocks", "padded"): raise ValueError(f"mode must be 'auto', 'blocks' or 'padded', got {mode!r}")
+        if mode == "padded" or (mode == "auto" and n > 0 and E * C <= max_pad * n): return self._padded(x_sorted, counts, C)
+        # unbind once: its backward stacks the E gradients in one go (indexing w1[e] E times would build E full-size zeros)
+        w1, b1, w2, b2 = self.w1.unbind(0), self.b1.unbind(0), self.w2.unbind(0), self.b2.unbind(0)
+        outs = [torch.addmm(b2[e], self.activation(torch.addmm(b1[e], xb, w1[e])), w2[e])
+                for e, xb in enumerate(x_sorted.split(counts))]
+        return torch.cat(outs) if outs else x_sorted
 
-# %% ../nbs/03_moe.ipynb #ea11592f
+    def _padded(self, x_sorted, counts, C):
+        "Scatter the blocks into an (E, C, d) zero-padded batch, one baddbmm per layer, gather the real rows back."
+        E, dev = self.num_experts, x_sorted.device
+        cnt = torch.tensor(counts, device=dev)
+        expert = torch.repeat_interleave(torch.arange(E, device=dev), cnt)             # (n,) expert of each row
+        slot = expert * C + torch.arange(x_sorted.shape[0], device=dev) - (cnt.cumsum(0) - cnt)[expert]
+        xp = x_sorted.new_zeros(E * C, self.d_model).index_copy(0, slot, x_sorted).view(E, C, self.d_model)
+        h = self.activation(torch.baddbmm(self.b1.unsqueeze(1), xp, self.w1))         # (E, C, d_ff)
+        return torch.baddbmm(self.b2.unsqueeze(1), h, self.w2).reshape(E * C, self.d_model)[slot]
+
+# %% ../nbs/03_moe.ipynb #6fdf060d
 @dataclass
 class DispatchPlan:
     "Kept (token, expert) assignments sorted by expert."
@@ -126,7 +146,7 @@ def dispatch_plan(topk_idx:torch.Tensor, # (T, k) chosen experts
         counts = routed.clamp(max=capacity)
     return DispatchPlan(flat_tok[order], gates.t().reshape(-1)[order], counts, routed, capacity)
 
-# %% ../nbs/03_moe.ipynb #9af7d636
+# %% ../nbs/03_moe.ipynb #07a6624c
 def cv_squared(v:torch.Tensor, # (E,) per-expert values
                eps:float=1e-10) -> torch.Tensor:
     "Squared coefficient of variation Var(v)/mean(v)^2 (population variance); 0 for a single value."
@@ -146,7 +166,7 @@ def router_z_loss(logits:torch.Tensor) -> torch.Tensor:
     "ST-MoE router z-loss: mean over tokens of logsumexp(logits)^2."
     return torch.logsumexp(logits.float(), dim=-1).pow(2).mean()
 
-# %% ../nbs/03_moe.ipynb #d7850adc
+# %% ../nbs/03_moe.ipynb #a1e5f30f
 def _normal_cdf(z): return 0.5 * (1 + torch.erf(z / math.sqrt(2)))
 
 def shazeer_load(r:RouterOutput, # the router's output
@@ -165,10 +185,9 @@ def shazeer_load(r:RouterOutput, # the router's output
 
 def importance(r:RouterOutput, num_experts:int) -> torch.Tensor:
     "Per-expert sum of gate weights over the batch (Shazeer's Importance)."
-    return torch.zeros(r.gates.shape[0], num_experts, device=r.gates.device, dtype=r.gates.dtype
-                      ).scatter_add(1, r.topk_idx, r.gates).sum(0)
+    return (F.one_hot(r.topk_idx, num_experts).to(r.gates.dtype) * r.gates.unsqueeze(-1)).sum((0, 1))
 
-# %% ../nbs/03_moe.ipynb #74f01b16
+# %% ../nbs/03_moe.ipynb #c6ee6ec1
 @dataclass
 class MoEStats:
     "Router statistics of one MoE forward."
@@ -190,7 +209,7 @@ def _check_capacity_factor(cf):
     if isinstance(cf, bool) or not isinstance(cf, (int, float)) or not math.isfinite(cf) or cf <= 0:
         raise ValueError(f"capacity_factor must be None (dropless) or a finite number > 0, got {cf!r}")
 
-# %% ../nbs/03_moe.ipynb #0d56618f
+# %% ../nbs/03_moe.ipynb #78f14d6e
 class MoE(nn.Module):
     "Mixture of Experts FFN: noisy top-k router, E experts, sorted dispatch, optional capacity."
     def __init__(self,
@@ -226,7 +245,7 @@ class MoE(nn.Module):
         return (f"d_model={self.d_model}, d_ff={self.d_ff}, num_experts={self.num_experts}, top_k={self.top_k}, "
                 f"capacity_factor={self.capacity_factor}, gate={self.router.gate!r}")
 
-# %% ../nbs/03_moe.ipynb #b44fff0b
+# %% ../nbs/03_moe.ipynb #6bbe54fa
 def _router_stats(moe, r:RouterOutput, plan:DispatchPlan, n_tokens:int) -> MoEStats:
     E = moe.num_experts
     probs = r.logits.softmax(-1)
@@ -246,7 +265,7 @@ def _combine(y, plan, n_tokens):
     "Weight each expert output by its gate and add it back to its token."
     return y.new_zeros(n_tokens, y.shape[-1]).index_add(0, plan.token, y * plan.gate.unsqueeze(-1).to(y.dtype))
 
-# %% ../nbs/03_moe.ipynb #45ee2f43
+# %% ../nbs/03_moe.ipynb #f3ab54b9
 def _moe_forward(self:MoE, x:torch.Tensor, # (..., d_model) tokens
                  noise:Optional[torch.Tensor]=None, # (T, E) router noise to use (drawn when None)
                 ):
@@ -265,7 +284,7 @@ def _moe_forward(self:MoE, x:torch.Tensor, # (..., d_model) tokens
     return out.reshape(shape), stats
 MoE.forward = _moe_forward
 
-# %% ../nbs/03_moe.ipynb #b0ae1b92
+# %% ../nbs/03_moe.ipynb #82df2edd
 def moe_reference(moe:MoE, x:torch.Tensor, # (..., d_model)
                   noise:Optional[torch.Tensor]=None, # (T, E) router noise
                  ) -> torch.Tensor:
@@ -285,7 +304,7 @@ def moe_reference(moe:MoE, x:torch.Tensor, # (..., d_model)
     if moe.out_bias is not None: out = out + moe.out_bias
     return out.reshape(shape)
 
-# %% ../nbs/03_moe.ipynb #e80bc416
+# %% ../nbs/03_moe.ipynb #29f5c3a2
 class MoEFFN(nn.Module):
     "Stands in for a BERT `intermediate` block: runs the MoE and returns its d_model-wide output."
     def __init__(self, moe:MoE):
@@ -304,7 +323,7 @@ def find_ffn_blocks(model:nn.Module) -> list:
             found.append((name, m))
     return found
 
-# %% ../nbs/03_moe.ipynb #281d2b91
+# %% ../nbs/03_moe.ipynb #f1459b64
 def balanced_kmeans(points:torch.Tensor, # (n, d) points, n divisible by k
                     k:int, # number of equal-size clusters
                     iters:int=10, # Lloyd iterations
@@ -331,7 +350,7 @@ def balanced_kmeans(points:torch.Tensor, # (n, d) points, n divisible by k
         centers = torch.stack([pts[assign == c].mean(0) for c in range(k)])
     return [torch.nonzero(assign == c).flatten() for c in range(k)]
 
-# %% ../nbs/03_moe.ipynb #008c4b7b
+# %% ../nbs/03_moe.ipynb #a30db918
 def _moe_from_ffn(inter:nn.Module, outp:nn.Module, num_experts, top_k, init, capacity_factor, noisy_gating,
                   cluster, gate, seed, **kw) -> MoE:
     d1, d2 = inter.dense, outp.dense
@@ -357,7 +376,7 @@ def _moe_from_ffn(inter:nn.Module, outp:nn.Module, num_experts, top_k, init, cap
             moe.experts.w2.copy_(W2.t().expand_as(moe.experts.w2)); moe.experts.b2.copy_(b2.expand_as(moe.experts.b2))
     return moe
 
-# %% ../nbs/03_moe.ipynb #c3ba30fb
+# %% ../nbs/03_moe.ipynb #f8cb427c
 def moefy(model:nn.Module, # a Hugging Face BERT-family model (converted in place)
           num_experts:int=8, # experts per FFN block
           top_k:int=2, # experts per token
@@ -395,7 +414,7 @@ def moe_layers(model:nn.Module) -> list:
     "All MoE modules of a model, in order."
     return [m for m in model.modules() if isinstance(m, MoE)]
 
-# %% ../nbs/03_moe.ipynb #03a84c77
+# %% ../nbs/03_moe.ipynb #61504303
 def moe_param_counts(model:nn.Module) -> dict:
     "Total parameters and parameters active per token (k of the E experts in each MoE layer)."
     total = sum(p.numel() for p in model.parameters())
@@ -404,3 +423,238 @@ def moe_param_counts(model:nn.Module) -> dict:
         per_expert = sum(p[0].numel() for p in m.experts.parameters())
         idle += (m.num_experts - m.top_k) * per_expert
     return dict(total=total, active=total - idle)
+
+# %% ../nbs/03_moe.ipynb #d9553df9
+class _AllToAll(torch.autograd.Function):
+    "all_to_all_single with uneven row splits; backward sends the gradients back the same way."
+    @staticmethod
+    def forward(ctx, x, out_splits, in_splits, group):
+        ctx.splits, ctx.group = (out_splits, in_splits), group
+        out = x.new_empty((sum(out_splits),) + tuple(x.shape[1:]))
+        dist.all_to_all_single(out, x.contiguous(), out_splits, in_splits, group=group)
+        return out
+    @staticmethod
+    def backward(ctx, g):
+        out_splits, in_splits = ctx.splits
+        gx = g.new_empty((sum(in_splits),) + tuple(g.shape[1:]))
+        dist.all_to_all_single(gx, g.contiguous(), in_splits, out_splits, group=ctx.group)
+        return gx, None, None, None
+
+# %% ../nbs/03_moe.ipynb #af35ddca
+class ExpertParallelMoE(nn.Module):
+    "An MoE whose experts are spread over the ranks of a process group; tokens travel with all_to_all."
+    def __init__(self,
+                 moe:MoE, # a full MoE with the same weights on every rank; this rank keeps its slice of experts
+                 group=None, # process group (default: the world)
+                ):
+        super().__init__()
+        if not dist.is_available() or not dist.is_initialized():
+            raise RuntimeError("ExpertParallelMoE needs torch.distributed to be initialised (dist.init_process_group)")
+        self.group = group
+        self.world, self.rank = dist.get_world_size(group), dist.get_rank(group)
+        E = moe.num_experts
+        if E % self.world:
+            raise ValueError(f"num_experts={E} must be divisible by the world size {self.world}")
+        self.num_experts, self.num_local, self.top_k, self.d_model = E, E // self.world, moe.top_k, moe.d_model
+        self.capacity_factor, self.balance, self.balance_coef, self.z_coef = (
+            moe.capacity_factor, moe.balance, moe.balance_coef, moe.z_coef)
+        self.router = copy.deepcopy(moe.router)
+        lo, hi = self.rank * self.num_local, (self.rank + 1) * self.num_local
+        self.experts = Experts(self.num_local, moe.d_model, moe.d_ff, moe.experts.activation).to(moe.experts.w1)
+        with torch.no_grad():
+            for n, p in self.experts.named_parameters(): p.copy_(getattr(moe.experts, n)[lo:hi])
+        self.out_bias = copy.deepcopy(moe.out_bias)
+        self.aux_loss, self.last_stats = None, None
+
+    capacity = MoE.capacity
+
+    def sync_router_grads(self):
+        "Sum the replicated router's (and shared bias's) gradients over the ranks, as DDP would."
+        for p in list(self.router.parameters()) + ([self.out_bias] if self.out_bias is not None else []):
+            if p.grad is not None: dist.all_reduce(p.grad, group=self.group)
+
+# %% ../nbs/03_moe.ipynb #767a7cc4
+def _ep_forward(self:ExpertParallelMoE, x:torch.Tensor, noise:Optional[torch.Tensor]=None):
+    "Route locally, all_to_all rows to the experts' ranks, compute, all_to_all back, combine. Returns (output, MoEStats)."
+    shape = x.shape
+    x2 = x.reshape(-1, self.d_model)
+    T, W, El = x2.shape[0], self.world, self.num_local
+    r = self.router(x2, noise)
+    plan = dispatch_plan(r.topk_idx, r.gates, self.num_experts, self.capacity(T))
+    send_counts = plan.counts                                               # (E,) rows for each global expert
+    recv_counts = torch.empty_like(send_counts)                             # (W*El,): [src, local expert]
+    dist.all_to_all_single(recv_counts, send_counts.contiguous(), group=self.group)
+    in_splits = send_counts.view(W, El).sum(1).tolist()                     # rows to each rank
+    rc = recv_counts.view(W, El)
+    out_splits = rc.sum(1).tolist()                                         # rows from each rank
+    x_recv = _AllToAll.apply(x2[plan.token], out_splits, in_splits, self.group)   # grouped by src, then expert
+    expert_of_row = torch.repeat_interleave(torch.arange(El, device=x2.device).repeat(W), rc.flatten())
+    perm = torch.argsort(expert_of_row, stable=True)                        # group rows by local expert
+    y = self.experts.forward_blocks(x_recv[perm], rc.sum(0))
+    y_back = torch.empty_like(y).index_copy(0, perm, y)                     # undo the regrouping
+    y_home = _AllToAll.apply(y_back, in_splits, out_splits, self.group)     # back to the token's rank
+    out = _combine(y_home, plan, T)
+    if self.out_bias is not None: out = out + self.out_bias
+    stats = _router_stats(self, r, plan, T)
+    self.aux_loss, self.last_stats = stats.aux_loss, stats
+    return out.reshape(shape), stats
+ExpertParallelMoE.forward = _ep_forward
+
+# %% ../nbs/03_moe.ipynb #fd9403ae
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+def _ep_compare(rank, world_size, d_model=16, d_ff=24, num_experts=4, top_k=2, capacity_factor=None, tokens=13,
+                train=True, seed=0):
+    torch.manual_seed(seed)
+    moe = MoE(d_model, d_ff, num_experts, top_k, capacity_factor=capacity_factor).double().train(train)
+    xs = [torch.randn(tokens + 3 * s, d_model, dtype=torch.float64) for s in range(world_size)]  # uneven counts
+    noises = [torch.randn(x.shape[0], num_experts, dtype=torch.float64) for x in xs]
+    ws = [torch.randn_like(x) for x in xs]
+    ep = ExpertParallelMoE(moe)
+    # the reference: the single-process layer on every rank's tokens
+    xr = [x.clone().requires_grad_(True) for x in xs]
+    sum((moe(x, noise=n)[0] * w).sum() for x, n, w in zip(xr, noises, ws)).backward()
+    # expert parallel: this rank's tokens only
+    x = xs[rank].clone().requires_grad_(True)
+    out, st = ep(x, noise=noises[rank])
+    (out * ws[rank]).sum().backward()
+    ep.sync_router_grads()
+    lo, hi = rank * ep.num_local, (rank + 1) * ep.num_local
+    return dict(out=(out - moe(xs[rank], noise=noises[rank])[0]).abs().max().item(),
+                x_grad=(x.grad - xr[rank].grad).abs().max().item(),
+                router_grad=max((a.grad - b.grad).abs().max().item() if a.grad is not None else float(b.grad is not None)
+                                for a, b in zip(ep.router.parameters(), moe.router.parameters())),
+                expert_grad=max((p.grad - getattr(moe.experts, n).grad[lo:hi]).abs().max().item()
+                                for n, p in ep.experts.named_parameters()),
+                load=st.load.tolist(), dropped=st.dropped)
+
+def expert_parallel_check(rank:int, # this process's rank
+                          world_size:int, # number of processes
+                          port:int, # a free localhost port
+                          result_dir:str, # where each rank saves its differences
+                          configs:list, # list of dicts of `_ep_compare` settings (d_model, num_experts, top_k, ...)
+                         ):
+    "One rank of the expert-parallel equality check (run by `run_expert_parallel_check`)."
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try: torch.save([_ep_compare(rank, world_size, **c) for c in configs], os.path.join(result_dir, f"rank{rank}.pt"))
+    finally: dist.destroy_process_group()
+
+def run_expert_parallel_check(world_size:int=2, # processes
+                              configs:Optional[list]=None, # settings to compare (default: one, with defaults)
+                             ) -> list:
+    "Spawn gloo processes on localhost running `expert_parallel_check`; returns [rank][config] differences."
+    import tempfile, torch.multiprocessing as mp
+    from padnotes.moe import expert_parallel_check as entry   # spawn needs an importable function
+    with tempfile.TemporaryDirectory() as d:
+        mp.spawn(entry, args=(world_size, _free_port(), d, configs or [{}]), nprocs=world_size, join=True)
+        return [torch.load(os.path.join(d, f"rank{r}.pt")) for r in range(world_size)]
+
+# %% ../nbs/03_moe.ipynb #c5b52a33
+def moe_loop_gather(moe:MoE, x:torch.Tensor, noise:Optional[torch.Tensor]=None) -> torch.Tensor:
+    "Loop over experts, gather each one's tokens with a mask search (dropless only; for the benchmark)."
+    x2 = x.reshape(-1, moe.d_model)
+    r = moe.router(x2, noise)
+    out = torch.zeros_like(x2)
+    for e in range(moe.num_experts):
+        tok, slot = torch.nonzero(r.topk_idx == e, as_tuple=True)
+        out = out.index_add(0, tok, moe.experts.expert(e, x2[tok]) * r.gates[tok, slot, None])
+    return out.reshape(x.shape)
+
+def _default_device(device=None):
+    try:
+        from padnotes.core import get_device
+        return get_device(device)
+    except ImportError: return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+def _timeit_interleaved(fns:dict, repeats, device):
+    "Median seconds per function; the functions take turns in every round, so a busy machine slows all alike."
+    sync = (lambda: torch.cuda.synchronize()) if device.type == "cuda" else (lambda: None)
+    for f in fns.values(): f(); f()
+    ts = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, f in fns.items():
+            sync(); t0 = time.perf_counter(); f(); sync(); ts[k].append(time.perf_counter() - t0)
+    return {k: sorted(v)[len(v) // 2] for k, v in ts.items()}
+
+# %% ../nbs/03_moe.ipynb #e6f049ba
+def benchmark_moe(num_tokens:int=4096, # tokens per batch
+                  d_model:int=384, # token width
+                  d_ff:int=1536, # width of each expert
+                  num_experts:int=8, # E
+                  top_k:int=2, # k
+                  repeats:int=5, # timed runs per entry (median reported)
+                  device=None, # default: padnotes.core.get_device()
+                  seed:int=0) -> list:
+    "Median times (ms) of MoE, same-active-parameter dense FFN and loop references; fwd and fwd+bwd, with ratios."
+    device = _default_device(device)
+    torch.manual_seed(seed)
+    moe = MoE(d_model, d_ff, num_experts, top_k).to(device).train()
+    dense = nn.Sequential(nn.Linear(d_model, top_k * d_ff), nn.GELU(), nn.Linear(top_k * d_ff, d_model)).to(device)
+    x = torch.randn(num_tokens, d_model, device=device, requires_grad=True)
+    impls = {"MoE (sorted dispatch)": lambda: moe(x)[0], f"dense FFN d_ff={top_k * d_ff}": lambda: dense(x),
+             "loop + masks (reference)": lambda: moe_reference(moe, x), "loop + gather": lambda: moe_loop_gather(moe, x)}
+    def no_grad(f):
+        def g():
+            with torch.no_grad(): return f()
+        return g
+    t_f = _timeit_interleaved({k: no_grad(f) for k, f in impls.items()}, repeats, device)
+    t_fb = _timeit_interleaved({k: (lambda f=f: f().sum().backward()) for k, f in impls.items()}, repeats, device)
+    rows = [dict(impl=k, fwd_ms=1e3 * t_f[k], fwd_bwd_ms=1e3 * t_fb[k]) for k in impls]
+    base = rows[0]
+    for r in rows:
+        r["fwd_vs_moe"], r["fwd_bwd_vs_moe"] = r["fwd_ms"] / base["fwd_ms"], r["fwd_bwd_ms"] / base["fwd_bwd_ms"]
+    return rows
+
+def format_benchmark(rows:list) -> str:
+    "The benchmark rows as a small text table (ratio = time / MoE time)."
+    lines = [f"{'implementation':28s} {'fwd ms':>9s} {'x MoE':>6s} {'fwd+bwd ms':>11s} {'x MoE':>6s}"]
+    for r in rows:
+        lines.append(f"{r['impl']:28s} {r['fwd_ms']:9.2f} {r['fwd_vs_moe']:6.2f} {r['fwd_bwd_ms']:11.2f} {r['fwd_bwd_vs_moe']:6.2f}")
+    return "\n".join(lines)
+
+# %% ../nbs/03_moe.ipynb #0ca5516d
+def toy_moe_run(balance_coef:float=0.01, # weight of the Switch balancing loss (0: none)
+                steps:int=300, # Adam steps
+                num_experts:int=8, top_k:int=2, d_model:int=16, d_ff:int=32, batch:int=256,
+                noisy_gating:bool=True, lr:float=1e-2, seed:int=0) -> dict:
+    "Train an MoE on a clustered toy regression task; return the per-step expert shares and the losses."
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(num_experts, d_model, generator=g) * 3
+    maps = torch.randn(num_experts, d_model, d_model, generator=g) / math.sqrt(d_model)
+    torch.manual_seed(seed)
+    moe = MoE(d_model, d_ff, num_experts, top_k, noisy_gating=noisy_gating, balance="switch",
+              balance_coef=balance_coef, z_coef=0.0)
+    opt = torch.optim.Adam(moe.parameters(), lr=lr)
+    shares, losses = [], []
+    for _ in range(steps):
+        c = torch.randint(0, num_experts, (batch,), generator=g)
+        x = centers[c] + torch.randn(batch, d_model, generator=g)
+        y = torch.einsum("bd,bde->be", x, maps[c])
+        out, st = moe(x)
+        task = F.mse_loss(out, y)
+        (task + st.aux_loss).backward(); opt.step(); opt.zero_grad()
+        shares.append((st.load / st.load.sum()).tolist()); losses.append(task.item())
+    return dict(shares=torch.tensor(shares), losses=losses, balance_coef=balance_coef)
+
+def load_heatmap(shares:torch.Tensor, # (rows, E) share of assignments per expert
+                 title:str="", # figure title
+                 row_label:str="step", # what a row is
+                 row_names:Optional[list]=None):
+    "Plotly heatmap of expert shares: a row per step (or layer), a column per expert."
+    import plotly.graph_objects as go
+    s = shares.detach().float().cpu()
+    y = row_names if row_names is not None else list(range(s.shape[0]))
+    fig = go.Figure(go.Heatmap(z=s.numpy().round(3), x=[f"e{i}" for i in range(s.shape[1])], y=y,
+                               colorscale="Viridis", zmin=0, zmax=max(0.5, float(s.max())), colorbar=dict(title="share")))
+    fig.update_layout(title=title, xaxis_title="expert", yaxis_title=row_label, height=320, width=520,
+                      margin=dict(l=50, r=20, t=40, b=40))
+    return fig
+
+def collapse_summary(shares:torch.Tensor, last:int=20) -> dict:
+    "Mean share of the busiest expert and number of experts under 2% over the last `last` rows."
+    s = shares[-last:].mean(0)
+    return dict(max_share=round(float(s.max()), 3), starved=int((s < 0.02).sum()), cv2=round(float(cv_squared(s)), 3))

@@ -35,12 +35,27 @@ def _check_equal(moe, x, noise, tol=1e-10):
 @pytest.mark.parametrize("cf", [None, 0.25, 1.0, 2.0])
 @pytest.mark.parametrize("T", [1, 7, 40])
 @pytest.mark.parametrize("mode", ["eval", "train_noise"])
-def test_dispatch_equals_reference(k, cf, T, mode):
+@pytest.mark.parametrize("blocks", ["blocks", "padded"])
+def test_dispatch_equals_reference(k, cf, T, mode, blocks, monkeypatch):
     moe = _make(k=k, cf=cf)
     moe.train(mode == "train_noise")
+    fb = Experts.forward_blocks
+    monkeypatch.setattr(Experts, "forward_blocks", lambda self, x, c, mode="auto", **kw: fb(self, x, c, mode=blocks))
     x = torch.randn(T, 8, dtype=torch.float64)
     noise = torch.randn(T, 4, dtype=torch.float64)
     _check_equal(moe, x, noise)
+
+
+def test_forward_blocks_modes_agree_and_auto_choice():
+    ex = Experts(4, 8, 12).double()
+    x = torch.randn(10, 8, dtype=torch.float64)
+    for counts in [[3, 3, 2, 2], [10, 0, 0, 0], [0, 0, 0, 0][:0] or [0, 5, 5, 0]]:
+        n = sum(counts)
+        a = ex.forward_blocks(x[:n], counts, mode="blocks"); b = ex.forward_blocks(x[:n], counts, mode="padded")
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="mode"): ex.forward_blocks(x, [10, 0, 0, 0], mode="bmm")
+    empty = ex.forward_blocks(x[:0], [0, 0, 0, 0])
+    assert empty.shape == (0, 8)
 
 
 @settings(max_examples=40, deadline=None)
@@ -278,3 +293,22 @@ def test_moefy_minilm_copy_and_split_exact():
     del m
     s = moefy(copy.deepcopy(dense), num_experts=8, top_k=8, init="split").eval()
     with torch.no_grad(): torch.testing.assert_close(s(**enc).logits, ref, atol=1e-5, rtol=1e-5)
+
+
+# ---------------------------------------------------------------- expert parallelism (2 gloo processes)
+from padnotes.moe import run_expert_parallel_check, ExpertParallelMoE
+
+
+def test_expert_parallel_equals_single_process():
+    configs = [dict(), dict(capacity_factor=0.75), dict(top_k=1, train=False), dict(capacity_factor=0.1, tokens=1),
+               dict(num_experts=8, top_k=2, tokens=3), dict(num_experts=2, top_k=2, capacity_factor=0.5, seed=4)]
+    res = run_expert_parallel_check(world_size=2, configs=configs)
+    assert len(res) == 2 and all(len(r) == len(configs) for r in res)
+    for per_rank in res:
+        for c, r in zip(configs, per_rank):
+            assert max(r["out"], r["x_grad"], r["router_grad"], r["expert_grad"]) < 1e-10, (c, r)
+    assert sum(r["dropped"] for r in res[0] + res[1]) > 0      # the capacity settings really dropped tokens
+
+
+def test_expert_parallel_needs_process_group():
+    with pytest.raises(RuntimeError, match="init_process_group"): ExpertParallelMoE(MoE(8, 8, num_experts=4))
