@@ -7,16 +7,18 @@ __all__ = ['RouterOutput', 'Router', 'Experts', 'DispatchPlan', 'dispatch_plan',
            'router_z_loss', 'shazeer_load', 'importance', 'MoEStats', 'MoE', 'moe_reference', 'MoEFFN',
            'find_ffn_blocks', 'balanced_kmeans', 'moefy', 'moe_layers', 'moe_param_counts', 'ExpertParallelMoE',
            'expert_parallel_check', 'run_expert_parallel_check', 'moe_loop_gather', 'benchmark_moe', 'format_benchmark',
-           'toy_moe_run', 'load_heatmap', 'collapse_summary']
+           'toy_moe_run', 'load_heatmap', 'collapse_summary', 'MoEAuxLoss', 'RouterLoadRecorder', 'moe_optimizer',
+           'minilm_moe_experiment', 'experiment_table', 'layer_load_shares']
 
-# %% ../nbs/03_moe.ipynb #f0e5096a
+# %% ../nbs/03_moe.ipynb #9e79bb69
 import math, os, time, copy, socket
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 import torch, torch.nn as nn, torch.nn.functional as F
 import torch.distributed as dist
+from .core import Callback, fit, get_device, tiny, set_seed
 
-# %% ../nbs/03_moe.ipynb #45898223
+# %% ../nbs/03_moe.ipynb #c1f19be6
 @dataclass
 class RouterOutput:
     "What the router decided for T tokens and E experts."
@@ -26,7 +28,7 @@ class RouterOutput:
     topk_idx: torch.Tensor         # (T, k) chosen experts, best first
     gates: torch.Tensor            # (T, k) weight of each chosen expert
 
-# %% ../nbs/03_moe.ipynb #37de51b2
+# %% ../nbs/03_moe.ipynb #ab13ca7f
 def _check_int(name, v, lo=1):
     if isinstance(v, bool) or not isinstance(v, int): raise TypeError(f"{name} must be an int, got {v!r}")
     if v < lo: raise ValueError(f"{name} must be >= {lo}, got {v}")
@@ -37,7 +39,7 @@ def _check_topk(top_k, num_experts):
     if not 1 <= top_k <= num_experts:
         raise ValueError(f"top_k must be between 1 and num_experts={num_experts}, got top_k={top_k}")
 
-# %% ../nbs/03_moe.ipynb #1b32b2c6
+# %% ../nbs/03_moe.ipynb #ada329f0
 class Router(nn.Module):
     "Noisy top-k gating (Shazeer et al. 2017): logits x W_g, plus N(0,1) * softplus(x W_noise) while training."
     def __init__(self,
@@ -45,12 +47,12 @@ class Router(nn.Module):
                  num_experts:int, # number of experts E
                  top_k:int=2, # experts chosen per token k
                  noisy_gating:bool=True, # add learned Gaussian noise to the logits while training
-                 gate:str="softmax", # "softmax" over the k chosen logits, or "ones" (each chosen expert weight 1, MoEfication)
+                 gate:str="softmax", # "softmax" over the k chosen logits; "probs": full-softmax probabilities (Switch); "ones" (MoEfication)
                  init_std:float=0.02, # std of the initial W_g (W_noise starts at 0: noise std softplus(0) = 0.69)
                 ):
         super().__init__()
         _check_int("d_model", d_model); _check_topk(top_k, num_experts)
-        if gate not in ("softmax", "ones"): raise ValueError(f"gate must be 'softmax' or 'ones', got {gate!r}")
+        if gate not in ("softmax", "probs", "ones"): raise ValueError(f"gate must be 'softmax', 'probs' or 'ones', got {gate!r}")
         self.d_model, self.num_experts, self.top_k, self.noisy_gating, self.gate = d_model, num_experts, top_k, noisy_gating, gate
         self.w_gate = nn.Parameter(torch.randn(d_model, num_experts) * init_std)
         self.w_noise = nn.Parameter(torch.zeros(d_model, num_experts)) if noisy_gating else None
@@ -66,10 +68,12 @@ class Router(nn.Module):
             logits = clean + noise * noise_std
         else: logits = clean
         top_logits, topk_idx = logits.topk(self.top_k, dim=-1)     # (T, k)
-        gates = top_logits.softmax(-1) if self.gate == "softmax" else torch.ones_like(top_logits)
+        if self.gate == "softmax": gates = top_logits.softmax(-1)                       # over the chosen k
+        elif self.gate == "probs": gates = logits.softmax(-1).gather(-1, topk_idx)      # Switch: full softmax
+        else: gates = torch.ones_like(top_logits)
         return RouterOutput(clean, logits, noise_std, topk_idx, gates)
 
-# %% ../nbs/03_moe.ipynb #7db2a290
+# %% ../nbs/03_moe.ipynb #67a5c2ac
 class Experts(nn.Module):
     "E two-layer FFN experts stored as stacked weights: act(x w1[e] + b1[e]) w2[e] + b2[e]."
     def __init__(self,
@@ -117,7 +121,7 @@ class Experts(nn.Module):
         h = self.activation(torch.baddbmm(self.b1.unsqueeze(1), xp, self.w1))         # (E, C, d_ff)
         return torch.baddbmm(self.b2.unsqueeze(1), h, self.w2).reshape(E * C, self.d_model)[slot]
 
-# %% ../nbs/03_moe.ipynb #6fdf060d
+# %% ../nbs/03_moe.ipynb #53fadd28
 @dataclass
 class DispatchPlan:
     "Kept (token, expert) assignments sorted by expert."
@@ -146,7 +150,7 @@ def dispatch_plan(topk_idx:torch.Tensor, # (T, k) chosen experts
         counts = routed.clamp(max=capacity)
     return DispatchPlan(flat_tok[order], gates.t().reshape(-1)[order], counts, routed, capacity)
 
-# %% ../nbs/03_moe.ipynb #07a6624c
+# %% ../nbs/03_moe.ipynb #9fa5a2b9
 def cv_squared(v:torch.Tensor, # (E,) per-expert values
                eps:float=1e-10) -> torch.Tensor:
     "Squared coefficient of variation Var(v)/mean(v)^2 (population variance); 0 for a single value."
@@ -166,7 +170,7 @@ def router_z_loss(logits:torch.Tensor) -> torch.Tensor:
     "ST-MoE router z-loss: mean over tokens of logsumexp(logits)^2."
     return torch.logsumexp(logits.float(), dim=-1).pow(2).mean()
 
-# %% ../nbs/03_moe.ipynb #a1e5f30f
+# %% ../nbs/03_moe.ipynb #653999d2
 def _normal_cdf(z): return 0.5 * (1 + torch.erf(z / math.sqrt(2)))
 
 def shazeer_load(r:RouterOutput, # the router's output
@@ -187,7 +191,7 @@ def importance(r:RouterOutput, num_experts:int) -> torch.Tensor:
     "Per-expert sum of gate weights over the batch (Shazeer's Importance)."
     return (F.one_hot(r.topk_idx, num_experts).to(r.gates.dtype) * r.gates.unsqueeze(-1)).sum((0, 1))
 
-# %% ../nbs/03_moe.ipynb #c6ee6ec1
+# %% ../nbs/03_moe.ipynb #313d87a2
 @dataclass
 class MoEStats:
     "Router statistics of one MoE forward."
@@ -209,7 +213,7 @@ def _check_capacity_factor(cf):
     if isinstance(cf, bool) or not isinstance(cf, (int, float)) or not math.isfinite(cf) or cf <= 0:
         raise ValueError(f"capacity_factor must be None (dropless) or a finite number > 0, got {cf!r}")
 
-# %% ../nbs/03_moe.ipynb #78f14d6e
+# %% ../nbs/03_moe.ipynb #98129979
 class MoE(nn.Module):
     "Mixture of Experts FFN: noisy top-k router, E experts, sorted dispatch, optional capacity."
     def __init__(self,
@@ -220,7 +224,7 @@ class MoE(nn.Module):
                  noisy_gating:bool=True, # Shazeer's learned noise on the router logits (training only)
                  capacity_factor:Optional[float]=None, # capacity = ceil(cf * T * k / E); None: dropless
                  activation:Callable=F.gelu, # expert activation
-                 gate:str="softmax", # "softmax" over the chosen k, or "ones" (MoEfication split experts)
+                 gate:str="softmax", # "softmax" over the chosen k, "probs" (Switch), or "ones" (MoEfication split experts)
                  balance:Optional[str]="switch", # balancing loss in aux_loss: "switch", "shazeer", "both" or None
                  balance_coef:float=0.01, # weight of the balancing loss
                  z_coef:float=0.001, # weight of the router z-loss
@@ -245,7 +249,7 @@ class MoE(nn.Module):
         return (f"d_model={self.d_model}, d_ff={self.d_ff}, num_experts={self.num_experts}, top_k={self.top_k}, "
                 f"capacity_factor={self.capacity_factor}, gate={self.router.gate!r}")
 
-# %% ../nbs/03_moe.ipynb #6bbe54fa
+# %% ../nbs/03_moe.ipynb #1f732266
 def _router_stats(moe, r:RouterOutput, plan:DispatchPlan, n_tokens:int) -> MoEStats:
     E = moe.num_experts
     probs = r.logits.softmax(-1)
@@ -265,7 +269,7 @@ def _combine(y, plan, n_tokens):
     "Weight each expert output by its gate and add it back to its token."
     return y.new_zeros(n_tokens, y.shape[-1]).index_add(0, plan.token, y * plan.gate.unsqueeze(-1).to(y.dtype))
 
-# %% ../nbs/03_moe.ipynb #f3ab54b9
+# %% ../nbs/03_moe.ipynb #7ae1e366
 def _moe_forward(self:MoE, x:torch.Tensor, # (..., d_model) tokens
                  noise:Optional[torch.Tensor]=None, # (T, E) router noise to use (drawn when None)
                 ):
@@ -284,7 +288,7 @@ def _moe_forward(self:MoE, x:torch.Tensor, # (..., d_model) tokens
     return out.reshape(shape), stats
 MoE.forward = _moe_forward
 
-# %% ../nbs/03_moe.ipynb #82df2edd
+# %% ../nbs/03_moe.ipynb #d8da8aaf
 def moe_reference(moe:MoE, x:torch.Tensor, # (..., d_model)
                   noise:Optional[torch.Tensor]=None, # (T, E) router noise
                  ) -> torch.Tensor:
@@ -304,7 +308,7 @@ def moe_reference(moe:MoE, x:torch.Tensor, # (..., d_model)
     if moe.out_bias is not None: out = out + moe.out_bias
     return out.reshape(shape)
 
-# %% ../nbs/03_moe.ipynb #29f5c3a2
+# %% ../nbs/03_moe.ipynb #10af5d8c
 class MoEFFN(nn.Module):
     "Stands in for a BERT `intermediate` block: runs the MoE and returns its d_model-wide output."
     def __init__(self, moe:MoE):
@@ -323,7 +327,7 @@ def find_ffn_blocks(model:nn.Module) -> list:
             found.append((name, m))
     return found
 
-# %% ../nbs/03_moe.ipynb #f1459b64
+# %% ../nbs/03_moe.ipynb #264a872a
 def balanced_kmeans(points:torch.Tensor, # (n, d) points, n divisible by k
                     k:int, # number of equal-size clusters
                     iters:int=10, # Lloyd iterations
@@ -350,7 +354,7 @@ def balanced_kmeans(points:torch.Tensor, # (n, d) points, n divisible by k
         centers = torch.stack([pts[assign == c].mean(0) for c in range(k)])
     return [torch.nonzero(assign == c).flatten() for c in range(k)]
 
-# %% ../nbs/03_moe.ipynb #a30db918
+# %% ../nbs/03_moe.ipynb #5a79f163
 def _moe_from_ffn(inter:nn.Module, outp:nn.Module, num_experts, top_k, init, capacity_factor, noisy_gating,
                   cluster, gate, seed, **kw) -> MoE:
     d1, d2 = inter.dense, outp.dense
@@ -376,7 +380,7 @@ def _moe_from_ffn(inter:nn.Module, outp:nn.Module, num_experts, top_k, init, cap
             moe.experts.w2.copy_(W2.t().expand_as(moe.experts.w2)); moe.experts.b2.copy_(b2.expand_as(moe.experts.b2))
     return moe
 
-# %% ../nbs/03_moe.ipynb #f8cb427c
+# %% ../nbs/03_moe.ipynb #4eebc076
 def moefy(model:nn.Module, # a Hugging Face BERT-family model (converted in place)
           num_experts:int=8, # experts per FFN block
           top_k:int=2, # experts per token
@@ -414,7 +418,7 @@ def moe_layers(model:nn.Module) -> list:
     "All MoE modules of a model, in order."
     return [m for m in model.modules() if isinstance(m, MoE)]
 
-# %% ../nbs/03_moe.ipynb #61504303
+# %% ../nbs/03_moe.ipynb #8003eab3
 def moe_param_counts(model:nn.Module) -> dict:
     "Total parameters and parameters active per token (k of the E experts in each MoE layer)."
     total = sum(p.numel() for p in model.parameters())
@@ -424,7 +428,7 @@ def moe_param_counts(model:nn.Module) -> dict:
         idle += (m.num_experts - m.top_k) * per_expert
     return dict(total=total, active=total - idle)
 
-# %% ../nbs/03_moe.ipynb #d9553df9
+# %% ../nbs/03_moe.ipynb #644f9b26
 class _AllToAll(torch.autograd.Function):
     "all_to_all_single with uneven row splits; backward sends the gradients back the same way."
     @staticmethod
@@ -440,7 +444,7 @@ class _AllToAll(torch.autograd.Function):
         dist.all_to_all_single(gx, g.contiguous(), in_splits, out_splits, group=ctx.group)
         return gx, None, None, None
 
-# %% ../nbs/03_moe.ipynb #af35ddca
+# %% ../nbs/03_moe.ipynb #9d5ed52b
 class ExpertParallelMoE(nn.Module):
     "An MoE whose experts are spread over the ranks of a process group; tokens travel with all_to_all."
     def __init__(self,
@@ -473,7 +477,7 @@ class ExpertParallelMoE(nn.Module):
         for p in list(self.router.parameters()) + ([self.out_bias] if self.out_bias is not None else []):
             if p.grad is not None: dist.all_reduce(p.grad, group=self.group)
 
-# %% ../nbs/03_moe.ipynb #767a7cc4
+# %% ../nbs/03_moe.ipynb #3940499e
 def _ep_forward(self:ExpertParallelMoE, x:torch.Tensor, noise:Optional[torch.Tensor]=None):
     "Route locally, all_to_all rows to the experts' ranks, compute, all_to_all back, combine. Returns (output, MoEStats)."
     shape = x.shape
@@ -500,7 +504,7 @@ def _ep_forward(self:ExpertParallelMoE, x:torch.Tensor, noise:Optional[torch.Ten
     return out.reshape(shape), stats
 ExpertParallelMoE.forward = _ep_forward
 
-# %% ../nbs/03_moe.ipynb #fd9403ae
+# %% ../nbs/03_moe.ipynb #c960a971
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
@@ -553,7 +557,7 @@ def run_expert_parallel_check(world_size:int=2, # processes
         mp.spawn(entry, args=(world_size, _free_port(), d, configs or [{}]), nprocs=world_size, join=True)
         return [torch.load(os.path.join(d, f"rank{r}.pt")) for r in range(world_size)]
 
-# %% ../nbs/03_moe.ipynb #c5b52a33
+# %% ../nbs/03_moe.ipynb #1ddb72b9
 def moe_loop_gather(moe:MoE, x:torch.Tensor, noise:Optional[torch.Tensor]=None) -> torch.Tensor:
     "Loop over experts, gather each one's tokens with a mask search (dropless only; for the benchmark)."
     x2 = x.reshape(-1, moe.d_model)
@@ -564,11 +568,6 @@ def moe_loop_gather(moe:MoE, x:torch.Tensor, noise:Optional[torch.Tensor]=None) 
         out = out.index_add(0, tok, moe.experts.expert(e, x2[tok]) * r.gates[tok, slot, None])
     return out.reshape(x.shape)
 
-def _default_device(device=None):
-    try:
-        from padnotes.core import get_device
-        return get_device(device)
-    except ImportError: return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 def _timeit_interleaved(fns:dict, repeats, device):
     "Median seconds per function; the functions take turns in every round, so a busy machine slows all alike."
@@ -580,7 +579,7 @@ def _timeit_interleaved(fns:dict, repeats, device):
             sync(); t0 = time.perf_counter(); f(); sync(); ts[k].append(time.perf_counter() - t0)
     return {k: sorted(v)[len(v) // 2] for k, v in ts.items()}
 
-# %% ../nbs/03_moe.ipynb #e6f049ba
+# %% ../nbs/03_moe.ipynb #b992a8b6
 def benchmark_moe(num_tokens:int=4096, # tokens per batch
                   d_model:int=384, # token width
                   d_ff:int=1536, # width of each expert
@@ -590,7 +589,7 @@ def benchmark_moe(num_tokens:int=4096, # tokens per batch
                   device=None, # default: padnotes.core.get_device()
                   seed:int=0) -> list:
     "Median times (ms) of MoE, same-active-parameter dense FFN and loop references; fwd and fwd+bwd, with ratios."
-    device = _default_device(device)
+    device = get_device(device)
     torch.manual_seed(seed)
     moe = MoE(d_model, d_ff, num_experts, top_k).to(device).train()
     dense = nn.Sequential(nn.Linear(d_model, top_k * d_ff), nn.GELU(), nn.Linear(top_k * d_ff, d_model)).to(device)
@@ -616,24 +615,31 @@ def format_benchmark(rows:list) -> str:
         lines.append(f"{r['impl']:28s} {r['fwd_ms']:9.2f} {r['fwd_vs_moe']:6.2f} {r['fwd_bwd_ms']:11.2f} {r['fwd_bwd_vs_moe']:6.2f}")
     return "\n".join(lines)
 
-# %% ../nbs/03_moe.ipynb #0ca5516d
+# %% ../nbs/03_moe.ipynb #0b347f54
 def toy_moe_run(balance_coef:float=0.01, # weight of the Switch balancing loss (0: none)
                 steps:int=300, # Adam steps
                 num_experts:int=8, top_k:int=2, d_model:int=16, d_ff:int=32, batch:int=256,
-                noisy_gating:bool=True, lr:float=1e-2, seed:int=0) -> dict:
-    "Train an MoE on a clustered toy regression task; return the per-step expert shares and the losses."
+                noisy_gating:bool=True, lr:float=1e-2, seed:int=0, gate:str="softmax",
+                task:str="teacher", # "teacher": one random MLP for every token; "clusters": a linear map per cluster
+                offset:float=8.0, # norm of a direction shared by all tokens (hidden states of real transformers have one)
+               ) -> dict:
+    "Train an MoE on a toy regression task; return the per-step expert shares and the losses."
+    if task not in ("teacher", "clusters"): raise ValueError(f"task must be 'teacher' or 'clusters', got {task!r}")
     g = torch.Generator().manual_seed(seed)
-    centers = torch.randn(num_experts, d_model, generator=g) * 3
+    centers = torch.randn(num_experts, d_model, generator=g) * (3 if task == "clusters" else 0)
     maps = torch.randn(num_experts, d_model, d_model, generator=g) / math.sqrt(d_model)
+    if task == "teacher": maps[:] = maps[0]
+    t1 = torch.randn(d_model, 4 * d_model, generator=g) / math.sqrt(d_model)
+    shared = F.normalize(torch.randn(d_model, generator=g), dim=0) * offset
     torch.manual_seed(seed)
-    moe = MoE(d_model, d_ff, num_experts, top_k, noisy_gating=noisy_gating, balance="switch",
+    moe = MoE(d_model, d_ff, num_experts, top_k, noisy_gating=noisy_gating, balance="switch", gate=gate,
               balance_coef=balance_coef, z_coef=0.0)
     opt = torch.optim.Adam(moe.parameters(), lr=lr)
     shares, losses = [], []
     for _ in range(steps):
         c = torch.randint(0, num_experts, (batch,), generator=g)
-        x = centers[c] + torch.randn(batch, d_model, generator=g)
-        y = torch.einsum("bd,bde->be", x, maps[c])
+        x = centers[c] + torch.randn(batch, d_model, generator=g) + shared
+        y = torch.einsum("bd,bde->be", x, maps[c]) if task == "clusters" else torch.tanh(x @ t1) @ maps[0].repeat(4, 1) / 2
         out, st = moe(x)
         task = F.mse_loss(out, y)
         (task + st.aux_loss).backward(); opt.step(); opt.zero_grad()
@@ -658,3 +664,77 @@ def collapse_summary(shares:torch.Tensor, last:int=20) -> dict:
     "Mean share of the busiest expert and number of experts under 2% over the last `last` rows."
     s = shares[-last:].mean(0)
     return dict(max_share=round(float(s.max()), 3), starved=int((s < 0.02).sum()), cv2=round(float(cv_squared(s)), 3))
+
+# %% ../nbs/03_moe.ipynb #4b930c9c
+class MoEAuxLoss(Callback):
+    "Add coef * (sum of every MoE layer's latest aux_loss) to the training loss."
+    def __init__(self, coef:float=1.0): self.coef = coef   # overall multiplier; the per-term weights live on each MoE
+    def after_loss(self, tr):
+        aux = [m.aux_loss for m in moe_layers(tr.model) if m.aux_loss is not None]
+        if aux: tr.loss = tr.loss + self.coef * sum(aux)
+
+class RouterLoadRecorder(Callback):
+    "Per epoch, each MoE layer's kept assignments per expert, summed over the training batches: `loads[epoch]` is (L, E)."
+    def before_fit(self, tr): self.loads = []
+    def before_epoch(self, tr): self._acc = None
+    def after_batch(self, tr):
+        cur = torch.stack([m.last_stats.load.float().cpu() for m in moe_layers(tr.model)])
+        self._acc = cur if self._acc is None else self._acc + cur
+    def after_epoch(self, tr):
+        if self._acc is not None: self.loads.append(self._acc)
+
+# %% ../nbs/03_moe.ipynb #5070b348
+def moe_optimizer(model:nn.Module, lr:float=5e-5, router_lr:float=1e-3, weight_decay:float=0.01):
+    "AdamW with the routers' parameters in their own group at `router_lr` (no weight decay on biases, norms, routers)."
+    router_ids = {id(p) for m in model.modules() if isinstance(m, Router) for p in m.parameters()}
+    params = [p for p in model.parameters() if p.requires_grad]
+    router = [p for p in params if id(p) in router_ids]
+    rest = [p for p in params if id(p) not in router_ids]
+    groups = [dict(params=[p for p in rest if p.ndim > 1], weight_decay=weight_decay),
+              dict(params=[p for p in rest if p.ndim <= 1], weight_decay=0.0)]
+    if router: groups.append(dict(params=router, weight_decay=0.0, lr=router_lr))
+    return torch.optim.AdamW(groups, lr=lr)
+
+# %% ../nbs/03_moe.ipynb #d5c48bb6
+def minilm_moe_experiment(variants:tuple=("dense", "moe", "moe_no_balance"), # which models to fine-tune
+                          n_train:int=2000, # training snippets
+                          n_dev:int=500, # dev snippets
+                          epochs:int=1, max_len:int=64, batch_size:int=32,
+                          lr:float=5e-5, # learning rate of the pretrained weights
+                          router_lr:float=1e-3, # learning rate of the routers
+                          num_experts:int=8, top_k:int=2, balance_coef:float=0.01,
+                          max_steps:Optional[int]=None, seed:int=0, device=None, progress:bool=False) -> dict:
+    "Fine-tune MiniLM dense and MoE variants on Rotten Tomatoes; returns per-variant metrics and router loads."
+    from padnotes.data import load_minilm, text_loaders
+    bad = set(variants) - {"dense", "moe", "moe_no_balance"}
+    if bad: raise ValueError(f"unknown variants {sorted(bad)}: expected 'dense', 'moe', 'moe_no_balance'")
+    tok, _ = load_minilm(2, seed)
+    dls = text_loaders("rotten_tomatoes", tokenizer=tok, max_len=max_len, batch_size=batch_size,
+                       subset=dict(train=n_train, dev=n_dev, test=None), seed=seed)
+    results = {}
+    for v in variants:
+        _, model = load_minilm(2, seed)
+        if v != "dense":
+            set_seed(seed)
+            moefy(model, num_experts=num_experts, top_k=top_k, init="copy",
+                  balance_coef=balance_coef if v == "moe" else 0.0)
+        rec = RouterLoadRecorder()
+        hist = fit(model, dls["train"], dls["dev"], epochs=epochs, opt=moe_optimizer(model, lr, router_lr),
+                   cbs=[MoEAuxLoss(), rec] if v != "dense" else [], device=device, max_steps=max_steps, progress=progress)
+        pc = moe_param_counts(model)
+        results[v] = dict(dev_acc=hist[-1]["valid_acc"], dev_loss=hist[-1]["valid_loss"], params=pc["total"],
+                          active_params=pc["active"], sec_per_epoch=sum(h["seconds"] for h in hist) / len(hist),
+                          loads=rec.loads if v != "dense" else None, history=hist)
+        del model
+    return results
+
+def experiment_table(results:dict) -> str:
+    "The experiment's metrics as a small text table."
+    lines = [f"{'model':16s} {'dev acc':>8s} {'params':>12s} {'active/token':>13s} {'s/epoch':>8s}"]
+    for v, r in results.items():
+        lines.append(f"{v:16s} {r['dev_acc']:8.4f} {r['params']:12,d} {r['active_params']:13,d} {r['sec_per_epoch']:8.1f}")
+    return "\n".join(lines)
+
+def layer_load_shares(loads:torch.Tensor) -> torch.Tensor:
+    "(L, E) counts -> each layer's share of assignments per expert."
+    return loads / loads.sum(-1, keepdim=True).clamp_min(1)
