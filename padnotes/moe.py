@@ -10,7 +10,7 @@ __all__ = ['RouterOutput', 'Router', 'Experts', 'DispatchPlan', 'dispatch_plan',
            'toy_moe_run', 'load_heatmap', 'collapse_summary', 'MoEAuxLoss', 'RouterLoadRecorder', 'moe_optimizer',
            'minilm_moe_experiment', 'experiment_table', 'layer_load_shares']
 
-# %% ../nbs/03_moe.ipynb #9e79bb69
+# %% ../nbs/03_moe.ipynb #6173fcc5
 import math, os, time, copy, socket
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
@@ -18,7 +18,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 import torch.distributed as dist
 from .core import Callback, fit, get_device, tiny, set_seed
 
-# %% ../nbs/03_moe.ipynb #c1f19be6
+# %% ../nbs/03_moe.ipynb #895adc95
 @dataclass
 class RouterOutput:
     "What the router decided for T tokens and E experts."
@@ -28,7 +28,7 @@ class RouterOutput:
     topk_idx: torch.Tensor         # (T, k) chosen experts, best first
     gates: torch.Tensor            # (T, k) weight of each chosen expert
 
-# %% ../nbs/03_moe.ipynb #ab13ca7f
+# %% ../nbs/03_moe.ipynb #1594a44f
 def _check_int(name, v, lo=1):
     if isinstance(v, bool) or not isinstance(v, int): raise TypeError(f"{name} must be an int, got {v!r}")
     if v < lo: raise ValueError(f"{name} must be >= {lo}, got {v}")
@@ -39,7 +39,7 @@ def _check_topk(top_k, num_experts):
     if not 1 <= top_k <= num_experts:
         raise ValueError(f"top_k must be between 1 and num_experts={num_experts}, got top_k={top_k}")
 
-# %% ../nbs/03_moe.ipynb #ada329f0
+# %% ../nbs/03_moe.ipynb #f41a6cbc
 class Router(nn.Module):
     "Noisy top-k gating (Shazeer et al. 2017): logits x W_g, plus N(0,1) * softplus(x W_noise) while training."
     def __init__(self,
@@ -73,7 +73,7 @@ class Router(nn.Module):
         else: gates = torch.ones_like(top_logits)
         return RouterOutput(clean, logits, noise_std, topk_idx, gates)
 
-# %% ../nbs/03_moe.ipynb #67a5c2ac
+# %% ../nbs/03_moe.ipynb #6b778dc3
 class Experts(nn.Module):
     "E two-layer FFN experts stored as stacked weights: act(x w1[e] + b1[e]) w2[e] + b2[e]."
     def __init__(self,
@@ -121,7 +121,7 @@ class Experts(nn.Module):
         h = self.activation(torch.baddbmm(self.b1.unsqueeze(1), xp, self.w1))         # (E, C, d_ff)
         return torch.baddbmm(self.b2.unsqueeze(1), h, self.w2).reshape(E * C, self.d_model)[slot]
 
-# %% ../nbs/03_moe.ipynb #53fadd28
+# %% ../nbs/03_moe.ipynb #2b29beeb
 @dataclass
 class DispatchPlan:
     "Kept (token, expert) assignments sorted by expert."
@@ -150,7 +150,7 @@ def dispatch_plan(topk_idx:torch.Tensor, # (T, k) chosen experts
         counts = routed.clamp(max=capacity)
     return DispatchPlan(flat_tok[order], gates.t().reshape(-1)[order], counts, routed, capacity)
 
-# %% ../nbs/03_moe.ipynb #9fa5a2b9
+# %% ../nbs/03_moe.ipynb #545cc6d3
 def cv_squared(v:torch.Tensor, # (E,) per-expert values
                eps:float=1e-10) -> torch.Tensor:
     "Squared coefficient of variation Var(v)/mean(v)^2 (population variance); 0 for a single value."
@@ -170,7 +170,7 @@ def router_z_loss(logits:torch.Tensor) -> torch.Tensor:
     "ST-MoE router z-loss: mean over tokens of logsumexp(logits)^2."
     return torch.logsumexp(logits.float(), dim=-1).pow(2).mean()
 
-# %% ../nbs/03_moe.ipynb #653999d2
+# %% ../nbs/03_moe.ipynb #9772fdc7
 def _normal_cdf(z): return 0.5 * (1 + torch.erf(z / math.sqrt(2)))
 
 def shazeer_load(r:RouterOutput, # the router's output
@@ -191,7 +191,7 @@ def importance(r:RouterOutput, num_experts:int) -> torch.Tensor:
     "Per-expert sum of gate weights over the batch (Shazeer's Importance)."
     return (F.one_hot(r.topk_idx, num_experts).to(r.gates.dtype) * r.gates.unsqueeze(-1)).sum((0, 1))
 
-# %% ../nbs/03_moe.ipynb #313d87a2
+# %% ../nbs/03_moe.ipynb #d2af61e2
 @dataclass
 class MoEStats:
     "Router statistics of one MoE forward."
@@ -213,7 +213,7 @@ def _check_capacity_factor(cf):
     if isinstance(cf, bool) or not isinstance(cf, (int, float)) or not math.isfinite(cf) or cf <= 0:
         raise ValueError(f"capacity_factor must be None (dropless) or a finite number > 0, got {cf!r}")
 
-# %% ../nbs/03_moe.ipynb #98129979
+# %% ../nbs/03_moe.ipynb #59a4babb
 class MoE(nn.Module):
     "Mixture of Experts FFN: noisy top-k router, E experts, sorted dispatch, optional capacity."
     def __init__(self,
@@ -249,7 +249,7 @@ class MoE(nn.Module):
         return (f"d_model={self.d_model}, d_ff={self.d_ff}, num_experts={self.num_experts}, top_k={self.top_k}, "
                 f"capacity_factor={self.capacity_factor}, gate={self.router.gate!r}")
 
-# %% ../nbs/03_moe.ipynb #1f732266
+# %% ../nbs/03_moe.ipynb #9d47a3d8
 def _router_stats(moe, r:RouterOutput, plan:DispatchPlan, n_tokens:int) -> MoEStats:
     E = moe.num_experts
     probs = r.logits.softmax(-1)
@@ -269,7 +269,7 @@ def _combine(y, plan, n_tokens):
     "Weight each expert output by its gate and add it back to its token."
     return y.new_zeros(n_tokens, y.shape[-1]).index_add(0, plan.token, y * plan.gate.unsqueeze(-1).to(y.dtype))
 
-# %% ../nbs/03_moe.ipynb #7ae1e366
+# %% ../nbs/03_moe.ipynb #30de8b0e
 def _moe_forward(self:MoE, x:torch.Tensor, # (..., d_model) tokens
                  noise:Optional[torch.Tensor]=None, # (T, E) router noise to use (drawn when None)
                 ):
@@ -288,7 +288,7 @@ def _moe_forward(self:MoE, x:torch.Tensor, # (..., d_model) tokens
     return out.reshape(shape), stats
 MoE.forward = _moe_forward
 
-# %% ../nbs/03_moe.ipynb #d8da8aaf
+# %% ../nbs/03_moe.ipynb #c39f96c4
 def moe_reference(moe:MoE, x:torch.Tensor, # (..., d_model)
                   noise:Optional[torch.Tensor]=None, # (T, E) router noise
                  ) -> torch.Tensor:
@@ -308,7 +308,7 @@ def moe_reference(moe:MoE, x:torch.Tensor, # (..., d_model)
     if moe.out_bias is not None: out = out + moe.out_bias
     return out.reshape(shape)
 
-# %% ../nbs/03_moe.ipynb #10af5d8c
+# %% ../nbs/03_moe.ipynb #9f8426f4
 class MoEFFN(nn.Module):
     "Stands in for a BERT `intermediate` block: runs the MoE and returns its d_model-wide output."
     def __init__(self, moe:MoE):
@@ -327,7 +327,7 @@ def find_ffn_blocks(model:nn.Module) -> list:
             found.append((name, m))
     return found
 
-# %% ../nbs/03_moe.ipynb #264a872a
+# %% ../nbs/03_moe.ipynb #31ea5b7a
 def balanced_kmeans(points:torch.Tensor, # (n, d) points, n divisible by k
                     k:int, # number of equal-size clusters
                     iters:int=10, # Lloyd iterations
@@ -354,7 +354,7 @@ def balanced_kmeans(points:torch.Tensor, # (n, d) points, n divisible by k
         centers = torch.stack([pts[assign == c].mean(0) for c in range(k)])
     return [torch.nonzero(assign == c).flatten() for c in range(k)]
 
-# %% ../nbs/03_moe.ipynb #5a79f163
+# %% ../nbs/03_moe.ipynb #22bf6201
 def _moe_from_ffn(inter:nn.Module, outp:nn.Module, num_experts, top_k, init, capacity_factor, noisy_gating,
                   cluster, gate, seed, **kw) -> MoE:
     d1, d2 = inter.dense, outp.dense
@@ -380,7 +380,7 @@ def _moe_from_ffn(inter:nn.Module, outp:nn.Module, num_experts, top_k, init, cap
             moe.experts.w2.copy_(W2.t().expand_as(moe.experts.w2)); moe.experts.b2.copy_(b2.expand_as(moe.experts.b2))
     return moe
 
-# %% ../nbs/03_moe.ipynb #4eebc076
+# %% ../nbs/03_moe.ipynb #2c6f522d
 def moefy(model:nn.Module, # a Hugging Face BERT-family model (converted in place)
           num_experts:int=8, # experts per FFN block
           top_k:int=2, # experts per token
@@ -418,7 +418,7 @@ def moe_layers(model:nn.Module) -> list:
     "All MoE modules of a model, in order."
     return [m for m in model.modules() if isinstance(m, MoE)]
 
-# %% ../nbs/03_moe.ipynb #8003eab3
+# %% ../nbs/03_moe.ipynb #955e4564
 def moe_param_counts(model:nn.Module) -> dict:
     "Total parameters and parameters active per token (k of the E experts in each MoE layer)."
     total = sum(p.numel() for p in model.parameters())
@@ -428,7 +428,7 @@ def moe_param_counts(model:nn.Module) -> dict:
         idle += (m.num_experts - m.top_k) * per_expert
     return dict(total=total, active=total - idle)
 
-# %% ../nbs/03_moe.ipynb #644f9b26
+# %% ../nbs/03_moe.ipynb #0434c3e2
 class _AllToAll(torch.autograd.Function):
     "all_to_all_single with uneven row splits; backward sends the gradients back the same way."
     @staticmethod
@@ -444,7 +444,7 @@ class _AllToAll(torch.autograd.Function):
         dist.all_to_all_single(gx, g.contiguous(), in_splits, out_splits, group=ctx.group)
         return gx, None, None, None
 
-# %% ../nbs/03_moe.ipynb #9d5ed52b
+# %% ../nbs/03_moe.ipynb #49322c41
 class ExpertParallelMoE(nn.Module):
     "An MoE whose experts are spread over the ranks of a process group; tokens travel with all_to_all."
     def __init__(self,
@@ -477,7 +477,7 @@ class ExpertParallelMoE(nn.Module):
         for p in list(self.router.parameters()) + ([self.out_bias] if self.out_bias is not None else []):
             if p.grad is not None: dist.all_reduce(p.grad, group=self.group)
 
-# %% ../nbs/03_moe.ipynb #3940499e
+# %% ../nbs/03_moe.ipynb #61535aa5
 def _ep_forward(self:ExpertParallelMoE, x:torch.Tensor, noise:Optional[torch.Tensor]=None):
     "Route locally, all_to_all rows to the experts' ranks, compute, all_to_all back, combine. Returns (output, MoEStats)."
     shape = x.shape
@@ -504,7 +504,7 @@ def _ep_forward(self:ExpertParallelMoE, x:torch.Tensor, noise:Optional[torch.Ten
     return out.reshape(shape), stats
 ExpertParallelMoE.forward = _ep_forward
 
-# %% ../nbs/03_moe.ipynb #c960a971
+# %% ../nbs/03_moe.ipynb #c52c229a
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
@@ -557,7 +557,7 @@ def run_expert_parallel_check(world_size:int=2, # processes
         mp.spawn(entry, args=(world_size, _free_port(), d, configs or [{}]), nprocs=world_size, join=True)
         return [torch.load(os.path.join(d, f"rank{r}.pt")) for r in range(world_size)]
 
-# %% ../nbs/03_moe.ipynb #1ddb72b9
+# %% ../nbs/03_moe.ipynb #ecb13e2d
 def moe_loop_gather(moe:MoE, x:torch.Tensor, noise:Optional[torch.Tensor]=None) -> torch.Tensor:
     "Loop over experts, gather each one's tokens with a mask search (dropless only; for the benchmark)."
     x2 = x.reshape(-1, moe.d_model)
@@ -579,7 +579,7 @@ def _timeit_interleaved(fns:dict, repeats, device):
             sync(); t0 = time.perf_counter(); f(); sync(); ts[k].append(time.perf_counter() - t0)
     return {k: sorted(v)[len(v) // 2] for k, v in ts.items()}
 
-# %% ../nbs/03_moe.ipynb #b992a8b6
+# %% ../nbs/03_moe.ipynb #025a64b8
 def benchmark_moe(num_tokens:int=4096, # tokens per batch
                   d_model:int=384, # token width
                   d_ff:int=1536, # width of each expert
@@ -615,7 +615,7 @@ def format_benchmark(rows:list) -> str:
         lines.append(f"{r['impl']:28s} {r['fwd_ms']:9.2f} {r['fwd_vs_moe']:6.2f} {r['fwd_bwd_ms']:11.2f} {r['fwd_bwd_vs_moe']:6.2f}")
     return "\n".join(lines)
 
-# %% ../nbs/03_moe.ipynb #0b347f54
+# %% ../nbs/03_moe.ipynb #2ff8aec7
 def toy_moe_run(balance_coef:float=0.01, # weight of the Switch balancing loss (0: none)
                 steps:int=300, # Adam steps
                 num_experts:int=8, top_k:int=2, d_model:int=16, d_ff:int=32, batch:int=256,
@@ -665,7 +665,7 @@ def collapse_summary(shares:torch.Tensor, last:int=20) -> dict:
     s = shares[-last:].mean(0)
     return dict(max_share=round(float(s.max()), 3), starved=int((s < 0.02).sum()), cv2=round(float(cv_squared(s)), 3))
 
-# %% ../nbs/03_moe.ipynb #4b930c9c
+# %% ../nbs/03_moe.ipynb #0134cff4
 class MoEAuxLoss(Callback):
     "Add coef * (sum of every MoE layer's latest aux_loss) to the training loss."
     def __init__(self, coef:float=1.0): self.coef = coef   # overall multiplier; the per-term weights live on each MoE
@@ -678,12 +678,14 @@ class RouterLoadRecorder(Callback):
     def before_fit(self, tr): self.loads = []
     def before_epoch(self, tr): self._acc = None
     def after_batch(self, tr):
-        cur = torch.stack([m.last_stats.load.float().cpu() for m in moe_layers(tr.model)])
+        ms = [m for m in moe_layers(tr.model) if m.last_stats is not None]
+        if not ms: return
+        cur = torch.stack([m.last_stats.load.float().cpu() for m in ms])
         self._acc = cur if self._acc is None else self._acc + cur
     def after_epoch(self, tr):
         if self._acc is not None: self.loads.append(self._acc)
 
-# %% ../nbs/03_moe.ipynb #5070b348
+# %% ../nbs/03_moe.ipynb #2010f4df
 def moe_optimizer(model:nn.Module, lr:float=5e-5, router_lr:float=1e-3, weight_decay:float=0.01):
     "AdamW with the routers' parameters in their own group at `router_lr` (no weight decay on biases, norms, routers)."
     router_ids = {id(p) for m in model.modules() if isinstance(m, Router) for p in m.parameters()}
@@ -695,7 +697,7 @@ def moe_optimizer(model:nn.Module, lr:float=5e-5, router_lr:float=1e-3, weight_d
     if router: groups.append(dict(params=router, weight_decay=0.0, lr=router_lr))
     return torch.optim.AdamW(groups, lr=lr)
 
-# %% ../nbs/03_moe.ipynb #d5c48bb6
+# %% ../nbs/03_moe.ipynb #845dd3b5
 def minilm_moe_experiment(variants:tuple=("dense", "moe", "moe_no_balance"), # which models to fine-tune
                           n_train:int=2000, # training snippets
                           n_dev:int=500, # dev snippets
