@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 import torch, torch.nn as nn, torch.nn.functional as F
 import torch.distributed as dist
-from .core import Callback, fit, get_device, tiny, set_seed
+from .core import Callback, fit, get_device, tiny, set_seed, time_fns
 
 # %% ../nbs/03_moe.ipynb #895adc95
 @dataclass
@@ -94,6 +94,10 @@ class Experts(nn.Module):
     def expert(self, e:int, x:torch.Tensor) -> torch.Tensor:
         "Expert `e` applied to tokens x (n, d)."
         return torch.addmm(self.b2[e], self.activation(torch.addmm(self.b1[e], x, self.w1[e])), self.w2[e])
+
+    def expert_numel(self) -> int:
+        "Parameters that belong to one expert alone (what an idle expert leaves unused)."
+        return sum(getattr(self, n)[0].numel() for n in ("w1", "b1", "w2", "b2"))
 
     def forward_blocks(self, x_sorted:torch.Tensor, # (n, d) tokens sorted by expert
                        counts:list, # rows per expert, len E, sums to n
@@ -424,8 +428,7 @@ def moe_param_counts(model:nn.Module) -> dict:
     total = sum(p.numel() for p in model.parameters())
     idle = 0
     for m in moe_layers(model):
-        per_expert = sum(p[0].numel() for p in m.experts.parameters())
-        idle += (m.num_experts - m.top_k) * per_expert
+        idle += (m.num_experts - m.top_k) * m.experts.expert_numel()
     return dict(total=total, active=total - idle)
 
 # %% ../nbs/03_moe.ipynb #0434c3e2
@@ -569,15 +572,6 @@ def moe_loop_gather(moe:MoE, x:torch.Tensor, noise:Optional[torch.Tensor]=None) 
     return out.reshape(x.shape)
 
 
-def _timeit_interleaved(fns:dict, repeats, device):
-    "Median seconds per function; the functions take turns in every round, so a busy machine slows all alike."
-    sync = (lambda: torch.cuda.synchronize()) if device.type == "cuda" else (lambda: None)
-    for f in fns.values(): f(); f()
-    ts = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, f in fns.items():
-            sync(); t0 = time.perf_counter(); f(); sync(); ts[k].append(time.perf_counter() - t0)
-    return {k: sorted(v)[len(v) // 2] for k, v in ts.items()}
 
 # %% ../nbs/03_moe.ipynb #025a64b8
 def benchmark_moe(num_tokens:int=4096, # tokens per batch
@@ -600,8 +594,8 @@ def benchmark_moe(num_tokens:int=4096, # tokens per batch
         def g():
             with torch.no_grad(): return f()
         return g
-    t_f = _timeit_interleaved({k: no_grad(f) for k, f in impls.items()}, repeats, device)
-    t_fb = _timeit_interleaved({k: (lambda f=f: f().sum().backward()) for k, f in impls.items()}, repeats, device)
+    t_f = time_fns({k: no_grad(f) for k, f in impls.items()}, repeats, device=device)
+    t_fb = time_fns({k: (lambda f=f: f().sum().backward()) for k, f in impls.items()}, repeats, device=device)
     rows = [dict(impl=k, fwd_ms=1e3 * t_f[k], fwd_bwd_ms=1e3 * t_fb[k]) for k in impls]
     base = rows[0]
     for r in rows:
