@@ -18,14 +18,17 @@ as_root() {  # run a command as root when we are root or sudo works without a pa
   if [ "$(id -u)" = 0 ]; then "$@"; elif sudo -n true 2>/dev/null; then sudo -n "$@"; else return 1; fi
 }
 
-install_debian_data() {  # Fashion-MNIST ships as a Debian package
-  [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && return 0
+install_debian() {  # Debian packages: Fashion-MNIST ships as one; the browser test drives Debian's Chromium
+  local want=() pkg
+  [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || want+=(dataset-fashion-mnist)
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || want+=("$pkg"); done
+  [ ${#want[@]} -eq 0 ] && return 0
   if command -v apt-get >/dev/null && as_root true 2>/dev/null; then
-    log "installing Fashion-MNIST (Debian package dataset-fashion-mnist)"
+    log "installing Debian packages: ${want[*]}"
     as_root apt-get update -qq || true
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${want[@]}" >/dev/null
   else
-    log "WARNING: Fashion-MNIST is missing; install it with: sudo apt-get install -y dataset-fashion-mnist"
+    log "WARNING: missing Debian packages; install them with: sudo apt-get install -y ${want[*]}"
   fi
 }
 
@@ -53,7 +56,7 @@ torch_constraint() {  # writes the pip constraint that keeps torch as it should 
   fi
 }
 
-install() {
+install() {  # install [EXTRAS [DEBIAN PACKAGES...]]
   local extras=${1:-dev} t0=$SECONDS
   if [ ! -x "$PY" ]; then
     # Reuse a torch that the interpreter already has (say a CUDA build on a GPU machine) instead of reinstalling it.
@@ -65,7 +68,7 @@ install() {
       "$BASE_PY" -m venv "$VENV"
     fi
   fi
-  install_debian_data
+  install_debian "${@:2}"
   local cfile; cfile=$(mktemp); torch_constraint "$cfile"
   log "installing padnotes[$extras] (pip)"
   PIP_CONSTRAINT="$cfile" "$PY" -m pip install -q -e ".[$extras]" 2>&1 | grep -v "is neither a file nor a directory" || true
