@@ -442,7 +442,7 @@ class SweepConfig:
     def full(cls, task="fashion_mnist"):
         "The grid whose results ship with padnotes (sized for 2 CPU cores: about an hour per task)."
         if task == "fashion_mnist": return cls(task=task)
-        return cls(task=task, train_size=640, eval_size=500, epochs=1, batch_size=32, max_len=48, n_batches=5)
+        return cls(task=task, train_size=512, eval_size=400, epochs=1, batch_size=32, max_len=48, n_batches=4)
 
     @classmethod
     def tiny(cls, task="fashion_mnist"):
@@ -496,18 +496,21 @@ def _moe_run(cfg:SweepConfig, run:dict, dls:dict, device, cache:dict) -> nn.Modu
     from padnotes.data import load_minilm
     from padnotes.moe import moefy
     lr = cfg.lr
-    if run["ratio"] is None:
+    def warm_up(model, cbs):                                   # the fully dynamic (or dense) fine-tuning before the partition
+        dls["train"].generator.manual_seed(run["seed"])
+        steps = max(1, int(cfg.warmup_epochs * len(dls["train"])))
+        fit(model, dls["train"], epochs=max(1, math.ceil(cfg.warmup_epochs)), max_steps=steps, lr=lr, sched="constant",
+            cbs=cbs, device=device, progress=False)
+    if run["ratio"] is None:                                   # the dense reference gets the same training budget
         set_seed(run["seed"]); _, model = load_minilm(2, seed=run["seed"])
+        if cfg.warmup_epochs > 0: warm_up(model, [])
         dls["train"].generator.manual_seed(run["seed"])
         fit(model, dls["train"], epochs=cfg.epochs, lr=lr, device=device, progress=False)
         return model
     if run["seed"] not in cache:                               # warm-up once per seed, shared by every partition
         set_seed(run["seed"]); _, model = load_minilm(2, seed=run["seed"])
         moefy(model, num_experts=cfg.num_kernels, top_k=2, init="copy")
-        dls["train"].generator.manual_seed(run["seed"])
-        steps = max(1, int(cfg.warmup_epochs * len(dls["train"])))
-        fit(model, dls["train"], epochs=max(1, math.ceil(cfg.warmup_epochs)), max_steps=steps, lr=lr, sched="constant",
-            cbs=[AddLoss(_moe_aux)], device=device, progress=False)
+        if cfg.warmup_epochs > 0: warm_up(model, [AddLoss(_moe_aux)])
         cache.clear(); cache[run["seed"]] = model
     model = clone_model(cache[run["seed"]])
     padify(model, run["ratio"], run["criterion"] if run["criterion"] in PAD_CRITERIA else "random", data=dls["train"],

@@ -1,0 +1,97 @@
+"Promises of the PAD-Net sweep machinery: the grid, the results file, the summaries and trends computed from it."
+import json, math
+import pandas as pd
+import pytest
+
+from padnotes.pad import (PAD_CRITERIA, SweepConfig, layer_ratios, pad_sweep, pad_trends, plot_layer_ratios, plot_sweep,
+                          summarize_sweep, sweep_results)
+
+
+def fake_rows(seeds=(0, 1, 2), task="fashion_mnist"):
+    "A results table with known accuracies: acc = base + 0.01 * seed, so every mean is base + 0.01 and every std 0.01."
+    base = {("reference", None, False): 0.80, ("static", 0.0, True): 0.81, ("dynamic", 1.0, True): 0.83}
+    for r in (0.1, 0.3, 0.5, 0.7):
+        base[("imp", r, True)] = 0.84 + r / 10
+        base[("random", r, True)] = 0.82
+        base[("magnitude", r, True)] = 0.815
+        base[("imp", r, False)] = 0.835
+    rows = []
+    for (crit, r, sc), acc in base.items():
+        for s in seeds:
+            layers = {} if r is None else {"a": r / 2, "b": min(1.0, 1.5 * r)}
+            rows.append(dict(task=task, ratio=r, criterion=crit, scale=sc, seed=s, dev_acc=acc + 0.01 * s, test_acc=acc,
+                             params=100, deploy=50 + (0 if r is None else 30 * r), realised_ratio=r, seconds=1.0,
+                             layers=json.dumps(layers), settings="{}"))
+    return pd.DataFrame(rows)
+
+
+def test_full_grid_and_validation():
+    cfg = SweepConfig.full("fashion_mnist")
+    runs = cfg.runs()
+    assert len(runs) == 3 * (1 + 2 + 4 * (len(PAD_CRITERIA) + 1))          # reference, static, dynamic, 4 ratios x (3 + ablation)
+    assert {r["seed"] for r in runs} == {0, 1, 2}
+    assert sorted({r["ratio"] for r in runs if r["ratio"] is not None}) == [0.0, 0.1, 0.3, 0.5, 0.7, 1.0]
+    assert SweepConfig.full("rotten_tomatoes").lr == 1e-4 and cfg.lr == 3e-3
+    with pytest.raises(ValueError, match="imagenet"): SweepConfig(task="imagenet")
+    with pytest.raises(ValueError, match="dynamic_ratio"): SweepConfig(ratios=(0.5, 1.5))
+    with pytest.raises(ValueError, match="unknown criteria"): SweepConfig(criteria=("imp", "snip"))
+    with pytest.raises(ValueError, match="seeds"): SweepConfig(seeds=())
+
+
+def test_summarize_and_trends_on_known_rows():
+    df = fake_rows()
+    s = summarize_sweep(df)
+    assert s.n.min() == 3 and len(s) == 3 + 4 * 4
+    imp3 = s[(s.criterion == "imp") & (s.ratio == 0.3) & s.scale]
+    assert math.isclose(float(imp3["mean"].iloc[0]), 0.84 + 0.03 + 0.01) and math.isclose(float(imp3["std"].iloc[0]), 0.01)
+    tr = pad_trends(df).set_index("ratio")
+    assert list(tr.index) == [0.1, 0.3, 0.5, 0.7]
+    assert tr.loc[0.5, "imp_minus_dynamic"] == pytest.approx(0.84 + 0.05 - 0.83)
+    assert tr.loc[0.5, "imp_minus_static"] == pytest.approx(0.84 + 0.05 - 0.81)
+    assert tr.loc[0.1, "imp_minus_random"] == pytest.approx(0.85 - 0.82)
+    assert tr.loc[0.7, "imp_minus_magnitude"] == pytest.approx(0.91 - 0.815)
+    assert tr.loc[0.3, "scale_on_minus_off"] == pytest.approx(0.87 - 0.835)
+
+
+def test_layer_ratios_and_heatmap():
+    t = layer_ratios(fake_rows())
+    assert list(t.index) == [0.1, 0.3, 0.5, 0.7] and list(t.columns) == ["a", "b"]
+    assert t.loc[0.5, "a"] == pytest.approx(0.25) and t.loc[0.7, "b"] == pytest.approx(1.0)
+    fig = plot_layer_ratios(t)
+    assert fig.data[0].z.tolist() == t.values.tolist() and list(fig.data[0].x) == ["a", "b"]
+    with pytest.raises(ValueError, match="snip"): layer_ratios(fake_rows(), "snip")
+
+
+def test_plot_sweep_data():
+    df = fake_rows()
+    fig = plot_sweep(df)
+    imp = next(t for t in fig.data if t.name == "imp")
+    assert list(imp.x) == [0.0, 0.1, 0.3, 0.5, 0.7, 1.0]                     # static and dynamic ends joined to the curve
+    assert list(imp.y) == pytest.approx([0.82, 0.86, 0.88, 0.90, 0.92, 0.84])
+    assert list(imp.error_y.array) == pytest.approx([0.01] * 6)
+    assert {t.name for t in fig.data} == {"imp", "imp, no scale factors", "random", "magnitude"}
+    assert len(fig.layout.shapes) == 3                                       # dynamic, static and reference lines
+    deploy = plot_sweep(df, x="deploy")
+    assert list(next(t for t in deploy.data if t.name == "imp").x) == pytest.approx([50, 53, 59, 65, 71, 80])
+
+
+def test_sweep_results_reads_and_refuses(tmp_path):
+    p = tmp_path / "r.csv"; pd.concat([fake_rows(), fake_rows(task="rotten_tomatoes")]).to_csv(p, index=False)
+    assert len(sweep_results(path=p)) == 2 * len(fake_rows())
+    assert set(sweep_results("rotten_tomatoes", path=p).task) == {"rotten_tomatoes"}
+    with pytest.raises(ValueError, match="imagenet"): sweep_results("imagenet", path=p)
+    with pytest.raises(FileNotFoundError, match="main_sweep"): sweep_results(path=tmp_path / "none.csv")
+
+
+def test_tiny_conv_sweep_resumes_with_exact_ratios(tmp_path):
+    cfg = SweepConfig(task="fashion_mnist", ratios=(0.0, 0.3, 1.0), criteria=("imp",), ablate_scale=False, seeds=(0,),
+                      train_size=64, eval_size=32, epochs=1, batch_size=32, n_batches=1)
+    out = tmp_path / "s.csv"
+    res = pad_sweep(cfg, out, progress=False)
+    assert len(res) == len(cfg.runs()) == 4
+    part = res[res.criterion == "imp"]
+    assert part.realised_ratio.iloc[0] == pytest.approx(0.3, abs=1e-3)
+    assert set(json.loads(part.layers.iloc[0])) and all(0 <= v <= 1 for v in json.loads(part.layers.iloc[0]).values())
+    assert (res.deploy[res.criterion == "static"].iloc[0] == res.deploy[res.criterion == "reference"].iloc[0])
+    again = pad_sweep(cfg, out, progress=False)
+    assert len(again) == 4 and len(pd.read_csv(out)) == 4
