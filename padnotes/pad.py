@@ -442,7 +442,7 @@ class SweepConfig:
     def full(cls, task="fashion_mnist"):
         "The grid whose results ship with padnotes (sized for 2 CPU cores: about an hour per task)."
         if task == "fashion_mnist": return cls(task=task, train_size=8000, eval_size=2000)
-        return cls(task=task, train_size=384, eval_size=300, epochs=1, batch_size=32, max_len=48, n_batches=3)
+        return cls(task=task, train_size=384, eval_size=300, epochs=1, batch_size=16, max_len=48, n_batches=4)
 
     @classmethod
     def tiny(cls, task="fashion_mnist"):
