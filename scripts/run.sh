@@ -124,7 +124,7 @@ case "${1:-help}" in
     log "opening the tutorials in JupyterLab (Ctrl-C stops it)"
     args=(--notebook-dir "$ROOT/nbs" --ServerApp.ip=127.0.0.1); [ "$(id -u)" = 0 ] && args+=(--allow-root)
     exec "$VENV/bin/jupyter" lab "${args[@]}" "${@:2}" ;;
-  test) install dev; run_tests ;;
+  test) install dev chromium fonts-liberation; run_tests ;;
   check) run_tests ;;
   readme) readme >README.md; log "README.md written from nbs/index.ipynb" ;;
   *) sed -n '2,8p' "$0"; exit 2 ;;
