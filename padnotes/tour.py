@@ -40,13 +40,13 @@ def tour_config(task:str, # 'fashion_mnist' or 'rotten_tomatoes'
     if task == "fashion_mnist":
         if size == "quick":
             return SweepConfig(task, ratios=(0.0, 0.1, 0.3, 0.5, 1.0), criteria=("imp",), ablate_scale=False, seeds=(seed,),
-                               train_size=2000, eval_size=1000, epochs=1, batch_size=64, n_batches=5)
+                               train_size=1500, eval_size=500, epochs=1, batch_size=32, n_batches=3)
         return SweepConfig(task, ratios=(0.0, 0.5, 1.0), criteria=("imp",), ablate_scale=False, seeds=(seed,),
-                           train_size=64, eval_size=64, epochs=1, batch_size=32, n_batches=1)
+                           train_size=32, eval_size=32, epochs=1, batch_size=32, n_batches=1)
     if task == "rotten_tomatoes":
         if size == "quick":
             return SweepConfig(task, ratios=(0.5, 1.0), criteria=("imp",), ablate_scale=False, seeds=(seed,),
-                               train_size=320, eval_size=300, epochs=1, batch_size=32, max_len=48, n_batches=3, warmup_epochs=0.5)
+                               train_size=192, eval_size=200, epochs=1, batch_size=16, max_len=48, n_batches=2, warmup_epochs=0.25, lr=2e-4)
         return SweepConfig(task, ratios=(0.5, 1.0), criteria=("imp",), ablate_scale=False, seeds=(seed,),
                            train_size=16, eval_size=16, epochs=1, batch_size=16, max_len=16, n_batches=1, warmup_epochs=0.5)
     raise ValueError(f"unknown task {task!r}: expected 'fashion_mnist' or 'rotten_tomatoes'")
@@ -149,12 +149,13 @@ def plot_deploy(df:pd.DataFrame, # this tour's rows for one task
                 metric:str="dev_acc") -> go.Figure:
     "Each run at its deploy size (numbers stored after `merge_for_inference`) against its accuracy."
     labels = [run_label(r) for r in df.to_dict("records")]
-    fig = go.Figure(go.Scatter(x=df.deploy, y=df[metric], mode="markers+text", text=labels, textposition="top center",
+    fig = go.Figure(go.Scatter(x=df.deploy, y=df[metric], mode="markers+text", text=labels, textposition="top center", cliponaxis=False,
                                marker=dict(size=10, color=df.ratio.fillna(-0.2), colorscale="Viridis", cmin=-0.2, cmax=1,
                                            colorbar=dict(title="dynamic ratio")),
                                hovertemplate="%{text}<br>deploy %{x:,} numbers<br>" + metric + " %{y:.4f}<extra></extra>"))
     return fig.update_layout(title=f"{df.task.iloc[0]}: {metric.replace('_', ' ')} against the deploy size", xaxis_title="numbers stored to deploy",
-                             yaxis_title=metric.replace("_", " "), height=420, width=760, showlegend=False)
+                             yaxis_title=metric.replace("_", " "), height=420, width=860, showlegend=False,
+                             margin=dict(l=110, r=40, t=70), xaxis=dict(rangemode="tozero"))
 
 # %% ../nbs/08_tour.ipynb #a428e167
 def _run_key(r) -> tuple:

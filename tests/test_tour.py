@@ -194,7 +194,7 @@ def test_report_results_table_matches_csv(tiny_tour):
     assert header == ["model", "dynamic ratio", "seed", "dev acc", "test acc", "params", "deploy size", "seconds"]
     assert [r[0] for r in rows] == ["static ResNet-8 (reference)", "static (ratio 0)", "PAD-Net imp ratio 0.5", "fully dynamic DY-Conv (ratio 1)"]
     for r, (_, row) in zip(rows, df.iterrows()):
-        assert math.isclose(float(r[3]), row.dev_acc, abs_tol=5e-5) and math.isclose(float(r[4]), row.test_acc, abs_tol=5e-5)
+        assert math.isclose(float(r[3]), row.dev_acc, abs_tol=1e-4) and math.isclose(float(r[4]), row.test_acc, abs_tol=1e-4)
         assert int(r[5]) == row.params and int(r[6]) == row.deploy
     # PAD at ratio 0.5 deploys fewer numbers than the fully dynamic network and more than the static one
     deploy = dict(zip(df.criterion, df.deploy))
