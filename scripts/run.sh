@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # padnotes: one entry point for users and CI.
-#   bash scripts/run.sh lab      install, then open the tutorials in JupyterLab   (the main job)
+#   bash scripts/run.sh tour     install, then run the quick tour (at most 10 minutes on 2 CPU cores) and
+#                                write ./padnotes-tour/report.html   (the main job; options: --full --device --out --seed, see --help)
+#   bash scripts/run.sh lab      install, then open the tutorials in JupyterLab
 #   bash scripts/run.sh test     install, then run every check and test           (what CI runs)
 #   bash scripts/run.sh install  install only (a virtual environment in .venv)
 #   bash scripts/run.sh readme   regenerate README.md from nbs/index.ipynb
@@ -118,6 +120,10 @@ run_tests() {
 }
 
 case "${1:-help}" in
+  tour)
+    install dev
+    log "running the padnotes tour (Ctrl-C keeps what is done; the same command resumes)"
+    exec "$PY" -m padnotes.tour tour "${@:2}" ;;
   install) install dev ;;
   lab)
     install dev
@@ -127,5 +133,5 @@ case "${1:-help}" in
   test) install dev chromium fonts-liberation; run_tests ;;
   check) run_tests ;;
   readme) readme >README.md; log "README.md written from nbs/index.ipynb" ;;
-  *) sed -n '2,8p' "$0"; exit 2 ;;
+  *) sed -n '2,9p' "$0"; exit 2 ;;
 esac
