@@ -40,13 +40,13 @@ def tour_config(task:str, # 'fashion_mnist' or 'rotten_tomatoes'
     if task == "fashion_mnist":
         if size == "quick":
             return SweepConfig(task, ratios=(0.0, 0.1, 0.3, 0.5, 1.0), criteria=("imp",), ablate_scale=False, seeds=(seed,),
-                               train_size=2000, eval_size=500, epochs=1, batch_size=64, n_batches=5)
+                               train_size=5000, eval_size=1000, epochs=1, batch_size=64, n_batches=5)
         return SweepConfig(task, ratios=(0.0, 0.5, 1.0), criteria=("imp",), ablate_scale=False, seeds=(seed,),
                            train_size=32, eval_size=32, epochs=1, batch_size=32, n_batches=1)
     if task == "rotten_tomatoes":
         if size == "quick":
             return SweepConfig(task, ratios=(0.5, 1.0), criteria=("imp",), ablate_scale=False, seeds=(seed,),
-                               train_size=320, eval_size=200, epochs=1, batch_size=32, max_len=48, n_batches=3, warmup_epochs=0.5)
+                               train_size=480, eval_size=300, epochs=1, batch_size=16, max_len=48, n_batches=3, warmup_epochs=0.5)
         return SweepConfig(task, ratios=(0.5, 1.0), criteria=("imp",), ablate_scale=False, seeds=(seed,),
                            train_size=16, eval_size=16, epochs=1, batch_size=16, max_len=16, n_batches=1, warmup_epochs=0.5)
     raise ValueError(f"unknown task {task!r}: expected 'fashion_mnist' or 'rotten_tomatoes'")
