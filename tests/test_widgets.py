@@ -12,19 +12,7 @@ from padnotes.moe import MoE
 from padnotes.pad import apply_partition, merge_for_inference, mode_scores, partial_layers, partition_report, to_partial
 from padnotes.viz import mask_grid
 from padnotes.widgets import Explorer, ExplorerState, benchmark_slider, deploy_size, readout_html
-
-
-class SmallNet(nn.Module):
-    "Stem, a grouped conv with bias, a plain conv, classifier."
-    def __init__(self):
-        super().__init__()
-        self.stem = nn.Conv2d(1, 8, 3, padding=1)
-        self.a = nn.Conv2d(8, 8, 3, padding=1, groups=2, bias=True)
-        self.b = nn.Conv2d(8, 6, (1, 3), stride=2, padding=(0, 1), bias=False)
-        self.fc = nn.Linear(6, 3)
-    def forward(self, x):
-        x = torch.relu(self.stem(x)); x = torch.relu(self.a(x)); x = self.b(x)
-        return self.fc(x.mean((2, 3)))
+from test_pad import SmallNet  # the small conv net the PAD-Net tests use
 
 
 def conv_model(seed=0):
