@@ -19,6 +19,7 @@ import plotly.io as pio
 from .core import Callback, count_params, deploy_numel, fit, forward_logits, get_device, set_seed, split_batch, tiny, to_device
 from .pad import (PAD_CRITERIA, PartialDynamicConv2d, apply_partition, mode_scores, partial_layers, partition_report,
                           to_partial)
+from .scoring import _check_ratio
 from .viz import (accuracy_traces, layer_fraction_traces, live_point_trace, load_results, mask_grid, mask_traces)
 
 # %% auto #0
@@ -118,10 +119,7 @@ class Explorer:
         self.widget = self._layout()
 
     # ---- checks ---------------------------------------------------------------------------------------------------
-    def _check_ratio(self, r):
-        if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 <= r <= 1:
-            raise ValueError(f"the dynamic ratio must be a number in [0, 1], got {r!r}")
-        return float(r)
+    def _check_ratio(self, r): return _check_ratio(r, "the dynamic ratio")
     def _check_criterion(self, c):
         if c not in self.scores: raise ValueError(f"unknown criterion {c!r}: this explorer has scores for {list(self.scores)}")
     def _check_layer(self, l):
