@@ -1,9 +1,9 @@
 "Promises of the PAD-Net sweep machinery: the grid, the results file, the summaries and trends computed from it."
-import json, math
+import dataclasses, json, math
 import pandas as pd
 import pytest
 
-from padnotes.pad import (PAD_CRITERIA, SweepConfig, layer_ratios, pad_sweep, pad_trends, plot_layer_ratios, plot_sweep,
+from padnotes.pad import (PAD_CRITERIA, SweepConfig, _key, layer_ratios, pad_sweep, pad_trends, plot_layer_ratios, plot_sweep,
                           summarize_sweep, sweep_results)
 
 
@@ -95,3 +95,19 @@ def test_tiny_conv_sweep_resumes_with_exact_ratios(tmp_path):
     assert (res.deploy[res.criterion == "static"].iloc[0] == res.deploy[res.criterion == "reference"].iloc[0])
     again = pad_sweep(cfg, out, progress=False)
     assert len(again) == 4 and len(pd.read_csv(out)) == 4
+
+
+def test_shipped_results_are_the_full_grid():
+    "The results file that ships (RESULTS_FILE) holds every run of SweepConfig.full for both tasks, made with those settings, once."
+    df = sweep_results()
+    for task in ("fashion_mnist", "rotten_tomatoes"):
+        cfg, rows = SweepConfig.full(task), df[df.task == task]
+        want = {_key(dict(r, task=task)) for r in cfg.runs()}
+        got = [_key(r) for r in rows.to_dict("records")]
+        assert len(got) == len(set(got)), f"{task}: repeated runs in the results file"
+        assert set(got) == want, f"{task}: missing {sorted(want - set(got), key=str)[:3]}, extra {sorted(set(got) - want, key=str)[:3]}"
+        assert {json.dumps(json.loads(s), sort_keys=True) for s in rows.settings} == \
+               {json.dumps(json.loads(json.dumps(dataclasses.asdict(cfg))), sort_keys=True)}
+        assert rows.dev_acc.between(0.5, 1).all() and rows.test_acc.between(0.5, 1).all()   # every run learned something
+        part = rows[rows.criterion.isin(PAD_CRITERIA)]
+        assert (part.realised_ratio - part.ratio).abs().max() < 1e-3                      # the ratio asked for is the ratio kept
