@@ -14,8 +14,8 @@ import torch
 from torch import nn
 import plotly.graph_objects as go
 
-from .pad import (PAD_CRITERIA, PartialDynamicConv2d, PartialExperts, REGENERATE, RESULTS_FILE, partial_layers,
-                          partition_report, summarize_sweep)
+from .pad import (PAD_CRITERIA, PartialDynamicConv2d, PartialExperts, _CRIT_COLORS, partial_layers,
+                          partition_report, summarize_sweep, sweep_results)
 from .moe import moe_layers
 
 # %% auto #0
@@ -129,13 +129,9 @@ def plot_mode_mask(model:nn.Module, # a model with partially dynamic layers
 def load_results(task:str="fashion_mnist", # 'fashion_mnist' or 'rotten_tomatoes'
                  path:str|Path|None=None, # a CSV written by pad_sweep; None: the file shipped with padnotes
                 ) -> pd.DataFrame|None:
-    "The sweep rows of `task`, or None (with a warning saying how to make them) when the file is missing."
-    path = Path(path) if path is not None else RESULTS_FILE
-    if not path.exists():
-        warnings.warn(f"no PAD-Net results at {path}; regenerate them with: {REGENERATE}"); return None
-    df = pd.read_csv(path)
-    if task not in set(df.task): warnings.warn(f"{path} has no rows for {task!r} (it has {sorted(set(df.task))})"); return None
-    return df[df.task == task].reset_index(drop=True)
+    "The sweep rows of `task` (`padnotes.pad.sweep_results`), or None with its error as a warning when the file or the task's rows are missing."
+    try: return sweep_results(task, path)
+    except (FileNotFoundError, ValueError) as e: warnings.warn(str(e)); return None
 
 def _check_rows(df, metric="dev_acc"):
     if df is None or not isinstance(df, pd.DataFrame) or not len(df):
@@ -164,7 +160,7 @@ def reference_levels(df:pd.DataFrame, metric:str="dev_acc") -> dict:
     return {k: float(s[s.criterion == k]["mean"].iloc[0]) for k in ("dynamic", "static", "reference") if (s.criterion == k).any()}
 
 # %% ../nbs/06_viz.ipynb #c84b85e8
-CRITERION_COLORS = dict(imp="#1f77b4", random="#ff7f0e", magnitude="#2ca02c")
+CRITERION_COLORS = _CRIT_COLORS                   # the palette of padnotes.pad.plot_sweep, so both draw a criterion alike
 _LEVEL_STYLE = dict(dynamic=("fully dynamic (ratio 1)", "dash"), static=("static (ratio 0)", "dashdot"), reference=("reference: the unconverted model", "dot"))
 
 def _rgba(hex_color:str, a:float) -> str:
