@@ -388,14 +388,14 @@ def for_minilm(cls, train_size:int=512, # Rotten Tomatoes training snippets
     "An explorer over MiniLM-L6 with 4-expert MoE FFNs, briefly fine-tuned on Rotten Tomatoes."
     from padnotes.core import AddLoss
     from padnotes.data import load_minilm, text_loaders
-    from padnotes.moe import moefy, moe_layers
+    from padnotes.moe import moefy
+    from padnotes.pad import _moe_aux                                      # the router balance loss, as the sweep adds it
     device = get_device(device)
     tok, model = load_minilm(2, seed=seed)
     dls = text_loaders("rotten_tomatoes", tokenizer=tok, max_len=max_len, batch_size=batch_size,
                        subset=dict(train=train_size, dev=heldout_size, test=heldout_size), seed=seed)
     set_seed(seed); moefy(model, num_experts=num_experts, top_k=2, init="copy")
-    aux = AddLoss(lambda tr: sum(m.aux_loss for m in moe_layers(tr.model) if m.aux_loss is not None))
-    fit(model, dls["train"], epochs=max(1, math.ceil(steps / len(dls["train"]))), max_steps=steps, lr=lr, cbs=[aux], device=device, progress=progress)
+    fit(model, dls["train"], epochs=max(1, math.ceil(steps / len(dls["train"]))), max_steps=steps, lr=lr, cbs=[AddLoss(_moe_aux)], device=device, progress=progress)
     to_partial(model)
     scores = {c: mode_scores(model, c, data=dls["train"], n_batches=n_batches, seed=seed) for c in PAD_CRITERIA}
     if isinstance(results, str) and results == "shipped": results = load_results("rotten_tomatoes")
