@@ -16,9 +16,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['in_test', 'tiny', 'get_device', 'set_seed', 'count_params', 'param_report', 'deploy_numel', 'clone_model',
-           'to_device', 'split_batch', 'forward_logits', 'accuracy', 'evaluate', 'Callback', 'make_scheduler',
-           'Trainer', 'make_optimizer', 'fit', 'AddLoss', 'time_fn', 'time_fns']
+__all__ = ['in_test', 'tiny', 'get_device', 'set_seed', 'check_int', 'check_float', 'check_ratio', 'check_choice', 'count_params',
+           'param_report', 'deploy_numel', 'clone_model', 'to_device', 'split_batch', 'forward_logits', 'accuracy',
+           'evaluate', 'Callback', 'make_scheduler', 'Trainer', 'make_optimizer', 'fit', 'AddLoss', 'time_fn',
+           'time_fns']
 
 # %% ../nbs/00_core.ipynb #bc249903
 def in_test() -> bool:
@@ -58,6 +59,46 @@ def set_seed(seed:int=0, # the seed for python, numpy and torch
     if deterministic:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     return seed
+
+# %% ../nbs/00_core.ipynb #f416d8df
+def check_int(name:str, # the argument's name, for the message
+              v, # the value given
+              minimum:int|None=1, # smallest allowed value (None: no bound)
+             ) -> int:
+    "`v` as an int: TypeError unless it is an integer (not a bool), ValueError below `minimum`."
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(v).__name__} {v!r}")
+    if minimum is not None and v < minimum: raise ValueError(f"{name} must be an int >= {minimum}, got {v!r}")
+    return int(v)
+
+def check_float(name:str, # the argument's name
+                v, # the value given
+                low:float|None=None, # lower bound (None: none)
+                high:float|None=None, # upper bound (None: none)
+                low_open:bool=False, # True: v must be > low (else >= low)
+               ) -> float:
+    "`v` as a finite float: TypeError unless it is a real number (not a bool), ValueError outside the bounds."
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(v).__name__} {v!r}")
+    v = float(v)
+    lo = "" if low is None else (f"> {low:g}" if low_open else f">= {low:g}")
+    want = " and ".join(s for s in (lo, "" if high is None else f"<= {high:g}") if s) or "finite"
+    if (not math.isfinite(v) or (low is not None and (v <= low if low_open else v < low))
+            or (high is not None and v > high)):
+        raise ValueError(f"{name} must be a finite number {want}, got {v!r}")
+    return v
+
+def check_ratio(name:str, v) -> float:
+    "A fraction in [0, 1] (TypeError for a non-number, ValueError outside the interval or NaN)."
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number in [0, 1], got {type(v).__name__} {v!r}")
+    if not 0 <= float(v) <= 1: raise ValueError(f"{name} must be a number in [0, 1], got {v!r}")
+    return float(v)
+
+def check_choice(name:str, v, choices:Sequence) -> Any:
+    "`v` if it is one of `choices`, else a ValueError listing them."
+    if v not in choices: raise ValueError(f"{name} must be one of {tuple(choices)}, got {v!r}")
+    return v
 
 # %% ../nbs/00_core.ipynb #fe48d070
 def count_params(model:nn.Module, # any module

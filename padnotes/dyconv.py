@@ -4,37 +4,27 @@
 
 # %% ../nbs/02_dynamic_conv.ipynb #3fb3c89a
 from __future__ import annotations
-import copy, fnmatch, math, time
-from typing import Iterable
+import copy, fnmatch, math
+from dataclasses import dataclass
+from typing import ClassVar, Iterable
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 import torch.nn.functional as F
 from torch.nn.modules.utils import _pair
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from .core import get_device, set_seed, tiny, count_params, Callback, fit, evaluate
+from .core import check_choice, check_float, check_int, Callback
+from .tuners import TunerConfig, TunerLayer, inject, inside_tuner
 
 # %% auto #0
 __all__ = ['KernelAttention', 'aggregate', 'dyconv_loop', 'dyconv_kernel_agg', 'dyconv_output_agg', 'auto_mode', 'DynamicConv2d',
-           'dyconv_reference', 'attention_entropy', 'entropy_vs_temperature', 'plot_entropy_vs_temperature',
-           'dyconv_from_conv', 'dynamic_layers', 'set_temperature', 'dynamicize', 'dyconv_macs', 'count_flops',
-           'TemperatureSchedule', 'AttentionRecorder', 'plot_entropy', 'benchmark_dyconv', 'plot_benchmark',
-           'class_attention', 'specialisation', 'plot_class_attention', 'compare_static_dynamic']
+           'dyconv_reference', 'attention_entropy', 'dyconv_from_conv', 'dynamic_layers', 'set_temperature',
+           'DynamicConvConfig', 'dynamicize', 'dyconv_macs', 'count_flops', 'TemperatureSchedule', 'AttentionRecorder']
 
 # %% ../nbs/02_dynamic_conv.ipynb #d72a3998
-def _check_int(name, v, minimum=1):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {v!r}")
-    return int(v)
-
-def _check_temperature(t):
-    if isinstance(t, bool) or not isinstance(t, (int, float, np.floating, np.integer)) or not math.isfinite(t) or t <= 0:
-        raise ValueError(f"temperature must be a finite number > 0, got {t!r}")
-    return float(t)
+_check_int = check_int
+def _check_temperature(t): return check_float("temperature", t, low=0, low_open=True)
 
 class KernelAttention(nn.Module):
     "Attention over K kernels: softmax(W2 ReLU(W1 GAP(x)) / temperature), one row of K weights per sample."
@@ -48,10 +38,15 @@ class KernelAttention(nn.Module):
         self.hidden = max(in_channels // _check_int("reduction", reduction), 4)
         self.fc1 = nn.Linear(in_channels, self.hidden)   # W1
         self.fc2 = nn.Linear(self.hidden, num_kernels)   # W2
-        self.temperature = _check_temperature(temperature)
+        # a buffer, not a Python attribute: it travels with the state_dict, so a reloaded model runs at the trained temperature
+        self.register_buffer("tau", torch.tensor(_check_temperature(temperature)))
+    @property
+    def temperature(self) -> float: return float(self.tau)
+    @temperature.setter
+    def temperature(self, t): self.tau.fill_(_check_temperature(t))
     def logits(self, x):                                  # x: (B, C, H, W)
         return self.fc2(F.relu(self.fc1(x.mean(dim=(2, 3)))))  # (B, K)
-    def forward(self, x): return F.softmax(self.logits(x) / self.temperature, dim=1)  # (B, K)
+    def forward(self, x): return F.softmax(self.logits(x) / self.tau.to(x.dtype), dim=1)  # (B, K)
 
 # %% ../nbs/02_dynamic_conv.ipynb #4872b2b9
 def aggregate(weight:torch.Tensor, # (K, O, C/g, kh, kw): the K kernels
@@ -126,7 +121,7 @@ def _same_pads(kernel_size, dilation):
     return tuple(pads)
 
 # %% ../nbs/02_dynamic_conv.ipynb #f05b4c43
-class DynamicConv2d(nn.Module):
+class DynamicConv2d(TunerLayer):
     "Dynamic convolution (Chen et al. 2020): nn.Conv2d whose kernel is an input-dependent mix of K kernels."
     def __init__(self, in_channels:int, # C, input channels
                  out_channels:int, # O, output channels
@@ -147,8 +142,7 @@ class DynamicConv2d(nn.Module):
         groups, num_kernels = _check_int("groups", groups), _check_int("num_kernels", num_kernels)
         if in_channels % groups: raise ValueError(f"in_channels must be divisible by groups, got in_channels={in_channels}, groups={groups}")
         if out_channels % groups: raise ValueError(f"out_channels must be divisible by groups, got out_channels={out_channels}, groups={groups}")
-        if padding_mode not in _PADDING_MODES: raise ValueError(f"padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
-        if mode not in _MODES: raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+        check_choice("padding_mode", padding_mode, _PADDING_MODES); check_choice("mode", mode, _MODES)
         self.kernel_size, self.stride, self.dilation = _pair(kernel_size), _pair(stride), _pair(dilation)
         for n, v in (("kernel_size", self.kernel_size), ("stride", self.stride), ("dilation", self.dilation)):
             if len(v) != 2 or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 1 for i in v):
@@ -195,7 +189,7 @@ class DynamicConv2d(nn.Module):
         "The formulation `forward` uses for input `x`."
         return auto_mode(x.device.type, x.shape[0]) if self.mode == "auto" else self.mode
 
-    def forward(self, x):                                                  # x: (B, C, H, W)
+    def tuned_forward(self, x):                                            # x: (B, C, H, W)
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"expected input of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
         pi = self.attention(x)                                             # (B, K)
@@ -203,6 +197,10 @@ class DynamicConv2d(nn.Module):
         mode = self.last_mode = self.resolve_mode(x)
         f = dyconv_kernel_agg if mode == "kernel" else dyconv_output_agg
         return f(self.prepad(x), self.weight, self.bias, pi, *self.conv_args())  # (B, O, H', W')
+
+    def macs(self, in_shape:tuple, out_shape:tuple) -> int:
+        "Multiply-accumulates of one forward with these input and output shapes (see `dyconv_macs`)."
+        return dyconv_macs(self, in_shape, out_shape, self.last_mode or self.resolve_mode(torch.empty(0, device=self.weight.device)))
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -228,26 +226,6 @@ def attention_entropy(pi:torch.Tensor, # (B, K) attention rows
     h = -(pi * pi.clamp_min(1e-12).log()).sum(-1)
     return float(h.mean() / math.log(K))
 
-def entropy_vs_temperature(layer:DynamicConv2d, # the layer to probe (its temperature is restored)
-                           x:torch.Tensor, # a batch of inputs
-                           temperatures=(30, 10, 3, 1, 0.3), # values of tau to try
-                          ) -> pd.DataFrame:
-    "Normalised attention entropy of `layer` on `x` at each temperature."
-    t0, rows = layer.temperature, []
-    try:
-        with torch.no_grad():
-            for t in temperatures:
-                layer.temperature = t; layer(x)
-                rows.append(dict(temperature=float(t), entropy=attention_entropy(layer.last_attention)))
-    finally: layer.temperature = t0
-    return pd.DataFrame(rows)
-
-def plot_entropy_vs_temperature(df:pd.DataFrame) -> go.Figure:
-    "Line plot of `entropy_vs_temperature`'s table (log temperature axis)."
-    fig = go.Figure(go.Scatter(x=df.temperature, y=df.entropy, mode="lines+markers"))
-    fig.update_layout(xaxis=dict(type="log", title="temperature tau"), yaxis=dict(title="entropy / log K", range=[0, 1.05]),
-                      height=300, width=500, margin=dict(t=30), title="Attention sharpens as tau falls")
-    return fig
 
 # %% ../nbs/02_dynamic_conv.ipynb #fc904ecc
 @torch.no_grad()
@@ -264,8 +242,7 @@ def dyconv_from_conv(conv:nn.Conv2d, # the convolution to convert (not modified)
     if not isinstance(conv, nn.Conv2d): raise TypeError(f"expected an nn.Conv2d, got {type(conv).__name__}")
     if isinstance(conv.weight, nn.parameter.UninitializedParameter):
         raise TypeError("cannot convert a lazy convolution before its first forward (its shape is unknown)")
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not math.isfinite(noise) or noise < 0:
-        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+    noise = check_float("noise", noise, low=0)
     dy = DynamicConv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
                        conv.groups, conv.bias is not None, conv.padding_mode, num_kernels, reduction, temperature, mode,
                        device=conv.weight.device, dtype=conv.weight.dtype)
@@ -285,17 +262,65 @@ def dynamic_layers(model:nn.Module) -> dict:
     "The DynamicConv2d layers of `model`, by name."
     return {n: m for n, m in model.named_modules() if isinstance(m, DynamicConv2d)}
 
-def set_temperature(model:nn.Module, # a model with DynamicConv2d layers
+def set_temperature(model:nn.Module, # a model with dynamic convolutions (trained, partial or merged)
                     temperature:float, # the new softmax temperature
                    ) -> int:
-    "Set the temperature of every DynamicConv2d in `model`; returns how many were set."
-    t, layers = _check_temperature(temperature), dynamic_layers(model)
-    for m in layers.values(): m.temperature = t
-    return len(layers)
+    "Set the softmax temperature of every kernel attention in `model`; returns how many were set."
+    t = _check_temperature(temperature)
+    atts = [m for m in model.modules() if isinstance(m, KernelAttention)]
+    for a in atts: a.temperature = t
+    return len(atts)
 
 def _conv_names(model):
-    "name -> conv for every nn.Conv2d, listing a module registered under several names under each of them."
-    return [(n, m) for n, m in model.named_modules(remove_duplicate=False) if isinstance(m, nn.Conv2d)]
+    "name -> conv for every nn.Conv2d outside tuned layers, listing a module registered under several names under each of them."
+    skip = inside_tuner(model)
+    return [(n, m) for n, m in model.named_modules(remove_duplicate=False) if isinstance(m, nn.Conv2d) and n not in skip]
+
+@dataclass
+class DynamicConvConfig(TunerConfig):
+    "DY-Conv as a tuner: which convolutions become dynamic, and how their K kernels start."
+    method: ClassVar[str] = "dynamic_conv"
+    num_kernels: int = 4 # K kernels per layer
+    reduction: int = 4 # attention hidden width is max(in_channels // reduction, 4)
+    temperature: float = 30.0 # initial softmax temperature
+    mode: str = "auto" # formulation of every layer: 'kernel', 'output' or 'auto'
+    noise: float = 0.0 # relative noise on the copied kernels (0: the converted model computes the same)
+    copy_weights: bool = True # False: fresh kernels, to train a dynamic network from scratch
+    keep_first: bool = True # with target_modules None: keep the first nn.Conv2d (the stem) static
+    seed: int|None = None # seed for the noise and the fresh kernels
+    freeze_base: bool = False # a dynamic network trains as a whole (True: only the dynamic layers train)
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.num_kernels, self.reduction = check_int("num_kernels", self.num_kernels), check_int("reduction", self.reduction)
+        self.temperature, self.noise = _check_temperature(self.temperature), check_float("noise", self.noise, low=0)
+        check_choice("mode", self.mode, _MODES)
+        for f in ("copy_weights", "keep_first"):
+            if not isinstance(getattr(self, f), bool): raise TypeError(f"{f} must be True or False, got {getattr(self, f)!r}")
+        if self.seed is not None: check_int("seed", self.seed, minimum=None)
+
+    def candidates(self, model):
+        convs = list(dict((id(m), (n, m)) for n, m in reversed(_conv_names(model))).values())[::-1]   # first name of each
+        if self.keep_first and self.target_modules is None and convs: convs = convs[1:]
+        return convs
+
+    def nothing_to_convert(self, model) -> str:
+        dyn = dynamic_layers(model)
+        if dyn: return f"nothing to convert: {type(model).__name__} is already dynamic ({len(dyn)} DynamicConv2d layers, e.g. {list(dyn)[:3]})"
+        names = [n for n, _ in _conv_names(model)]
+        return (f"nothing to convert: the model has {len(names)} nn.Conv2d layer(s) {names}, all kept static "
+                f"(keep_first={self.keep_first}, exclude_modules={self.exclude_modules})")
+
+    def build_layers(self, targets, rebuild=False):
+        bad = [f"{n} ({type(m).__name__})" for n, m in targets if type(m).forward is not nn.Conv2d.forward]
+        if bad: raise TypeError(f"cannot convert subclasses of nn.Conv2d with their own forward: {bad}; add them to exclude_modules (skip)")
+        g = torch.Generator().manual_seed(self.seed) if self.seed is not None and not rebuild else None
+        new = {}
+        for n, m in targets:
+            if id(m) in new: continue
+            new[id(m)] = dyconv_from_conv(m, self.num_kernels, self.reduction, self.temperature, 0.0 if rebuild else self.noise,
+                                          True if rebuild else self.copy_weights, self.mode, g).attach_base(m)
+        return new
 
 def dynamicize(model:nn.Module, # the network to convert, in place
                num_kernels:int=4, # K kernels per layer
@@ -308,31 +333,19 @@ def dynamicize(model:nn.Module, # the network to convert, in place
                mode:str='auto', # formulation of every layer
                seed:int|None=None, # seed for the noise
               ) -> nn.Module:
-    "Replace the nn.Conv2d layers of `model` by DynamicConv2d (in place, all or nothing); returns `model`."
+    "Wrap the nn.Conv2d layers of `model` in DynamicConv2d (in place, all or nothing): `inject` with a `DynamicConvConfig`."
     if not isinstance(model, nn.Module): raise TypeError(f"dynamicize needs an nn.Module, got {type(model).__name__}")
     patterns = [skip] if isinstance(skip, str) else list(skip)
     if not all(isinstance(p, str) for p in patterns): raise TypeError(f"skip must be a name or a list of names, got {skip!r}")
-    convs = _conv_names(model)
-    names = [n for n, _ in convs]
+    names = [n for n, _ in _conv_names(model)]
     for p in patterns:
         if not any(fnmatch.fnmatchcase(n, p) for n in names):
             raise ValueError(f"skip pattern {p!r} matches no nn.Conv2d; the convolutions are {names}")
-    first = convs[0][1] if convs and keep_first else None
-    kept = {id(m) for n, m in convs if m is first or any(fnmatch.fnmatchcase(n, p) for p in patterns)}
-    targets = [(n, m) for n, m in convs if id(m) not in kept]
-    bad = [f"{n} ({type(m).__name__})" for n, m in targets if type(m).forward is not nn.Conv2d.forward]
-    if bad: raise TypeError(f"cannot convert subclasses of nn.Conv2d with their own forward: {bad}; add them to skip")
-    if not targets:
-        raise ValueError(f"nothing to convert: the model has {len(convs)} nn.Conv2d layer(s) {names}, all kept static "
-                         f"(keep_first={keep_first}, skip={patterns})")
-    g = torch.Generator().manual_seed(seed) if seed is not None else None
-    new = {}                                                # id(conv) -> replacement, built before anything changes
-    for n, m in targets:
-        if id(m) not in new: new[id(m)] = dyconv_from_conv(m, num_kernels, reduction, temperature, noise, copy_weights, mode, g)
-    for n, m in targets:                                    # every replacement exists: swap them in
-        parent, _, attr = n.rpartition(".")
-        setattr(model.get_submodule(parent) if parent else model, attr, new[id(m)])
-    return model
+    kept = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    cfg = DynamicConvConfig(exclude_modules=kept or None, num_kernels=num_kernels, reduction=reduction, temperature=temperature,
+                            mode=mode, noise=noise, copy_weights=copy_weights, keep_first=keep_first, seed=seed)
+    if kept and set(kept) >= {n for n, _ in cfg.candidates(model)}: raise ValueError(cfg.nothing_to_convert(model))
+    return inject(model, cfg)
 
 # %% ../nbs/02_dynamic_conv.ipynb #bf7d5f3c
 def _conv_macs(B, O, cin_per_group, kernel_size, out_hw):
@@ -359,15 +372,15 @@ def count_flops(model:nn.Module, # any model
     def hook(name):
         def f(m, inp, out):
             s_in, s_out = tuple(inp[0].shape), tuple(out.shape)
-            if isinstance(m, DynamicConv2d): macs = dyconv_macs(m, s_in, s_out, m.last_mode)
+            if callable(getattr(m, "macs", None)): macs = m.macs(s_in, s_out)      # a layer that counts itself (dynamic, merged, ...)
             elif isinstance(m, nn.Conv2d): macs = _conv_macs(s_out[0], m.out_channels, m.in_channels // m.groups, m.kernel_size, s_out[2:])
             else: macs = inp[0].numel() * m.out_features
             rows.append(dict(layer=name, type=type(m).__name__, macs=int(macs)))
         return f
-    dyn = list(dynamic_layers(model))                # their attention layers are counted by dyconv_macs
-    inside = lambda n: any(n != d and (d == "" or n.startswith(d + ".")) for d in dyn)
+    own = [n for n, m in model.named_modules() if callable(getattr(m, "macs", None))]   # their insides are counted by their macs()
+    inside = lambda n: any(n != d and (d == "" or n.startswith(d + ".")) for d in own)
     for n, m in model.named_modules():
-        if isinstance(m, (nn.Conv2d, DynamicConv2d, nn.Linear)) and not inside(n):
+        if (n in own or isinstance(m, (nn.Conv2d, nn.Linear))) and not inside(n):
             hooks.append(m.register_forward_hook(hook(n)))
     was_training = model.training; model.eval()
     try:
@@ -414,155 +427,7 @@ class AttentionRecorder(Callback):
         for n, m in dynamic_layers(tr.model).items():
             if m.last_attention is not None:
                 self.records.append(dict(step=tr.step, layer=n, temperature=m.temperature, entropy=attention_entropy(m.last_attention)))
-    def frame(self) -> pd.DataFrame: return pd.DataFrame(self.records)
-
-# %% ../nbs/02_dynamic_conv.ipynb #6adc9468
-def plot_entropy(df:pd.DataFrame) -> go.Figure:
-    "Attention entropy per layer over training steps (from AttentionRecorder.frame()), with the temperature."
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    for n, d in df.groupby("layer", sort=False):
-        fig.add_trace(go.Scatter(x=d.step, y=d.entropy, mode="lines", name=n), secondary_y=False)
-    t = df.drop_duplicates("step")
-    fig.add_trace(go.Scatter(x=t.step, y=t.temperature, mode="lines", name="tau", line=dict(dash="dash", color="black")), secondary_y=True)
-    fig.update_layout(height=350, width=700, margin=dict(t=30), title="Attention entropy (1 = uniform) while tau anneals")
-    fig.update_xaxes(title="step"); fig.update_yaxes(title="entropy / log K", secondary_y=False); fig.update_yaxes(title="tau", secondary_y=True)
-    return fig
-
-# %% ../nbs/02_dynamic_conv.ipynb #b8f1395e
-def benchmark_dyconv(batch_sizes=(1, 32, 128), # batch sizes to time
-                     channels:int=64, # input and output channels
-                     size:int=28, # height and width of the input
-                     num_kernels:int=4, # K
-                     kernel_size:int=3, # square kernel, padding keeps the size
-                     groups:int=1, # groups (channels for depthwise)
-                     device=None, # None: GPU when present, else CPU
-                     num_threads:int|None=None, # CPU threads (None: torch's current setting)
-                     min_run_time:float=1.0, # seconds spent timing each implementation (split over the rounds)
-                     rounds:int=10, # interleaved rounds; the fastest is kept
-                     loop:bool=True, # also time the per-sample loop
-                     seed:int=0,
-                    ) -> pd.DataFrame:
-    "Forward and forward+backward milliseconds of nn.Conv2d, DynamicConv2d (each mode) and the per-sample loop."
-    from torch.utils.benchmark import Timer
-    device, nt = get_device(device), num_threads or torch.get_num_threads()
-    set_seed(seed)
-    conv = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, groups=groups).to(device)
-    impls = {"static conv": conv}
-    for m in ("kernel", "output"): impls[f"dyconv {m}"] = dyconv_from_conv(conv, num_kernels, mode=m, noise=0.1)
-    rows = []
-    for B in batch_sizes:
-        x = torch.randn(B, channels, size, size, device=device); xg = x.clone().requires_grad_()
-        fns = {}
-        for name, layer in impls.items():
-            fns[name, "fwd"] = (lambda l=layer: l(x))
-            fns[name, "fwd_bwd"] = (lambda l=layer: l(xg).sum().backward())
-        if loop:
-            ly = impls["dyconv kernel"]
-            fns["per-sample loop", "fwd"] = lambda: dyconv_reference(ly, x)
-            fns["per-sample loop", "fwd_bwd"] = lambda: dyconv_reference(ly, xg).sum().backward()
-        timers, number, best = {}, {}, {}
-        for key, fn in fns.items():                 # warm up, and choose how many calls make one measurement
-            timers[key] = Timer("fn()", globals=dict(fn=fn), num_threads=nt)
-            with (torch.no_grad() if key[1] == "fwd" else torch.enable_grad()):
-                t = timers[key].blocked_autorange(min_run_time=min_run_time / 4).median
-            number[key] = max(1, int(min_run_time / rounds / max(t, 1e-9)))
-        for _ in range(rounds):                     # interleaved: every implementation sees the same machine
-            for key, timer in timers.items():
-                with (torch.no_grad() if key[1] == "fwd" else torch.enable_grad()):
-                    t = timer.timeit(number[key]).mean
-                best[key] = min(best.get(key, float("inf")), t * 1e3)
-        for name in dict.fromkeys(k[0] for k in fns):
-            r = dict(batch=B, impl=name, fwd_ms=best[name, "fwd"], fwd_bwd_ms=best[name, "fwd_bwd"])
-            r["fwd_x_static"] = r["fwd_ms"] / best["static conv", "fwd"]
-            r["fwd_bwd_x_static"] = r["fwd_bwd_ms"] / best["static conv", "fwd_bwd"]
-            if loop: r["loop_x_fwd"] = best["per-sample loop", "fwd"] / r["fwd_ms"]; r["loop_x_fwd_bwd"] = best["per-sample loop", "fwd_bwd"] / r["fwd_bwd_ms"]
-            rows.append(r)
-    df = pd.DataFrame(rows)
-    df.attrs.update(device=str(device), threads=nt, channels=channels, size=size, num_kernels=num_kernels, groups=groups)
-    return df
-
-def plot_benchmark(df:pd.DataFrame, # from benchmark_dyconv
-                   col:str="fwd_bwd_x_static", # which ratio to plot
-                  ) -> go.Figure:
-    "Grouped bars: time relative to the static conv, per implementation and batch size (log scale)."
-    fig = go.Figure([go.Bar(x=[str(b) for b in d.batch], y=d[col], name=n) for n, d in df.groupby("impl", sort=False)])
-    fig.add_hline(y=1, line_dash="dot")
-    fig.update_layout(barmode="group", yaxis=dict(type="log", title=f"{col} (static conv = 1)"), xaxis_title="batch size",
-                      height=350, width=650, margin=dict(t=30), title=f"{df.attrs.get('device', '')}, {df.attrs.get('threads', '')} threads")
-    return fig
-
-# %% ../nbs/02_dynamic_conv.ipynb #36eff768
-@torch.no_grad()
-def class_attention(model:nn.Module, # a model with DynamicConv2d layers
-                    dl, # batches of (x, y)
-                    num_classes:int, # number of classes
-                    device=None, # None: the model's device
-                   ) -> dict:
-    "Mean attention per class for every dynamic layer: name -> array (num_classes, K)."
-    layers = dynamic_layers(model)
-    if not layers: raise ValueError("class_attention: the model has no DynamicConv2d layer")
-    device = get_device(device) if device is not None else next(model.parameters()).device
-    sums = {n: torch.zeros(num_classes, m.num_kernels, dtype=torch.float64) for n, m in layers.items()}
-    counts = torch.zeros(num_classes, dtype=torch.float64)
-    was_training = model.training; model.eval()
-    try:
-        for x, y in dl:
-            model(x.to(device)); y = y.cpu()
-            counts += torch.bincount(y, minlength=num_classes).double()
-            for n, m in layers.items(): sums[n].index_add_(0, y, m.last_attention.double().cpu())
-    finally: model.train(was_training)
-    return {n: (s / counts.clamp_min(1)[:, None]).numpy() for n, s in sums.items()}
-
-def specialisation(ca:dict) -> pd.DataFrame:
-    "Per layer: how far class-mean attention moves from the overall mean (mean absolute deviation, and the max over classes)."
-    rows = []
-    for n, a in ca.items():
-        dev = np.abs(a - a.mean(0, keepdims=True)).sum(1) / 2     # total-variation distance of each class from the mean
-        rows.append(dict(layer=n, mean_tv=float(dev.mean()), max_tv=float(dev.max()), top_kernel_share=float(a.max(1).mean())))
-    return pd.DataFrame(rows)
-
-def plot_class_attention(ca:dict, # from class_attention
-                         classes:list|None=None, # class names for the rows
-                        ) -> go.Figure:
-    "One heatmap per dynamic layer: mean attention weight of each kernel (columns) for each class (rows)."
-    names = list(ca); cols = min(4, len(names)); rows = -(-len(names) // cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.04, vertical_spacing=0.12)
-    for i, n in enumerate(names):
-        a = ca[n]; labels = list(classes) if classes is not None else [str(c) for c in range(a.shape[0])]
-        fig.add_trace(go.Heatmap(z=np.round(a, 3), x=[f"k{k}" for k in range(a.shape[1])], y=labels, zmin=0, zmax=1,
-                                 coloraxis="coloraxis", showscale=False), row=i // cols + 1, col=i % cols + 1)
-        if i % cols: fig.update_yaxes(showticklabels=False, row=i // cols + 1, col=i % cols + 1)
-    fig.update_layout(coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1), height=260 * rows, width=250 * cols + 120,
-                      margin=dict(t=40), title="Mean attention per class and kernel")
-    return fig
-
-# %% ../nbs/02_dynamic_conv.ipynb #ffcedc61
-def compare_static_dynamic(dls:dict, # image_loaders(...) output: train, dev, test, classes
-                           epochs:int=3, # training epochs for each model
-                           lr:float=3e-3, # AdamW peak learning rate (cosine schedule)
-                           num_kernels:int=4, # K
-                           anneal:float=1/3, # fraction of the steps over which tau falls from 30 to 1
-                           width:int=16, # ResNet-8 width
-                           seed:int=0, # same initial seed and data order for both
-                           device=None, progress:bool=False,
-                          ) -> dict:
-    "Train static and dynamic ResNet-8 with the same budget; returns the table, both models and the dynamic model's class attention."
-    from padnotes.data import resnet8
-    in_ch = next(iter(dls["train"]))[0].shape[1]
-    rows, models, x1 = [], {}, next(iter(dls["test"]))[0][:1]
-    n_steps = epochs * len(dls["train"])
-    for kind in ("static", "dynamic"):
-        set_seed(seed); model = resnet8(width=width, in_channels=in_ch, num_classes=len(dls["classes"]))
-        cbs = []
-        if kind == "dynamic":
-            dynamicize(model, num_kernels=num_kernels, copy_weights=False, seed=seed)
-            cbs = [TemperatureSchedule(30.0, 1.0, steps=max(1, int(anneal * n_steps)))]
-        flops = count_flops(model, x1)["macs"]
-        if getattr(dls["train"], "generator", None) is not None: dls["train"].generator.manual_seed(seed)  # same data order
-        hist = fit(model, dls["train"], dls["dev"], epochs=epochs, lr=lr, cbs=cbs, device=device, progress=progress)
-        rows.append(dict(model=f"ResNet-8 {kind}", params=count_params(model), mmacs_per_image=flops / 1e6,
-                         train_loss=hist[-1]["train_loss"], dev_acc=hist[-1]["valid_acc"], test_acc=evaluate(model, dls["test"])["accuracy"],
-                         sec_per_epoch=float(np.mean([h["seconds"] for h in hist]))))
-        models[kind] = model
-    ca = class_attention(models["dynamic"], dls["test"], len(dls["classes"]))
-    return dict(table=pd.DataFrame(rows), models=models, class_attention=ca)
+    def frame(self):
+        "The records as a pandas DataFrame."
+        import pandas as pd
+        return pd.DataFrame(self.records)

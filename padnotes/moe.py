@@ -635,9 +635,9 @@ def toy_moe_run(balance_coef:float=0.01, # weight of the Switch balancing loss (
         x = centers[c] + torch.randn(batch, d_model, generator=g) + shared
         y = torch.einsum("bd,bde->be", x, maps[c]) if task == "clusters" else torch.tanh(x @ t1) @ maps[0].repeat(4, 1) / 2
         out, st = moe(x)
-        task = F.mse_loss(out, y)
-        (task + st.aux_loss).backward(); opt.step(); opt.zero_grad()
-        shares.append((st.load / st.load.sum()).tolist()); losses.append(task.item())
+        loss = F.mse_loss(out, y)             # not `task`: that names the toy task, read again at the next step
+        (loss + st.aux_loss).backward(); opt.step(); opt.zero_grad()
+        shares.append((st.load / st.load.sum()).tolist()); losses.append(loss.item())
     return dict(shares=torch.tensor(shares), losses=losses, balance_coef=balance_coef)
 
 def load_heatmap(shares:torch.Tensor, # (rows, E) share of assignments per expert

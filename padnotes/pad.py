@@ -5,25 +5,24 @@
 # %% ../nbs/05_padnet.ipynb #8a4141d7
 from __future__ import annotations
 import copy, math
-from typing import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Callable, ClassVar, Iterable, Mapping
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .core import Callback, clone_model, count_params, deploy_numel, set_seed
-from .dyconv import DynamicConv2d, dyconv_kernel_agg, dyconv_output_agg, dynamic_layers, _check_temperature
+from .core import Callback, check_choice, check_int, check_ratio, clone_model, count_params, deploy_numel, set_seed
+from .dyconv import DynamicConv2d, KernelAttention, dyconv_kernel_agg, dyconv_output_agg, _conv_macs
 from .moe import Experts, MoE
-from .scoring import grad_scores, iterative_masks, keep_masks, magnitude_scores, random_scores, _check_ratio
-import plotly.graph_objects as go
+from .scoring import grad_scores, iterative_masks, keep_masks, random_scores
+from .sparse import pack_bits, unpack_bits
+from .tuners import TunerConfig, TunerLayer, merge_and_unload, tuner_layers, _record
 
 # %% auto #0
-__all__ = ['PAD_CRITERIA', 'RESULTS_FILE', 'REGENERATE', 'scale_factors', 'PartialDynamicConv2d', 'pad_conv_reference',
-           'PartialExperts', 'partial_layers', 'mode_scores', 'apply_partition', 'to_partial', 'padify',
-           'partition_report', 'dynamic_ratio_of', 'plot_partition', 'MergedPartialConv2d', 'MergedPartialExperts',
-           'merge_for_inference', 'ScaleRecorder', 'SweepConfig', 'dynamicize_model', 'pad_sweep', 'summarize_sweep',
-           'plot_sweep', 'main_sweep', 'sweep_results', 'pad_trends', 'layer_ratios', 'plot_layer_ratios',
-           'benchmark_pad']
+__all__ = ['PAD_CRITERIA', 'scale_factors', 'PartialDynamicConv2d', 'pad_conv_reference', 'PartialExperts', 'partial_layers',
+           'mode_scores', 'apply_partition', 'to_partial', 'PadConfig', 'padify', 'partition_report',
+           'dynamic_ratio_of', 'MergedPartialConv2d', 'MergedPartialExperts', 'merge_for_inference', 'ScaleRecorder']
 
 # %% ../nbs/05_padnet.ipynb #824ea39b
 def scale_factors(phi:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -36,6 +35,10 @@ def _float_mask_like(t:torch.Tensor) -> torch.Tensor: return torch.ones_like(t, 
 
 class PartialDynamicConv2d(DynamicConv2d):
     "DY-Conv with a mode mask: dynamic entries mix K kernels per input, static entries share one kernel (PAD-Net)."
+    def __init__(self, *args, use_scale:bool=True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_partial(use_scale)
+
     def _init_partial(self, use_scale:bool=True):
         "Add the static kernel (mean of the K kernels), all-dynamic masks and phi = 0."
         self.static_weight = nn.Parameter(self.weight.detach().mean(0).clone())                       # (O, C/g, kh, kw)
@@ -44,16 +47,25 @@ class PartialDynamicConv2d(DynamicConv2d):
         self.register_buffer("bias_mask", _float_mask_like(self.static_bias) if self.bias is not None else None)
         self.phi = nn.Parameter(torch.zeros((), dtype=self.weight.dtype, device=self.weight.device), requires_grad=use_scale)
         self.use_scale = use_scale
+        self.register_buffer("_folded_w", None, persistent=False); self.register_buffer("_folded_b", None, persistent=False)
 
     @classmethod
     def from_dynamic(cls, dy:DynamicConv2d, # the fully dynamic layer (not modified)
                      use_scale:bool=True, # learn the scale factors (False: lambda_d = lambda_s = 1)
                     ) -> "PartialDynamicConv2d":
-        "A partially dynamic copy of `dy`, every entry dynamic: it computes what `dy` computes."
+        "A partially dynamic copy of `dy`, every entry dynamic: it computes what `dy` computes (and wraps the same base layer)."
         if not isinstance(dy, DynamicConv2d): raise TypeError(f"expected a DynamicConv2d, got {type(dy).__name__}")
-        new = copy.deepcopy(dy); new.__class__ = cls
+        if isinstance(dy, PartialDynamicConv2d): raise TypeError("the layer is already partially dynamic")
+        new = cls(dy.in_channels, dy.out_channels, dy.kernel_size, dy.stride, dy.padding, dy.dilation, dy.groups, dy.bias is not None,
+                  dy.padding_mode, dy.num_kernels, 4, dy.temperature, dy.mode, use_scale=use_scale, device=dy.weight.device, dtype=dy.weight.dtype)
+        new.attention = copy.deepcopy(dy.attention)
+        with torch.no_grad():
+            new.weight.copy_(dy.weight)
+            if dy.bias is not None: new.bias.copy_(dy.bias)
+        new.weight.requires_grad_(dy.weight.requires_grad)
         new._init_partial(use_scale)
-        return new
+        new.base_layer, new._base_flags = dy.base_layer, dy._base_flags     # the same original conv: unload gives it back
+        return new.train(dy.training)
 
     def lambdas(self) -> tuple[torch.Tensor, torch.Tensor]:
         "(lambda_d, lambda_s); both 1 when the scale factors are off."
@@ -77,7 +89,7 @@ class PartialDynamicConv2d(DynamicConv2d):
             b = torch.cat([lam_d * self.bias_mask * self.bias, (lam_s * (1 - self.bias_mask) * self.static_bias)[None]])
         return w, b
 
-    def forward(self, x):                                                     # x: (B, C, H, W)
+    def tuned_forward(self, x):                                               # x: (B, C, H, W)
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"expected input of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
         scoring = self.weight_mask.requires_grad
@@ -95,6 +107,24 @@ class PartialDynamicConv2d(DynamicConv2d):
         w, b = self.kernels()                                                 # (K+1, O, C/g, kh, kw)
         pi1 = torch.cat([pi, pi.new_ones(pi.shape[0], 1)], 1)                 # (B, K+1)
         return f(self.prepad(x), w, b, pi1, *self.conv_args())
+
+    def _merge(self):
+        "Fold masks and scale factors into K + 1 kernels once (the last one the static kernel, mixed with weight 1)."
+        with torch.no_grad(): self._folded_w, self._folded_b = self.kernels()
+    def _unmerge(self): self._folded_w = self._folded_b = None
+    def merged_forward(self, x):
+        if self.training and torch.is_grad_enabled(): raise RuntimeError("a merged PartialDynamicConv2d does not train: unmerge() it first")
+        pi = self.attention(x); self.last_attention = pi.detach()
+        f = dyconv_kernel_agg if self.resolve_mode(x) == "kernel" else dyconv_output_agg
+        return f(self.prepad(x), self._folded_w, self._folded_b, torch.cat([pi, pi.new_ones(pi.shape[0], 1)], 1), *self.conv_args())
+    def deploy(self) -> nn.Module:
+        "The compact deployed form (`MergedPartialConv2d`)."
+        return MergedPartialConv2d.from_partial(self)
+    def deploy_numel(self) -> int:
+        "Numbers the deployed layer stores: (1 - r) + rK kernels (and biases), plus the attention branch if anything is dynamic."
+        K, n, d = self.num_kernels, 0, 0
+        for m in self.masks().values(): n += m.numel(); d += int(m.sum())
+        return n + (K - 1) * d + (count_params(self.attention) if d else 0)
 
 # %% ../nbs/05_padnet.ipynb #c608c93a
 def pad_conv_reference(layer:PartialDynamicConv2d, x:torch.Tensor) -> torch.Tensor:
@@ -116,16 +146,18 @@ class PartialExperts(Experts):
     @classmethod
     def from_experts(cls, ex:Experts, use_scale:bool=True) -> "PartialExperts":
         "A partially dynamic copy of `ex`, every entry dynamic (it computes what `ex` computes)."
-        if not isinstance(ex, Experts): raise TypeError(f"expected padnotes.moe.Experts, got {type(ex).__name__}")
-        new = copy.deepcopy(ex); new.__class__ = cls
+        if not isinstance(ex, Experts) or isinstance(ex, PartialExperts) or getattr(ex, "is_deployed", False):
+            raise TypeError(f"expected fully dynamic padnotes.moe.Experts, got {type(ex).__name__}")
+        new = Experts.__new__(cls); nn.Module.__init__(new)          # w1..b2 are properties here: no Experts.__init__
+        new.num_experts, new.d_model, new.d_ff, new.activation = ex.num_experts, ex.d_model, ex.d_ff, ex.activation
         for n in _EXPERT_TENSORS:
-            dyn = new._parameters.pop(n)                                        # (E, *shape)
-            new.register_parameter(f"dyn_{n}", dyn)
+            dyn = getattr(ex, n)                                                # (E, *shape)
+            new.register_parameter(f"dyn_{n}", nn.Parameter(dyn.detach().clone(), requires_grad=dyn.requires_grad))
             new.register_parameter(f"static_{n}", nn.Parameter(dyn.detach().mean(0).clone()))
             new.register_buffer(f"{n}_mask", torch.ones_like(dyn[0]))
-        new.phi = nn.Parameter(torch.zeros((), dtype=new.dyn_w1.dtype, device=new.dyn_w1.device), requires_grad=use_scale)
+        new.phi = nn.Parameter(torch.zeros((), dtype=ex.w1.dtype, device=ex.w1.device), requires_grad=use_scale)
         new.use_scale = use_scale
-        return new
+        return new.train(ex.training)
 
     def lambdas(self):
         if not self.use_scale: return self.phi.new_ones(()), self.phi.new_ones(())
@@ -144,6 +176,11 @@ class PartialExperts(Experts):
     w1 = property(lambda self: self.effective("w1")); b1 = property(lambda self: self.effective("b1"))
     w2 = property(lambda self: self.effective("w2")); b2 = property(lambda self: self.effective("b2"))
 
+    def deploy_numel(self) -> int:
+        "Numbers the deployed experts store: (1 - r) + rE copies of each expert tensor."
+        n = sum(m.numel() for m in self.masks().values())
+        return n + (self.num_experts - 1) * self.expert_numel()
+
 # %% ../nbs/05_padnet.ipynb #8cf082b2
 PAD_CRITERIA = ("imp", "random", "magnitude")
 
@@ -151,8 +188,14 @@ def partial_layers(model:nn.Module) -> dict[str, nn.Module]:
     "The partially dynamic layers of `model` by name (convolutions and MoE experts)."
     return {n: m for n, m in model.named_modules() if isinstance(m, (PartialDynamicConv2d, PartialExperts))}
 
+def _check_not_merged(model:nn.Module):
+    merged = [n for n, m in model.named_modules() if getattr(m, "is_deployed", False)]    # MergedPartialConv2d / Experts
+    if merged: raise ValueError(f"the model holds layers merged for deployment ({merged[:3]}{' ...' if len(merged) > 3 else ''}): "
+                                "partition the model before merge_for_inference, not its merged copy")
+
 def _convertible(model:nn.Module) -> dict[str, nn.Module]:
     "Fully dynamic layers that padify converts: DynamicConv2d and the experts of MoE layers."
+    _check_not_merged(model)
     out = {}
     for n, m in model.named_modules():
         if isinstance(m, DynamicConv2d) and not isinstance(m, PartialDynamicConv2d): out[n] = m
@@ -215,12 +258,44 @@ def to_partial(model:nn.Module, # has DynamicConv2d layers and/or MoE layers (co
     if not layers and not partial_layers(model):
         raise ValueError(f"{type(model).__name__} has no DynamicConv2d and no MoE layer to partition: "
                          "make it dynamic first (padnotes.dyconv.dynamicize or padnotes.moe.moefy)")
-    new = {n: _to_partial(m, use_scale) for n, m in layers.items()}
+    new = {n: _to_partial(m, use_scale) for n, m in layers.items()}     # every new layer is built before the first swap
     for n, m in new.items(): _set(model, n, m)
     return model
 
+@dataclass
+class PadConfig(TunerConfig):
+    "PAD-Net as a tuner: partition the dynamic layers of a DY-Conv or MoE model (see `padify` for the fields)."
+    method: ClassVar[str] = "pad"
+    dynamic_ratio: float = 0.5 # fraction of the dynamic entries that stay dynamic, in [0, 1]
+    criterion: str = "imp" # 'imp', 'random' or 'magnitude'
+    iterations: int = 1 # T: partition in T steps, re-scoring in between
+    schedule: str = "exp" # 'exp': kappa^((t+1)/T), or 'linear'
+    scope: str = "global" # 'global': one threshold across layers; 'layer': the same ratio in every layer
+    n_batches: int = 10 # batches per IMP scoring
+    use_scale: bool = True # learn the scale factors lambda_d, lambda_s
+    seed: int = 0 # for 'random' (and the ties)
+    freeze_base: bool = False # PAD-Net trains the whole network after the partition
+    def __post_init__(self):
+        super().__post_init__()
+        self.dynamic_ratio = check_ratio("dynamic_ratio", self.dynamic_ratio)
+        check_choice("criterion", self.criterion, PAD_CRITERIA); check_choice("schedule", self.schedule, ("exp", "linear"))
+        check_choice("scope", self.scope, ("global", "layer"))
+        self.iterations, self.n_batches = check_int("iterations", self.iterations), check_int("n_batches", self.n_batches)
+        if not isinstance(self.use_scale, bool): raise TypeError(f"use_scale must be True or False, got {self.use_scale!r}")
+        self.seed = check_int("seed", self.seed, minimum=None)
+    def candidates(self, model): return list(_convertible(model).items())
+    def build_layers(self, targets, rebuild=False):
+        if not rebuild: raise TypeError("PAD-Net partitions with scores: use padify(model, config=..., data=...), not inject")
+        return {id(m): _to_partial(m, self.use_scale) for _, m in targets}
+    def rebuild(self, model:nn.Module, names:list[str]):
+        "The partially dynamic structure of the saved layers (masks, static parts and scale factors are then loaded)."
+        layers = _convertible(model); missing = [n for n in names if n not in layers]
+        if missing: raise ValueError(f"the saved PAD-Net layers {missing} are not fully dynamic layers of this model: {list(layers)}")
+        for n in names: _set(model, n, _to_partial(layers[n], self.use_scale))
+        _record(model, self, names)
+
 def padify(model:nn.Module, # a fully (or partially) dynamic model, converted in place
-           dynamic_ratio:float, # fraction of the dynamic entries that stay dynamic, in [0, 1]
+           dynamic_ratio:float=None, # fraction of the dynamic entries that stay dynamic, in [0, 1]
            criterion:str="imp", # 'imp' (first-order Taylor on the mode masks), 'random' or 'magnitude'
            iterations:int=1, # T: partition in T steps, re-scoring in between
            schedule:str="exp", # 'exp': kappa^((t+1)/T), or 'linear'
@@ -230,24 +305,39 @@ def padify(model:nn.Module, # a fully (or partially) dynamic model, converted in
            loss_fn:Callable|None=None, # defaults to cross-entropy
            use_scale:bool=True, # learn the scale factors lambda_d, lambda_s
            seed:int=0, # for 'random'
+           config:PadConfig|None=None, # all of the above as one config (then leave them out)
           ) -> nn.Module:
     "Make `model` partially dynamic with exactly `dynamic_ratio` of its dynamic entries dynamic (all or nothing)."
-    dynamic_ratio = _check_ratio(dynamic_ratio, "dynamic_ratio")
-    if criterion not in PAD_CRITERIA: raise ValueError(f"unknown criterion {criterion!r}: expected one of {PAD_CRITERIA}")
-    if criterion == "imp" and data is None: raise ValueError("criterion 'imp' scores with data: pass a few batches (data=...)")
-    if scope not in ("global", "layer"): raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
-    work = to_partial(clone_model(model), use_scale)
-    layers = partial_layers(work)
-    targets = _mask_targets(layers)
-    def score_fn(masks):
+    if config is None:
+        if dynamic_ratio is None: raise TypeError("padify needs a dynamic_ratio (or a config=PadConfig(...))")
+        config = PadConfig(dynamic_ratio=dynamic_ratio, criterion=criterion, iterations=iterations, schedule=schedule, scope=scope,
+                           n_batches=n_batches, use_scale=use_scale, seed=seed)
+    elif not isinstance(config, PadConfig): raise TypeError(f"config must be a PadConfig, got {type(config).__name__}")
+    c = config
+    if c.criterion == "imp" and data is None: raise ValueError("criterion 'imp' scores with data: pass a few batches (data=...)")
+    old = _convertible(model)
+    if not old and not partial_layers(model):
+        raise ValueError(f"{type(model).__name__} has no DynamicConv2d and no MoE layer to partition: "
+                         "make it dynamic first (padnotes.dyconv.dynamicize or padnotes.moe.moefy)")
+    before = {n: t.clone() for n, t in _mask_targets(partial_layers(model)).items()}
+    new = {n: _to_partial(m, c.use_scale) for n, m in old.items()}       # built first: a failure here changes nothing
+    for n, m in new.items(): _set(model, n, m)
+    try:
+        targets = _mask_targets(partial_layers(model))
+        def score_fn(masks):
+            with torch.no_grad():
+                for n, m in masks.items(): targets[n].copy_(m.to(targets[n]))
+            return mode_scores(model, c.criterion, data, c.n_batches, loss_fn, c.seed)
+        masks = iterative_masks(score_fn, {n: t.shape for n, t in targets.items()}, c.dynamic_ratio, c.iterations, c.schedule, c.scope)
         with torch.no_grad():
             for n, m in masks.items(): targets[n].copy_(m.to(targets[n]))
-        return mode_scores(work, criterion, data, n_batches, loss_fn, seed)
-    masks = iterative_masks(score_fn, {n: t.shape for n, t in targets.items()}, dynamic_ratio, iterations, schedule, scope)
-    with torch.no_grad():
-        for n, m in masks.items(): targets[n].copy_(m.to(targets[n]))
-    for n, l in layers.items():                                   # everything worked: swap the layers in
-        _set(model, n, l)
+    except BaseException:                                          # all or nothing: the layers and masks as they were
+        for n, m in old.items(): _set(model, n, m)
+        with torch.no_grad():
+            for n, t in _mask_targets(partial_layers(model)).items():
+                if n in before: t.copy_(before[n])
+        raise
+    _record(model, c, list(new))
     return model
 
 # %% ../nbs/05_padnet.ipynb #1daba4e0
@@ -268,132 +358,138 @@ def dynamic_ratio_of(model:nn.Module) -> float:
     if not rep: raise ValueError("the model has no partially dynamic layer")
     return sum(r["dynamic"] for r in rep) / sum(r["entries"] for r in rep)
 
-# %% ../nbs/05_padnet.ipynb #d328c79c
-def plot_partition(report:list[dict], title:str="Dynamic fraction per layer") -> go.Figure:
-    "Bars: each layer's dynamic ratio, with its entry counts on hover."
-    names = [r["layer"] for r in report]
-    fig = go.Figure(go.Bar(x=names, y=[r["ratio"] for r in report], customdata=[[r["dynamic"], r["entries"], r["kernel_units"]] for r in report],
-                           hovertemplate="%{x}<br>dynamic %{customdata[0]:,} of %{customdata[1]:,} (%{y:.1%})<br>deploy %{customdata[2]:.2f} kernels<extra></extra>"))
-    total = sum(r["dynamic"] for r in report) / max(1, sum(r["entries"] for r in report))
-    fig.add_hline(y=total, line_dash="dash", annotation_text=f"overall {total:.0%}")
-    return fig.update_layout(title=title, xaxis_title="layer", yaxis=dict(title="dynamic fraction", range=[0, 1], tickformat=".0%"),
-                             height=360, width=700, margin=dict(b=120))
-
 # %% ../nbs/05_padnet.ipynb #b7774bf1
-class MergedPartialConv2d(DynamicConv2d):
-    "A deployed partially dynamic conv: one folded static kernel plus K values at the dynamic positions only."
+class MergedPartialConv2d(nn.Module):
+    "A deployed partially dynamic conv: per tensor a 1-bit mode mask, the static values where it is 0, K values where it is 1."
+    is_deployed = True                         # folded for inference: padify and to_partial refuse it
+    prepad, conv_args, resolve_mode = DynamicConv2d.prepad, DynamicConv2d.conv_args, DynamicConv2d.resolve_mode   # same geometry
+    _GEOMETRY = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "padding_mode",
+                 "_pads", "num_kernels", "mode")
+
     @classmethod
     def from_partial(cls, p:PartialDynamicConv2d) -> "MergedPartialConv2d":
-        new = copy.deepcopy(p); new.__class__ = cls
+        "Fold `p` (scale factors included) into the compact form; `p` is not changed."
+        if not isinstance(p, PartialDynamicConv2d): raise TypeError(f"expected a PartialDynamicConv2d, got {type(p).__name__}")
+        new = cls()
+        for a in cls._GEOMETRY: setattr(new, a, copy.copy(getattr(p, a)))
+        new.has_bias, new._cache = p.bias is not None, {}
         with torch.no_grad():
-            lam_d, lam_s = p.lambdas(); K = p.num_kernels
+            lam_d, lam_s = p.lambdas()
             for name in ("weight", "bias"):
                 dyn = getattr(p, name)
-                if dyn is None: new.register_buffer(f"{name}_static", None); new.register_buffer(f"{name}_index", None)
-                else:
-                    m = getattr(p, f"{name}_mask").flatten().bool()
-                    idx = m.nonzero().flatten()
-                    new.register_buffer(f"{name}_static", (lam_s * (1 - m.float()) * getattr(p, f"static_{name}").flatten()).view_as(getattr(p, f"static_{name}")).clone())
-                    new.register_buffer(f"{name}_index", idx)
-                    new.register_buffer(f"{name}_values", (lam_d * dyn.reshape(K, -1)[:, idx]).clone())   # (K, nnz)
-            for n in ("weight", "bias", "static_weight", "static_bias", "phi"): new._parameters.pop(n, None)
-            for n in ("weight_mask", "bias_mask"): new._buffers.pop(n, None)
-            if int(new.weight_index.numel()) == 0 and (new.bias_index is None or new.bias_index.numel() == 0): new.attention = None
-        return new
+                if dyn is None: continue
+                m = getattr(p, f"{name}_mask").bool()
+                new.register_buffer(f"{name}_bits", pack_bits(m))                                         # 1 bit per entry
+                new.register_buffer(f"{name}_static", (lam_s * getattr(p, f"static_{name}"))[~m].clone())   # ((1 - r) n,)
+                new.register_buffer(f"{name}_dynamic", (lam_d * dyn)[:, m].clone())                       # (K, r n)
+        dynamic = any(int(m.sum()) for m in p.masks().values())
+        new.attention = copy.deepcopy(p.attention) if dynamic else None       # nothing dynamic: no attention to run
+        new.last_attention, new.last_mode = None, None
+        return new.train(p.training)
 
-    @property
-    def temperature(self) -> float:
-        "Softmax temperature of the attention (nan when nothing is dynamic and the attention was dropped)."
-        return self.attention.temperature if self.attention is not None else float("nan")
-    @temperature.setter
-    def temperature(self, t):
-        if self.attention is not None: self.attention.temperature = _check_temperature(t)
-
-    def extra_repr(self):
-        n = self.weight_index.numel()
-        return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, dynamic entries={n}/{self.weight_static.numel()}"
+    def shape_of(self, name:str) -> tuple:
+        "The dense shape of 'weight' (O, C/g, kh, kw) or 'bias' (O,)."
+        return (self.out_channels, self.in_channels // self.groups, *self.kernel_size) if name == "weight" else (self.out_channels,)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for n in ("weight_index", "weight_values", "bias_index", "bias_values"):   # sizes depend on the partition
-            if prefix + n in state_dict and getattr(self, n, None) is not None:
-                setattr(self, n, torch.empty_like(state_dict[prefix + n]))
+        for name in ("weight", "bias"):                          # the split between static and dynamic depends on the partition
+            for part in ("static", "dynamic"):
+                k = f"{name}_{part}"
+                if prefix + k in state_dict and k in self._buffers: setattr(self, k, torch.empty_like(state_dict[prefix + k]))
+        self._cache = {}
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def _mixed(self, name, pi):
-        static, idx = getattr(self, f"{name}_static"), getattr(self, f"{name}_index")
-        if static is None: return None
-        out = static.reshape(1, -1).expand(pi.shape[0], -1)
-        if idx.numel() == 0: return out.reshape(pi.shape[0], *static.shape)
-        out = out.clone(); out[:, idx] += pi @ getattr(self, f"{name}_values")     # (B, nnz) mixed dynamic values
-        return out.reshape(pi.shape[0], *static.shape)
+    def dense(self, name:str) -> tuple[torch.Tensor, torch.Tensor]:
+        "(static (n,), dynamic (K, n)) of 'weight' or 'bias' as dense rows with zeros elsewhere, built once and kept (not saved)."
+        st, dy = getattr(self, f"{name}_static"), getattr(self, f"{name}_dynamic")
+        key = (name, st.data_ptr(), dy.data_ptr(), st.device)
+        if key not in self._cache:
+            n = math.prod(self.shape_of(name)); m = unpack_bits(getattr(self, f"{name}_bits"), n)
+            s = st.new_zeros(n); s[~m] = st
+            d = dy.new_zeros(self.num_kernels, n); d[:, m] = dy
+            self._cache = {k: v for k, v in self._cache.items() if k[0] != name} | {key: (s, d)}
+        return self._cache[key]
 
     def forward(self, x):                                                          # x: (B, C, H, W)
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"expected input of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        sw, dw = self.dense("weight"); sb, db = self.dense("bias") if self.has_bias else (None, None)
         if self.attention is None:                                                 # nothing dynamic: a static conv
-            return F.conv2d(self.prepad(x), self.weight_static, self.bias_static, *self.conv_args())
-        B, C, H, W = x.shape
-        pi = self.attention(x); self.last_attention = pi.detach()
-        w, b = self._mixed("weight", pi), self._mixed("bias", pi)                  # (B, O, C/g, kh, kw), (B, O)
-        O = w.shape[1]; stride, padding, dilation, groups = self.conv_args()
-        y = F.conv2d(self.prepad(x).reshape(1, B * C, *self.prepad(x).shape[2:]), w.reshape(B * O, *w.shape[2:]),
+            return F.conv2d(self.prepad(x), sw.view(self.shape_of("weight")), sb, *self.conv_args())
+        B = x.shape[0]
+        pi = self.attention(x); self.last_attention = pi.detach(); self.last_mode = "kernel"   # (B, K)
+        w = torch.addmm(sw, pi, dw).view(B, *self.shape_of("weight"))               # W_s + sum_k pi_k W_k: one matmul
+        b = torch.addmm(sb, pi, db) if sb is not None else None                     # (B, O)
+        xp = self.prepad(x); O = self.out_channels; stride, padding, dilation, groups = self.conv_args()
+        y = F.conv2d(xp.reshape(1, B * self.in_channels, *xp.shape[2:]), w.reshape(B * O, *w.shape[2:]),
                      None if b is None else b.reshape(B * O), stride, padding, dilation, B * groups)
         return y.reshape(B, O, *y.shape[2:])
 
+    def macs(self, in_shape:tuple, out_shape:tuple) -> int:
+        "Multiply-accumulates of one forward: attention branch, one mixing matmul, one grouped convolution."
+        B, C, H, W = in_shape; O, hw = out_shape[1], out_shape[2:]
+        conv = _conv_macs(B, O, C // self.groups, self.kernel_size, hw)
+        if self.attention is None: return conv
+        a, K = self.attention, self.num_kernels
+        return B * (C * H * W + C * a.hidden + a.hidden * K) + B * K * math.prod(self.shape_of("weight")) + conv
+
     def deploy_numel(self) -> int:
-        "Stored numbers: static entries, K values per dynamic entry, the attention branch (masks are bitmaps, not counted)."
-        n = 0
-        for name in ("weight", "bias"):
-            static, idx = getattr(self, f"{name}_static"), getattr(self, f"{name}_index")
-            if static is None: continue
-            n += static.numel() - idx.numel() + getattr(self, f"{name}_values").numel()
+        "Numbers stored: static values, K values per dynamic entry, the attention branch (the 1-bit masks are not numbers)."
+        n = sum(getattr(self, f"{k}_{p}").numel() for k in ("weight", "bias") if k != "bias" or self.has_bias for p in ("static", "dynamic"))
         return n + (count_params(self.attention) if self.attention is not None else 0)
+
+    def extra_repr(self):
+        n = self.weight_dynamic.shape[1]
+        return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, dynamic entries={n}/{math.prod(self.shape_of('weight'))}"
 
 # %% ../nbs/05_padnet.ipynb #51b60c37
 class MergedPartialExperts(Experts):
-    "Deployed partially dynamic experts: folded static tensors plus E values at the dynamic positions."
+    "Deployed partially dynamic experts: per expert tensor a 1-bit mode mask, the static values, and E values at the dynamic entries."
+    is_deployed = True
     @classmethod
     def from_partial(cls, p:PartialExperts) -> "MergedPartialExperts":
-        new = Experts.__new__(cls); nn.Module.__init__(new)
+        if not isinstance(p, PartialExperts): raise TypeError(f"expected PartialExperts, got {type(p).__name__}")
+        new = Experts.__new__(cls); nn.Module.__init__(new)          # w1..b2 are properties here: no Experts.__init__
         new.num_experts, new.d_model, new.d_ff, new.activation = p.num_experts, p.d_model, p.d_ff, p.activation
+        new._shapes = {n: tuple(getattr(p, f"{n}_mask").shape) for n in _EXPERT_TENSORS}
         with torch.no_grad():
             lam_d, lam_s = p.lambdas()
             for n in _EXPERT_TENSORS:
-                m = getattr(p, f"{n}_mask").flatten().bool(); idx = m.nonzero().flatten()
-                static = getattr(p, f"static_{n}")
-                new.register_buffer(f"{n}_static", (lam_s * (1 - m.float()) * static.flatten()).view_as(static).clone())
-                new.register_buffer(f"{n}_index", idx)
-                new.register_buffer(f"{n}_values", (lam_d * getattr(p, f"dyn_{n}").reshape(p.num_experts, -1)[:, idx]).clone())
+                m = getattr(p, f"{n}_mask").bool()
+                new.register_buffer(f"{n}_bits", pack_bits(m))
+                new.register_buffer(f"{n}_static", (lam_s * getattr(p, f"static_{n}"))[~m].clone())
+                new.register_buffer(f"{n}_dynamic", (lam_d * getattr(p, f"dyn_{n}"))[:, m].clone())   # (E, r n)
         new._cache = {}
-        return new
+        return new.train(p.training)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for n in _EXPERT_TENSORS:
-            for s in ("index", "values"):
+            for s in ("static", "dynamic"):
                 if prefix + f"{n}_{s}" in state_dict: setattr(self, f"{n}_{s}", torch.empty_like(state_dict[prefix + f"{n}_{s}"]))
         self._cache = {}
         super(Experts, self)._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def effective(self, n:str) -> torch.Tensor:
-        "Effective (E, *shape) tensor, materialised once."
-        key = (n, getattr(self, f"{n}_values").data_ptr())
+        "Effective (E, *shape) tensor, materialised once (and not saved)."
+        st, dy = getattr(self, f"{n}_static"), getattr(self, f"{n}_dynamic")
+        key = (n, st.data_ptr(), dy.data_ptr(), st.device)
         if key not in self._cache:
-            static, idx, vals = getattr(self, f"{n}_static"), getattr(self, f"{n}_index"), getattr(self, f"{n}_values")
-            w = static.reshape(1, -1).repeat(self.num_experts, 1); w[:, idx] += vals
-            self._cache[key] = w.view(self.num_experts, *static.shape)
+            shape = self._shapes[n]; numel = math.prod(shape); m = unpack_bits(getattr(self, f"{n}_bits"), numel)
+            w = st.new_empty(self.num_experts, numel); w[:, ~m] = st; w[:, m] = dy
+            self._cache = {k: v for k, v in self._cache.items() if k[0] != n} | {key: w.view(self.num_experts, *shape)}
         return self._cache[key]
     w1 = property(lambda self: self.effective("w1")); b1 = property(lambda self: self.effective("b1"))
     w2 = property(lambda self: self.effective("w2")); b2 = property(lambda self: self.effective("b2"))
 
     def deploy_numel(self) -> int:
-        return sum(getattr(self, f"{n}_static").numel() - getattr(self, f"{n}_index").numel() + getattr(self, f"{n}_values").numel()
-                   for n in _EXPERT_TENSORS)
-    def expert_numel(self) -> int: return sum(getattr(self, f"{n}_index").numel() for n in _EXPERT_TENSORS)
+        return sum(getattr(self, f"{n}_{s}").numel() for n in _EXPERT_TENSORS for s in ("static", "dynamic"))
+    def expert_numel(self) -> int: return sum(getattr(self, f"{n}_dynamic").shape[1] for n in _EXPERT_TENSORS)
 
 # %% ../nbs/05_padnet.ipynb #10086ab9
 def merge_for_inference(model:nn.Module) -> nn.Module:
-    "A copy of `model` with every partially dynamic layer folded for deployment (the model itself is unchanged)."
-    layers = partial_layers(model)
-    if not layers: raise ValueError("the model has no partially dynamic layer to merge: padify it first")
-    merged = clone_model(model)
+    "A merged copy of `model` for deployment: every partially dynamic layer folded into its compact form (the model is unchanged)."
+    if not partial_layers(model): raise ValueError("the model has no partially dynamic layer to merge: padify it first")
+    merged = merge_and_unload(model) if tuner_layers(model) else clone_model(model)   # conv layers: their deploy() form
     for n, l in partial_layers(merged).items():
         _set(merged, n, MergedPartialConv2d.from_partial(l) if isinstance(l, PartialDynamicConv2d) else MergedPartialExperts.from_partial(l))
     return merged.eval()
@@ -406,275 +502,3 @@ class ScaleRecorder(Callback):
         if tr.step % self.every: return
         lams = [float(l.lambdas()[0]) for l in partial_layers(tr.model).values()]
         self.records.append(dict(step=tr.step, lambda_d=sum(lams) / len(lams)))
-
-# %% ../nbs/05_padnet.ipynb #6c825af1
-import dataclasses, json, time
-from pathlib import Path
-import pandas as pd
-import numpy as np
-
-@dataclasses.dataclass
-class SweepConfig:
-    "What `pad_sweep` runs."
-    task:str = "fashion_mnist" # 'fashion_mnist' (DY-Conv ResNet-8) or 'rotten_tomatoes' (MiniLM-MoE)
-    ratios:tuple = (0.0, 0.1, 0.3, 0.5, 0.7, 1.0) # dynamic ratios
-    criteria:tuple = ("imp", "random", "magnitude") # partition criteria (ratios 0 and 1 run once: the criterion is moot)
-    ablate_scale:bool = True # also run the first criterion without scale factors
-    seeds:tuple = (0, 1, 2)
-    train_size:int|None = 12000 # training examples (None: all)
-    eval_size:int|None = None # dev and test examples (None: all)
-    epochs:int = 2 # training epochs after the partition
-    batch_size:int = 64
-    lr:float|None = None # learning rate (None: 3e-3 for the ResNet, 1e-4 for MiniLM)
-    n_batches:int = 10 # batches for IMP scoring
-    num_kernels:int = 4 # K (conv) or E (MoE)
-    warmup_epochs:float = 0.5 # MoE only: fully dynamic fine-tuning before the partition, in epochs
-    max_len:int = 64 # MoE only: tokens per snippet
-    def __post_init__(self):
-        if self.lr is None: self.lr = 3e-3 if self.task == "fashion_mnist" else 1e-4
-        if self.task not in ("fashion_mnist", "rotten_tomatoes"): raise ValueError(f"task must be 'fashion_mnist' or 'rotten_tomatoes', got {self.task!r}")
-        for r in self.ratios: _check_ratio(r, "dynamic_ratio")
-        bad = [c for c in self.criteria if c not in PAD_CRITERIA]
-        if bad: raise ValueError(f"unknown criteria {bad}: expected some of {PAD_CRITERIA}")
-        if not self.seeds: raise ValueError("seeds must not be empty")
-
-    @classmethod
-    def full(cls, task="fashion_mnist"):
-        "The grid whose results ship with padnotes (sized for 2 CPU cores: about an hour per task)."
-        if task == "fashion_mnist": return cls(task=task, train_size=8000, eval_size=2000)
-        return cls(task=task, train_size=384, eval_size=300, epochs=1, batch_size=16, max_len=48, n_batches=4)
-
-    @classmethod
-    def tiny(cls, task="fashion_mnist"):
-        "A sweep that finishes in seconds (for tests)."
-        return cls(task=task, ratios=(0.0, 0.5, 1.0), criteria=("imp", "random"), ablate_scale=False, seeds=(0,), train_size=256,
-                   eval_size=128, epochs=1, batch_size=32, n_batches=2, warmup_epochs=0.5, max_len=32)
-
-    def runs(self) -> list[dict]:
-        "Every run of the grid, references included, in order."
-        out = []
-        for seed in self.seeds:
-            out.append(dict(ratio=None, criterion="reference", scale=False, seed=seed))
-            for r in self.ratios:
-                if r in (0, 1):
-                    out.append(dict(ratio=float(r), criterion="static" if r == 0 else "dynamic", scale=True, seed=seed)); continue
-                for crit in self.criteria: out.append(dict(ratio=float(r), criterion=crit, scale=True, seed=seed))
-                if self.ablate_scale: out.append(dict(ratio=float(r), criterion=self.criteria[0], scale=False, seed=seed))
-        return out
-
-# %% ../nbs/05_padnet.ipynb #959496d9
-def _key(row:dict) -> tuple:
-    return (row["task"], None if row["ratio"] is None or pd.isna(row["ratio"]) else round(float(row["ratio"]), 6), row["criterion"], bool(row["scale"]), int(row["seed"]))
-
-def _conv_run(cfg:SweepConfig, run:dict, dls:dict, device) -> nn.Module:
-    from padnotes.data import resnet8
-    from padnotes.dyconv import TemperatureSchedule
-    from padnotes.core import fit
-    set_seed(run["seed"]); model = resnet8()
-    cbs = []
-    if run["ratio"] is not None:
-        dynamicize_model(model, cfg.num_kernels, run["seed"])
-        padify(model, run["ratio"], run["criterion"] if run["criterion"] in PAD_CRITERIA else "random", data=dls["train"],
-               n_batches=cfg.n_batches, use_scale=run["scale"], seed=run["seed"])
-        cbs = [TemperatureSchedule(30.0, 1.0, steps=max(1, cfg.epochs * len(dls["train"]) // 3))]
-    dls["train"].generator.manual_seed(run["seed"])
-    fit(model, dls["train"], epochs=cfg.epochs, lr=cfg.lr, cbs=cbs, device=device, progress=False)
-    return model
-
-def dynamicize_model(model:nn.Module, num_kernels:int, seed:int) -> nn.Module:
-    "Every block conv of a ResNet made dynamic with fresh kernels (stem and classifier static)."
-    from padnotes.dyconv import dynamicize
-    return dynamicize(model, num_kernels=num_kernels, copy_weights=False, seed=seed)
-
-# %% ../nbs/05_padnet.ipynb #c78b7fc2
-def _moe_aux(tr):
-    from padnotes.moe import moe_layers
-    return sum(m.aux_loss for m in moe_layers(tr.model) if m.aux_loss is not None)
-
-def _moe_run(cfg:SweepConfig, run:dict, dls:dict, device, cache:dict) -> nn.Module:
-    from padnotes.core import fit, AddLoss
-    from padnotes.data import load_minilm
-    from padnotes.moe import moefy
-    lr = cfg.lr
-    def warm_up(model, cbs):                                   # the fully dynamic (or dense) fine-tuning before the partition
-        dls["train"].generator.manual_seed(run["seed"])
-        steps = max(1, int(cfg.warmup_epochs * len(dls["train"])))
-        fit(model, dls["train"], epochs=max(1, math.ceil(cfg.warmup_epochs)), max_steps=steps, lr=lr, sched="constant",
-            cbs=cbs, device=device, progress=False)
-    if run["ratio"] is None:                                   # the dense reference gets the same training budget
-        set_seed(run["seed"]); _, model = load_minilm(2, seed=run["seed"])
-        if cfg.warmup_epochs > 0: warm_up(model, [])
-        dls["train"].generator.manual_seed(run["seed"])
-        fit(model, dls["train"], epochs=cfg.epochs, lr=lr, device=device, progress=False)
-        return model
-    if run["seed"] not in cache:                               # warm-up once per seed, shared by every partition
-        set_seed(run["seed"]); _, model = load_minilm(2, seed=run["seed"])
-        moefy(model, num_experts=cfg.num_kernels, top_k=2, init="copy")
-        if cfg.warmup_epochs > 0: warm_up(model, [AddLoss(_moe_aux)])
-        cache.clear(); cache[run["seed"]] = model
-    model = clone_model(cache[run["seed"]])
-    padify(model, run["ratio"], run["criterion"] if run["criterion"] in PAD_CRITERIA else "random", data=dls["train"],
-           n_batches=cfg.n_batches, use_scale=run["scale"], seed=run["seed"])
-    dls["train"].generator.manual_seed(run["seed"])
-    fit(model, dls["train"], epochs=cfg.epochs, lr=lr, cbs=[AddLoss(_moe_aux)], device=device, progress=False)
-    return model
-
-# %% ../nbs/05_padnet.ipynb #d552426f
-def pad_sweep(cfg:SweepConfig, # what to run
-              out:str|Path, # CSV file: rows are appended as runs finish; existing rows are skipped (resume)
-              device=None, # None: GPU when present
-              progress:bool=True, # a progress bar over the runs
-             ) -> pd.DataFrame:
-    "Run the PAD-Net sweep of `cfg`, appending one row per run to `out`; returns every row of `out` for this task."
-    from tqdm.auto import tqdm
-    from padnotes.core import get_device, evaluate
-    from padnotes.data import image_loaders, text_loaders
-    device = get_device(device); out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
-    done = set()
-    if out.exists() and out.stat().st_size:
-        done = {_key(r) for r in pd.read_csv(out).to_dict("records")}
-    sub = dict(train=cfg.train_size, dev=cfg.eval_size, test=cfg.eval_size)
-    if cfg.task == "fashion_mnist": dls = image_loaders("fashion_mnist", batch_size=cfg.batch_size, subset=sub)
-    else: dls = text_loaders("rotten_tomatoes", max_len=cfg.max_len, batch_size=cfg.batch_size, subset=sub)
-    todo = [r for r in cfg.runs() if _key(dict(r, task=cfg.task)) not in done]
-    cache = {}
-    for run in tqdm(todo, desc=f"PAD sweep {cfg.task}", disable=not progress):
-        t0 = time.perf_counter()
-        model = _conv_run(cfg, run, dls, device) if cfg.task == "fashion_mnist" else _moe_run(cfg, run, dls, device, cache)
-        secs = time.perf_counter() - t0
-        model.eval()
-        row = dict(task=cfg.task, **run, dev_acc=evaluate(model, dls["dev"])["accuracy"], test_acc=evaluate(model, dls["test"])["accuracy"],
-                   params=count_params(model), deploy=deploy_numel(merge_for_inference(model)) if partial_layers(model) else count_params(model),
-                   realised_ratio=dynamic_ratio_of(model) if partial_layers(model) else float("nan"), seconds=secs,
-                   layers=json.dumps({r["layer"]: round(r["ratio"], 5) for r in partition_report(model)}),
-                   settings=json.dumps(dataclasses.asdict(cfg)))
-        pd.DataFrame([row]).to_csv(out, mode="a", header=not (out.exists() and out.stat().st_size), index=False)
-    df = pd.read_csv(out)
-    return df[df.task == cfg.task].reset_index(drop=True)
-
-# %% ../nbs/05_padnet.ipynb #af08bd0d
-def summarize_sweep(df:pd.DataFrame, # rows of `pad_sweep`
-                    metric:str="dev_acc", # column to summarise
-                   ) -> pd.DataFrame:
-    "Mean, std and count of `metric` per (ratio, criterion, scale), references included."
-    g = df.assign(ratio=df.ratio.fillna(-1)).groupby(["task", "ratio", "criterion", "scale"])
-    s = g.agg(mean=(metric, "mean"), std=(metric, "std"), n=(metric, "size"), deploy=("deploy", "mean")).reset_index()
-    s["ratio"] = s.ratio.where(s.ratio >= 0)
-    return s
-
-# %% ../nbs/05_padnet.ipynb #0cdd2ba9
-_CRIT_COLORS = dict(imp="#1f77b4", random="#ff7f0e", magnitude="#2ca02c")
-
-def plot_sweep(df:pd.DataFrame, # rows of `pad_sweep` (one task)
-               metric:str="dev_acc", # 'dev_acc' or 'test_acc'
-               x:str="ratio", # 'ratio' (dynamic ratio) or 'deploy' (numbers stored to deploy)
-              ) -> go.Figure:
-    "Accuracy against the dynamic ratio (or the deploy size), mean and std over seeds, with the fully dynamic, static and reference lines."
-    s = summarize_sweep(df, metric); task = df.task.iloc[0]
-    fig = go.Figure()
-    for crit in [c for c in PAD_CRITERIA if c in set(s.criterion)]:
-        for sc in sorted(set(s[s.criterion == crit].scale), reverse=True):
-            part = s[(s.criterion == crit) & (s.scale == sc)]
-            ends = s[s.criterion.isin(["static", "dynamic"])]
-            part = pd.concat([ends, part]).sort_values("ratio")
-            fig.add_trace(go.Scatter(x=part[x], y=part["mean"], error_y=dict(type="data", array=part["std"].fillna(0)),
-                                     mode="lines+markers", name=f"{crit}" + ("" if sc else ", no scale factors"),
-                                     line=dict(color=_CRIT_COLORS[crit], dash="solid" if sc else "dot"),
-                                     customdata=np.stack([part.ratio, part.n, part.deploy], -1),
-                                     hovertemplate="ratio %{customdata[0]:.1f}<br>" + metric + " %{y:.4f} ± %{error_y.array:.4f}<br>"
-                                                   "seeds %{customdata[1]}<br>deploy %{customdata[2]:,.0f} numbers<extra>%{fullData.name}</extra>"))
-    names = dict(dynamic="fully dynamic (ratio 1)", static="static (ratio 0)", reference="reference: " + ("static ResNet-8" if task == "fashion_mnist" else "dense MiniLM"))
-    for kind, dash in (("dynamic", "dash"), ("static", "dashdot"), ("reference", "longdash")):
-        row = s[s.criterion == kind]
-        if len(row) and x == "ratio":
-            fig.add_hline(y=float(row["mean"].iloc[0]), line_dash=dash, line_color="grey",
-                          annotation_text=f"{names[kind]}: {float(row['mean'].iloc[0]):.4f}", annotation_position="bottom right")
-    return fig.update_layout(title=f"PAD-Net on {task}: {metric.replace('_', ' ')} (mean ± std over seeds)",
-                             xaxis_title="dynamic ratio" if x == "ratio" else "numbers stored to deploy",
-                             yaxis_title=metric.replace("_", " "), height=420, width=760, legend=dict(x=1.02, y=1))
-
-# %% ../nbs/05_padnet.ipynb #dc9af05d
-def main_sweep(out:str|Path="pad_sweep.csv", # the results file (appended to; an interrupted sweep resumes)
-               tasks=("fashion_mnist", "rotten_tomatoes"), # the grids to run
-               device=None):
-    "Run the full-size sweeps of `SweepConfig.full(task)` for each task."
-    return pd.concat([pad_sweep(SweepConfig.full(t), out, device=device) for t in tasks])
-
-# %% ../nbs/05_padnet.ipynb #b848fc0d
-import importlib.resources
-RESULTS_FILE = Path(str(importlib.resources.files("padnotes") / "assets" / "pad_sweep.csv"))
-REGENERATE = "python -c \"from padnotes.pad import main_sweep; main_sweep('padnotes/assets/pad_sweep.csv')\""
-
-def sweep_results(task:str|None=None, # 'fashion_mnist' or 'rotten_tomatoes'; None: both
-                  path:str|Path|None=None, # a CSV written by `pad_sweep` (default: the file shipped with padnotes)
-                 ) -> pd.DataFrame:
-    "The rows of a PAD-Net sweep results file, for one task or all."
-    path = Path(path) if path is not None else RESULTS_FILE
-    if not path.exists(): raise FileNotFoundError(f"no sweep results at {path}; regenerate them with: {REGENERATE}")
-    df = pd.read_csv(path)
-    if task is None: return df
-    if task not in set(df.task): raise ValueError(f"no rows for task {task!r} in {path}: it holds {sorted(set(df.task))}")
-    return df[df.task == task].reset_index(drop=True)
-
-# %% ../nbs/05_padnet.ipynb #56c4dd73
-def pad_trends(df:pd.DataFrame, # rows of `pad_sweep` for one task
-               metric:str="dev_acc", # the accuracy to compare
-              ) -> pd.DataFrame:
-    "The paper's claims measured: partial vs fully dynamic and static, IMP vs other criteria, scale factors on vs off (mean over seeds)."
-    s = summarize_sweep(df, metric).set_index(["criterion", "scale", "ratio"])["mean"]
-    def get(c, sc, r=None):
-        rows = s.xs(c, level="criterion")
-        rows = rows[rows.index.get_level_values("scale") == sc] if sc is not None else rows
-        return float(rows.iloc[0]) if r is None else float(rows.xs(r, level="ratio").iloc[0])
-    dyn, sta = get("dynamic", None), get("static", None)
-    mids = sorted({r for (c, sc, r) in s.index if c in PAD_CRITERIA and r == r})
-    out = []
-    for r in mids:
-        imp = get("imp", True, r)
-        row = dict(ratio=r, imp=imp, imp_minus_dynamic=imp - dyn, imp_minus_static=imp - sta)
-        for c in ("random", "magnitude"):
-            if (c, True, r) in s.index: row[f"imp_minus_{c}"] = imp - get(c, True, r)
-        if ("imp", False, r) in s.index: row["scale_on_minus_off"] = imp - get("imp", False, r)
-        out.append(row)
-    return pd.DataFrame(out)
-
-# %% ../nbs/05_padnet.ipynb #5cbacabf
-def layer_ratios(df:pd.DataFrame, # rows of `pad_sweep` for one task
-                 criterion:str="imp", # whose partitions to show
-                ) -> pd.DataFrame:
-    "Mean per-layer dynamic ratio (columns: layers) for each global dynamic ratio (rows) of `criterion`'s runs with scale factors."
-    rows = df[(df.criterion == criterion) & df.scale.astype(bool)]
-    if not len(rows): raise ValueError(f"no runs of criterion {criterion!r} in these rows")
-    per = pd.DataFrame([dict(json.loads(l), ratio=r) for l, r in zip(rows.layers, rows.ratio)])
-    return per.groupby("ratio").mean()
-
-def plot_layer_ratios(table:pd.DataFrame, # from `layer_ratios`
-                      title:str="Dynamic ratio per layer") -> go.Figure:
-    "Heatmap: rows the global dynamic ratio, columns the layers, colour the layer's own dynamic ratio."
-    fig = go.Figure(go.Heatmap(z=table.values, x=list(table.columns), y=[f"{r:g}" for r in table.index], zmin=0, zmax=1,
-                               colorscale="Blues", colorbar=dict(title="layer ratio"),
-                               hovertemplate="global ratio %{y}<br>%{x}<br>layer ratio %{z:.3f}<extra></extra>"))
-    return fig.update_layout(title=title, xaxis_title="layer", yaxis_title="global dynamic ratio", height=380, width=760)
-
-# %% ../nbs/05_padnet.ipynb #97e31db8
-def benchmark_pad(ratios=(0.1, 0.3, 0.5), # dynamic ratios of the merged layers
-                  batch_size:int=32, channels:int=64, size:int=28, num_kernels:int=4, # the layer and input
-                  repeats:int=20, # timed rounds (median reported)
-                  device=None, seed:int=0) -> pd.DataFrame:
-    "Stored numbers and forward time of merged PAD convs vs the fully dynamic conv vs a static conv."
-    from padnotes.core import get_device, time_fns
-    device = get_device(device); set_seed(seed)
-    x = torch.randn(batch_size, channels, size, size, device=device)
-    dy = DynamicConv2d(channels, channels, 3, padding=1, bias=False, num_kernels=num_kernels, temperature=1.0).to(device).eval()
-    static = nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(device).eval()
-    layers = {"static conv": static, "fully dynamic": dy}
-    for r in ratios:
-        p = PartialDynamicConv2d.from_dynamic(dy)
-        with torch.no_grad(): p.weight_mask.copy_(keep_masks({"w": torch.rand(p.weight_mask.shape)}, r)["w"].float())
-        layers[f"PAD merged r={r}"] = MergedPartialConv2d.from_partial(p).to(device).eval()
-    with torch.no_grad():
-        times = time_fns({k: (lambda m=m: m(x)) for k, m in layers.items()}, repeats=repeats, device=device)
-    base = times["fully dynamic"]
-    return pd.DataFrame([dict(layer=k, stored=deploy_numel(m), stored_vs_dynamic=deploy_numel(m) / deploy_numel(dy),
-                              ms=1e3 * times[k], time_vs_dynamic=times[k] / base, time_vs_static=times[k] / times["static conv"],
-                              device=str(device)) for k, m in layers.items()])

@@ -4,52 +4,96 @@
 
 # %% ../nbs/04_scoring.ipynb #5964f807
 from __future__ import annotations
-import copy, math
-from typing import Callable, Iterable, Mapping
+import copy, functools, itertools
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .core import forward_logits, split_batch, to_device, set_seed
+from .core import check_choice, check_int, check_ratio, forward_logits, split_batch, to_device
 
 # %% auto #0
-__all__ = ['CRITERIA', 'topk_mask', 'keep_masks', 'mask_stats', 'random_scores', 'magnitude_scores', 'grad_scores',
-           'grasp_scores', 'synflow_scores', 'score', 'mask_pictures', 'jaccard', 'ratio_schedule', 'iterative_masks']
+__all__ = ['CRITERIA', 'topk_mask', 'keep_masks', 'mask_stats', 'random_scores', 'magnitude_scores', 'scoring_mode',
+           'grad_scores', 'grasp_scores', 'synflow_scores', 'ScoreContext', 'Criterion', 'register_criterion', 'score',
+           'jaccard', 'ratio_schedule', 'iterative_masks']
 
 # %% ../nbs/04_scoring.ipynb #323ee2c9
 def _check_ratio(keep_ratio, name="keep_ratio"):
-    if isinstance(keep_ratio, bool) or not isinstance(keep_ratio, (int, float)) or math.isnan(keep_ratio) or not 0 <= keep_ratio <= 1:
-        raise ValueError(f"{name} must be a number in [0, 1], got {keep_ratio!r}")
-    return float(keep_ratio)
+    "`padnotes.core.check_ratio` with the argument order that pad and widgets import."
+    return check_ratio(name, keep_ratio)
+
+def _flat_scores(s, name:str="scores") -> torch.Tensor:
+    "1-d `s` in a float dtype at least as precise as float32 (no copy when it already is one)."
+    if not isinstance(s, torch.Tensor): raise TypeError(f"{name} is a {type(s).__name__}, expected a tensor")
+    return s.detach().flatten().to(torch.promote_types(s.dtype, torch.float32))
+
+def _check_no_nan(flats:Mapping[str, torch.Tensor]):
+    bad = [n for n, f in flats.items() if f.numel() and torch.isnan(f.max())]      # max propagates NaN: one pass, no temporary
+    if bad: raise ValueError(f"scores contain NaN (in {bad}): the criterion could not score these entries")
+
+def _kth_largest(flat:torch.Tensor, # 1-d scores
+                 k:int, # 1 <= k <= flat.numel()
+                 method:str|None=None, # 'kthvalue', 'topk'; None: kthvalue on the CPU, topk elsewhere
+                ) -> torch.Tensor:
+    "The k-th largest entry of `flat` (a 0-d tensor on its device), by selection rather than sorting."
+    n = flat.numel()
+    method = method or ("kthvalue" if flat.device.type == "cpu" else "topk")
+    if method == "kthvalue": return torch.kthvalue(flat, n - k + 1).values      # the (n - k + 1)-th smallest
+    check_choice("method", method, ("kthvalue", "topk"))
+    # CUDA's kthvalue gives one thread block to a slice; topk's radix select spreads one long slice over the GPU.
+    if k <= n - k + 1: return torch.topk(flat, k, sorted=False).values.min()   # only min(k, n - k + 1) values come back
+    return torch.topk(flat, n - k + 1, largest=False, sorted=False).values.max()
+
+def _select(flat:torch.Tensor, k:int, g:torch.Generator) -> torch.Tensor:
+    "Mask of exactly `k` entries of the 1-d `flat`: all above the k-th largest value, then a seeded random draw of the ties."
+    n = flat.numel()
+    if k in (0, n): return torch.full((n,), k == n, dtype=torch.bool, device=flat.device)
+    t = _kth_largest(flat, k)
+    mask = flat > t
+    need = k - int(torch.count_nonzero(mask))         # >= 1: t itself is among the k largest
+    tied = (flat == t).nonzero().squeeze(1)           # flat indices of the ties, on the device
+    if need < tied.numel():                           # keep the `need` ties with the largest random keys; the keys are drawn
+        keys = torch.randint(-2**62, 2**62, (tied.numel(),), generator=g).to(flat.device)   # on the CPU, so every device
+        tied = tied[_select(keys, need, g)]           # draws the same; keys that collide are drawn again
+    mask[tied] = True
+    return mask
 
 def topk_mask(scores:torch.Tensor, # any shape
-              k:int, # how many entries to keep
+              k:int, # how many entries to keep, 0 <= k <= scores.numel()
+              seed:int=0, # orders the entries tied at the threshold
              ) -> torch.Tensor:
-    "Boolean mask of the `k` highest scores; ties go to the lower flat index, so the count is exact."
-    flat = scores.detach().flatten().float()
-    if torch.isnan(flat).any(): raise ValueError("scores contain NaN: the criterion could not score these entries")
-    mask = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
-    if k > 0: mask[torch.sort(flat, descending=True, stable=True).indices[:k]] = True
-    return mask.view(scores.shape)
+    "Boolean mask of exactly the `k` highest scores, by selection; entries tied at the threshold are drawn in a seeded random order."
+    flat = _flat_scores(scores); _check_no_nan({"scores": flat})
+    k = check_int("k", k, minimum=0)
+    if k > flat.numel(): raise ValueError(f"k must be at most the number of scores ({flat.numel()}), got {k}")
+    g = torch.Generator().manual_seed(check_int("seed", seed, minimum=None))
+    return _select(flat, k, g).view(scores.shape)
 
 # %% ../nbs/04_scoring.ipynb #65e0e02d
 def keep_masks(scores:Mapping[str, torch.Tensor], # name -> scores (higher = keep)
                keep_ratio:float, # fraction of entries kept, in [0, 1]
                scope:str="global", # 'global': one threshold over all tensors; 'layer': the same fraction in each
+               seed:int=0, # orders the entries tied at the threshold
               ) -> dict[str, torch.Tensor]:
-    "Boolean masks keeping exactly round(keep_ratio * N) entries (globally, or per tensor)."
-    keep_ratio = _check_ratio(keep_ratio)
+    "Boolean masks keeping exactly round(keep_ratio * N) entries (globally, or per tensor), on the scores' device."
+    keep_ratio = _check_ratio(keep_ratio); check_choice("scope", scope, ("global", "layer"))
     if not scores: raise ValueError("no scores given: nothing to threshold")
+    flats = {n: _flat_scores(s, f"scores[{n!r}]") for n, s in scores.items()}
+    g = torch.Generator().manual_seed(check_int("seed", seed, minimum=None))
     if scope == "layer":
-        return {n: topk_mask(s, round(keep_ratio * s.numel())) for n, s in scores.items()}
-    if scope != "global": raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
-    flat = torch.cat([s.detach().flatten().float().cpu() for s in scores.values()])
-    m = topk_mask(flat, round(keep_ratio * flat.numel()))
-    out, i = {}, 0
-    for n, s in scores.items():
-        out[n] = m[i:i + s.numel()].view(s.shape).to(s.device); i += s.numel()
-    return out
+        _check_no_nan(flats)
+        return {n: _select(f, round(keep_ratio * f.numel()), g).view(scores[n].shape) for n, f in flats.items()}
+    devices = {}
+    for n, f in flats.items(): devices.setdefault(str(f.device), []).append(n)
+    if len(devices) > 1: raise ValueError(f"a global threshold ranks all scores together, so they must be on one device; got {devices}")
+    dtype = functools.reduce(torch.promote_types, [f.dtype for f in flats.values()])
+    flat = torch.cat([f.to(dtype) for f in flats.values()])          # (N,) on the scores' device
+    if torch.isnan(flat.max()): _check_no_nan(flats)                 # one pass over all scores; the names only on failure
+    mask = _select(flat, round(keep_ratio * flat.numel()), g)
+    return {n: m.view(scores[n].shape) for n, m in zip(scores, mask.split([f.numel() for f in flats.values()]))}
 
 def mask_stats(masks:Mapping[str, torch.Tensor]) -> list[dict]:
     "Per tensor: entries, kept, kept fraction (and a total row)."
@@ -59,11 +103,8 @@ def mask_stats(masks:Mapping[str, torch.Tensor]) -> list[dict]:
 
 # %% ../nbs/04_scoring.ipynb #53fa2fb3
 def _batches(data:Iterable, n_batches:int):
-    if n_batches < 1: raise ValueError(f"n_batches must be >= 1, got {n_batches}")
-    out = []
-    for i, b in enumerate(data):
-        if i >= n_batches: break
-        out.append(b)
+    n_batches = check_int("n_batches", n_batches, minimum=1)
+    out = list(itertools.islice(data, n_batches))
     if not out: raise ValueError("the data gave no batch to score with")
     return out
 
@@ -75,12 +116,42 @@ def _check_targets(targets):
 
 def random_scores(targets:Mapping[str, torch.Tensor], seed:int=0) -> dict[str, torch.Tensor]:
     "Uniform random scores, reproducible from `seed`."
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(check_int("seed", seed, minimum=None))
     return {n: torch.rand(t.shape, generator=g).to(t.device) for n, t in _check_targets(targets).items()}
 
 def magnitude_scores(targets:Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     "Absolute values."
     return {n: t.detach().abs() for n, t in _check_targets(targets).items()}
+
+# %% ../nbs/04_scoring.ipynb #7d3f8a25
+def _cuda_indices(model:nn.Module) -> list[int]:
+    return sorted({t.device.index for t in itertools.chain(model.parameters(), model.buffers()) if t.device.type == "cuda"})
+
+def _model_device(model:nn.Module) -> torch.device:
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+@contextmanager
+def scoring_mode(model:nn.Module, # the model being scored
+                 train:bool=True, # its mode while scoring: True (the authors': dropout on, BatchNorm on batch statistics) or False
+                 seed:int=0, # seeds the forked random stream (dropout, shuffling loaders)
+                ):
+    "Run a block with `model` in `train` mode under a forked RNG seeded with `seed`; restores its modes and buffers afterwards."
+    if not isinstance(train, bool): raise TypeError(f"train must be a bool, got {type(train).__name__} {train!r}")
+    seed = check_int("seed", seed, minimum=None)
+    modes = [(m, m.training) for m in model.modules()]
+    buffers = [(model.get_submodule(n.rpartition(".")[0]), n.rpartition(".")[2], b, b.detach().clone()) for n, b in model.named_buffers()]
+    cuda = _cuda_indices(model)
+    with torch.random.fork_rng(devices=cuda):
+        torch.default_generator.manual_seed(seed)
+        for i in cuda:
+            with torch.cuda.device(i): torch.cuda.manual_seed(seed)
+        model.train(train)
+        try: yield model
+        finally:
+            with torch.no_grad():
+                for mod, name, b, saved in buffers:
+                    b.copy_(saved); setattr(mod, name, b)     # the values, and the tensor itself if a module swapped it
+            for m, was in modes: m.training = was
 
 # %% ../nbs/04_scoring.ipynb #568a2260
 def grad_scores(model:nn.Module, # the model whose loss is differentiated
@@ -89,113 +160,179 @@ def grad_scores(model:nn.Module, # the model whose loss is differentiated
                 n_batches:int=10, # batches to accumulate over
                 loss_fn:Callable|None=None, # defaults to cross-entropy
                 times_value:bool=True, # |w * dL/dw| (SNIP); False: |dL/dw| (Taylor score of a mask)
+                train:bool=True, # the model's mode while scoring (restored after); the authors score in train mode
+                seed:int=0, # seeds dropout (and a shuffling loader) while scoring
                ) -> dict[str, torch.Tensor]:
-    "First-order (SNIP / Taylor) scores: |dL/dt| (times |t|), gradients accumulated over `n_batches`."
+    "First-order (SNIP / Taylor) scores: |dL/dt| (times |t|), gradients accumulated over `n_batches`; the model is left as it was."
     targets = _check_targets(targets); loss_fn = loss_fn or F.cross_entropy
-    tensors = list(targets.values())
+    tensors = list(targets.values()); dev = tensors[0].device
     flags = [t.requires_grad for t in tensors]
-    for t in tensors: t.requires_grad_(True)
-    dev = tensors[0].device
     acc = [torch.zeros_like(t) for t in tensors]
-    was_training = model.training; model.eval()
-    try:
-        for batch in _batches(data, n_batches):
-            inputs, y = split_batch(to_device(batch, dev))
-            loss = loss_fn(forward_logits(model, inputs), y)
-            grads = torch.autograd.grad(loss, tensors, allow_unused=True)
-            for a, gr in zip(acc, grads):
-                if gr is not None: a += gr.detach()
-    finally:
-        model.train(was_training)
-        for t, f in zip(tensors, flags): t.requires_grad_(f)
+    with scoring_mode(model, train, seed):
+        try:
+            for t in tensors: t.requires_grad_(True)
+            for batch in _batches(data, n_batches):
+                inputs, y = split_batch(to_device(batch, dev))
+                loss = loss_fn(forward_logits(model, inputs), y)
+                for a, gr in zip(acc, torch.autograd.grad(loss, tensors, allow_unused=True)):
+                    if gr is not None: a += gr.detach()
+        finally:
+            for t, f in zip(tensors, flags): t.requires_grad_(f)
     for n, a in zip(targets, acc):
         if not torch.isfinite(a).all(): raise ValueError(f"gradient scores of {n!r} are not finite: the data cannot be scored")
     return {n: (a * t.detach()).abs() if times_value else a.abs() for (n, t), a in zip(targets.items(), acc)}
 
 # %% ../nbs/04_scoring.ipynb #f86f9fd1
 def grasp_scores(model:nn.Module, targets:Mapping[str, torch.Tensor], data:Iterable, n_batches:int=10,
-                 loss_fn:Callable|None=None) -> dict[str, torch.Tensor]:
+                 loss_fn:Callable|None=None,
+                 train:bool=True, # the model's mode while scoring (restored after)
+                 seed:int=0, # seeds dropout while scoring
+                ) -> dict[str, torch.Tensor]:
     "GraSP scores w * (H g), higher = keep (GraSP removes the largest -w * Hg)."
     targets = _check_targets(targets); loss_fn = loss_fn or F.cross_entropy
     tensors = list(targets.values()); dev = tensors[0].device
     flags = [t.requires_grad for t in tensors]
-    for t in tensors: t.requires_grad_(True)
-    batches = _batches(data, n_batches)
-    was_training = model.training; model.eval()
-    try:
-        g0 = [torch.zeros_like(t) for t in tensors]     # the gradient, without graph
-        for b in batches:
-            inputs, y = split_batch(to_device(b, dev))
-            for a, gr in zip(g0, torch.autograd.grad(loss_fn(forward_logits(model, inputs), y), tensors, allow_unused=True)):
-                if gr is not None: a += gr
-        hg = [torch.zeros_like(t) for t in tensors]
-        for b in batches:                               # H g = d(g . stopgrad(g)) / dw
-            inputs, y = split_batch(to_device(b, dev))
-            gs = torch.autograd.grad(loss_fn(forward_logits(model, inputs), y), tensors, create_graph=True, allow_unused=True)
-            z = sum((gr * g.detach()).sum() for gr, g in zip(gs, g0) if gr is not None)
-            for a, h in zip(hg, torch.autograd.grad(z, tensors, allow_unused=True)):
-                if h is not None: a += h
-    finally:
-        model.train(was_training)
-        for t, f in zip(tensors, flags): t.requires_grad_(f)
+    with scoring_mode(model, train, seed):
+        try:
+            for t in tensors: t.requires_grad_(True)
+            batches = _batches(data, n_batches)
+            g0 = [torch.zeros_like(t) for t in tensors]     # the gradient, without graph
+            with torch.random.fork_rng(devices=_cuda_indices(model)):
+                for b in batches:
+                    inputs, y = split_batch(to_device(b, dev))
+                    for a, gr in zip(g0, torch.autograd.grad(loss_fn(forward_logits(model, inputs), y), tensors, allow_unused=True)):
+                        if gr is not None: a += gr
+            hg = [torch.zeros_like(t) for t in tensors]
+            for b in batches:                               # H g = d(g . stopgrad(g)) / dw
+                inputs, y = split_batch(to_device(b, dev))
+                gs = torch.autograd.grad(loss_fn(forward_logits(model, inputs), y), tensors, create_graph=True, allow_unused=True)
+                z = sum((gr * g.detach()).sum() for gr, g in zip(gs, g0) if gr is not None)
+                for a, h in zip(hg, torch.autograd.grad(z, tensors, allow_unused=True)):
+                    if h is not None: a += h
+        finally:
+            for t, f in zip(tensors, flags): t.requires_grad_(f)
     return {n: (t.detach() * h) for (n, t), h in zip(targets.items(), hg)}
 
 # %% ../nbs/04_scoring.ipynb #12df8852
-def synflow_scores(model:nn.Module, targets:Mapping[str, torch.Tensor], example_input) -> dict[str, torch.Tensor]:
+def synflow_scores(model:nn.Module, targets:Mapping[str, torch.Tensor],
+                   example_input, # a tensor (or dict of tensors) with the input's shape; only shapes (and integer entries) are used
+                  ) -> dict[str, torch.Tensor]:
     "SynFlow scores |theta| * dR/d|theta| with R the summed output of the |theta| network on an all-ones input."
     targets = _check_targets(targets)
     names = {id(p): n for n, p in model.named_parameters()}
     missing = [n for n, t in targets.items() if id(t) not in names]
     if missing: raise ValueError(f"SynFlow scores parameters of the model; these targets are not parameters: {missing}")
+    dev = _model_device(model)
     ref = copy.deepcopy(model).double().eval()
     params = dict(ref.named_parameters())
     with torch.no_grad():
         for p in params.values(): p.abs_()
     tensors = [params[names[id(t)]] for t in targets.values()]
-    if isinstance(example_input, dict):
-        ones = {k: (torch.ones_like(v, dtype=torch.float64) if v.is_floating_point() else v) for k, v in example_input.items()}
-    else: ones = torch.ones_like(example_input, dtype=torch.float64)
-    R = forward_logits(ref, ones).sum()
+    def ones(v): return torch.ones(v.shape, dtype=torch.float64, device=dev) if v.is_floating_point() else v.to(dev)
+    inputs = {k: ones(v) for k, v in example_input.items()} if isinstance(example_input, dict) else ones(example_input)
+    R = forward_logits(ref, inputs).sum()
     grads = torch.autograd.grad(R, tensors, allow_unused=True)
     return {n: (t.detach() * (g if g is not None else torch.zeros_like(t))).float().to(targets[n].device)
             for (n, t), g in zip(zip(targets, tensors), grads)}
 
 # %% ../nbs/04_scoring.ipynb #b19a36cb
-CRITERIA = ("random", "magnitude", "snip", "taylor", "grasp", "synflow")
+@dataclass
+class ScoreContext:
+    "What a criterion may use besides its targets."
+    model:nn.Module|None # the model whose loss (or output) is differentiated; None for data-free, model-free criteria
+    data:Iterable|None # batches: (x, y) or dicts with 'labels'
+    n_batches:int=10 # batches to accumulate over
+    loss_fn:Callable|None=None # defaults to cross-entropy
+    seed:int=0 # random scores, dropout while scoring
+    train:bool=True # the model's mode while scoring (the authors score in train mode)
+    example_input:Any=None # an input for data-free criteria (SynFlow); None: the first batch's
 
-def score(criterion:str, # one of CRITERIA
+    def __post_init__(self):
+        if self.model is not None and not isinstance(self.model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(self.model).__name__}")
+        self.n_batches = check_int("n_batches", self.n_batches, minimum=1)
+        self.seed = check_int("seed", self.seed, minimum=None)
+        if not isinstance(self.train, bool): raise TypeError(f"train must be a bool, got {type(self.train).__name__} {self.train!r}")
+        if self.loss_fn is not None and not callable(self.loss_fn): raise TypeError(f"loss_fn must be callable, got {self.loss_fn!r}")
+
+@dataclass(frozen=True)
+class Criterion:
+    "A registered criterion: `fn(targets, ctx) -> scores`, and what it needs from the context."
+    name:str
+    fn:Callable
+    needs_model:bool=True
+    needs_data:bool=True
+    def __call__(self, targets, ctx): return self.fn(targets, ctx)
+
+CRITERIA: dict[str, Criterion] = {}
+
+def register_criterion(name:str, # the name `score` and the methods' `criterion=` arguments use
+                       fn:Callable|None=None, # fn(targets, ctx) -> {name: scores}; None: use as a decorator
+                       *,
+                       overwrite:bool=False, # replace a criterion already registered under `name`
+                       needs_model:bool=True, # `score` refuses to call it without a model
+                       needs_data:bool=True, # `score` refuses to call it without data
+                      ) -> Callable:
+    "Register `fn` under `name` in `CRITERIA` (usable as a decorator); returns `fn`."
+    if not isinstance(name, str) or not name: raise TypeError(f"a criterion's name must be a non-empty str, got {name!r}")
+    if fn is None: return functools.partial(register_criterion, name, overwrite=overwrite, needs_model=needs_model, needs_data=needs_data)
+    if not callable(fn): raise TypeError(f"criterion {name!r} must be a function of (targets, ctx), got {type(fn).__name__}")
+    if name in CRITERIA and not overwrite:
+        raise ValueError(f"criterion {name!r} is already registered ({CRITERIA[name].fn.__module__}.{CRITERIA[name].fn.__qualname__}); "
+                         "pass overwrite=True to replace it")
+    CRITERIA[name] = Criterion(name, fn, bool(needs_model), bool(needs_data))
+    return fn
+
+# %% ../nbs/04_scoring.ipynb #e7a4c2f9
+def _grad_criterion(times_value):
+    def fn(targets, ctx):
+        return grad_scores(ctx.model, targets, ctx.data, ctx.n_batches, ctx.loss_fn, times_value=times_value, train=ctx.train, seed=ctx.seed)
+    return fn
+
+def _synflow_criterion(targets, ctx):
+    x = ctx.example_input
+    if x is None:
+        if ctx.data is None: raise ValueError("criterion 'synflow' needs the input's shape: pass data (its first batch is used) or example_input")
+        x, _ = split_batch(_batches(ctx.data, 1)[0])
+    return synflow_scores(ctx.model, targets, x)
+
+register_criterion("random", lambda targets, ctx: random_scores(targets, ctx.seed), needs_model=False, needs_data=False, overwrite=True)
+register_criterion("magnitude", lambda targets, ctx: magnitude_scores(targets), needs_model=False, needs_data=False, overwrite=True)
+register_criterion("snip", _grad_criterion(True), overwrite=True)
+register_criterion("taylor", _grad_criterion(False), overwrite=True)
+register_criterion("grasp", lambda targets, ctx: grasp_scores(ctx.model, targets, ctx.data, ctx.n_batches, ctx.loss_fn, ctx.train, ctx.seed),
+                   overwrite=True)
+register_criterion("synflow", _synflow_criterion, needs_data=False, overwrite=True);
+
+# %% ../nbs/04_scoring.ipynb #4b8d1e6c
+def _check_scores(criterion:str, out, targets:Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    if not isinstance(out, Mapping) or set(out) != set(targets):
+        got = sorted(out) if isinstance(out, Mapping) else type(out).__name__
+        raise ValueError(f"criterion {criterion!r} returned scores for {got}, expected one tensor per target: {sorted(targets)}")
+    bad = [n for n, t in targets.items() if not isinstance(out[n], torch.Tensor) or out[n].shape != t.shape]
+    if bad: raise ValueError(f"criterion {criterion!r} returned scores that are not tensors of the target's shape for {bad}")
+    return {n: out[n] for n in targets}
+
+def score(criterion:str, # a name registered in CRITERIA
           targets:Mapping[str, torch.Tensor], # name -> tensor to score
           model:nn.Module|None=None, # needed by snip, taylor, grasp, synflow
           data:Iterable|None=None, # batches; needed by snip, taylor, grasp (synflow takes the input shape of the first)
           n_batches:int=10, # batches to accumulate over
           loss_fn:Callable|None=None, # defaults to cross-entropy
-          seed:int=0, # for 'random'
+          seed:int=0, # random scores; dropout while scoring
+          train:bool=True, # the model's mode while scoring (restored after); the authors score in train mode
+          example_input:Any=None, # for synflow without data
          ) -> dict[str, torch.Tensor]:
-    "Scores (higher = keep) of every entry of `targets` under `criterion`."
-    if criterion not in CRITERIA: raise ValueError(f"unknown criterion {criterion!r}: expected one of {CRITERIA}")
-    if criterion == "random": return random_scores(targets, seed)
-    if criterion == "magnitude": return magnitude_scores(targets)
-    if model is None or data is None: raise ValueError(f"criterion {criterion!r} needs a model and data to score with")
-    if criterion in ("snip", "taylor"):
-        return grad_scores(model, targets, data, n_batches, loss_fn, times_value=(criterion == "snip"))
-    if criterion == "grasp": return grasp_scores(model, targets, data, n_batches, loss_fn)
-    inputs, _ = split_batch(_batches(data, 1)[0])
-    return synflow_scores(model, targets, inputs)
-
-# %% ../nbs/04_scoring.ipynb #3558738c
-def mask_pictures(masks:Mapping[str, torch.Tensor], # criterion -> mask of one (out, in) weight
-                  image_shape:tuple, # how the input dimension folds into a picture, e.g. (8, 8)
-                  title:str="Connections kept per input pixel",
-                 ):
-    "One heatmap per criterion: the number of kept connections of each input pixel."
-    cols = len(masks)
-    fig = make_subplots(1, cols, subplot_titles=list(masks), horizontal_spacing=0.02)
-    for i, (c, m) in enumerate(masks.items()):
-        z = m.float().sum(0).view(image_shape).flip(0).cpu().numpy()
-        fig.add_trace(go.Heatmap(z=z, coloraxis="coloraxis", hovertemplate=f"{c}<br>pixel (%{{x}}, %{{y}}): %{{z}} kept<extra></extra>"), 1, i + 1)
-    fig.update_xaxes(visible=False); fig.update_yaxes(visible=False, scaleanchor="x")
-    return fig.update_layout(title=title, coloraxis=dict(colorscale="Viridis", colorbar_title="kept"), height=260, width=170 * cols + 80,
-                             margin=dict(l=10, r=10, t=70, b=10))
+    "Scores (higher = keep) of every entry of `targets` under the registered `criterion`."
+    if not isinstance(criterion, str) or criterion not in CRITERIA:
+        raise ValueError(f"unknown criterion {criterion!r}: registered are {list(CRITERIA)} (add one with register_criterion)")
+    crit, targets = CRITERIA[criterion], _check_targets(targets)
+    ctx = ScoreContext(model, data, n_batches, loss_fn, seed, train, example_input)
+    missing = [w for w, need, v in (("model", crit.needs_model, model), ("data", crit.needs_data, data)) if need and v is None]
+    if missing:
+        needs = " and ".join(w for w, need in (("a model", crit.needs_model), ("data", crit.needs_data)) if need)
+        raise ValueError(f"criterion {criterion!r} needs {needs} to score with; got no {' and no '.join(missing)}")
+    return _check_scores(criterion, crit(targets, ctx), targets)
 
 # %% ../nbs/04_scoring.ipynb #9b9f2fb6
 def jaccard(a:torch.Tensor, b:torch.Tensor) -> float:
@@ -210,11 +347,9 @@ def ratio_schedule(keep_ratio:float, # the final kept fraction
                   ) -> list[float]:
     "Kept fractions after each of the T iterations, ending at `keep_ratio`."
     keep_ratio = _check_ratio(keep_ratio)
-    if not isinstance(iterations, int) or iterations < 1: raise ValueError(f"iterations must be an int >= 1, got {iterations!r}")
-    if kind == "exp":
-        return [keep_ratio ** ((t + 1) / iterations) for t in range(iterations)]
-    if kind == "linear": return [1 - (1 - keep_ratio) * (t + 1) / iterations for t in range(iterations)]
-    raise ValueError(f"kind must be 'exp' or 'linear', got {kind!r}")
+    iterations = check_int("iterations", iterations, minimum=1); check_choice("kind", kind, ("exp", "linear"))
+    if kind == "exp": return [keep_ratio ** ((t + 1) / iterations) for t in range(iterations)]
+    return [1 - (1 - keep_ratio) * (t + 1) / iterations for t in range(iterations)]
 
 # %% ../nbs/04_scoring.ipynb #d1962e4e
 def iterative_masks(score_fn:Callable[[dict], dict], # current masks -> scores (higher = keep)
@@ -223,13 +358,15 @@ def iterative_masks(score_fn:Callable[[dict], dict], # current masks -> scores (
                     iterations:int=1, # T
                     kind:str="exp", # schedule: 'exp' or 'linear'
                     scope:str="global", # 'global' or 'layer'
-                    device=None,
+                    device=None, # where the masks live
+                    seed:int=0, # orders tied scores at each threshold
                    ) -> dict[str, torch.Tensor]:
     "Masks after T rounds of score -> threshold, each round keeping the scheduled fraction; removed entries stay removed."
     masks = {n: torch.ones(s, dtype=torch.bool, device=device) for n, s in shapes.items()}
     for r in ratio_schedule(keep_ratio, iterations, kind):
         scores = score_fn(masks)
         if set(scores) != set(masks): raise ValueError(f"score_fn returned scores for {sorted(scores)}, expected {sorted(masks)}")
-        scores = {n: s.float().masked_fill(~masks[n].to(s.device), float("-inf")) for n, s in scores.items()}
-        masks = {n: m.to(masks[n].device) for n, m in keep_masks(scores, r, scope).items()}
+        scores = {n: s.detach().to(torch.promote_types(s.dtype, torch.float32)).masked_fill(~masks[n].to(s.device), float("-inf"))
+                  for n, s in scores.items()}
+        masks = {n: m.to(masks[n].device) for n, m in keep_masks(scores, r, scope, seed).items()}
     return masks

@@ -15,7 +15,7 @@ from plotly.offline import get_plotlyjs
 import torch
 
 from .core import get_device
-from .pad import SweepConfig, pad_sweep, plot_sweep, summarize_sweep, sweep_results, RESULTS_FILE, REGENERATE
+from .experiments.pad import SweepConfig, pad_sweep, plot_sweep, summarize_sweep, sweep_results, RESULTS_FILE, REGENERATE
 
 # %% auto #0
 __all__ = ['SIZES', 'SECTIONS', 'tour_config', 'TourContext', 'SectionResult', 'TourSection', 'register_section', 'tour_sections',

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 import plotly.graph_objects as go
 
-from .pad import (PAD_CRITERIA, PartialDynamicConv2d, PartialExperts, _CRIT_COLORS, partial_layers,
-                          partition_report, summarize_sweep, sweep_results)
+from .pad import PAD_CRITERIA, PartialDynamicConv2d, PartialExperts, partial_layers, partition_report
+from .experiments.pad import _CRIT_COLORS, summarize_sweep, sweep_results
 from .moe import moe_layers
 
 # %% auto #0

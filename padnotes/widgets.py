@@ -23,23 +23,9 @@ from .scoring import _check_ratio
 from .viz import (accuracy_traces, layer_fraction_traces, live_point_trace, load_results, mask_grid, mask_traces)
 
 # %% auto #0
-__all__ = ['deploy_size', 'ExplorerState', 'readout_html', 'Explorer', 'topk_order', 'figure_output', 'static_figure',
-           'set_ratio', 'set_criterion', 'set_layer', 'fine_tune', 'resnet_explorer_args', 'for_resnet',
-           'benchmark_slider', 'for_minilm']
-
-# %% ../nbs/07_explorer.ipynb #4ab3a436
-def deploy_size(model:nn.Module) -> int:
-    "Numbers stored to deploy `model` once merged (`deploy_numel(merge_for_inference(model))`), computed without merging."
-    layers = partial_layers(model)
-    if not layers: raise ValueError(f"{type(model).__name__} has no partially dynamic layer: convert it with to_partial or padify")
-    inside = {id(p) for l in layers.values() for p in l.parameters()}
-    n = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values() if id(p) not in inside)
-    for l in layers.values():
-        masks = l.masks(); K = next(iter(l.dynamic_copies().values())).shape[0]
-        N = sum(m.numel() for m in masks.values()); D = int(sum(m.sum() for m in masks.values()))
-        n += N + (K - 1) * D
-        if isinstance(l, PartialDynamicConv2d) and D > 0: n += count_params(l.attention)
-    return int(n)
+__all__ = ['ExplorerState', 'readout_html', 'Explorer', 'topk_order', 'figure_output', 'static_figure', 'set_ratio',
+           'set_criterion', 'set_layer', 'fine_tune', 'resnet_explorer_args', 'for_resnet', 'benchmark_slider',
+           'for_minilm']
 
 # %% ../nbs/07_explorer.ipynb #12515d22
 @dataclasses.dataclass
@@ -165,7 +151,7 @@ def _measure(self:Explorer):
     s.latency_ms = 1e3 * t
     s.realised_ratio = sum(r["dynamic"] for r in rep) / sum(r["entries"] for r in rep)
     s.dynamic_params = int(sum(r["dynamic"] * r["copies"] for r in rep))
-    s.deploy = deploy_size(m)
+    s.deploy = deploy_numel(m)
     self.report = rep
     return s
 
@@ -174,7 +160,7 @@ def _deploy_curve(self:Explorer, n:int) -> pd.DataFrame:
     rows, r0 = [], self.state.ratio
     for r in np.linspace(0, 1, n):
         self.state.ratio = float(r); self._partition()
-        rows.append(dict(ratio=float(r), deploy=deploy_size(self.model)))
+        rows.append(dict(ratio=float(r), deploy=deploy_numel(self.model)))
     self.state.ratio = r0
     return pd.DataFrame(rows)
 
@@ -348,7 +334,7 @@ def for_resnet(cls, train_size:int=6000, # Fashion-MNIST training images
     "An explorer over a briefly trained, partially dynamic DY-Conv ResNet-8 on Fashion-MNIST."
     from padnotes.data import image_loaders, resnet8
     from padnotes.dyconv import TemperatureSchedule
-    from padnotes.pad import dynamicize_model
+    from padnotes.experiments.pad import dynamicize_model
     device = get_device(device)
     dls = image_loaders("fashion_mnist", batch_size=batch_size, subset=dict(train=train_size, dev=heldout_size, test=heldout_size), seed=seed)
     set_seed(seed); model = to_partial(dynamicize_model(resnet8(), num_kernels, seed))
@@ -389,7 +375,7 @@ def for_minilm(cls, train_size:int=512, # Rotten Tomatoes training snippets
     from padnotes.core import AddLoss
     from padnotes.data import load_minilm, text_loaders
     from padnotes.moe import moefy
-    from padnotes.pad import _moe_aux                                      # the router balance loss, as the sweep adds it
+    from padnotes.experiments.pad import _moe_aux                          # the router balance loss, as the sweep adds it
     device = get_device(device)
     tok, model = load_minilm(2, seed=seed)
     dls = text_loaders("rotten_tomatoes", tokenizer=tok, max_len=max_len, batch_size=batch_size,

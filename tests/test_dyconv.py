@@ -8,7 +8,8 @@ from hypothesis import given, settings, strategies as st, HealthCheck
 
 from padnotes.dyconv import (DynamicConv2d, KernelAttention, aggregate, dyconv_loop, dyconv_kernel_agg, dyconv_output_agg,
                              dyconv_reference, dyconv_from_conv, dynamicize, dynamic_layers, set_temperature, attention_entropy,
-                             count_flops, TemperatureSchedule, AttentionRecorder, benchmark_dyconv, class_attention, specialisation)
+                             count_flops, TemperatureSchedule, AttentionRecorder)
+from padnotes.experiments.dyconv import benchmark_dyconv, class_attention, specialisation
 from padnotes.core import fit, set_seed
 from padnotes.data import resnet8, efficientnet_lite0
 
@@ -127,19 +128,25 @@ def test_set_temperature_and_validation():
     m = nn.Sequential(DynamicConv2d(3, 4, 3), nn.ReLU(), DynamicConv2d(4, 4, 3))
     assert set_temperature(m, 2.5) == 2
     assert all(l.temperature == 2.5 for l in dynamic_layers(m).values())
-    for bad in (0, -1.0, float("nan"), float("inf"), "1", True):
+    for bad in (0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="temperature must be a finite number > 0"): set_temperature(m, bad)
+    for bad in ("1", True):     # the wrong type is a TypeError, as everywhere in padnotes
+        with pytest.raises(TypeError, match="temperature must be a number"): set_temperature(m, bad)
     assert all(l.temperature == 2.5 for l in dynamic_layers(m).values())
 
 
 # ---------------------------------------------------------------- bad inputs
+
+def test_wrong_types_raise_type_errors():
+    with pytest.raises(TypeError, match="num_kernels must be an int, got float 2.5"): DynamicConv2d(6, 6, 3, num_kernels=2.5)
+    with pytest.raises(TypeError, match="temperature must be a number"): DynamicConv2d(6, 6, 3, temperature="hot")
+
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(in_channels=6, out_channels=4, kernel_size=3, groups=4), "in_channels must be divisible by groups, got in_channels=6, groups=4"),
     (dict(in_channels=6, out_channels=4, kernel_size=3, groups=3), "out_channels must be divisible by groups, got out_channels=4, groups=3"),
     (dict(in_channels=6, out_channels=6, kernel_size=3, num_kernels=0), "num_kernels must be an int >= 1, got 0"),
     (dict(in_channels=6, out_channels=6, kernel_size=3, num_kernels=-2), "num_kernels must be an int >= 1, got -2"),
-    (dict(in_channels=6, out_channels=6, kernel_size=3, num_kernels=2.5), "num_kernels must be an int >= 1, got 2.5"),
     (dict(in_channels=6, out_channels=6, kernel_size=3, temperature=0), "temperature must be a finite number > 0, got 0"),
     (dict(in_channels=6, out_channels=6, kernel_size=3, temperature=-3.0), "got -3.0"),
     (dict(in_channels=0, out_channels=6, kernel_size=3), "in_channels must be an int >= 1, got 0"),

@@ -3,8 +3,8 @@ import dataclasses, json, math
 import pandas as pd
 import pytest
 
-from padnotes.pad import (PAD_CRITERIA, SweepConfig, _key, layer_ratios, pad_sweep, pad_trends, plot_layer_ratios, plot_sweep,
-                          summarize_sweep, sweep_results)
+from padnotes.pad import PAD_CRITERIA
+from padnotes.experiments.pad import SweepConfig, _key, layer_ratios, pad_sweep, pad_trends, plot_layer_ratios, plot_sweep, summarize_sweep, sweep_results
 
 
 def fake_rows(seeds=(0, 1, 2), task="fashion_mnist"):

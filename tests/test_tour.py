@@ -8,7 +8,7 @@ import pytest
 import torch
 from plotly.offline import get_plotlyjs
 
-from padnotes.pad import RESULTS_FILE, pad_sweep
+from padnotes.experiments.pad import RESULTS_FILE, pad_sweep
 from padnotes.tour import (SECTIONS, SectionResult, TourSection, check_output_folder, main, register_section, report_html,
                            run_tour, runs_file, sweep_result, tour_config, tour_parser, tour_sections)
 

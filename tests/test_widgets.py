@@ -6,12 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from padnotes.core import deploy_numel, set_seed
+from padnotes.core import count_params, deploy_numel, set_seed
 from padnotes.dyconv import dynamicize
 from padnotes.moe import MoE
 from padnotes.pad import apply_partition, merge_for_inference, mode_scores, partial_layers, partition_report, to_partial
 from padnotes.viz import mask_grid
-from padnotes.widgets import Explorer, ExplorerState, benchmark_slider, deploy_size, readout_html
+from padnotes.widgets import Explorer, ExplorerState, benchmark_slider, readout_html
 from test_pad import SmallNet  # the small conv net the PAD-Net tests use
 
 
@@ -40,7 +40,7 @@ def expected_accuracy(ex):
 @pytest.mark.parametrize("ratio", [0.0, 0.01, 0.37, 1.0])
 def test_deploy_size_equals_merged_conv(ratio):
     m = conv_model(); apply_partition(m, mode_scores(m, "random"), ratio)
-    assert deploy_size(m) == deploy_numel(merge_for_inference(m))
+    assert deploy_numel(m) == deploy_numel(merge_for_inference(m))
 
 
 @pytest.mark.parametrize("ratio", [0.0, 0.25, 1.0])
@@ -48,11 +48,11 @@ def test_deploy_size_equals_merged_moe(ratio):
     set_seed(0)
     m = to_partial(nn.ModuleDict(dict(moe=MoE(8, 24, num_experts=3, top_k=2, noisy_gating=False), head=nn.Linear(8, 2))))
     apply_partition(m, mode_scores(m, "random"), ratio)
-    assert deploy_size(m) == deploy_numel(merge_for_inference(m))
+    assert deploy_numel(m) == deploy_numel(merge_for_inference(m))
 
 
 def test_deploy_size_needs_partial_layers():
-    with pytest.raises(ValueError, match="no partially dynamic layer"): deploy_size(SmallNet())
+    assert deploy_numel(SmallNet()) == count_params(SmallNet())        # plain layers: the parameter count
 
 
 def test_state_and_figure_equal_the_library(explorer):
@@ -76,7 +76,7 @@ def test_state_and_figure_equal_the_library(explorer):
         np.testing.assert_allclose(np.array(d[ex._i_mask].z), mask_grid(partial_layers(ex.model)[st.layer])["z"])
         assert f'data-value="{st.deploy}"' in ex.readouts.value and ex.slider.value == r
     apply_partition(ex.model, ex.scores["imp"], 0.0)
-    assert ex.deploy_curve.deploy.iloc[0] == deploy_size(ex.model)
+    assert ex.deploy_curve.deploy.iloc[0] == deploy_numel(ex.model)
 
 
 def test_output_shows_the_present_figure(explorer):

@@ -1,0 +1,213 @@
+"Promises of the tuner protocol (padnotes.tuners), as peft tests its tuners: on DY-Conv, PAD-Net and a model no tutorial uses."
+import json, math, tempfile
+from pathlib import Path
+import pytest
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from padnotes.core import count_params, deploy_numel, set_seed
+from padnotes.dyconv import DynamicConv2d, DynamicConvConfig, dynamicize, set_temperature
+from padnotes.pad import MergedPartialConv2d, PadConfig, PartialDynamicConv2d, merge_for_inference, padify, partial_layers
+from padnotes.sparse import saved_bytes, tensor_bytes
+from padnotes.tuners import (CONFIG_NAME, WEIGHTS_NAME, TunerConfig, TunerLayer, disable_tuners, from_pretrained, inject, merge,
+                             merge_and_unload, save_pretrained, trainable_parameters, tuner_layers, unload, unmerge)
+
+
+class UNetLike(nn.Module):
+    "A model no tutorial uses: an encoder-decoder with a transposed conv, a dilated conv, a depthwise conv, BatchNorm and a skip."
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.down = nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.mid = nn.ModuleDict(dict(dil=nn.Conv2d(16, 16, 3, padding=2, dilation=2), dw=nn.Conv2d(16, 16, 3, padding=1, groups=16)))
+        self.up = nn.ConvTranspose2d(16, 8, 2, stride=2)
+        self.head = nn.Conv2d(16, 4, 1)
+    def forward(self, x):
+        e = self.enc(x); m = torch.relu(self.down(e)); m = torch.relu(self.mid["dw"](torch.relu(self.mid["dil"](m))))
+        y = self.head(torch.cat([e, self.up(m)], 1))
+        return y.mean((2, 3))
+
+
+def data(n=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(4, 3, 12, 12, generator=g), torch.randint(0, 4, (4,), generator=g)) for _ in range(n)]
+
+
+def snapshot(m): return {k: v.clone() for k, v in m.state_dict().items()}
+def same_state(m, snap): return set(m.state_dict()) == set(snap) and all(torch.equal(v, snap[k]) for k, v in m.state_dict().items())
+
+
+def dyconv_tuned(seed=0, freeze_base=True):
+    set_seed(seed); base = UNetLike().eval()
+    cfg = DynamicConvConfig(num_kernels=3, noise=0.3, seed=seed, temperature=2.0, freeze_base=freeze_base)
+    return base, inject(base, cfg)
+
+
+def pad_tuned(seed=0, ratio=0.4):
+    set_seed(seed); base = UNetLike().eval()
+    m = dynamicize(base, num_kernels=3, noise=0.3, seed=seed, temperature=2.0)
+    return padify(m, ratio, criterion="imp", data=data(), n_batches=2).eval()
+
+
+# ---------------------------------------------------------------- wrapping, switching off, unloading
+
+def test_inject_wraps_and_keeps_the_original_modules():
+    set_seed(0); base = UNetLike(); orig = {n: m for n, m in base.named_modules()}
+    inject(base, DynamicConvConfig(num_kernels=2))
+    for n, l in tuner_layers(base).items():
+        assert isinstance(l, DynamicConv2d) and isinstance(l, TunerLayer)
+        assert l.base_layer is orig[n] and type(l.base_layer) is nn.Conv2d       # the very object, its class unchanged
+    assert "enc.0" not in tuner_layers(base)                                    # keep_first: the stem stays static
+    assert isinstance(base.up, nn.ConvTranspose2d)                              # not an nn.Conv2d: not a target
+
+
+def test_switching_off_restores_base_outputs_exactly():
+    set_seed(0); ref = UNetLike().eval(); x = data()[0][0]
+    with torch.no_grad(): y0 = ref(x)
+    for tuned in (dyconv_tuned()[1], pad_tuned()):
+        with torch.no_grad():
+            assert not torch.allclose(tuned(x), y0)
+            with disable_tuners(tuned): assert torch.equal(tuned(x), y0)
+            assert not torch.allclose(tuned(x), y0)                             # on again after the block
+
+
+def test_unload_gives_back_a_model_equal_to_the_original():
+    set_seed(0); ref = UNetLike(); snap = snapshot(ref); flags = [p.requires_grad for p in ref.parameters()]
+    for make in (lambda b: inject(b, DynamicConvConfig(num_kernels=3, noise=0.1, seed=0)),
+                 lambda b: padify(dynamicize(b, noise=0.1, seed=0), 0.3, criterion="random")):
+        set_seed(0); base = UNetLike(); mods = dict(base.named_modules())
+        back = unload(make(base))
+        assert same_state(back, snap) and [p.requires_grad for p in back.parameters()] == flags
+        assert all(back.get_submodule(n) is m for n, m in mods.items() if n)
+        assert not tuner_layers(back)
+
+
+@pytest.mark.parametrize("make", [lambda: dyconv_tuned()[1], pad_tuned])
+def test_merged_equals_unmerged(make):
+    m = make(); x = data()[0][0]
+    with torch.no_grad():
+        y = m(x); merge(m); assert all(l.merged for l in tuner_layers(m).values())
+        assert torch.allclose(m(x), y, atol=1e-5); unmerge(m); assert torch.equal(m(x), y)
+        dep = merge_and_unload(m)
+        assert torch.allclose(dep(x), y, atol=1e-5) and torch.equal(m(x), y)     # the tuned model is untouched
+    assert not any(isinstance(l, TunerLayer) and l.base_layer is not None for l in dep.modules())   # deployed: no base layers
+
+
+# ---------------------------------------------------------------- training touches only what it should
+
+def test_only_the_method_parameters_train_with_a_frozen_base():
+    base, m = dyconv_tuned(freeze_base=True)
+    before = snapshot(m); m.train()
+    c = trainable_parameters(m)
+    method = {f"{n}.{k}" for n, l in tuner_layers(m).items() for k, _ in l.named_parameters() if not k.startswith("base_layer.")}
+    assert {n for n, p in m.named_parameters() if p.requires_grad} == method and c["trainable"] < c["total"]
+    opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.5)
+    for x, y in data(3):
+        opt.zero_grad(); F.cross_entropy(m(x), y).backward(); opt.step()
+    changed = {k for k, v in m.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(any(k.startswith(f"{n}.") and ".base_layer." not in k for n in tuner_layers(m)) or "running_" in k or "num_batches" in k
+                           for k in changed), changed
+
+
+def test_dynamicize_trains_the_whole_network_but_never_the_base_layers():
+    set_seed(0); m = dynamicize(UNetLike(), num_kernels=2)
+    base_params = {id(p) for l in tuner_layers(m).values() for p in l.base_layer.parameters()}
+    assert all(not p.requires_grad for p in m.parameters() if id(p) in base_params)
+    assert all(p.requires_grad for p in m.parameters() if id(p) not in base_params)
+
+
+# ---------------------------------------------------------------- save / load
+
+@pytest.mark.parametrize("kind", ["dyconv_frozen", "dyconv_whole", "pad"])
+def test_save_and_from_pretrained_round_trip_bit_for_bit(kind, tmp_path):
+    set_seed(0); fresh = UNetLike().eval(); pristine = snapshot(fresh)
+    if kind == "pad": m = pad_tuned()
+    else: _, m = dyconv_tuned(freeze_base=(kind == "dyconv_frozen"))
+    set_temperature(m, 1.0)                                     # a temperature changed after conversion travels with the weights
+    m.train()
+    opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.1)
+    for x, y in data(2, seed=1): opt.zero_grad(); F.cross_entropy(m(x), y).backward(); opt.step()
+    m.eval(); x = data(1, seed=5)[0][0]
+    with torch.no_grad(): y = m(x)
+    save_pretrained(m, tmp_path)
+    saved = json.loads((tmp_path / CONFIG_NAME).read_text())
+    assert [t["config"]["method"] for t in saved["tuners"]] == (["dynamic_conv", "pad"] if kind == "pad" else ["dynamic_conv"])
+    from safetensors.torch import load_file
+    keys = set(load_file(str(tmp_path / WEIGHTS_NAME)))
+    assert not any(".base_layer." in k for k in keys)              # never the wrapped originals
+    if kind == "dyconv_frozen":                                   # the method's tensors and the base's buffers, no base parameter
+        base_params = {n for n, _ in m.named_parameters() if not any(n.startswith(t + ".") for t in tuner_layers(m))}
+        assert keys.isdisjoint(base_params) and any("running_mean" in k for k in keys)
+    fresh.load_state_dict(pristine)
+    re_m = from_pretrained(fresh, tmp_path).eval()
+    with torch.no_grad(): assert torch.equal(re_m(x), y)
+    assert {type(l) for l in tuner_layers(re_m).values()} == {type(l) for l in tuner_layers(m).values()}
+
+
+def test_from_pretrained_refuses_a_folder_that_does_not_fit_and_leaves_the_base_as_it_was(tmp_path):
+    _, m = dyconv_tuned(); save_pretrained(m, tmp_path)
+    other = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 8, 3)); snap = snapshot(other)
+    with pytest.raises(ValueError, match="target_modules entry|does not fit"): from_pretrained(other, tmp_path)
+    assert same_state(other, snap) and type(other[1]) is nn.Conv2d
+    with pytest.raises(FileNotFoundError, match=CONFIG_NAME): from_pretrained(UNetLike(), tmp_path / "nope")
+
+
+# ---------------------------------------------------------------- bad configs change nothing
+
+@pytest.mark.parametrize("make,err,match", [
+    (lambda: DynamicConvConfig(target_modules=["decoder"]), ValueError, "no module has that name"),
+    (lambda: DynamicConvConfig(target_modules=["up"]), ValueError, "which this method cannot convert"),
+    (lambda: DynamicConvConfig(target_modules=5), TypeError, "target_modules must be None"),
+    (lambda: DynamicConvConfig(num_kernels=0), ValueError, "num_kernels must be an int >= 1"),
+    (lambda: DynamicConvConfig(num_kernels=2.0), TypeError, "num_kernels must be an int"),
+    (lambda: DynamicConvConfig(temperature="warm"), TypeError, "temperature must be a number"),
+    (lambda: DynamicConvConfig(mode="fastest"), ValueError, "mode must be one of"),
+    (lambda: PadConfig(dynamic_ratio=1.5), ValueError, r"dynamic_ratio must be a number in \[0, 1\]"),
+    (lambda: PadConfig(dynamic_ratio="0.3"), TypeError, "dynamic_ratio must be a number"),
+    (lambda: PadConfig(criterion="snip2"), ValueError, "criterion must be one of"),
+])
+def test_bad_configs_raise_clear_errors_and_change_nothing(make, err, match):
+    set_seed(0); m = UNetLike(); snap = snapshot(m); types = [type(x) for x in m.modules()]
+    with pytest.raises(err, match=match):
+        cfg = make(); inject(m, cfg)
+    assert same_state(m, snap) and [type(x) for x in m.modules()] == types
+
+
+def test_configs_round_trip_through_json():
+    for cfg in (DynamicConvConfig(num_kernels=3, target_modules=["down", "mid.*"], noise=0.1, seed=4), PadConfig(dynamic_ratio=0.3, scope="layer")):
+        again = TunerConfig.from_json(cfg.to_json())
+        assert again == cfg and type(again) is type(cfg)
+
+
+# ---------------------------------------------------------------- deploy size in bytes
+
+@pytest.mark.parametrize("ratio", [0.1, 0.3, 0.5])
+def test_saved_merged_pad_conv_bytes_match_the_formula(ratio):
+    from padnotes.scoring import keep_masks
+    set_seed(0); K = 4
+    dy = DynamicConv2d(64, 64, 3, padding=1, bias=True, num_kernels=K)
+    p = PartialDynamicConv2d.from_dynamic(dy)
+    with torch.no_grad():
+        for mk in p.masks().values(): mk.copy_(keep_masks({"m": torch.rand(mk.shape)}, ratio)["m"].float())
+    merged = MergedPartialConv2d.from_partial(p)
+    n_w, n_b = p.weight_mask.numel(), p.bias_mask.numel()
+    r_w, r_b = float(p.weight_mask.mean()), float(p.bias_mask.mean())
+    att = count_params(p.attention) + 1                                         # weights, biases and the temperature
+    formula = 4 * (((1 - r_w) + r_w * K) * n_w + ((1 - r_b) + r_b * K) * n_b + att) + math.ceil(n_w / 8) + math.ceil(n_b / 8)
+    assert abs(saved_bytes(merged) / formula - 1) < 0.02
+    assert abs(tensor_bytes(merged) - formula) <= 2
+    full = saved_bytes(dy)                                                      # the fully dynamic layer it came from
+    assert saved_bytes(merged) < full * ((1 - ratio) + ratio * K) / K + 4 * att + n_w / 8 + 2048
+
+
+def test_one_accounting_function_agrees_with_the_merged_model():
+    m = pad_tuned(ratio=0.3)
+    merged = merge_for_inference(m)
+    assert deploy_numel(m) == deploy_numel(merged)
+    assert deploy_numel(m) < count_params(m)          # no base layers, no K-fold copies of the static entries
+
+
+def test_padify_refuses_merged_models():
+    merged = merge_for_inference(pad_tuned())
+    with pytest.raises(ValueError, match="merged for deployment"): padify(merged, 0.2, criterion="random")
