@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from .core import check_choice, check_int, check_ratio, forward_logits, split_batch, to_device
 
 # %% auto #0
-__all__ = ['CRITERIA', 'topk_mask', 'keep_masks', 'mask_stats', 'random_scores', 'magnitude_scores', 'scoring_mode',
-           'grad_scores', 'grasp_scores', 'synflow_scores', 'ScoreContext', 'Criterion', 'register_criterion', 'score',
-           'jaccard', 'ratio_schedule', 'iterative_masks']
+__all__ = ['CRITERIA', 'tie_keys', 'ranking', 'topk_mask', 'keep_masks', 'mask_stats', 'random_scores', 'magnitude_scores',
+           'scoring_mode', 'grad_scores', 'grasp_scores', 'synflow_scores', 'ScoreContext', 'Criterion',
+           'register_criterion', 'score', 'jaccard', 'ratio_schedule', 'iterative_masks']
 
 # %% ../nbs/04_scoring.ipynb #323ee2c9
 def _check_ratio(keep_ratio, name="keep_ratio"):
@@ -47,19 +47,40 @@ def _kth_largest(flat:torch.Tensor, # 1-d scores
     if k <= n - k + 1: return torch.topk(flat, k, sorted=False).values.min()   # only min(k, n - k + 1) values come back
     return torch.topk(flat, n - k + 1, largest=False, sorted=False).values.max()
 
-def _select(flat:torch.Tensor, k:int, g:torch.Generator) -> torch.Tensor:
-    "Mask of exactly `k` entries of the 1-d `flat`: all above the k-th largest value, then a seeded random draw of the ties."
+_M1, _M2, _M3 = -7046029254386353131, -4658895280553007687, -7723592293110705685   # splitmix64's constants as int64
+
+def _lshr(x:torch.Tensor, s:int) -> torch.Tensor: return (x >> s) & ((1 << (64 - s)) - 1)   # logical shift on int64
+
+def tie_keys(index:torch.Tensor, # int64 flat indices (any device)
+             seed:int=0, # which order
+            ) -> torch.Tensor:
+    "A seeded pseudo-random int64 key per index (splitmix64 of index and seed): the order in which tied scores are kept."
+    x = index.to(torch.int64) * _M1 + seed * 0x632BE5AB
+    x = (x ^ _lshr(x, 30)) * _M2
+    x = (x ^ _lshr(x, 27)) * _M3
+    return x ^ _lshr(x, 31)
+
+def _select(flat:torch.Tensor, k:int, seed:int, _keys:bool=True) -> torch.Tensor:
+    "Mask of exactly `k` entries of the 1-d `flat`: all above the k-th largest value, then the ties with the largest `tie_keys`."
     n = flat.numel()
     if k in (0, n): return torch.full((n,), k == n, dtype=torch.bool, device=flat.device)
     t = _kth_largest(flat, k)
     mask = flat > t
     need = k - int(torch.count_nonzero(mask))         # >= 1: t itself is among the k largest
     tied = (flat == t).nonzero().squeeze(1)           # flat indices of the ties, on the device
-    if need < tied.numel():                           # keep the `need` ties with the largest random keys; the keys are drawn
-        keys = torch.randint(-2**62, 2**62, (tied.numel(),), generator=g).to(flat.device)   # on the CPU, so every device
-        tied = tied[_select(keys, need, g)]           # draws the same; keys that collide are drawn again
-    mask[tied] = True
+    if need < tied.numel():                           # a key per entry, fixed by its index and the seed: every k keeps a prefix
+        tied = tied[_select(tie_keys(tied, seed), need, seed, False)] if _keys else tied[:need]   # of one ranking (keys that
+    mask[tied] = True                                                                            # collide: lower index first)
     return mask
+
+def ranking(flat:torch.Tensor, # 1-d scores
+            seed:int=0, # the tie order, as in keep_masks
+           ) -> torch.Tensor:
+    "Indices of `flat` from the highest score down, ties in `tie_keys` order: the first k are exactly what `topk_mask(flat, k, seed)` keeps."
+    _check_no_nan({"scores": flat})
+    idx = torch.arange(flat.numel(), device=flat.device)
+    by_key = torch.sort(tie_keys(idx, seed), descending=True, stable=True).indices       # ties among keys: lower index first
+    return by_key[torch.sort(flat[by_key], descending=True, stable=True).indices]
 
 def topk_mask(scores:torch.Tensor, # any shape
               k:int, # how many entries to keep, 0 <= k <= scores.numel()
@@ -69,8 +90,7 @@ def topk_mask(scores:torch.Tensor, # any shape
     flat = _flat_scores(scores); _check_no_nan({"scores": flat})
     k = check_int("k", k, minimum=0)
     if k > flat.numel(): raise ValueError(f"k must be at most the number of scores ({flat.numel()}), got {k}")
-    g = torch.Generator().manual_seed(check_int("seed", seed, minimum=None))
-    return _select(flat, k, g).view(scores.shape)
+    return _select(flat, k, check_int("seed", seed, minimum=None)).view(scores.shape)
 
 # %% ../nbs/04_scoring.ipynb #65e0e02d
 def keep_masks(scores:Mapping[str, torch.Tensor], # name -> scores (higher = keep)
@@ -82,17 +102,17 @@ def keep_masks(scores:Mapping[str, torch.Tensor], # name -> scores (higher = kee
     keep_ratio = _check_ratio(keep_ratio); check_choice("scope", scope, ("global", "layer"))
     if not scores: raise ValueError("no scores given: nothing to threshold")
     flats = {n: _flat_scores(s, f"scores[{n!r}]") for n, s in scores.items()}
-    g = torch.Generator().manual_seed(check_int("seed", seed, minimum=None))
+    seed = check_int("seed", seed, minimum=None)
     if scope == "layer":
         _check_no_nan(flats)
-        return {n: _select(f, round(keep_ratio * f.numel()), g).view(scores[n].shape) for n, f in flats.items()}
+        return {n: _select(f, round(keep_ratio * f.numel()), seed + i).view(scores[n].shape) for i, (n, f) in enumerate(flats.items())}
     devices = {}
     for n, f in flats.items(): devices.setdefault(str(f.device), []).append(n)
     if len(devices) > 1: raise ValueError(f"a global threshold ranks all scores together, so they must be on one device; got {devices}")
     dtype = functools.reduce(torch.promote_types, [f.dtype for f in flats.values()])
     flat = torch.cat([f.to(dtype) for f in flats.values()])          # (N,) on the scores' device
     if torch.isnan(flat.max()): _check_no_nan(flats)                 # one pass over all scores; the names only on failure
-    mask = _select(flat, round(keep_ratio * flat.numel()), g)
+    mask = _select(flat, round(keep_ratio * flat.numel()), seed)
     return {n: m.view(scores[n].shape) for n, m in zip(scores, mask.split([f.numel() for f in flats.values()]))}
 
 def mask_stats(masks:Mapping[str, torch.Tensor]) -> list[dict]:

@@ -19,13 +19,12 @@ import plotly.io as pio
 from .core import Callback, count_params, deploy_numel, fit, forward_logits, get_device, set_seed, split_batch, tiny, to_device
 from .pad import (PAD_CRITERIA, PartialDynamicConv2d, apply_partition, mode_scores, partial_layers, partition_report,
                           to_partial)
-from .scoring import _check_ratio
+from .scoring import _check_ratio, ranking
 from .viz import (accuracy_traces, layer_fraction_traces, live_point_trace, load_results, mask_grid, mask_traces)
 
 # %% auto #0
-__all__ = ['ExplorerState', 'readout_html', 'Explorer', 'topk_order', 'figure_output', 'static_figure', 'set_ratio',
-           'set_criterion', 'set_layer', 'fine_tune', 'resnet_explorer_args', 'for_resnet', 'benchmark_slider',
-           'for_minilm']
+__all__ = ['ExplorerState', 'readout_html', 'Explorer', 'figure_output', 'static_figure', 'set_ratio', 'set_criterion',
+           'set_layer', 'fine_tune', 'resnet_explorer_args', 'for_resnet', 'benchmark_slider', 'for_minilm']
 
 # %% ../nbs/07_explorer.ipynb #12515d22
 @dataclasses.dataclass
@@ -119,14 +118,9 @@ def _ranking(self:Explorer, criterion:str):
         masks = {f"{ln}.{mn}": m for ln, l in partial_layers(self.model).items() for mn, m in l.masks().items()}
         if set(sc) != set(masks): raise ValueError(f"scores cover {sorted(sc)}, but the model's masks are {sorted(masks)}")
         flat = torch.cat([s.detach().flatten().float().cpu() for s in sc.values()])
-        order = topk_order(flat)
+        order = ranking(flat)          # scoring's rule: its first k are what keep_masks keeps, ties included
         self._rankings[criterion] = ([masks[n] for n in sc], order)
     return self._rankings[criterion]
-
-def topk_order(flat:torch.Tensor) -> torch.Tensor:
-    "Indices of `flat` from the highest score down, ties to the lower index: the order `padnotes.scoring.topk_mask` keeps in."
-    if torch.isnan(flat).any(): raise ValueError("scores contain NaN: the criterion could not score these entries")
-    return torch.sort(flat, descending=True, stable=True).indices
 
 def _partition(self:Explorer):
     "Set the masks for the current ratio and criterion: the first round(ratio * N) entries of the cached order are dynamic."

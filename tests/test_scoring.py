@@ -422,3 +422,18 @@ def test_mask_pictures_runs_outside_the_notebook():
     masks = {"random": torch.rand(5, 16) < 0.5, "none": torch.zeros(5, 16, dtype=torch.bool)}
     fig = mask_pictures(masks, (4, 4))
     assert len(fig.data) == 2 and fig.data[0].z.sum() == int(masks["random"].sum()) and fig.data[1].z.sum() == 0
+
+
+def test_ranking_prefixes_are_exactly_the_masks_kept():
+    "One tie order for every k: the first k of `ranking` are what topk_mask and keep_masks keep (the explorer relies on it)."
+    from padnotes.scoring import ranking, tie_keys
+    g = torch.Generator().manual_seed(3)
+    flat = torch.randint(0, 4, (997,), generator=g).float()          # heavy ties
+    for seed in (0, 5):
+        o = ranking(flat, seed)
+        assert sorted(o.tolist()) == list(range(997))
+        for k in (0, 1, 250, 251, 500, 996, 997):
+            m = torch.zeros(997, dtype=torch.bool); m[o[:k]] = True
+            assert torch.equal(m, topk_mask(flat, k, seed)), (seed, k)
+    assert torch.equal(tie_keys(torch.arange(10), 1), tie_keys(torch.arange(10), 1))
+    assert not torch.equal(tie_keys(torch.arange(10), 1), tie_keys(torch.arange(10), 2))

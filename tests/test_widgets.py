@@ -171,7 +171,6 @@ def test_minilm_explorer_tiny():
     assert g["z"].shape == (64, 64) and np.array(ex.fig.data[ex._i_mask].z).shape == (64, 64)
 
 
-@pytest.mark.xfail(strict=True, reason="scoring now breaks ties in a seeded random order; the explorer's cached order still breaks them by index (open in issue 11)")
 def test_cached_order_equals_apply_partition_with_ties():
     "Scores with many ties (IMP gives 0 to entries the loss ignores): the explorer's masks still equal apply_partition's."
     m = conv_model()
