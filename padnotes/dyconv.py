@@ -18,9 +18,10 @@ from .core import check_choice, check_float, check_int, Callback
 from .tuners import TunerConfig, TunerLayer, inject, inside_tuner
 
 # %% auto #0
-__all__ = ['KernelAttention', 'aggregate', 'dyconv_loop', 'dyconv_kernel_agg', 'dyconv_output_agg', 'auto_mode', 'DynamicConv2d',
-           'dyconv_reference', 'attention_entropy', 'dyconv_from_conv', 'dynamic_layers', 'set_temperature',
-           'DynamicConvConfig', 'dynamicize', 'dyconv_macs', 'count_flops', 'TemperatureSchedule', 'AttentionRecorder']
+__all__ = ['KernelAttention', 'aggregate', 'dyconv_loop', 'per_sample_conv', 'dyconv_kernel_agg', 'dyconv_output_agg',
+           'auto_mode', 'DynamicConv2d', 'dyconv_reference', 'attention_entropy', 'dyconv_from_conv', 'dynamic_layers',
+           'set_temperature', 'DynamicConvConfig', 'dynamicize', 'dyconv_macs', 'count_flops', 'TemperatureSchedule',
+           'AttentionRecorder']
 
 # %% ../nbs/02_dynamic_conv.ipynb #d72a3998
 _check_int = check_int
@@ -73,6 +74,17 @@ def dyconv_loop(x:torch.Tensor, # (B, C, H, W) input
                       for i in range(x.shape[0])])  # (B, O, H', W')
 
 # %% ../nbs/02_dynamic_conv.ipynb #d25a89d4
+def per_sample_conv(x:torch.Tensor, # (B, C, H, W) input
+                    w:torch.Tensor, # (B, O, C/g, kh, kw): one kernel per sample
+                    b:torch.Tensor|None, # (B, O) or None
+                    stride=1, padding=0, dilation=1, groups:int=1, # as in F.conv2d
+                   ) -> torch.Tensor:
+    "Convolve each sample with its own kernel in ONE convolution: the batch folded into channels, groups = B * groups."
+    B, C, H, W = x.shape; O = w.shape[1]
+    y = F.conv2d(x.reshape(1, B * C, H, W), w.reshape(B * O, *w.shape[2:]),
+                 None if b is None else b.reshape(B * O), stride, padding, dilation, B * groups)  # (1, B*O, H', W')
+    return y.reshape(B, O, *y.shape[2:])                               # (B, O, H', W')
+
 def dyconv_kernel_agg(x:torch.Tensor, # (B, C, H, W) input
                       weight:torch.Tensor, # (K, O, C/g, kh, kw) kernels
                       bias:torch.Tensor|None, # (K, O) biases or None
@@ -80,12 +92,8 @@ def dyconv_kernel_agg(x:torch.Tensor, # (B, C, H, W) input
                       stride=1, padding=0, dilation=1, groups:int=1, # as in F.conv2d
                      ) -> torch.Tensor:
     "Kernel aggregation: mix the kernels per sample, then ONE convolution with groups = B * groups."
-    B, C, H, W = x.shape
     w, b = aggregate(weight, bias, pi)                                 # (B, O, C/g, kh, kw), (B, O)
-    O = w.shape[1]
-    y = F.conv2d(x.reshape(1, B * C, H, W), w.reshape(B * O, *w.shape[2:]),
-                 None if b is None else b.reshape(B * O), stride, padding, dilation, B * groups)  # (1, B*O, H', W')
-    return y.reshape(B, O, *y.shape[2:])                               # (B, O, H', W')
+    return per_sample_conv(x, w, b, stride, padding, dilation, groups)
 
 # %% ../nbs/02_dynamic_conv.ipynb #ef28ec44
 def dyconv_output_agg(x:torch.Tensor, # (B, C, H, W) input
@@ -351,7 +359,7 @@ def dynamicize(model:nn.Module, # the network to convert, in place
 def _conv_macs(B, O, cin_per_group, kernel_size, out_hw):
     return B * O * cin_per_group * kernel_size[0] * kernel_size[1] * out_hw[0] * out_hw[1]
 
-def dyconv_macs(layer:DynamicConv2d, # the layer
+def dyconv_macs(layer:nn.Module, # a DynamicConv2d (or a layer with its geometry, attention and num_kernels)
                 in_shape:tuple, # (B, C, H, W) of its input
                 out_shape:tuple, # (B, O, H', W') of its output
                 mode:str='kernel', # which formulation to count
@@ -361,7 +369,8 @@ def dyconv_macs(layer:DynamicConv2d, # the layer
     K, a = layer.num_kernels, layer.attention
     attn = B * (C * H * W + C * a.hidden + a.hidden * K)                # GAP (as adds), W1, W2
     conv = _conv_macs(B, O, C // layer.groups, layer.kernel_size, hw)
-    if mode == "kernel": return attn + B * K * layer.weight[0].numel() + conv   # mix kernels, one conv
+    kernel = O * (C // layer.groups) * layer.kernel_size[0] * layer.kernel_size[1]
+    if mode == "kernel": return attn + B * K * kernel + conv                  # mix kernels, one conv
     return attn + K * conv + B * K * O * hw[0] * hw[1]                         # K convs, mix outputs
 
 def count_flops(model:nn.Module, # any model

@@ -6,18 +6,18 @@
 from __future__ import annotations
 import copy, math
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Iterable, Mapping
+from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
 from .core import Callback, check_choice, check_int, check_ratio, clone_model, count_params, deploy_numel, set_seed
-from .dyconv import DynamicConv2d, KernelAttention, dyconv_kernel_agg, dyconv_output_agg, _conv_macs
+from .dyconv import DynamicConv2d, KernelAttention, dyconv_kernel_agg, dyconv_output_agg, per_sample_conv, dyconv_macs, _conv_macs
 from .moe import Experts, MoE
 from .scoring import grad_scores, iterative_masks, keep_masks, random_scores
 from .sparse import pack_bits, unpack_bits
-from .tuners import TunerConfig, TunerLayer, merge_and_unload, tuner_layers, _record
+from .tuners import TunerConfig, TunerLayer, merge_and_unload, tuner_layers, _record, _set_module
 
 # %% auto #0
 __all__ = ['PAD_CRITERIA', 'scale_factors', 'PartialDynamicConv2d', 'pad_conv_reference', 'PartialExperts', 'partial_layers',
@@ -206,9 +206,7 @@ def _to_partial(m:nn.Module, use_scale:bool) -> nn.Module:
     return (PartialDynamicConv2d.from_dynamic(m, use_scale) if isinstance(m, DynamicConv2d)
             else PartialExperts.from_experts(m, use_scale))
 
-def _set(model:nn.Module, name:str, module:nn.Module):
-    parent, _, attr = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, attr, module)
+_set = _set_module                       # one way to put a module in its parent's place: the tuners'
 
 def _mask_targets(layers:Mapping[str, nn.Module]) -> dict[str, torch.Tensor]:
     return {f"{ln}.{mn}": m for ln, l in layers.items() for mn, m in l.masks().items()}
@@ -358,6 +356,38 @@ def dynamic_ratio_of(model:nn.Module) -> float:
     if not rep: raise ValueError("the model has no partially dynamic layer")
     return sum(r["dynamic"] for r in rep) / sum(r["entries"] for r in rep)
 
+# %% ../nbs/05_padnet.ipynb #80cf11d6
+def _store_modes(module:nn.Module, name:str, mask:torch.Tensor, static:torch.Tensor, dynamic:torch.Tensor):
+    "Register `name`'s compact storage on `module`: the mode mask as bits, the static values where it is 0, the K (or E) values where it is 1."
+    m = mask.bool()
+    module.register_buffer(f"{name}_bits", pack_bits(m))                  # 1 bit per entry
+    module.register_buffer(f"{name}_static", static[~m].clone())          # ((1 - r) n,)
+    module.register_buffer(f"{name}_dynamic", dynamic[:, m].clone())      # (K, r n)
+
+def _dense_modes(module:nn.Module, name:str, numel:int) -> tuple[torch.Tensor, torch.Tensor]:
+    "(static (n,), dynamic (K, n)) rows of `name` rebuilt from its compact storage, zeros at the other mode's entries."
+    st, dy = getattr(module, f"{name}_static"), getattr(module, f"{name}_dynamic")
+    m = unpack_bits(getattr(module, f"{name}_bits"), numel)
+    s = st.new_zeros(numel); s[~m] = st
+    d = dy.new_zeros(dy.shape[0], numel); d[:, m] = dy
+    return s, d
+
+def _cached(module:nn.Module, name:str, build:Callable) -> Any:
+    "`build()` for `name`, kept until the stored tensors of `name` change (a load, a move to another device)."
+    st, dy = getattr(module, f"{name}_static"), getattr(module, f"{name}_dynamic")
+    key = (name, st.data_ptr(), dy.data_ptr(), st.device)
+    if key not in module._cache: module._cache = {k: v for k, v in module._cache.items() if k[0] != name} | {key: build()}
+    return module._cache[key]
+
+def _resize_for_load(module:nn.Module, state_dict:dict, prefix:str, names:Iterable[str]):
+    "Before loading: the static/dynamic split of each stored tensor depends on the partition, so take the saved sizes."
+    for name in names:
+        for part in ("static", "dynamic"):
+            k = f"{name}_{part}"
+            if prefix + k in state_dict and k in module._buffers: setattr(module, k, torch.empty_like(state_dict[prefix + k]))
+    module._cache = {}
+
+
 # %% ../nbs/05_padnet.ipynb #b7774bf1
 class MergedPartialConv2d(nn.Module):
     "A deployed partially dynamic conv: per tensor a 1-bit mode mask, the static values where it is 0, K values where it is 1."
@@ -376,12 +406,8 @@ class MergedPartialConv2d(nn.Module):
         with torch.no_grad():
             lam_d, lam_s = p.lambdas()
             for name in ("weight", "bias"):
-                dyn = getattr(p, name)
-                if dyn is None: continue
-                m = getattr(p, f"{name}_mask").bool()
-                new.register_buffer(f"{name}_bits", pack_bits(m))                                         # 1 bit per entry
-                new.register_buffer(f"{name}_static", (lam_s * getattr(p, f"static_{name}"))[~m].clone())   # ((1 - r) n,)
-                new.register_buffer(f"{name}_dynamic", (lam_d * dyn)[:, m].clone())                       # (K, r n)
+                if getattr(p, name) is not None:
+                    _store_modes(new, name, getattr(p, f"{name}_mask"), lam_s * getattr(p, f"static_{name}"), lam_d * getattr(p, name))
         dynamic = any(int(m.sum()) for m in p.masks().values())
         new.attention = copy.deepcopy(p.attention) if dynamic else None       # nothing dynamic: no attention to run
         new.last_attention, new.last_mode = None, None
@@ -392,23 +418,12 @@ class MergedPartialConv2d(nn.Module):
         return (self.out_channels, self.in_channels // self.groups, *self.kernel_size) if name == "weight" else (self.out_channels,)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for name in ("weight", "bias"):                          # the split between static and dynamic depends on the partition
-            for part in ("static", "dynamic"):
-                k = f"{name}_{part}"
-                if prefix + k in state_dict and k in self._buffers: setattr(self, k, torch.empty_like(state_dict[prefix + k]))
-        self._cache = {}
+        _resize_for_load(self, state_dict, prefix, ("weight", "bias"))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def dense(self, name:str) -> tuple[torch.Tensor, torch.Tensor]:
         "(static (n,), dynamic (K, n)) of 'weight' or 'bias' as dense rows with zeros elsewhere, built once and kept (not saved)."
-        st, dy = getattr(self, f"{name}_static"), getattr(self, f"{name}_dynamic")
-        key = (name, st.data_ptr(), dy.data_ptr(), st.device)
-        if key not in self._cache:
-            n = math.prod(self.shape_of(name)); m = unpack_bits(getattr(self, f"{name}_bits"), n)
-            s = st.new_zeros(n); s[~m] = st
-            d = dy.new_zeros(self.num_kernels, n); d[:, m] = dy
-            self._cache = {k: v for k, v in self._cache.items() if k[0] != name} | {key: (s, d)}
-        return self._cache[key]
+        return _cached(self, name, lambda: _dense_modes(self, name, math.prod(self.shape_of(name))))
 
     def forward(self, x):                                                          # x: (B, C, H, W)
         if x.dim() != 4 or x.shape[1] != self.in_channels:
@@ -420,18 +435,12 @@ class MergedPartialConv2d(nn.Module):
         pi = self.attention(x); self.last_attention = pi.detach(); self.last_mode = "kernel"   # (B, K)
         w = torch.addmm(sw, pi, dw).view(B, *self.shape_of("weight"))               # W_s + sum_k pi_k W_k: one matmul
         b = torch.addmm(sb, pi, db) if sb is not None else None                     # (B, O)
-        xp = self.prepad(x); O = self.out_channels; stride, padding, dilation, groups = self.conv_args()
-        y = F.conv2d(xp.reshape(1, B * self.in_channels, *xp.shape[2:]), w.reshape(B * O, *w.shape[2:]),
-                     None if b is None else b.reshape(B * O), stride, padding, dilation, B * groups)
-        return y.reshape(B, O, *y.shape[2:])
+        return per_sample_conv(self.prepad(x), w, b, *self.conv_args())
 
     def macs(self, in_shape:tuple, out_shape:tuple) -> int:
-        "Multiply-accumulates of one forward: attention branch, one mixing matmul, one grouped convolution."
-        B, C, H, W = in_shape; O, hw = out_shape[1], out_shape[2:]
-        conv = _conv_macs(B, O, C // self.groups, self.kernel_size, hw)
-        if self.attention is None: return conv
-        a, K = self.attention, self.num_kernels
-        return B * (C * H * W + C * a.hidden + a.hidden * K) + B * K * math.prod(self.shape_of("weight")) + conv
+        "Multiply-accumulates of one forward: what a kernel-aggregation DY-Conv does (attention, one mixing matmul, one conv), or a static conv."
+        if self.attention is None: return _conv_macs(in_shape[0], out_shape[1], in_shape[1] // self.groups, self.kernel_size, out_shape[2:])
+        return dyconv_macs(self, in_shape, out_shape, "kernel")
 
     def deploy_numel(self) -> int:
         "Numbers stored: static values, K values per dynamic entry, the attention branch (the 1-bit masks are not numbers)."
@@ -455,29 +464,20 @@ class MergedPartialExperts(Experts):
         with torch.no_grad():
             lam_d, lam_s = p.lambdas()
             for n in _EXPERT_TENSORS:
-                m = getattr(p, f"{n}_mask").bool()
-                new.register_buffer(f"{n}_bits", pack_bits(m))
-                new.register_buffer(f"{n}_static", (lam_s * getattr(p, f"static_{n}"))[~m].clone())
-                new.register_buffer(f"{n}_dynamic", (lam_d * getattr(p, f"dyn_{n}"))[:, m].clone())   # (E, r n)
+                _store_modes(new, n, getattr(p, f"{n}_mask"), lam_s * getattr(p, f"static_{n}"), lam_d * getattr(p, f"dyn_{n}"))
         new._cache = {}
         return new.train(p.training)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for n in _EXPERT_TENSORS:
-            for s in ("static", "dynamic"):
-                if prefix + f"{n}_{s}" in state_dict: setattr(self, f"{n}_{s}", torch.empty_like(state_dict[prefix + f"{n}_{s}"]))
-        self._cache = {}
+        _resize_for_load(self, state_dict, prefix, _EXPERT_TENSORS)
         super(Experts, self)._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def effective(self, n:str) -> torch.Tensor:
         "Effective (E, *shape) tensor, materialised once (and not saved)."
-        st, dy = getattr(self, f"{n}_static"), getattr(self, f"{n}_dynamic")
-        key = (n, st.data_ptr(), dy.data_ptr(), st.device)
-        if key not in self._cache:
-            shape = self._shapes[n]; numel = math.prod(shape); m = unpack_bits(getattr(self, f"{n}_bits"), numel)
-            w = st.new_empty(self.num_experts, numel); w[:, ~m] = st; w[:, m] = dy
-            self._cache = {k: v for k, v in self._cache.items() if k[0] != n} | {key: w.view(self.num_experts, *shape)}
-        return self._cache[key]
+        def build():
+            s, d = _dense_modes(self, n, math.prod(self._shapes[n]))
+            return (d + s).view(self.num_experts, *self._shapes[n])       # each entry is in one mode: a sum of disjoint rows
+        return _cached(self, n, build)
     w1 = property(lambda self: self.effective("w1")); b1 = property(lambda self: self.effective("b1"))
     w2 = property(lambda self: self.effective("w2")); b2 = property(lambda self: self.effective("b2"))
 

@@ -211,3 +211,11 @@ def test_one_accounting_function_agrees_with_the_merged_model():
 def test_padify_refuses_merged_models():
     merged = merge_for_inference(pad_tuned())
     with pytest.raises(ValueError, match="merged for deployment"): padify(merged, 0.2, criterion="random")
+
+
+def test_count_flops_works_on_merged_models():
+    "A bug before the protocol: count_flops broke on merged layers (they were DynamicConv2d subclasses without kernels)."
+    from padnotes.dyconv import count_flops
+    m = pad_tuned(ratio=0.3); x = data(1)[0][0][:1]
+    merged = merge_for_inference(m)
+    assert count_flops(merged, x)["macs"] == count_flops(m, x)["macs"] > count_flops(UNetLike(), x)["macs"]
