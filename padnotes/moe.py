@@ -4,19 +4,19 @@
 
 # %% auto #0
 __all__ = ['RouterOutput', 'Router', 'Experts', 'DispatchPlan', 'dispatch_plan', 'cv_squared', 'switch_balance_loss',
-           'router_z_loss', 'shazeer_load', 'importance', 'MoEStats', 'MoE', 'moe_reference', 'MoEFFN',
-           'find_ffn_blocks', 'balanced_kmeans', 'moefy', 'moe_layers', 'moe_param_counts', 'ExpertParallelMoE',
-           'expert_parallel_check', 'run_expert_parallel_check', 'moe_loop_gather', 'benchmark_moe', 'format_benchmark',
-           'toy_moe_run', 'load_heatmap', 'collapse_summary', 'MoEAuxLoss', 'RouterLoadRecorder', 'moe_optimizer',
-           'minilm_moe_experiment', 'experiment_table', 'layer_load_shares']
+           'router_z_loss', 'shazeer_load', 'importance', 'MoEStats', 'MoE', 'moe_reference', 'MoEFFN', 'FFNBypass',
+           'find_ffn_blocks', 'balanced_kmeans', 'MoEConfig', 'moefy', 'moe_layers', 'moe_param_counts',
+           'ExpertParallelMoE', 'expert_parallel_check', 'run_expert_parallel_check', 'MoEAuxLoss',
+           'RouterLoadRecorder', 'moe_optimizer']
 
 # %% ../nbs/03_moe.ipynb #6173fcc5
 import math, os, time, copy, socket
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Union
+from typing import Callable, ClassVar, Optional, Union
 import torch, torch.nn as nn, torch.nn.functional as F
 import torch.distributed as dist
-from .core import Callback, fit, get_device, tiny, set_seed, time_fns
+from .core import Callback, check_choice, check_float, check_int, deploy_numel, fit, get_device, tiny, set_seed, time_fns
+from .tuners import TunerConfig, TunerLayer, inject, inside_tuner
 
 # %% ../nbs/03_moe.ipynb #895adc95
 @dataclass
@@ -29,13 +29,10 @@ class RouterOutput:
     gates: torch.Tensor            # (T, k) weight of each chosen expert
 
 # %% ../nbs/03_moe.ipynb #1594a44f
-def _check_int(name, v, lo=1):
-    if isinstance(v, bool) or not isinstance(v, int): raise TypeError(f"{name} must be an int, got {v!r}")
-    if v < lo: raise ValueError(f"{name} must be >= {lo}, got {v}")
+def _check_int(name, v, lo=1): return check_int(name, v, minimum=lo)     # padnotes' one rule: TypeError for a type, ValueError for a value
 
 def _check_topk(top_k, num_experts):
-    _check_int("num_experts", num_experts)
-    if isinstance(top_k, bool) or not isinstance(top_k, int): raise TypeError(f"top_k must be an int, got {top_k!r}")
+    check_int("num_experts", num_experts); check_int("top_k", top_k)
     if not 1 <= top_k <= num_experts:
         raise ValueError(f"top_k must be between 1 and num_experts={num_experts}, got top_k={top_k}")
 
@@ -213,9 +210,7 @@ def _capacity(capacity_factor, n_tokens, top_k, num_experts):
     return max(1, math.ceil(capacity_factor * n_tokens * top_k / num_experts))
 
 def _check_capacity_factor(cf):
-    if cf is None: return
-    if isinstance(cf, bool) or not isinstance(cf, (int, float)) or not math.isfinite(cf) or cf <= 0:
-        raise ValueError(f"capacity_factor must be None (dropless) or a finite number > 0, got {cf!r}")
+    if cf is not None: check_float("capacity_factor", cf, low=0, low_open=True)   # None: dropless
 
 # %% ../nbs/03_moe.ipynb #59a4babb
 class MoE(nn.Module):
@@ -313,12 +308,25 @@ def moe_reference(moe:MoE, x:torch.Tensor, # (..., d_model)
     return out.reshape(shape)
 
 # %% ../nbs/03_moe.ipynb #9f8426f4
-class MoEFFN(nn.Module):
-    "Stands in for a BERT `intermediate` block: runs the MoE and returns its d_model-wide output."
-    def __init__(self, moe:MoE):
+class MoEFFN(TunerLayer):
+    "Wraps a BERT `intermediate` block (its `base_layer`): runs the MoE and returns its d_model-wide output."
+    def __init__(self, moe:MoE, base:nn.Module|None=None):
         super().__init__()
         self.moe = moe
-    def forward(self, hidden_states:torch.Tensor) -> torch.Tensor: return self.moe(hidden_states)[0]
+        self.attach_base(base)
+    def tuned_forward(self, hidden_states:torch.Tensor) -> torch.Tensor: return self.moe(hidden_states)[0]
+
+class FFNBypass(TunerLayer):
+    "Wraps a BERT `output.dense` (its `base_layer`) while the MoE beside it does the FFN's work: it passes its input through."
+    def __init__(self, base:nn.Module, owner:MoEFFN):
+        super().__init__()
+        self.attach_base(base)
+        self.__dict__["_owner"] = owner           # not a submodule: the MoE is the intermediate block's
+    # switched on and off with its MoE, always: the two halves of one FFN
+    disabled = property(lambda self: self.__dict__["_owner"].disabled if "_owner" in self.__dict__ else False,
+                        lambda self, v: setattr(self.__dict__["_owner"], "disabled", v) if "_owner" in self.__dict__ else None)
+    def tuned_forward(self, x:torch.Tensor) -> torch.Tensor: return x
+    def deploy(self) -> nn.Module: return nn.Identity()
 
 def find_ffn_blocks(model:nn.Module) -> list:
     "(name, layer) of every BERT-style FFN block: layer.intermediate.dense -> act -> layer.output.dense."
@@ -360,7 +368,7 @@ def balanced_kmeans(points:torch.Tensor, # (n, d) points, n divisible by k
 
 # %% ../nbs/03_moe.ipynb #22bf6201
 def _moe_from_ffn(inter:nn.Module, outp:nn.Module, num_experts, top_k, init, capacity_factor, noisy_gating,
-                  cluster, gate, seed, **kw) -> MoE:
+                  cluster, gate, seed, rebuild=False, **kw) -> MoE:
     d1, d2 = inter.dense, outp.dense
     d_model, d_ff = d1.in_features, d1.out_features
     W1, b1 = d1.weight.detach(), (d1.bias.detach() if d1.bias is not None else torch.zeros(d_ff))   # (d_ff, d)
@@ -371,7 +379,7 @@ def _moe_from_ffn(inter:nn.Module, outp:nn.Module, num_experts, top_k, init, cap
     moe.to(device=W1.device, dtype=W1.dtype)
     with torch.no_grad():
         if split:
-            groups = (balanced_kmeans(W1, num_experts, seed=seed) if cluster == "kmeans"
+            groups = (balanced_kmeans(W1, num_experts, seed=seed) if cluster == "kmeans" and not rebuild   # rebuild: values are loaded next
                       else list(torch.arange(d_ff).view(num_experts, -1)))
             for e, g_ in enumerate(groups):
                 g_ = g_.to(W1.device)
@@ -385,6 +393,58 @@ def _moe_from_ffn(inter:nn.Module, outp:nn.Module, num_experts, top_k, init, cap
     return moe
 
 # %% ../nbs/03_moe.ipynb #2c6f522d
+@dataclass
+class MoEConfig(TunerConfig):
+    "MoE as a tuner: which BERT-style FFN blocks become mixtures of experts, and how the experts start."
+    method: ClassVar[str] = "moe"
+    num_experts: int = 8 # experts per FFN block
+    top_k: int = 2 # experts per token
+    init: str = "copy" # "copy": every expert is the pretrained FFN; "split": partition its neurons (MoEfication)
+    capacity_factor: float|None = None # None: dropless
+    noisy_gating: bool = True # Shazeer noise while training
+    cluster: str = "kmeans" # split only: "kmeans" (balanced k-means on W1 rows) or "contiguous"
+    gate: str|None = None # None: "softmax" for copy, "ones" for split
+    seed: int = 0 # k-means seed
+    balance: str|None = "switch" # balancing loss in aux_loss: "switch", "shazeer", "both" or None
+    balance_coef: float = 0.01 # weight of the balancing loss
+    z_coef: float = 0.001 # weight of the router z-loss
+    freeze_base: bool = False # an MoE model trains as a whole (True: only the MoE layers train)
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_choice("init", self.init, ("copy", "split")); check_choice("cluster", self.cluster, ("kmeans", "contiguous"))
+        _check_topk(self.top_k, self.num_experts); _check_capacity_factor(self.capacity_factor)
+        if self.gate is not None: check_choice("gate", self.gate, ("softmax", "probs", "ones"))
+        check_choice("balance", self.balance, ("switch", "shazeer", "both", None))
+        self.balance_coef, self.z_coef = check_float("balance_coef", self.balance_coef, low=0), check_float("z_coef", self.z_coef, low=0)
+        if not isinstance(self.noisy_gating, bool): raise TypeError(f"noisy_gating must be True or False, got {self.noisy_gating!r}")
+        self.seed = check_int("seed", self.seed, minimum=None)
+
+    def candidates(self, model):
+        skip = inside_tuner(model)
+        return [(n, m) for n, m in find_ffn_blocks(model) if n not in skip]
+
+    def nothing_to_convert(self, model) -> str:
+        return (f"moefy found no BERT-style FFN block (layer.intermediate.dense -> act -> layer.output.dense) "
+                f"in {type(model).__name__}; nothing was changed")
+
+    def build_layers(self, targets, rebuild=False):
+        if self.init == "split":
+            for name, layer in targets:
+                d_ff = layer.intermediate.dense.out_features
+                if d_ff % self.num_experts:
+                    raise ValueError(f"init='split' needs d_ff divisible by num_experts, got d_ff={d_ff} in {name!r} "
+                                     f"and num_experts={self.num_experts}; nothing was changed")
+        new = {}
+        for _, l in targets:
+            if id(l) in new: continue
+            moe = _moe_from_ffn(l.intermediate, l.output, self.num_experts, self.top_k, self.init, self.capacity_factor, self.noisy_gating,
+                                self.cluster, self.gate, self.seed, rebuild, balance=self.balance, balance_coef=self.balance_coef,
+                                z_coef=self.z_coef).train(l.training)
+            ffn = MoEFFN(moe, l.intermediate)
+            new[id(l)] = {"intermediate": ffn, "output.dense": FFNBypass(l.output.dense, ffn)}   # two halves of one FFN
+        return new
+
 def moefy(model:nn.Module, # a Hugging Face BERT-family model (converted in place)
           num_experts:int=8, # experts per FFN block
           top_k:int=2, # experts per token
@@ -396,27 +456,9 @@ def moefy(model:nn.Module, # a Hugging Face BERT-family model (converted in plac
           seed:int=0, # k-means seed
           **moe_kwargs, # more MoE arguments (balance, balance_coef, z_coef)
          ) -> nn.Module:
-    "Replace every BERT-style FFN block of `model` by an MoE; all checks and builds happen before the first swap."
-    if init not in ("copy", "split"): raise ValueError(f"init must be 'copy' or 'split', got {init!r}")
-    if cluster not in ("kmeans", "contiguous"): raise ValueError(f"cluster must be 'kmeans' or 'contiguous', got {cluster!r}")
-    _check_topk(top_k, num_experts); _check_capacity_factor(capacity_factor)
-    blocks = find_ffn_blocks(model)
-    if not blocks:
-        raise ValueError(f"moefy found no BERT-style FFN block (layer.intermediate.dense -> act -> layer.output.dense) "
-                         f"in {type(model).__name__}; nothing was changed")
-    if init == "split":
-        for name, layer in blocks:
-            d_ff = layer.intermediate.dense.out_features
-            if d_ff % num_experts:
-                raise ValueError(f"init='split' needs d_ff divisible by num_experts, got d_ff={d_ff} in {name!r} "
-                                 f"and num_experts={num_experts}; nothing was changed")
-    moes = [_moe_from_ffn(l.intermediate, l.output, num_experts, top_k, init, capacity_factor, noisy_gating,
-                          cluster, gate, seed, **moe_kwargs) for _, l in blocks]
-    for (_, layer), moe in zip(blocks, moes):               # all built: now swap
-        moe.train(layer.training)
-        layer.intermediate = MoEFFN(moe)
-        layer.output.dense = nn.Identity()
-    return model
+    "Wrap every BERT-style FFN block of `model` in an MoE (in place, all or nothing): `inject` with an `MoEConfig`."
+    return inject(model, MoEConfig(num_experts=num_experts, top_k=top_k, init=init, capacity_factor=capacity_factor,
+                                   noisy_gating=noisy_gating, cluster=cluster, gate=gate, seed=seed, **moe_kwargs))
 
 def moe_layers(model:nn.Module) -> list:
     "All MoE modules of a model, in order."
@@ -424,8 +466,8 @@ def moe_layers(model:nn.Module) -> list:
 
 # %% ../nbs/03_moe.ipynb #955e4564
 def moe_param_counts(model:nn.Module) -> dict:
-    "Total parameters and parameters active per token (k of the E experts in each MoE layer)."
-    total = sum(p.numel() for p in model.parameters())
+    "Total parameters (what the model deploys: not the wrapped dense FFNs) and parameters active per token (k of the E experts in each MoE layer)."
+    total = deploy_numel(model)
     idle = 0
     for m in moe_layers(model):
         idle += (m.num_experts - m.top_k) * m.experts.expert_numel()
@@ -560,105 +602,6 @@ def run_expert_parallel_check(world_size:int=2, # processes
         mp.spawn(entry, args=(world_size, _free_port(), d, configs or [{}]), nprocs=world_size, join=True)
         return [torch.load(os.path.join(d, f"rank{r}.pt")) for r in range(world_size)]
 
-# %% ../nbs/03_moe.ipynb #ecb13e2d
-def moe_loop_gather(moe:MoE, x:torch.Tensor, noise:Optional[torch.Tensor]=None) -> torch.Tensor:
-    "Loop over experts, gather each one's tokens with a mask search (dropless only; for the benchmark)."
-    x2 = x.reshape(-1, moe.d_model)
-    r = moe.router(x2, noise)
-    out = torch.zeros_like(x2)
-    for e in range(moe.num_experts):
-        tok, slot = torch.nonzero(r.topk_idx == e, as_tuple=True)
-        out = out.index_add(0, tok, moe.experts.expert(e, x2[tok]) * r.gates[tok, slot, None])
-    return out.reshape(x.shape)
-
-
-
-# %% ../nbs/03_moe.ipynb #025a64b8
-def benchmark_moe(num_tokens:int=4096, # tokens per batch
-                  d_model:int=384, # token width
-                  d_ff:int=1536, # width of each expert
-                  num_experts:int=8, # E
-                  top_k:int=2, # k
-                  repeats:int=5, # timed runs per entry (median reported)
-                  device=None, # default: padnotes.core.get_device()
-                  seed:int=0) -> list:
-    "Median times (ms) of MoE, same-active-parameter dense FFN and loop references; fwd and fwd+bwd, with ratios."
-    device = get_device(device)
-    torch.manual_seed(seed)
-    moe = MoE(d_model, d_ff, num_experts, top_k).to(device).train()
-    dense = nn.Sequential(nn.Linear(d_model, top_k * d_ff), nn.GELU(), nn.Linear(top_k * d_ff, d_model)).to(device)
-    x = torch.randn(num_tokens, d_model, device=device, requires_grad=True)
-    impls = {"MoE (sorted dispatch)": lambda: moe(x)[0], f"dense FFN d_ff={top_k * d_ff}": lambda: dense(x),
-             "loop + masks (reference)": lambda: moe_reference(moe, x), "loop + gather": lambda: moe_loop_gather(moe, x)}
-    def no_grad(f):
-        def g():
-            with torch.no_grad(): return f()
-        return g
-    t_f = time_fns({k: no_grad(f) for k, f in impls.items()}, repeats, device=device)
-    t_fb = time_fns({k: (lambda f=f: f().sum().backward()) for k, f in impls.items()}, repeats, device=device)
-    rows = [dict(impl=k, fwd_ms=1e3 * t_f[k], fwd_bwd_ms=1e3 * t_fb[k]) for k in impls]
-    base = rows[0]
-    for r in rows:
-        r["fwd_vs_moe"], r["fwd_bwd_vs_moe"] = r["fwd_ms"] / base["fwd_ms"], r["fwd_bwd_ms"] / base["fwd_bwd_ms"]
-    return rows
-
-def format_benchmark(rows:list) -> str:
-    "The benchmark rows as a small text table (ratio = time / MoE time)."
-    lines = [f"{'implementation':28s} {'fwd ms':>9s} {'x MoE':>6s} {'fwd+bwd ms':>11s} {'x MoE':>6s}"]
-    for r in rows:
-        lines.append(f"{r['impl']:28s} {r['fwd_ms']:9.2f} {r['fwd_vs_moe']:6.2f} {r['fwd_bwd_ms']:11.2f} {r['fwd_bwd_vs_moe']:6.2f}")
-    return "\n".join(lines)
-
-# %% ../nbs/03_moe.ipynb #2ff8aec7
-def toy_moe_run(balance_coef:float=0.01, # weight of the Switch balancing loss (0: none)
-                steps:int=300, # Adam steps
-                num_experts:int=8, top_k:int=2, d_model:int=16, d_ff:int=32, batch:int=256,
-                noisy_gating:bool=True, lr:float=1e-2, seed:int=0, gate:str="softmax",
-                task:str="teacher", # "teacher": one random MLP for every token; "clusters": a linear map per cluster
-                offset:float=8.0, # norm of a direction shared by all tokens (hidden states of real transformers have one)
-               ) -> dict:
-    "Train an MoE on a toy regression task; return the per-step expert shares and the losses."
-    if task not in ("teacher", "clusters"): raise ValueError(f"task must be 'teacher' or 'clusters', got {task!r}")
-    g = torch.Generator().manual_seed(seed)
-    centers = torch.randn(num_experts, d_model, generator=g) * (3 if task == "clusters" else 0)
-    maps = torch.randn(num_experts, d_model, d_model, generator=g) / math.sqrt(d_model)
-    if task == "teacher": maps[:] = maps[0]
-    t1 = torch.randn(d_model, 4 * d_model, generator=g) / math.sqrt(d_model)
-    shared = F.normalize(torch.randn(d_model, generator=g), dim=0) * offset
-    torch.manual_seed(seed)
-    moe = MoE(d_model, d_ff, num_experts, top_k, noisy_gating=noisy_gating, balance="switch", gate=gate,
-              balance_coef=balance_coef, z_coef=0.0)
-    opt = torch.optim.Adam(moe.parameters(), lr=lr)
-    shares, losses = [], []
-    for _ in range(steps):
-        c = torch.randint(0, num_experts, (batch,), generator=g)
-        x = centers[c] + torch.randn(batch, d_model, generator=g) + shared
-        y = torch.einsum("bd,bde->be", x, maps[c]) if task == "clusters" else torch.tanh(x @ t1) @ maps[0].repeat(4, 1) / 2
-        out, st = moe(x)
-        loss = F.mse_loss(out, y)             # not `task`: that names the toy task, read again at the next step
-        (loss + st.aux_loss).backward(); opt.step(); opt.zero_grad()
-        shares.append((st.load / st.load.sum()).tolist()); losses.append(loss.item())
-    return dict(shares=torch.tensor(shares), losses=losses, balance_coef=balance_coef)
-
-def load_heatmap(shares:torch.Tensor, # (rows, E) share of assignments per expert
-                 title:str="", # figure title
-                 row_label:str="step", # what a row is
-                 row_names:Optional[list]=None):
-    "Plotly heatmap of expert shares: a row per step (or layer), a column per expert."
-    import plotly.graph_objects as go
-    s = shares.detach().float().cpu()
-    y = row_names if row_names is not None else list(range(s.shape[0]))
-    fig = go.Figure(go.Heatmap(z=s.numpy().round(3), x=[f"e{i}" for i in range(s.shape[1])], y=y,
-                               colorscale="Viridis", zmin=0, zmax=max(0.5, float(s.max())), colorbar=dict(title="share")))
-    fig.update_layout(title=title, xaxis_title="expert", yaxis_title=row_label, height=320, width=520,
-                      margin=dict(l=50, r=20, t=40, b=40))
-    return fig
-
-def collapse_summary(shares:torch.Tensor, last:int=20) -> dict:
-    "Mean share of the busiest expert and number of experts under 2% over the last `last` rows."
-    s = shares[-last:].mean(0)
-    return dict(max_share=round(float(s.max()), 3), starved=int((s < 0.02).sum()), cv2=round(float(cv_squared(s)), 3))
-
 # %% ../nbs/03_moe.ipynb #0134cff4
 class MoEAuxLoss(Callback):
     "Add coef * (sum of every MoE layer's latest aux_loss) to the training loss."
@@ -690,47 +633,3 @@ def moe_optimizer(model:nn.Module, lr:float=5e-5, router_lr:float=1e-3, weight_d
               dict(params=[p for p in rest if p.ndim <= 1], weight_decay=0.0)]
     if router: groups.append(dict(params=router, weight_decay=0.0, lr=router_lr))
     return torch.optim.AdamW(groups, lr=lr)
-
-# %% ../nbs/03_moe.ipynb #845dd3b5
-def minilm_moe_experiment(variants:tuple=("dense", "moe", "moe_no_balance"), # which models to fine-tune
-                          n_train:int=2000, # training snippets
-                          n_dev:int=500, # dev snippets
-                          epochs:int=1, max_len:int=64, batch_size:int=32,
-                          lr:float=5e-5, # learning rate of the pretrained weights
-                          router_lr:float=1e-3, # learning rate of the routers
-                          num_experts:int=8, top_k:int=2, balance_coef:float=0.01,
-                          max_steps:Optional[int]=None, seed:int=0, device=None, progress:bool=False) -> dict:
-    "Fine-tune MiniLM dense and MoE variants on Rotten Tomatoes; returns per-variant metrics and router loads."
-    from padnotes.data import load_minilm, text_loaders
-    bad = set(variants) - {"dense", "moe", "moe_no_balance"}
-    if bad: raise ValueError(f"unknown variants {sorted(bad)}: expected 'dense', 'moe', 'moe_no_balance'")
-    tok, _ = load_minilm(2, seed)
-    dls = text_loaders("rotten_tomatoes", tokenizer=tok, max_len=max_len, batch_size=batch_size,
-                       subset=dict(train=n_train, dev=n_dev, test=None), seed=seed)
-    results = {}
-    for v in variants:
-        _, model = load_minilm(2, seed)
-        if v != "dense":
-            set_seed(seed)
-            moefy(model, num_experts=num_experts, top_k=top_k, init="copy",
-                  balance_coef=balance_coef if v == "moe" else 0.0)
-        rec = RouterLoadRecorder()
-        hist = fit(model, dls["train"], dls["dev"], epochs=epochs, opt=moe_optimizer(model, lr, router_lr),
-                   cbs=[MoEAuxLoss(), rec] if v != "dense" else [], device=device, max_steps=max_steps, progress=progress)
-        pc = moe_param_counts(model)
-        results[v] = dict(dev_acc=hist[-1]["valid_acc"], dev_loss=hist[-1]["valid_loss"], params=pc["total"],
-                          active_params=pc["active"], sec_per_epoch=sum(h["seconds"] for h in hist) / len(hist),
-                          loads=rec.loads if v != "dense" else None, history=hist)
-        del model
-    return results
-
-def experiment_table(results:dict) -> str:
-    "The experiment's metrics as a small text table."
-    lines = [f"{'model':16s} {'dev acc':>8s} {'params':>12s} {'active/token':>13s} {'s/epoch':>8s}"]
-    for v, r in results.items():
-        lines.append(f"{v:16s} {r['dev_acc']:8.4f} {r['params']:12,d} {r['active_params']:13,d} {r['sec_per_epoch']:8.1f}")
-    return "\n".join(lines)
-
-def layer_load_shares(loads:torch.Tensor) -> torch.Tensor:
-    "(L, E) counts -> each layer's share of assignments per expert."
-    return loads / loads.sum(-1, keepdim=True).clamp_min(1)

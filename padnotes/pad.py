@@ -15,13 +15,13 @@ import torch.nn.functional as F
 from .core import Callback, check_choice, check_int, check_ratio, clone_model, count_params, deploy_numel, set_seed
 from .dyconv import DynamicConv2d, KernelAttention, dyconv_kernel_agg, dyconv_output_agg, per_sample_conv, dyconv_macs, _conv_macs
 from .moe import Experts, MoE
-from .scoring import grad_scores, iterative_masks, keep_masks, random_scores
+from .scoring import ScoreContext, grad_scores, iterative_masks, keep_masks, random_scores, register_criterion, score
 from .sparse import pack_bits, unpack_bits
 from .tuners import TunerConfig, TunerLayer, merge_and_unload, tuner_layers, _record, _set_module
 
 # %% auto #0
 __all__ = ['PAD_CRITERIA', 'scale_factors', 'PartialDynamicConv2d', 'pad_conv_reference', 'PartialExperts', 'partial_layers',
-           'mode_scores', 'apply_partition', 'to_partial', 'PadConfig', 'padify', 'partition_report',
+           'imp_scores', 'mode_scores', 'apply_partition', 'to_partial', 'PadConfig', 'padify', 'partition_report',
            'dynamic_ratio_of', 'MergedPartialConv2d', 'MergedPartialExperts', 'merge_for_inference', 'ScaleRecorder']
 
 # %% ../nbs/05_padnet.ipynb #824ea39b
@@ -212,24 +212,32 @@ def _mask_targets(layers:Mapping[str, nn.Module]) -> dict[str, torch.Tensor]:
     return {f"{ln}.{mn}": m for ln, l in layers.items() for mn, m in l.masks().items()}
 
 # %% ../nbs/05_padnet.ipynb #4d9ada92
+@register_criterion("imp", overwrite=True)       # overwrite: this cell may run again in the notebook
+def imp_scores(targets:Mapping[str, torch.Tensor], # the mode masks (they take part in the forward)
+               ctx:ScoreContext, # model, data, batches, loss, seed and training mode
+              ) -> dict[str, torch.Tensor]:
+    "Iterative Mode Partition's score of each mode-mask entry: |dL/dM|, the first-order (Taylor) change of the loss if it switched mode."
+    return grad_scores(ctx.model, targets, ctx.data, ctx.n_batches, ctx.loss_fn, times_value=False, train=ctx.train, seed=ctx.seed)
+
 def mode_scores(model:nn.Module, # a model with partially dynamic layers (from `to_partial` or `padify`)
                 criterion:str="imp", # 'imp', 'random' or 'magnitude'
                 data:Iterable|None=None, # batches for 'imp': (x, y) or dicts with 'labels'
                 n_batches:int=10, # batches to accumulate IMP scores over
                 loss_fn:Callable|None=None, # defaults to cross-entropy
-                seed:int=0, # for 'random'
+                seed:int=0, # for 'random' (and dropout while scoring)
+                train:bool=True, # the model's mode while IMP scores (the authors score in train mode; nothing of the model changes)
                ) -> dict[str, torch.Tensor]:
-    "Scores of every mode-mask entry ('layer.param' -> scores; higher = stays dynamic) at the current masks."
-    if criterion not in PAD_CRITERIA: raise ValueError(f"unknown criterion {criterion!r}: expected one of {PAD_CRITERIA}")
+    "Scores of every mode-mask entry ('layer.param' -> scores; higher = stays dynamic) at the current masks, from `padnotes.scoring`'s registry."
+    check_choice("criterion", criterion, PAD_CRITERIA)
     layers = partial_layers(model)
     if not layers: raise ValueError("the model has no partially dynamic layer to score: convert it with to_partial or padify first")
     targets = _mask_targets(layers)
-    if criterion == "random": return random_scores(targets, seed)
-    if criterion == "magnitude":
-        return {f"{ln}.{pn}": t.detach().abs().mean(0) for ln, l in layers.items() for pn, t in l.dynamic_copies().items()}
-    if data is None: raise ValueError("criterion 'imp' scores with data: pass a few batches (data=...)")
-    try: return grad_scores(model, targets, data, n_batches, loss_fn, times_value=False)
+    if criterion == "magnitude":       # magnitude of a mask entry: the mean |W_k| of the K copies it governs
+        targets = {f"{ln}.{pn}": t.detach().abs().mean(0) for ln, l in layers.items() for pn, t in l.dynamic_copies().items()}
+    if criterion == "imp" and data is None: raise ValueError("criterion 'imp' scores with data: pass a few batches (data=...)")
+    try: return score(criterion, targets, model=model, data=data, n_batches=n_batches, loss_fn=loss_fn, seed=seed, train=train)
     except (RuntimeError, TypeError, IndexError) as e:
+        if criterion != "imp": raise
         raise ValueError(f"the model could not be scored on the data given ({type(e).__name__}: {e}); "
                          "IMP needs batches the model takes: (x, y) tuples or dicts with 'labels'") from e
 
@@ -272,6 +280,7 @@ class PadConfig(TunerConfig):
     n_batches: int = 10 # batches per IMP scoring
     use_scale: bool = True # learn the scale factors lambda_d, lambda_s
     seed: int = 0 # for 'random' (and the ties)
+    train: bool = True # the model's mode while IMP scores (the authors score in train mode)
     freeze_base: bool = False # PAD-Net trains the whole network after the partition
     def __post_init__(self):
         super().__post_init__()
@@ -279,7 +288,8 @@ class PadConfig(TunerConfig):
         check_choice("criterion", self.criterion, PAD_CRITERIA); check_choice("schedule", self.schedule, ("exp", "linear"))
         check_choice("scope", self.scope, ("global", "layer"))
         self.iterations, self.n_batches = check_int("iterations", self.iterations), check_int("n_batches", self.n_batches)
-        if not isinstance(self.use_scale, bool): raise TypeError(f"use_scale must be True or False, got {self.use_scale!r}")
+        for f in ("use_scale", "train"):
+            if not isinstance(getattr(self, f), bool): raise TypeError(f"{f} must be True or False, got {getattr(self, f)!r}")
         self.seed = check_int("seed", self.seed, minimum=None)
     def candidates(self, model): return list(_convertible(model).items())
     def build_layers(self, targets, rebuild=False):
@@ -325,8 +335,9 @@ def padify(model:nn.Module, # a fully (or partially) dynamic model, converted in
         def score_fn(masks):
             with torch.no_grad():
                 for n, m in masks.items(): targets[n].copy_(m.to(targets[n]))
-            return mode_scores(model, c.criterion, data, c.n_batches, loss_fn, c.seed)
-        masks = iterative_masks(score_fn, {n: t.shape for n, t in targets.items()}, c.dynamic_ratio, c.iterations, c.schedule, c.scope)
+            return mode_scores(model, c.criterion, data, c.n_batches, loss_fn, c.seed, c.train)
+        masks = iterative_masks(score_fn, {n: t.shape for n, t in targets.items()}, c.dynamic_ratio, c.iterations, c.schedule, c.scope,
+                                seed=c.seed)
         with torch.no_grad():
             for n, m in masks.items(): targets[n].copy_(m.to(targets[n]))
     except BaseException:                                          # all or nothing: the layers and masks as they were

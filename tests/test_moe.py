@@ -178,8 +178,8 @@ def test_bad_arguments(bad):
 
 def test_bad_types_and_shapes():
     with pytest.raises(TypeError): MoE(8, 8, num_experts=4, top_k=1.5)
-    with pytest.raises(ValueError, match="capacity_factor"): MoE(8, 8, capacity_factor="1")
-    with pytest.raises(ValueError, match="capacity_factor"): MoE(8, 8, capacity_factor=True)
+    with pytest.raises(TypeError, match="capacity_factor"): MoE(8, 8, capacity_factor="1")     # a wrong type is a TypeError
+    with pytest.raises(TypeError, match="capacity_factor"): MoE(8, 8, capacity_factor=True)
     with pytest.raises(ValueError, match=r"\(\.\.\., 8\)"): MoE(8, 8, num_experts=4)(torch.randn(3, 5))
 
 
@@ -315,7 +315,8 @@ def test_expert_parallel_needs_process_group():
 
 
 # ---------------------------------------------------------------- gates, training helpers
-from padnotes.moe import MoEAuxLoss, RouterLoadRecorder, moe_optimizer, minilm_moe_experiment
+from padnotes.moe import MoEAuxLoss, RouterLoadRecorder, moe_optimizer
+from padnotes.experiments.moe import minilm_moe_experiment
 from padnotes.core import fit, Callback
 
 
@@ -364,7 +365,8 @@ def test_moe_optimizer_groups():
     groups = opt.param_groups
     assert groups[-1]["lr"] == 1e-3 and {id(p) for p in groups[-1]["params"]} == router_ps
     assert all(g["lr"] == 1e-5 for g in groups[:-1])
-    assert sum(len(g["params"]) for g in groups) == len(list(m.parameters()))
+    trainable = [p for p in m.parameters() if p.requires_grad]       # all but the wrapped dense FFNs, frozen inside their MoE layers
+    assert sum(len(g["params"]) for g in groups) == len(trainable) == len(list(m.parameters())) - 4 * len(moe_layers(m))
 
 
 def test_experiment_rejects_unknown_variant():

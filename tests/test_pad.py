@@ -221,3 +221,14 @@ def test_bad_inputs_leave_models_untouched():
     assert [type(x) for x in m.modules()] == types
     with pytest.raises(ValueError, match="merge"):
         merge_for_inference(m)
+
+
+def test_imp_is_a_registered_criterion_of_padnotes_scoring():
+    "One vocabulary of criteria: PAD's IMP registers into scoring, and mode_scores goes through the registry."
+    from padnotes.scoring import CRITERIA, score
+    assert "imp" in CRITERIA
+    m = to_partial(conv_model()); data = conv_data()
+    targets = {f"{ln}.{pn}": t for ln, l in partial_layers(m).items() for pn, t in l.masks().items()}
+    via_registry = score("imp", targets, model=m, data=data, n_batches=2)
+    direct = mode_scores(m, "imp", data, n_batches=2)
+    assert set(direct) == set(via_registry) and all(torch.equal(direct[k], via_registry[k]) for k in direct)

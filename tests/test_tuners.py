@@ -219,3 +219,72 @@ def test_count_flops_works_on_merged_models():
     m = pad_tuned(ratio=0.3); x = data(1)[0][0][:1]
     merged = merge_for_inference(m)
     assert count_flops(merged, x)["macs"] == count_flops(m, x)["macs"] > count_flops(UNetLike(), x)["macs"]
+
+
+# ---------------------------------------------------------------- MoE on the protocol (a tiny BERT)
+
+def tiny_bert(seed=0):
+    from transformers import BertConfig, BertForSequenceClassification
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                     max_position_embeddings=32, num_labels=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    return BertForSequenceClassification(cfg).eval()
+
+
+def bert_batches(n=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [dict(input_ids=torch.randint(0, 50, (4, 9), generator=g), labels=torch.randint(0, 2, (4,), generator=g)) for _ in range(n)]
+
+
+def test_moefy_wraps_both_halves_of_each_ffn_and_switches_off_exactly():
+    from padnotes.moe import FFNBypass, MoEConfig, MoEFFN, moefy
+    m = tiny_bert(); inter, dense = m.bert.encoder.layer[0].intermediate, m.bert.encoder.layer[0].output.dense
+    ids = bert_batches(1)[0]["input_ids"]
+    with torch.no_grad(): y0 = m(input_ids=ids).logits
+    moefy(m, num_experts=4, top_k=2, noisy_gating=False)
+    layer = m.bert.encoder.layer[0]
+    assert isinstance(layer.intermediate, MoEFFN) and layer.intermediate.base_layer is inter
+    assert isinstance(layer.output.dense, FFNBypass) and layer.output.dense.base_layer is dense
+    with torch.no_grad():
+        for l in m.modules():
+            if hasattr(l, "moe"): l.moe.experts.w1.add_(0.1 * torch.randn_like(l.moe.experts.w1))   # the experts now differ
+        assert not torch.allclose(m(input_ids=ids).logits, y0)
+        with disable_tuners(m): assert torch.equal(m(input_ids=ids).logits, y0)
+        layer.intermediate.disabled = True; assert layer.output.dense.disabled    # the two halves switch together
+        layer.intermediate.disabled = False
+    back = unload(m)
+    assert back.bert.encoder.layer[0].intermediate is inter and back.bert.encoder.layer[0].output.dense is dense
+    with torch.no_grad(): assert torch.equal(back(input_ids=ids).logits, y0)
+
+
+@pytest.mark.parametrize("with_pad", [False, True])
+def test_moe_models_save_and_reload_bit_for_bit(with_pad, tmp_path):
+    from padnotes.moe import moefy
+    fresh = tiny_bert(); pristine = snapshot(fresh)
+    m = moefy(tiny_bert(), num_experts=4, top_k=1, init="split", capacity_factor=1.5)   # settings outside the state_dict
+    if with_pad: padify(m, 0.4, criterion="imp", data=bert_batches(), n_batches=2)
+    m.train(); opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.05)
+    for b in bert_batches(2, seed=1):
+        opt.zero_grad(); m(**b).loss.backward(); opt.step()
+    m.eval(); ids = bert_batches(1, seed=7)[0]["input_ids"]
+    with torch.no_grad(): y = m(input_ids=ids).logits
+    save_pretrained(m, tmp_path)
+    fresh.load_state_dict(pristine)
+    re_m = from_pretrained(fresh, tmp_path).eval()
+    with torch.no_grad(): assert torch.equal(re_m(input_ids=ids).logits, y)
+    from padnotes.moe import moe_layers
+    assert [(l.top_k, l.capacity_factor) for l in moe_layers(re_m)] == [(1, 1.5)] * 2
+    with torch.no_grad():
+        dep = merge_and_unload(m) if not with_pad else merge_for_inference(m)
+        assert torch.allclose(dep(input_ids=ids).logits, y, atol=1e-5)
+    assert not any(isinstance(l, TunerLayer) and l.base_layer is not None for l in dep.modules())
+    assert deploy_numel(dep) == deploy_numel(m)
+
+
+def test_moe_bad_configs_change_nothing():
+    from padnotes.moe import MoEConfig
+    for make, err in ((lambda: MoEConfig(top_k=9, num_experts=8), ValueError), (lambda: MoEConfig(top_k=2.0), TypeError),
+                      (lambda: MoEConfig(capacity_factor="1"), TypeError), (lambda: MoEConfig(target_modules=["bert.encoder.layer.7"]), ValueError)):
+        m = tiny_bert(); snap = snapshot(m); types = [type(x) for x in m.modules()]
+        with pytest.raises(err): inject(m, make())
+        assert same_state(m, snap) and [type(x) for x in m.modules()] == types

@@ -10,7 +10,8 @@ from padnotes.core import set_seed
 from padnotes.data import resnet8
 from padnotes.dyconv import dynamicize
 from padnotes.moe import MoE
-from padnotes.pad import apply_partition, mode_scores, partition_report, to_partial; from padnotes.experiments.pad import SweepConfig, pad_sweep, summarize_sweep
+from padnotes.pad import apply_partition, mode_scores, partition_report, to_partial
+from padnotes.experiments.pad import SweepConfig, pad_sweep, summarize_sweep
 from padnotes import viz
 
 
