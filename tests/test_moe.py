@@ -371,3 +371,18 @@ def test_moe_optimizer_groups():
 
 def test_experiment_rejects_unknown_variant():
     with pytest.raises(ValueError, match="variants"): minilm_moe_experiment(variants=("dense", "sparse"))
+
+
+def test_toy_clusters_trains_on_cluster_targets_at_every_step():
+    "A bug before: toy_moe_run overwrote `task` with the loss, so from step 2 on the 'clusters' toy trained on teacher targets."
+    from padnotes.experiments.moe import toy_moe_run
+    r = toy_moe_run(balance_coef=0.0, steps=4, lr=0.0, task="clusters")   # lr 0: the model stays put, so the targets decide the loss
+    assert all(0.8 < l / r["losses"][0] < 1.25 for l in r["losses"])    # with the bug: 17.8, then 1.2 (the teacher's smaller targets)
+
+
+def test_dyconv_and_moe_raise_the_same_errors_for_the_same_mistakes():
+    "One rule everywhere: TypeError for a wrong type, ValueError for a bad value."
+    from padnotes.dyconv import DynamicConv2d
+    for bad, err in ((2.0, TypeError), (True, TypeError), ("4", TypeError), (0, ValueError), (-1, ValueError)):
+        with pytest.raises(err, match="num_kernels"): DynamicConv2d(4, 4, 3, num_kernels=bad)
+        with pytest.raises(err, match="num_experts"): MoE(8, 8, num_experts=bad, top_k=1)
