@@ -55,10 +55,10 @@ def tie_keys(index:torch.Tensor, # int64 flat indices (any device)
              seed:int=0, # which order
             ) -> torch.Tensor:
     "A seeded pseudo-random int64 key per index (splitmix64 of index and seed): the order in which tied scores are kept."
-    x = index.to(torch.int64) * _M1 + seed * 0x632BE5AB
-    x = (x ^ _lshr(x, 30)) * _M2
-    x = (x ^ _lshr(x, 27)) * _M3
-    return x ^ _lshr(x, 31)
+    x = index.to(torch.int64, copy=True).mul_(_M1).add_(seed * 0x632BE5AB)      # in place: one (n,) int64 buffer, not six
+    x.bitwise_xor_(_lshr(x, 30)).mul_(_M2)
+    x.bitwise_xor_(_lshr(x, 27)).mul_(_M3)
+    return x.bitwise_xor_(_lshr(x, 31))
 
 def _select(flat:torch.Tensor, k:int, seed:int, _keys:bool=True) -> torch.Tensor:
     "Mask of exactly `k` entries of the 1-d `flat`: all above the k-th largest value, then the ties with the largest `tie_keys`."

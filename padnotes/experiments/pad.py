@@ -13,6 +13,7 @@ from torch import nn
 import plotly.graph_objects as go
 
 from ..core import clone_model, count_params, deploy_numel, set_seed
+from ..sparse import saved_bytes
 from ..dyconv import DynamicConv2d
 from ..scoring import keep_masks, _check_ratio
 from ..pad import (PAD_CRITERIA, MergedPartialConv2d, PartialDynamicConv2d, dynamic_ratio_of, merge_for_inference,
@@ -288,7 +289,7 @@ def benchmark_pad(ratios=(0.1, 0.3, 0.5), # dynamic ratios of the merged layers
                   batch_size:int=32, channels:int=64, size:int=28, num_kernels:int=4, # the layer and input
                   repeats:int=20, # timed rounds (median reported)
                   device=None, seed:int=0) -> pd.DataFrame:
-    "Stored numbers and forward time of merged PAD convs vs the fully dynamic conv vs a static conv."
+    "Stored numbers, saved file bytes and forward time of merged PAD convs vs the fully dynamic conv vs a static conv."
     from padnotes.core import get_device, time_fns
     device = get_device(device); set_seed(seed)
     x = torch.randn(batch_size, channels, size, size, device=device)
@@ -302,6 +303,6 @@ def benchmark_pad(ratios=(0.1, 0.3, 0.5), # dynamic ratios of the merged layers
     with torch.no_grad():
         times = time_fns({k: (lambda m=m: m(x)) for k, m in layers.items()}, repeats=repeats, device=device)
     base = times["fully dynamic"]
-    return pd.DataFrame([dict(layer=k, stored=deploy_numel(m), stored_vs_dynamic=deploy_numel(m) / deploy_numel(dy),
+    return pd.DataFrame([dict(layer=k, stored=deploy_numel(m), stored_vs_dynamic=deploy_numel(m) / deploy_numel(dy), file_bytes=saved_bytes(m),
                               ms=1e3 * times[k], time_vs_dynamic=times[k] / base, time_vs_static=times[k] / times["static conv"],
                               device=str(device)) for k, m in layers.items()])
