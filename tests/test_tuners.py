@@ -288,3 +288,31 @@ def test_moe_bad_configs_change_nothing():
         m = tiny_bert(); snap = snapshot(m); types = [type(x) for x in m.modules()]
         with pytest.raises(err): inject(m, make())
         assert same_state(m, snap) and [type(x) for x in m.modules()] == types
+
+
+def test_moe_with_a_frozen_base_trains_only_the_moe_layers():
+    from padnotes.moe import MoEConfig
+    m = inject(tiny_bert(), MoEConfig(num_experts=4, top_k=2, freeze_base=True)).train()
+    before = snapshot(m)
+    opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.5)
+    for b in bert_batches(2):
+        opt.zero_grad(); (m(**b).loss + sum(l.moe.aux_loss for l in tuner_layers(m).values() if hasattr(l, "moe"))).backward(); opt.step()
+    changed = {k for k, v in m.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(".intermediate.moe." in k for k in changed), sorted(changed)[:5]
+
+
+@pytest.mark.parametrize("ratio", [0.1, 0.3, 0.5])
+def test_saved_merged_pad_experts_bytes_match_the_formula(ratio):
+    "Experts stand where kernels stood: E copies at the dynamic entries, one at the static ones, one bit per entry."
+    from padnotes.moe import Experts
+    from padnotes.pad import MergedPartialExperts, PartialExperts
+    from padnotes.scoring import keep_masks
+    set_seed(0); E = 4
+    p = PartialExperts.from_experts(Experts(E, 64, 256))
+    masks = p.masks()
+    with torch.no_grad():
+        kept = keep_masks({n: torch.rand(m.shape) for n, m in masks.items()}, ratio)
+        for n, m in masks.items(): m.copy_(kept[n].float())
+    merged = MergedPartialExperts.from_partial(p)
+    formula = sum(4 * ((1 - float(m.mean())) + float(m.mean()) * E) * m.numel() + math.ceil(m.numel() / 8) for m in masks.values())
+    assert abs(saved_bytes(merged) / formula - 1) < 0.02 and abs(tensor_bytes(merged) - formula) <= 4
