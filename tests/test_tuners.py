@@ -316,3 +316,12 @@ def test_saved_merged_pad_experts_bytes_match_the_formula(ratio):
     merged = MergedPartialExperts.from_partial(p)
     formula = sum(4 * ((1 - float(m.mean())) + float(m.mean()) * E) * m.numel() + math.ceil(m.numel() / 8) for m in masks.values())
     assert abs(saved_bytes(merged) / formula - 1) < 0.02 and abs(tensor_bytes(merged) - formula) <= 4
+
+
+def test_method_modules_import_neither_pandas_nor_plotly():
+    "Methods apart from experiments: importing a method module pulls in no pandas and no plotly."
+    import subprocess, sys
+    code = ("import sys; import padnotes.dyconv, padnotes.moe, padnotes.scoring, padnotes.pad, padnotes.tuners, padnotes.sparse; "
+            "bad = [m for m in ('pandas', 'plotly') if m in sys.modules]; assert not bad, bad")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
