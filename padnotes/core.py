@@ -148,6 +148,10 @@ def _holds_graph(v) -> bool:
     if isinstance(v, (list, tuple)): return any(_holds_graph(x) for x in v)
     return False
 
+def _without_graphs(state:dict) -> dict:
+    "A module's __dict__ for copying and pickling: per-forward attributes that hold autograd graphs become None."
+    return {k: None if not k.startswith("_") and _holds_graph(v) else v for k, v in state.items()}
+
 def clone_model(model:nn.Module) -> nn.Module:
     "A deep copy of `model`, leaving out (as None) per-forward attributes that hold autograd graphs."
     stash = [(m, k, v) for m in model.modules() for k, v in vars(m).items() if not k.startswith("_") and _holds_graph(v)]

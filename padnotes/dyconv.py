@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch.nn.modules.utils import _pair
 
 from .core import check_choice, check_float, check_int, Callback
-from .tuners import TunerConfig, TunerLayer, inject, inside_tuner
+from .tuners import StateSettings, TunerConfig, TunerLayer, inject, inside_tuner
 
 # %% auto #0
 __all__ = ['KernelAttention', 'aggregate', 'dyconv_loop', 'per_sample_conv', 'dyconv_kernel_agg', 'dyconv_output_agg',
@@ -129,8 +129,9 @@ def _same_pads(kernel_size, dilation):
     return tuple(pads)
 
 # %% ../nbs/02_dynamic_conv.ipynb #f05b4c43
-class DynamicConv2d(TunerLayer):
+class DynamicConv2d(StateSettings, TunerLayer):
     "Dynamic convolution (Chen et al. 2020): nn.Conv2d whose kernel is an input-dependent mix of K kernels."
+    state_settings = {"mode": _MODES}   # in the state_dict with the weights (the temperature is a buffer of the attention)
     def __init__(self, in_channels:int, # C, input channels
                  out_channels:int, # O, output channels
                  kernel_size, # int or (kh, kw)

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Optional, Union
 import torch, torch.nn as nn, torch.nn.functional as F
 import torch.distributed as dist
-from .core import Callback, check_choice, check_float, check_int, deploy_numel, fit, get_device, tiny, set_seed, time_fns
-from .tuners import TunerConfig, TunerLayer, inject, inside_tuner
+from .core import _without_graphs, Callback, check_choice, check_float, check_int, deploy_numel, fit, get_device, tiny, set_seed, time_fns
+from .tuners import StateSettings, TunerConfig, TunerLayer, inject, inside_tuner
 
 # %% ../nbs/03_moe.ipynb #895adc95
 @dataclass
@@ -213,8 +213,11 @@ def _check_capacity_factor(cf):
     if cf is not None: check_float("capacity_factor", cf, low=0, low_open=True)   # None: dropless
 
 # %% ../nbs/03_moe.ipynb #59a4babb
-class MoE(nn.Module):
+class MoE(StateSettings, nn.Module):
     "Mixture of Experts FFN: noisy top-k router, E experts, sorted dispatch, optional capacity."
+    # every setting that changes the outputs or the loss travels in the state_dict with the weights
+    state_settings = {"top_k": int, "capacity_factor": "float|None", "router.gate": ("softmax", "probs", "ones"),
+                      "balance": ("switch", "shazeer", "both", None), "balance_coef": float, "z_coef": float}
     def __init__(self,
                  d_model:int, # token width d
                  d_ff:int, # hidden width of each expert
@@ -233,12 +236,21 @@ class MoE(nn.Module):
         _check_topk(top_k, num_experts); _check_capacity_factor(capacity_factor)
         if balance not in ("switch", "shazeer", "both", None):
             raise ValueError(f"balance must be 'switch', 'shazeer', 'both' or None, got {balance!r}")
-        self.d_model, self.d_ff, self.num_experts, self.top_k = d_model, d_ff, num_experts, top_k
+        self.d_model, self.d_ff, self.num_experts = d_model, d_ff, num_experts
         self.capacity_factor, self.balance, self.balance_coef, self.z_coef = capacity_factor, balance, balance_coef, z_coef
         self.router = Router(d_model, num_experts, top_k, noisy_gating, gate)
         self.experts = Experts(num_experts, d_model, d_ff, activation)
         self.out_bias = nn.Parameter(torch.zeros(d_model)) if out_bias else None
         self.aux_loss, self.last_stats = None, None
+
+    top_k = property(lambda self: self.router.top_k, lambda self, k: setattr(self.router, "top_k", k))   # one value, the router's
+
+    def settings_loaded(self):
+        _check_topk(self.top_k, self.num_experts); _check_capacity_factor(self.capacity_factor)
+
+    def __getstate__(self):
+        "For copy.deepcopy and pickle: the latest aux_loss (a live autograd graph, for the next backward) is not copied."
+        return _without_graphs(super().__getstate__())
 
     def capacity(self, n_tokens:int) -> Optional[int]:
         "Per-expert capacity for n_tokens tokens (None when dropless)."
@@ -264,6 +276,10 @@ def _router_stats(moe, r:RouterOutput, plan:DispatchPlan, n_tokens:int) -> MoESt
                     dropped=int(plan.routed.sum() - plan.counts.sum()), dropped_tokens=int((~got).sum()),
                     capacity=plan.capacity, losses=losses, aux_loss=aux)
 
+def _keep(stats:MoEStats) -> MoEStats:
+    "What a module keeps of a forward's statistics: detached (the live aux_loss is kept apart, for the backward)."
+    return MoEStats(**{**vars(stats), "losses": {n: v.detach() for n, v in stats.losses.items()}, "aux_loss": stats.aux_loss.detach()})
+
 def _combine(y, plan, n_tokens):
     "Weight each expert output by its gate and add it back to its token."
     return y.new_zeros(n_tokens, y.shape[-1]).index_add(0, plan.token, y * plan.gate.unsqueeze(-1).to(y.dtype))
@@ -283,7 +299,7 @@ def _moe_forward(self:MoE, x:torch.Tensor, # (..., d_model) tokens
     out = _combine(y, plan, T)                                        # (T, d)
     if self.out_bias is not None: out = out + self.out_bias
     stats = _router_stats(self, r, plan, T)
-    self.aux_loss, self.last_stats = stats.aux_loss, stats
+    self.aux_loss, self.last_stats = stats.aux_loss, _keep(stats)
     return out.reshape(shape), stats
 MoE.forward = _moe_forward
 
@@ -545,7 +561,7 @@ def _ep_forward(self:ExpertParallelMoE, x:torch.Tensor, noise:Optional[torch.Ten
     out = _combine(y_home, plan, T)
     if self.out_bias is not None: out = out + self.out_bias
     stats = _router_stats(self, r, plan, T)
-    self.aux_loss, self.last_stats = stats.aux_loss, stats
+    self.aux_loss, self.last_stats = stats.aux_loss, _keep(stats)
     return out.reshape(shape), stats
 ExpertParallelMoE.forward = _ep_forward
 

@@ -17,7 +17,7 @@ from .dyconv import DynamicConv2d, KernelAttention, dyconv_kernel_agg, dyconv_ou
 from .moe import Experts, MoE
 from .scoring import ScoreContext, grad_scores, iterative_masks, keep_masks, random_scores, register_criterion, score
 from .sparse import pack_bits, unpack_bits
-from .tuners import TunerConfig, TunerLayer, merge_and_unload, tuner_layers, _record, _set_module
+from .tuners import StateSettings, TunerConfig, TunerLayer, merge_and_unload, tuner_layers, _record, _set_module
 
 # %% auto #0
 __all__ = ['PAD_CRITERIA', 'scale_factors', 'PartialDynamicConv2d', 'pad_conv_reference', 'PartialExperts', 'partial_layers',
@@ -35,6 +35,8 @@ def _float_mask_like(t:torch.Tensor) -> torch.Tensor: return torch.ones_like(t, 
 
 class PartialDynamicConv2d(DynamicConv2d):
     "DY-Conv with a mode mask: dynamic entries mix K kernels per input, static entries share one kernel (PAD-Net)."
+    state_settings = DynamicConv2d.state_settings | {"use_scale": bool}      # travels with the weights: see padnotes.tuners
+    def settings_loaded(self): self.phi.requires_grad_(self.use_scale)
     def __init__(self, *args, use_scale:bool=True, **kwargs):
         super().__init__(*args, **kwargs)
         self._init_partial(use_scale)
@@ -141,8 +143,10 @@ def pad_conv_reference(layer:PartialDynamicConv2d, x:torch.Tensor) -> torch.Tens
 # %% ../nbs/05_padnet.ipynb #1c19a77b
 _EXPERT_TENSORS = ("w1", "b1", "w2", "b2")
 
-class PartialExperts(Experts):
+class PartialExperts(StateSettings, Experts):
     "MoE experts whose entries are dynamic (one value per expert) where the mask is 1 and static (shared) elsewhere."
+    state_settings = {"use_scale": bool}
+    def settings_loaded(self): self.phi.requires_grad_(self.use_scale)
     @classmethod
     def from_experts(cls, ex:Experts, use_scale:bool=True) -> "PartialExperts":
         "A partially dynamic copy of `ex`, every entry dynamic (it computes what `ex` computes)."
@@ -400,9 +404,10 @@ def _resize_for_load(module:nn.Module, state_dict:dict, prefix:str, names:Iterab
 
 
 # %% ../nbs/05_padnet.ipynb #b7774bf1
-class MergedPartialConv2d(nn.Module):
+class MergedPartialConv2d(StateSettings, nn.Module):
     "A deployed partially dynamic conv: per tensor a 1-bit mode mask, the static values where it is 0, K values where it is 1."
     is_deployed = True                         # folded for inference: padify and to_partial refuse it
+    state_settings = {"mode": DynamicConv2d.state_settings["mode"]}
     prepad, conv_args, resolve_mode = DynamicConv2d.prepad, DynamicConv2d.conv_args, DynamicConv2d.resolve_mode   # same geometry
     _GEOMETRY = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "padding_mode",
                  "_pads", "num_kernels", "mode")
@@ -430,7 +435,19 @@ class MergedPartialConv2d(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         _resize_for_load(self, state_dict, prefix, ("weight", "bias"))
+        self._fit_attention(state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _fit_attention(self, state_dict, prefix):
+        "A saved layer may have had its attention dropped (nothing dynamic) or kept: take the saved layer's structure."
+        att = {k[len(prefix) + 10:]: v for k, v in state_dict.items() if k.startswith(prefix + "attention.")}
+        static = all(state_dict[prefix + f"{n}_dynamic"].shape[-1] == 0 for n in ("weight", "bias") if prefix + f"{n}_dynamic" in state_dict)
+        if not att and static and prefix + "weight_dynamic" in state_dict: self.attention = None
+        elif att and self.attention is None and "fc1.weight" in att and "fc2.weight" in att:
+            (h, c), K = att["fc1.weight"].shape, att["fc2.weight"].shape[0]
+            new = KernelAttention(self.in_channels, self.num_kernels)
+            new.hidden, new.fc1, new.fc2 = h, nn.Linear(c, h), nn.Linear(h, K)
+            self.attention = new.to(device=self.weight_static.device, dtype=self.weight_static.dtype)
 
     def dense(self, name:str) -> tuple[torch.Tensor, torch.Tensor]:
         "(static (n,), dynamic (K, n)) of 'weight' or 'bias' as dense rows with zeros elsewhere, built once and kept (not saved)."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01b_tuners.ipynb #8feb7cb8
 from __future__ import annotations
-import contextlib, dataclasses, fnmatch, json, re, warnings
+import contextlib, dataclasses, fnmatch, json, math, re, warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, Iterable
@@ -15,10 +15,10 @@ from torch import nn
 from .core import clone_model, deploy_numel
 
 # %% auto #0
-__all__ = ['CONFIG_NAME', 'WEIGHTS_NAME', 'TunerLayer', 'TunerConfig', 'inside_tuner', 'find_targets', 'tuner_layers',
-           'tuner_records', 'apply_freeze', 'inject', 'disable_tuners', 'set_tuners_enabled', 'merge', 'unmerge',
-           'unload', 'merge_and_unload', 'trainable_parameters', 'print_trainable_parameters', 'save_pretrained',
-           'load_config', 'from_pretrained']
+__all__ = ['CONFIG_NAME', 'WEIGHTS_NAME', 'TunerLayer', 'StateSettings', 'TunerConfig', 'inside_tuner', 'find_targets',
+           'tuner_layers', 'tuner_records', 'apply_freeze', 'inject', 'disable_tuners', 'set_tuners_enabled', 'merge',
+           'unmerge', 'unload', 'merge_and_unload', 'trainable_parameters', 'print_trainable_parameters',
+           'save_pretrained', 'load_config', 'from_pretrained']
 
 # %% ../nbs/01b_tuners.ipynb #df1da243
 class TunerLayer(nn.Module):
@@ -80,6 +80,74 @@ class TunerLayer(nn.Module):
         "Numbers a deployed copy stores: `deploy_numel` of everything but the base layer (which is not deployed)."
         return (sum(p.numel() for p in self.parameters(recurse=False))
                 + sum(deploy_numel(c) for n, c in self.named_children() if n != "base_layer"))
+
+# %% ../nbs/01b_tuners.ipynb #2dfd086a
+def _encode_setting(v, kind) -> float:
+    if isinstance(kind, tuple): return float(kind.index(v))
+    if v is None: return math.nan
+    return float(v)
+
+def _decode_setting(x:float, kind, name:str, owner:str):
+    bad = lambda: ValueError(f"the saved setting {name}={x!r} of {owner} is not a valid {kind if not isinstance(kind, tuple) else kind!r}")
+    if isinstance(kind, tuple):
+        if not (x == int(x) and 0 <= int(x) < len(kind)): raise bad()
+        return kind[int(x)]
+    if math.isnan(x):
+        if kind == "float|None": return None
+        raise bad()
+    if kind is bool:
+        if x not in (0.0, 1.0): raise bad()
+        return bool(x)
+    if kind is int:
+        if x != int(x): raise bad()
+        return int(x)
+    return float(x)
+
+class StateSettings:
+    "Mix into an nn.Module: the attributes in `state_settings` travel in its state_dict (one float64 tensor, key `_extra_state`)."
+    state_settings: ClassVar[dict] = {}  # attribute (dotted: on a submodule) -> int, float, bool, "float|None", or a tuple of allowed values
+
+    def get_extra_state(self) -> torch.Tensor:
+        return torch.tensor([_encode_setting(self.get_setting(n), k) for n, k in self.state_settings.items()], dtype=torch.float64)
+
+    def _decode_state(self, state) -> dict:
+        names, owner = list(self.state_settings), type(self).__name__
+        if not isinstance(state, torch.Tensor) or state.shape != (len(names),):
+            got = tuple(state.shape) if isinstance(state, torch.Tensor) else type(state).__name__
+            raise ValueError(f"{owner} keeps {len(names)} settings in its state_dict ({names}), but the saved _extra_state is {got}: "
+                             "was it saved by another version or another kind of layer?")
+        return {n: _decode_setting(float(x), k, n, owner) for (n, k), x in zip(self.state_settings.items(), state.tolist())}
+
+    def set_extra_state(self, state):
+        vals = self._decode_state(state)
+        old = {n: self.get_setting(n) for n in vals}
+        try:
+            for n, v in vals.items(): self.set_setting(n, v)
+            self.settings_loaded()
+        except Exception:
+            for n, v in old.items(): self.set_setting(n, v)
+            raise
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if prefix + "_extra_state" in state_dict:                # refuse bad settings before any tensor of this layer changes
+            vals = self._decode_state(state_dict[prefix + "_extra_state"])
+            old = {n: self.get_setting(n) for n in vals}
+            try:
+                for n, v in vals.items(): self.set_setting(n, v)
+                self.settings_loaded()
+            finally:
+                for n, v in old.items(): self.set_setting(n, v)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def get_setting(self, name:str):
+        obj, _, attr = name.rpartition(".")
+        return getattr(self.get_submodule(obj) if obj else self, attr)
+    def set_setting(self, name:str, value):
+        obj, _, attr = name.rpartition(".")
+        setattr(self.get_submodule(obj) if obj else self, attr, value)
+    def settings_loaded(self):
+        "Called once loaded settings are in place: check them together (raise to refuse them) and update what depends on them."
+
 
 # %% ../nbs/01b_tuners.ipynb #4c98de75
 _CONFIGS: dict[str, type] = {}
@@ -372,8 +440,8 @@ def from_pretrained(base:nn.Module, # the base model the tuned one was made from
                              f"unexpected tensors {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}")
         bad = [f"{k}: saved {tuple(saved[k].shape)}, model {tuple(want[k].shape)}" for k in want if saved[k].shape != want[k].shape]
         if bad: raise ValueError(f"{wpath} does not fit this base model: shape mismatch {bad[:8]}")
-        with torch.no_grad():
-            for k, v in want.items(): v.copy_(saved[k])
+        res = base.load_state_dict(saved, strict=False)   # through load_state_dict: layers take their saved settings too
+        if set(res.missing_keys) & set(want): raise ValueError(f"{wpath}: tensors not loaded {sorted(set(res.missing_keys) & set(want))[:8]}")
     except Exception:
         if tuner_layers(base): unload(base)
         base.load_state_dict(before)

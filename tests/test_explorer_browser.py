@@ -17,7 +17,8 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is n
                                 "fonts-liberation (bash scripts/run.sh test installs it)")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
-LOAD_TIMEOUT_MS = 480_000      # Voila runs the whole notebook (training included) before the widgets appear
+LOAD_TIMEOUT_MS = 240_000      # per attempt: Voila runs the whole notebook (training included) before the widgets appear (~15 s here)
+LOAD_ATTEMPTS = 2
 MOVE_TIMEOUT_MS = 120_000
 
 
@@ -134,6 +135,41 @@ def check_against_library(got:dict, ex):
     return st
 
 
+ERROR_JS = """() => { const e = [...document.querySelectorAll('[data-mime-type="application/vnd.jupyter.stderr"]')]
+    .map(n => n.innerText).find(t => /Traceback|Error/.test(t)); return e || null; }"""
+
+
+def _diagnostics(page, console) -> str:
+    "What a failed page load leaves to read: the page's text, the browser console, the end of Voila's log."
+    try: text = page.evaluate("() => document.body ? document.body.innerText.slice(-1500) : '(no body)'")
+    except Exception as e: text = f"(page text unavailable: {e})"
+    log = (ARTIFACTS / "voila.log").read_text(errors="replace")[-2500:] if (ARTIFACTS / "voila.log").exists() else "(no voila.log)"
+    return ("--- browser console (last 30):\n" + "\n".join(console[-30:]) + f"\n--- voila.log (end):\n{log}"
+            + f"\n--- page text (end):\n{text}")
+
+
+def open_explorer(ctx, url:str):
+    """A page with the explorer drawn. A notebook error fails at once with its traceback; a page that never draws is loaded once more
+    (a new kernel), with a warning that carries what the first attempt showed; two failures fail with the diagnostics."""
+    import warnings
+    failures = []
+    for attempt in range(LOAD_ATTEMPTS):
+        page, console = ctx.new_page(), []
+        page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+        page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+        try:
+            page.goto(url + "/", timeout=LOAD_TIMEOUT_MS)          # Voila answers once the notebook has run
+            page.wait_for_function(f"() => document.querySelector('.pn-readouts') || ({ERROR_JS})()", timeout=LOAD_TIMEOUT_MS)
+        except Exception as e:
+            failures.append(f"attempt {attempt + 1}: {type(e).__name__}: {str(e)[:300]}\n{_diagnostics(page, console)}")
+            page.close(); continue
+        err = page.evaluate(ERROR_JS)
+        if err and not page.query_selector(".pn-readouts"): pytest.fail(f"the notebook failed in Voila:\n{err}\n{_diagnostics(page, console)}")
+        if failures: warnings.warn("the explorer drew only on attempt %d; before that:\n%s" % (attempt + 1, "\n".join(failures)))
+        return page
+    pytest.fail("the explorer never drew:\n" + "\n\n".join(failures))
+
+
 def test_explorer_in_chromium(server, reference):
     from playwright.sync_api import sync_playwright
     ex = reference
@@ -142,10 +178,8 @@ def test_explorer_in_chromium(server, reference):
                                                    viewport=dict(width=1440, height=1000))
         ctx.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("http://127.0.0.1", "blob:", "data:"))
                   else route.abort())
-        page = ctx.new_page()
+        page = open_explorer(ctx, server)
         try:
-            page.goto(server + "/", timeout=LOAD_TIMEOUT_MS)
-            page.wait_for_selector(".pn-readouts", timeout=LOAD_TIMEOUT_MS)
             page.wait_for_function("() => { const p = document.querySelector('.js-plotly-plot'); return p && p.data && p.data.length >= 6 }",
                                    timeout=MOVE_TIMEOUT_MS)
             first = page_state(page)

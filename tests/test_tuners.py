@@ -194,7 +194,9 @@ def test_saved_merged_pad_conv_bytes_match_the_formula(ratio):
     n_w, n_b = p.weight_mask.numel(), p.bias_mask.numel()
     r_w, r_b = float(p.weight_mask.mean()), float(p.bias_mask.mean())
     att = count_params(p.attention) + 1                                         # weights, biases and the temperature
-    formula = 4 * (((1 - r_w) + r_w * K) * n_w + ((1 - r_b) + r_b * K) * n_b + att) + math.ceil(n_w / 8) + math.ceil(n_b / 8)
+    settings = 8 * len(merged.state_settings)                                  # one float64 per setting (the formulation)
+    formula = (4 * (((1 - r_w) + r_w * K) * n_w + ((1 - r_b) + r_b * K) * n_b + att) + math.ceil(n_w / 8) + math.ceil(n_b / 8)
+               + settings)
     assert abs(saved_bytes(merged) / formula - 1) < 0.02
     assert abs(tensor_bytes(merged) - formula) <= 2
     full = saved_bytes(dy)                                                      # the fully dynamic layer it came from
