@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #8e636f80
 from __future__ import annotations
-import copy, math, os, random, time
+import copy, math, os, random, time, warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Callable, Iterable, Sequence
@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['in_test', 'tiny', 'get_device', 'set_seed', 'check_int', 'check_float', 'check_ratio', 'check_choice', 'count_params',
-           'param_report', 'deploy_numel', 'clone_model', 'to_device', 'split_batch', 'forward_logits', 'accuracy',
-           'evaluate', 'Callback', 'make_scheduler', 'Trainer', 'make_optimizer', 'fit', 'AddLoss', 'time_fn',
-           'time_fns']
+__all__ = ['in_test', 'tiny', 'get_device', 'set_seed', 'check_int', 'check_float', 'check_ratio', 'check_choice',
+           'count_buffers', 'count_params', 'param_report', 'deploy_numel', 'clone_model', 'to_device', 'split_batch',
+           'forward_logits', 'accuracy', 'evaluate', 'Callback', 'make_scheduler', 'Trainer', 'make_optimizer', 'fit',
+           'AddLoss', 'time_fn', 'time_fns']
 
 # %% ../nbs/00_core.ipynb #bc249903
 def in_test() -> bool:
@@ -101,14 +101,28 @@ def check_choice(name:str, v, choices:Sequence) -> Any:
     return v
 
 # %% ../nbs/00_core.ipynb #fe48d070
+def count_buffers(model:nn.Module) -> int:
+    "Numbers held in `model`'s persistent buffers (those its state_dict saves: running statistics, masks, folded weights), shared ones once."
+    seen, n = set(), 0
+    for mod in model.modules():
+        for name, b in mod._buffers.items():
+            if b is None or name in mod._non_persistent_buffers_set or id(b) in seen: continue
+            seen.add(id(b)); n += b.numel()
+    return n
+
 def count_params(model:nn.Module, # any module
                  trainable:bool=False, # count only parameters with requires_grad
                 ) -> int:
-    "Number of parameters of `model` (shared tensors counted once)."
+    "Number of parameters of `model` (shared tensors counted once); warns when merged layers keep their weights as buffers instead."
     seen, n = set(), 0
     for p in model.parameters():
         if id(p) in seen or (trainable and not p.requires_grad): continue
         seen.add(id(p)); n += p.numel()
+    merged = [m for m in model.modules() if getattr(m, "is_deployed", False)]
+    if merged and not trainable:
+        warnings.warn(f"{type(model).__name__} holds {len(merged)} layers merged for deployment, which keep their weights as buffers: "
+                      f"{n:,} parameters, plus {count_buffers(model):,} numbers in buffers (count_buffers); deploy_numel counts what "
+                      "deployment stores", stacklevel=2)
     return n
 
 # %% ../nbs/00_core.ipynb #e1603b0f

@@ -239,11 +239,7 @@ def mode_scores(model:nn.Module, # a model with partially dynamic layers (from `
     if criterion == "magnitude":       # magnitude of a mask entry: the mean |W_k| of the K copies it governs
         targets = {f"{ln}.{pn}": t.detach().abs().mean(0) for ln, l in layers.items() for pn, t in l.dynamic_copies().items()}
     if criterion == "imp" and data is None: raise ValueError("criterion 'imp' scores with data: pass a few batches (data=...)")
-    try: return score(criterion, targets, model=model, data=data, n_batches=n_batches, loss_fn=loss_fn, seed=seed, train=train)
-    except (RuntimeError, TypeError, IndexError) as e:
-        if criterion != "imp": raise
-        raise ValueError(f"the model could not be scored on the data given ({type(e).__name__}: {e}); "
-                         "IMP needs batches the model takes: (x, y) tuples or dicts with 'labels'") from e
+    return score(criterion, targets, model=model, data=data, n_batches=n_batches, loss_fn=loss_fn, seed=seed, train=train)
 
 # %% ../nbs/05_padnet.ipynb #86f73478
 def apply_partition(model:nn.Module, # a model with partially dynamic layers

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_scoring.ipynb #5964f807
 from __future__ import annotations
-import copy, functools, itertools
+import copy, functools, itertools, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
@@ -18,7 +18,8 @@ from .core import check_choice, check_int, check_ratio, forward_logits, split_ba
 # %% auto #0
 __all__ = ['CRITERIA', 'tie_keys', 'ranking', 'topk_mask', 'keep_masks', 'mask_stats', 'random_scores', 'magnitude_scores',
            'scoring_mode', 'grad_scores', 'grasp_scores', 'synflow_scores', 'ScoreContext', 'Criterion',
-           'register_criterion', 'score', 'jaccard', 'ratio_schedule', 'iterative_masks']
+           'register_criterion', 'UnrankableScoresWarning', 'unrankable', 'score', 'jaccard', 'ratio_schedule',
+           'iterative_masks']
 
 # %% ../nbs/04_scoring.ipynb #323ee2c9
 def _check_ratio(keep_ratio, name="keep_ratio"):
@@ -122,11 +123,48 @@ def mask_stats(masks:Mapping[str, torch.Tensor]) -> list[dict]:
     return rows + [dict(name="(total)", numel=tot, kept=kept, ratio=kept / max(tot, 1))]
 
 # %% ../nbs/04_scoring.ipynb #53fa2fb3
+def _describe(batch) -> str:
+    "A batch in a few words: its kind and the shapes and dtypes of its tensors."
+    if isinstance(batch, torch.Tensor): return f"tensor {tuple(batch.shape)} {str(batch.dtype)[6:]}"
+    if isinstance(batch, dict): return "{" + ", ".join(f"{k!r}: {_describe(v)}" for k, v in batch.items()) + "}"
+    if isinstance(batch, (list, tuple)): return ("(" if isinstance(batch, tuple) else "[") + ", ".join(_describe(v) for v in batch) + (")" if isinstance(batch, tuple) else "]")
+    return type(batch).__name__
+
 def _batches(data:Iterable, n_batches:int):
     n_batches = check_int("n_batches", n_batches, minimum=1)
+    one = ("one dict of tensors" if isinstance(data, dict) else "one tensor" if isinstance(data, torch.Tensor)
+           else "one (inputs, labels) pair of tensors" if isinstance(data, (list, tuple)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)
+           else None)
+    if one: raise TypeError(f"data must be an iterable of batches (a DataLoader, or a list such as [(x, y), ...]), got {one}: "
+                            f"{_describe(data)}; wrap a single batch in a list: data=[batch]")
+    if not isinstance(data, Iterable): raise TypeError(f"data must be an iterable of batches (a DataLoader, or a list of (x, y)), got {type(data).__name__}")
     out = list(itertools.islice(data, n_batches))
     if not out: raise ValueError("the data gave no batch to score with")
     return out
+
+def _why(e:Exception, model:nn.Module, batch) -> str:
+    "A hint that names what went wrong when a model could not run on a scoring batch."
+    msg = str(e).lower()
+    ps = list(model.parameters()) if model is not None else []
+    floats = [t for t in (batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (list, tuple)) else [batch])
+              if isinstance(t, torch.Tensor) and t.is_floating_point()]
+    if ps and any(w in msg for w in ("dtype", "scalar type", "input type", "same type")):
+        return (f"the model's parameters are {str(ps[0].dtype)[6:]} and the batch's floating tensors are "
+                f"{sorted({str(t.dtype)[6:] for t in floats})}: cast the batches (or the model) to one dtype")
+    if ps and "device" in msg:
+        return (f"the model's parameters are on {sorted({str(p.device) for p in ps})}; the scoring batches were moved to the scored tensors' "
+                "device: keep the model and the scored tensors on one device")
+    return "check that the model runs on one of these batches (model(x), or model(**batch) without 'labels') and that loss_fn(logits, labels) takes its output"
+
+def _run_batch(model:nn.Module, batch, i:int, loss_fn, dev):
+    "The loss of one scoring batch; a failure names the batch and the likely cause."
+    if not isinstance(batch, (tuple, list, dict)) or (isinstance(batch, (tuple, list)) and len(batch) != 2):
+        raise TypeError(f"scoring batch {i} must be (inputs, labels) or a dict with 'labels', got {_describe(batch)}")
+    inputs, y = split_batch(to_device(batch, dev))
+    try: return loss_fn(forward_logits(model, inputs), y)
+    except (RuntimeError, TypeError, IndexError, ValueError) as e:
+        raise ValueError(f"scoring could not run the model on batch {i} ({_describe(batch)}): {type(e).__name__}: {e}. "
+                         f"Hint: {_why(e, model, batch)}") from e
 
 def _check_targets(targets):
     if not targets: raise ValueError("no tensors to score")
@@ -191,9 +229,8 @@ def grad_scores(model:nn.Module, # the model whose loss is differentiated
     with scoring_mode(model, train, seed):
         try:
             for t in tensors: t.requires_grad_(True)
-            for batch in _batches(data, n_batches):
-                inputs, y = split_batch(to_device(batch, dev))
-                loss = loss_fn(forward_logits(model, inputs), y)
+            for i, batch in enumerate(_batches(data, n_batches)):
+                loss = _run_batch(model, batch, i, loss_fn, dev)
                 for a, gr in zip(acc, torch.autograd.grad(loss, tensors, allow_unused=True)):
                     if gr is not None: a += gr.detach()
         finally:
@@ -333,6 +370,25 @@ def _check_scores(criterion:str, out, targets:Mapping[str, torch.Tensor]) -> dic
     if bad: raise ValueError(f"criterion {criterion!r} returned scores that are not tensors of the target's shape for {bad}")
     return {n: out[n] for n in targets}
 
+class UnrankableScoresWarning(UserWarning):
+    "Scores that cannot rank their entries: a mask chosen from them is arbitrary. Silence with warnings.simplefilter('ignore', UnrankableScoresWarning)."
+
+def unrankable(scores:Mapping[str, torch.Tensor], # name -> scores
+               atol:float=1e-9, # all scores at most this in absolute value: near zero
+               tied:float=0.5, # one value shared by more than this fraction of entries: mostly tied
+               sample:int=100_000, # entries looked at for ties (a seeded sample of larger score sets)
+              ) -> str|None:
+    "Why `scores` cannot rank their entries (all near zero, or mostly one value), or None when they can."
+    flat = torch.cat([s.detach().flatten().float() for s in scores.values()]) if scores else torch.zeros(0)
+    if flat.numel() < 2: return None
+    top = float(flat.abs().max())
+    if top <= atol: return f"every score is near zero (the largest is {top:.2g})"
+    if flat.numel() > sample: flat = flat[torch.randperm(flat.numel(), generator=torch.Generator().manual_seed(0))[:sample].to(flat.device)]
+    vals, counts = torch.unique(flat, return_counts=True)
+    share = float(counts.max()) / flat.numel()
+    if share > tied: return f"{share:.0%} of the scores share one value ({float(vals[counts.argmax()]):.3g})"
+    return None
+
 def score(criterion:str, # a name registered in CRITERIA
           targets:Mapping[str, torch.Tensor], # name -> tensor to score
           model:nn.Module|None=None, # needed by snip, taylor, grasp, synflow
@@ -352,7 +408,13 @@ def score(criterion:str, # a name registered in CRITERIA
     if missing:
         needs = " and ".join(w for w, need in (("a model", crit.needs_model), ("data", crit.needs_data)) if need)
         raise ValueError(f"criterion {criterion!r} needs {needs} to score with; got no {' and no '.join(missing)}")
-    return _check_scores(criterion, crit(targets, ctx), targets)
+    out = _check_scores(criterion, crit(targets, ctx), targets)
+    why = unrankable(out) if criterion != "random" else None
+    if why: warnings.warn(f"{criterion!r} scores cannot rank these entries: {why}, so a mask chosen from them is arbitrary. When the scored "
+                          "tensors are identical copies (the kernels of dynamicize or the experts of moefy, before any training), train the "
+                          "dynamic model first (warm-up, then partition), or convert with noise > 0. Silence with "
+                          "warnings.simplefilter('ignore', padnotes.scoring.UnrankableScoresWarning).", UnrankableScoresWarning, stacklevel=2)
+    return out
 
 # %% ../nbs/04_scoring.ipynb #9b9f2fb6
 def jaccard(a:torch.Tensor, b:torch.Tensor) -> float:

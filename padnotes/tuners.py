@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Iterable
 import torch
 from torch import nn
 
-from .core import clone_model, deploy_numel
+from .core import clone_model, count_buffers, deploy_numel
 
 # %% auto #0
 __all__ = ['CONFIG_NAME', 'WEIGHTS_NAME', 'TunerLayer', 'StateSettings', 'TunerConfig', 'inside_tuner', 'find_targets',
@@ -364,12 +364,13 @@ def trainable_parameters(model:nn.Module) -> dict:
     "Trainable and total parameter counts (shared tensors once) and the trainable percentage."
     ps = {id(p): p for p in model.parameters()}.values()
     tr, tot = sum(p.numel() for p in ps if p.requires_grad), sum(p.numel() for p in ps)
-    return dict(trainable=tr, total=tot, percent=100 * tr / max(tot, 1))
+    return dict(trainable=tr, total=tot, percent=100 * tr / max(tot, 1), buffers=count_buffers(model))
 
 def print_trainable_parameters(model:nn.Module) -> dict:
-    "Print peft's line: trainable params, all params, trainable %; returns the counts."
+    "Print peft's line: trainable params, all params, trainable % (and the numbers in buffers, when there are any); returns the counts."
     c = trainable_parameters(model)
-    print(f"trainable params: {c['trainable']:,} || all params: {c['total']:,} || trainable%: {c['percent']:.4f}")
+    print(f"trainable params: {c['trainable']:,} || all params: {c['total']:,} || trainable%: {c['percent']:.4f}"
+          + (f" || buffers: {c['buffers']:,}" if c["buffers"] else ""))
     return c
 
 # %% ../nbs/01b_tuners.ipynb #b9c867c8

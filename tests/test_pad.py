@@ -214,7 +214,7 @@ def test_bad_inputs_leave_models_untouched():
         padify(m, 0.5, "grasp2")
     with pytest.raises(ValueError, match="scope"):
         padify(m, 0.5, "random", scope="row")
-    with pytest.raises(ValueError, match="could not be scored"):  # data that cannot be scored: wrong shape
+    with pytest.raises(ValueError, match="could not run the model on batch 0"):  # data that cannot be scored: wrong shape
         padify(m, 0.5, "imp", data=[(torch.randn(2, 3, 8, 8), torch.tensor([0, 1]))])
     with pytest.raises(ValueError, match="no batch"):
         padify(m, 0.5, "imp", data=[])
