@@ -46,5 +46,3 @@ def __getattr__(name:str):
         import importlib
         return importlib.import_module(f"padnotes.{name}")
     raise AttributeError(f"module 'padnotes' has no attribute {name!r}")
-
-def __dir__(): return sorted(set(globals()) | set(_LAZY))

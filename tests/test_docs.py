@@ -104,8 +104,8 @@ def test_readme_lists_the_namespace():
 
 
 def test_import_padnotes_is_light():
-    "import padnotes pulls in neither pandas, plotly nor transformers, and still gives the methods; padnotes.viz loads on use."
-    code = ("import sys; import padnotes; from padnotes import padify, moefy, dynamicize; "
+    "import padnotes (and help(padnotes)) pulls in neither pandas, plotly nor transformers, yet gives the methods; padnotes.viz loads on use."
+    code = ("import sys, pydoc; import padnotes; from padnotes import padify, moefy, dynamicize; pydoc.render_doc(padnotes); "
             "bad = [m for m in ('pandas', 'plotly', 'transformers') if m in sys.modules]; assert not bad, bad; "
             "assert 'Parameters' in padify.__doc__; "
             "padnotes.viz; assert 'plotly' in sys.modules")
