@@ -14,7 +14,7 @@ from torch import nn
 import torch.nn.functional as F
 from torch.nn.modules.utils import _pair
 
-from .core import check_choice, check_float, check_int, Callback
+from .core import check_choice, check_float, check_int, Callback, document_module
 from .tuners import StateSettings, TunerConfig, TunerLayer, inject, inside_tuner
 
 # %% auto #0
@@ -441,3 +441,6 @@ class AttentionRecorder(Callback):
         "The records as a pandas DataFrame."
         import pandas as pd
         return pd.DataFrame(self.records)
+
+# %% ../nbs/02_dynamic_conv.ipynb #a26173b6
+document_module(globals())

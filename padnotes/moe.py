@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Optional, Union
 import torch, torch.nn as nn, torch.nn.functional as F
 import torch.distributed as dist
-from .core import _without_graphs, Callback, check_choice, check_float, check_int, deploy_numel, fit, get_device, tiny, set_seed, time_fns
+from .core import _without_graphs, Callback, check_choice, check_float, check_int, deploy_numel, fit, get_device, tiny, set_seed, time_fns, document_module
 from .tuners import StateSettings, TunerConfig, TunerLayer, inject, inside_tuner
 
 # %% ../nbs/03_moe.ipynb #895adc95
@@ -649,3 +649,6 @@ def moe_optimizer(model:nn.Module, lr:float=5e-5, router_lr:float=1e-3, weight_d
               dict(params=[p for p in rest if p.ndim <= 1], weight_decay=0.0)]
     if router: groups.append(dict(params=router, weight_decay=0.0, lr=router_lr))
     return torch.optim.AdamW(groups, lr=lr)
+
+# %% ../nbs/03_moe.ipynb #634c90e5
+document_module(globals())

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .core import Callback, check_choice, check_int, check_ratio, clone_model, count_params, deploy_numel, set_seed
+from .core import Callback, check_choice, check_int, check_ratio, clone_model, count_params, deploy_numel, set_seed, document_module
 from .dyconv import DynamicConv2d, KernelAttention, dyconv_kernel_agg, dyconv_output_agg, per_sample_conv, dyconv_macs, _conv_macs
 from .moe import Experts, MoE
 from .scoring import ScoreContext, grad_scores, iterative_masks, keep_masks, random_scores, register_criterion, score
@@ -526,3 +526,6 @@ class ScaleRecorder(Callback):
         if tr.step % self.every: return
         lams = [float(l.lambdas()[0]) for l in partial_layers(tr.model).values()]
         self.records.append(dict(step=tr.step, lambda_d=sum(lams) / len(lams)))
+
+# %% ../nbs/05_padnet.ipynb #f1c60ed0
+document_module(globals())

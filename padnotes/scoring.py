@@ -13,7 +13,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .core import check_choice, check_int, check_ratio, forward_logits, split_batch, to_device
+from .core import check_choice, check_int, check_ratio, forward_logits, split_batch, to_device, document_module
 
 # %% auto #0
 __all__ = ['CRITERIA', 'tie_keys', 'ranking', 'topk_mask', 'keep_masks', 'mask_stats', 'random_scores', 'magnitude_scores',
@@ -452,3 +452,6 @@ def iterative_masks(score_fn:Callable[[dict], dict], # current masks -> scores (
                   for n, s in scores.items()}
         masks = {n: m.to(masks[n].device) for n, m in keep_masks(scores, r, scope, seed).items()}
     return masks
+
+# %% ../nbs/04_scoring.ipynb #9374c34a
+document_module(globals())

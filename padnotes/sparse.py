@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from safetensors.torch import save_file
 
-from .core import check_choice, check_int
+from .core import check_choice, check_int, document_module
 
 # %% auto #0
 __all__ = ['INDEX_DTYPES', 'ENCODINGS', 'pack_bits', 'unpack_bits', 'index_dtype', 'encoding_bytes', 'Packed', 'pack',
@@ -233,3 +233,6 @@ def saved_bytes(obj, # an nn.Module, a Packed, or a dict of tensors (or Packed)
         path = os.path.join(d, "obj.safetensors")
         save_file(ts, path)
         return os.path.getsize(path)
+
+# %% ../nbs/01a_sparse.ipynb #dc49da6a
+document_module(globals())

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Iterable
 import torch
 from torch import nn
 
-from .core import clone_model, count_buffers, deploy_numel
+from .core import clone_model, count_buffers, deploy_numel, document_module
 
 # %% auto #0
 __all__ = ['CONFIG_NAME', 'WEIGHTS_NAME', 'TunerLayer', 'StateSettings', 'TunerConfig', 'inside_tuner', 'find_targets',
@@ -448,3 +448,6 @@ def from_pretrained(base:nn.Module, # the base model the tuned one was made from
         base.load_state_dict(before)
         raise
     return base
+
+# %% ../nbs/01b_tuners.ipynb #cfae44e2
+document_module(globals())
