@@ -15,7 +15,7 @@ from torch import nn
 from .core import clone_model, count_buffers, deploy_numel, document_module
 
 # %% auto #0
-__all__ = ['CONFIG_NAME', 'WEIGHTS_NAME', 'TunerLayer', 'StateSettings', 'TunerConfig', 'inside_tuner', 'find_targets',
+__all__ = ['HF_KEY', 'CONFIG_NAME', 'WEIGHTS_NAME', 'TunerLayer', 'StateSettings', 'TunerConfig', 'inside_tuner', 'find_targets',
            'tuner_layers', 'tuner_records', 'apply_freeze', 'inject', 'disable_tuners', 'set_tuners_enabled', 'merge',
            'unmerge', 'unload', 'merge_and_unload', 'trainable_parameters', 'print_trainable_parameters',
            'save_pretrained', 'load_config', 'from_pretrained']
@@ -274,8 +274,24 @@ def tuner_records(model:nn.Module) -> list[dict]:
     "What was injected into `model`, in order: dicts with the config and the layer names."
     return model.__dict__.get("padnotes_tuners", [])
 
+HF_KEY = "padnotes_tuners"   # where a transformers model's config (and so its config.json) records the tuners
+
+def _hf_config(model):
+    "The transformers config of `model`, if it has one that saves itself (config.json)."
+    c = getattr(model, "config", None)
+    return c if callable(getattr(c, "to_dict", None)) and callable(getattr(c, "save_pretrained", None)) else None
+
+def _sync_hf_config(model):
+    "Write the tuner records into a transformers model's config, so that its own save_pretrained keeps them in config.json."
+    c = _hf_config(model)
+    if c is None: return
+    recs = model.__dict__.get("padnotes_tuners", [])
+    if recs: setattr(c, HF_KEY, [dict(config=r["config"].to_dict(), layers=r["layers"]) for r in recs])
+    elif hasattr(c, HF_KEY): delattr(c, HF_KEY)
+
 def _record(model, config, names):
     model.__dict__.setdefault("padnotes_tuners", []).append(dict(config=config, layers=list(names)))
+    _sync_hf_config(model)
 
 def apply_freeze(model:nn.Module, freeze_base:bool):
     "With `freeze_base`, every parameter outside the tuned layers stops training (base layers are always frozen)."
@@ -291,6 +307,11 @@ def inject(model:nn.Module, # the model to tune, changed in place (all or nothin
     "Put the method of `config` into `model`: every target module is wrapped by its tuned layer; returns `model`."
     if not isinstance(model, nn.Module): raise TypeError(f"inject needs an nn.Module, got {type(model).__name__}")
     if not isinstance(config, TunerConfig): raise TypeError(f"inject needs a TunerConfig (DynamicConvConfig, MoEConfig, ...), got {type(config).__name__}")
+    c = _hf_config(model)
+    if c is not None and getattr(c, HF_KEY, None) and not tuner_layers(model) and not rebuild:
+        warnings.warn(f"{type(model).__name__}'s config records padnotes tuners ({[t['config']['method'] for t in getattr(c, HF_KEY)]}) but the model "
+                      "has none: transformers' from_pretrained builds the plain architecture, so those layers are missing or freshly "
+                      "initialised. To get the saved model back: padnotes.from_pretrained(model, folder).", stacklevel=2)
     targets = find_targets(model, config)
     if not targets: raise ValueError(config.nothing_to_convert(model))
     ids, names = {id(m) for _, m in targets}, {n for n, _ in targets}
@@ -347,7 +368,7 @@ def unload(model:nn.Module) -> nn.Module:
     if orphans: raise ValueError(f"these tuned layers have no base layer to give back (built on their own or deployed): {orphans}")
     for n, l in _all_names(model, layers): _set_module(model, n, l.restore_base())
     for p, f in model.__dict__.pop("_padnotes_flags", []): p.requires_grad_(f)
-    model.__dict__.pop("padnotes_tuners", None)
+    model.__dict__.pop("padnotes_tuners", None); _sync_hf_config(model)
     return model
 
 def merge_and_unload(model:nn.Module) -> nn.Module:
@@ -356,7 +377,7 @@ def merge_and_unload(model:nn.Module) -> nn.Module:
     out = clone_model(model)
     layers = tuner_layers(out); new = {id(l): l.deploy() for l in layers.values()}
     for n, l in _all_names(out, layers): _set_module(out, n, new[id(l)])
-    out.__dict__.pop("padnotes_tuners", None); out.__dict__.pop("_padnotes_flags", None)
+    out.__dict__.pop("padnotes_tuners", None); out.__dict__.pop("_padnotes_flags", None); _sync_hf_config(out)
     return out.eval()
 
 # %% ../nbs/01b_tuners.ipynb #ba2f2260
@@ -413,11 +434,17 @@ def save_pretrained(model:nn.Module, # a model with tuned layers (from inject, d
     return folder
 
 def load_config(folder:str|Path) -> dict:
-    "The contents of a saved `padnotes_config.json`, with the configs rebuilt."
+    "The contents of a saved `padnotes_config.json` (or of the padnotes record in a transformers `config.json`), with the configs rebuilt."
     p = Path(folder) / CONFIG_NAME
-    if not p.exists(): raise FileNotFoundError(f"no {CONFIG_NAME} in {folder}: is it a folder written by save_pretrained?")
-    meta = json.loads(p.read_text())
-    if meta.get("format") != "padnotes-tuners": raise ValueError(f"{p} is not a padnotes tuner config (format {meta.get('format')!r})")
+    if not p.exists():
+        hf = Path(folder) / "config.json"
+        rec = json.loads(hf.read_text()).get(HF_KEY) if hf.exists() else None
+        if not rec: raise FileNotFoundError(f"no {CONFIG_NAME} in {folder}, and no padnotes record in a config.json there: "
+                                            "is it a folder written by save_pretrained of a tuned model?")
+        meta = dict(format="padnotes-tuners", version=1, include_base=True, weights="model.safetensors", tuners=rec)
+    else:
+        meta = json.loads(p.read_text())
+        if meta.get("format") != "padnotes-tuners": raise ValueError(f"{p} is not a padnotes tuner config (format {meta.get('format')!r})")
     meta["tuners"] = [dict(config=TunerConfig.from_dict(t["config"]), layers=t["layers"]) for t in meta["tuners"]]
     return meta
 
@@ -427,14 +454,18 @@ def from_pretrained(base:nn.Module, # the base model the tuned one was made from
     "Rebuild the tuned model saved in `folder` on `base`: structure from the configs, tensors from the file; returns `base`."
     from safetensors.torch import load_file
     meta = load_config(folder)
-    wpath = Path(folder) / WEIGHTS_NAME
-    if not wpath.exists(): raise FileNotFoundError(f"no {WEIGHTS_NAME} in {folder}")
+    wpath = Path(folder) / meta.get("weights", WEIGHTS_NAME)          # transformers' save_pretrained writes model.safetensors
+    if not wpath.exists(): raise FileNotFoundError(f"no {wpath.name} in {folder}" + (" (a sharded checkpoint is not read here)" if
+                                                   (Path(folder) / f"{wpath.name}.index.json").exists() else ""))
     saved = load_file(str(wpath))
     if tuner_layers(base): raise ValueError(f"{type(base).__name__} already has tuned layers: from_pretrained needs the plain base model")
+    c = _hf_config(base); old_rec = getattr(c, HF_KEY, None) if c is not None else None
+    if old_rec is not None: delattr(c, HF_KEY)                        # a plain model that transformers loaded from a tuned folder
     before = {k: v.clone() for k, v in base.state_dict().items()}
     try:
         for t in meta["tuners"]: t["config"].rebuild(base, t["layers"])
-        want = _method_tensors(base) | _base_tensors(base, buffers_only=not meta["include_base"])
+        want = (_method_tensors(base) | _base_tensors(base, buffers_only=not meta["include_base"]) if "weights" not in meta
+                else base.state_dict())                                   # transformers' file: the whole model, base layers too
         missing, unexpected = sorted(set(want) - set(saved)), sorted(set(saved) - set(want))
         if missing or unexpected:
             raise ValueError(f"{wpath} does not fit this base model: missing tensors {missing[:8]}{' ...' if len(missing) > 8 else ''}, "
@@ -446,6 +477,7 @@ def from_pretrained(base:nn.Module, # the base model the tuned one was made from
     except Exception:
         if tuner_layers(base): unload(base)
         base.load_state_dict(before)
+        if old_rec is not None: setattr(c, HF_KEY, old_rec)
         raise
     return base
 

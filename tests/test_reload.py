@@ -169,3 +169,21 @@ def test_deepcopy_and_pickle_after_training():
     assert st.aux_loss.grad_fn is None and all(v.grad_fn is None for v in st.losses.values())
     loss.backward()                                                    # the live aux_loss still trains the router
     assert moe_layers(m)[0].router.w_gate.grad is not None
+
+
+def test_transformers_save_pretrained_then_padnotes_from_pretrained(tmp_path):
+    """transformers' own save_pretrained of a moefied BERT keeps the tuners in config.json; transformers' from_pretrained builds a dense
+    BERT (FFNs fresh) and padnotes warns when that model is converted again; padnotes.from_pretrained rebuilds the saved model exactly."""
+    import json
+    m = moe_saved(); b = bert_batches()[0]
+    m.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["padnotes_tuners"][0]["config"]["top_k"] == 1
+    dense = BertForSequenceClassification.from_pretrained(tmp_path)
+    assert not torch.equal(logits(dense, b), logits(m, b))
+    with pytest.warns(UserWarning, match="padnotes.from_pretrained"): moefy(copy.deepcopy(dense), num_experts=4)
+    r = from_pretrained(dense, tmp_path)
+    assert torch.equal(logits(r, b), logits(m, b))
+    assert [(t["config"]["top_k"], t["layers"]) for t in r.config.padnotes_tuners] == [(1, ["bert.encoder.layer.0", "bert.encoder.layer.1"])]
+    assert torch.equal(logits(from_pretrained(bert_base(seed=3), tmp_path), b), logits(m, b))
+    from padnotes.tuners import unload
+    unload(r); assert not hasattr(r.config, "padnotes_tuners")
