@@ -39,7 +39,7 @@ _all_ = ['set_seed', 'get_device', 'fit', 'evaluate', 'Callback', 'AddLoss', 'co
          'tensor_bytes', 'pack']
 
 # %% ../nbs/09_api.ipynb #aad3877f
-_LAZY = ("data", "viz", "widgets", "tour", "experiments")
+_LAZY = ("data", "viz", "widgets", "tour", "experiments", "hf")
 
 def __getattr__(name:str):
     "`padnotes.viz` and the other submodules that need pandas, plotly or transformers, imported on first use (PEP 562)."

@@ -5,12 +5,14 @@
 # %% auto #0
 __all__ = ['RouterOutput', 'Router', 'Experts', 'DispatchPlan', 'dispatch_plan', 'cv_squared', 'switch_balance_loss',
            'router_z_loss', 'shazeer_load', 'importance', 'MoEStats', 'MoE', 'moe_reference', 'MoEFFN', 'FFNBypass',
-           'find_ffn_blocks', 'balanced_kmeans', 'MoEConfig', 'moefy', 'moe_layers', 'moe_param_counts',
-           'ExpertParallelMoE', 'expert_parallel_check', 'run_expert_parallel_check', 'MoEAuxLoss',
-           'RouterLoadRecorder', 'moe_optimizer']
+           'ffn_parts', 'find_ffn_blocks', 'balanced_kmeans', 'add_aux_loss_hook', 'remove_aux_loss_hook',
+           'has_aux_loss_hook', 'MoEConfig', 'moefy', 'moe_layers', 'moe_param_counts', 'ExpertParallelMoE',
+           'expert_parallel_check', 'run_expert_parallel_check', 'MoEAuxLoss', 'RouterLoadRecorder', 'moe_optimizer']
 
 # %% ../nbs/03_moe.ipynb #6173fcc5
 import math, os, time, copy, socket
+import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Optional, Union
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -325,12 +327,17 @@ def moe_reference(moe:MoE, x:torch.Tensor, # (..., d_model)
 
 # %% ../nbs/03_moe.ipynb #9f8426f4
 class MoEFFN(TunerLayer):
-    "Wraps a BERT `intermediate` block (its `base_layer`): runs the MoE and returns its d_model-wide output."
-    def __init__(self, moe:MoE, base:nn.Module|None=None):
+    "Wraps a BERT `intermediate` block or a DistilBERT `ffn` (its `base_layer`): runs the MoE and returns its d_model-wide output."
+    def __init__(self, moe:MoE, # the mixture that does the FFN's work
+                 base:nn.Module|None=None, # the module it stands in for (given back by `unload`)
+                 dropout:nn.Module|None=None, # applied to the MoE output: DistilBERT's `ffn.dropout` (BERT's sits in `output`)
+                ):
         super().__init__()
-        self.moe = moe
+        self.moe, self.dropout = moe, dropout
         self.attach_base(base)
-    def tuned_forward(self, hidden_states:torch.Tensor) -> torch.Tensor: return self.moe(hidden_states)[0]
+    def tuned_forward(self, hidden_states:torch.Tensor) -> torch.Tensor:
+        y = self.moe(hidden_states)[0]
+        return y if self.dropout is None else self.dropout(y)
 
 class FFNBypass(TunerLayer):
     "Wraps a BERT `output.dense` (its `base_layer`) while the MoE beside it does the FFN's work: it passes its input through."
@@ -344,16 +351,21 @@ class FFNBypass(TunerLayer):
     def tuned_forward(self, x:torch.Tensor) -> torch.Tensor: return x
     def deploy(self) -> nn.Module: return nn.Identity()
 
+def ffn_parts(layer:nn.Module) -> tuple|None:
+    "(lin1, activation, lin2, style) of an FFN block, or None: style 'bert' (intermediate.dense -> act, output.dense) or 'distilbert' (ffn.lin1 -> activation -> ffn.lin2)."
+    inter, outp = getattr(layer, "intermediate", None), getattr(layer, "output", None)
+    d1, act, d2, style = getattr(inter, "dense", None), getattr(inter, "intermediate_act_fn", None), getattr(outp, "dense", None), "bert"
+    if not isinstance(d1, nn.Linear):
+        ffn = getattr(layer, "ffn", None)
+        d1, act, d2, style = getattr(ffn, "lin1", None), getattr(ffn, "activation", None), getattr(ffn, "lin2", None), "distilbert"
+    if (isinstance(d1, nn.Linear) and isinstance(d2, nn.Linear) and d1.out_features == d2.in_features
+            and d2.out_features == d1.in_features and callable(act)):
+        return d1, act, d2, style
+    return None
+
 def find_ffn_blocks(model:nn.Module) -> list:
-    "(name, layer) of every BERT-style FFN block: layer.intermediate.dense -> act -> layer.output.dense."
-    found = []
-    for name, m in model.named_modules():
-        inter, outp = getattr(m, "intermediate", None), getattr(m, "output", None)
-        d1, d2 = getattr(inter, "dense", None), getattr(outp, "dense", None)
-        if (isinstance(d1, nn.Linear) and isinstance(d2, nn.Linear) and d1.out_features == d2.in_features
-                and d2.out_features == d1.in_features and callable(getattr(inter, "intermediate_act_fn", None))):
-            found.append((name, m))
-    return found
+    "(name, layer) of every FFN block: BERT/RoBERTa (layer.intermediate.dense -> act -> layer.output.dense) or DistilBERT (layer.ffn.lin1 -> activation -> layer.ffn.lin2)."
+    return [(name, m) for name, m in model.named_modules() if ffn_parts(m) is not None]
 
 # %% ../nbs/03_moe.ipynb #31ea5b7a
 def balanced_kmeans(points:torch.Tensor, # (n, d) points, n divisible by k
@@ -383,15 +395,14 @@ def balanced_kmeans(points:torch.Tensor, # (n, d) points, n divisible by k
     return [torch.nonzero(assign == c).flatten() for c in range(k)]
 
 # %% ../nbs/03_moe.ipynb #22bf6201
-def _moe_from_ffn(inter:nn.Module, outp:nn.Module, num_experts, top_k, init, capacity_factor, noisy_gating,
-                  cluster, gate, seed, rebuild=False, **kw) -> MoE:
-    d1, d2 = inter.dense, outp.dense
+def _moe_from_ffn(d1:nn.Linear, d2:nn.Linear, activation, num_experts, top_k, init, capacity_factor, noisy_gating,
+                  cluster, gate, seed, rebuild=False, noise=0.0, generator=None, **kw) -> MoE:
     d_model, d_ff = d1.in_features, d1.out_features
     W1, b1 = d1.weight.detach(), (d1.bias.detach() if d1.bias is not None else torch.zeros(d_ff))   # (d_ff, d)
     W2, b2 = d2.weight.detach(), (d2.bias.detach() if d2.bias is not None else torch.zeros(d_model)) # (d, d_ff)
     split = init == "split"
     moe = MoE(d_model, d_ff // num_experts if split else d_ff, num_experts, top_k, noisy_gating, capacity_factor,
-              activation=inter.intermediate_act_fn, gate=gate or ("ones" if split else "softmax"), out_bias=split, **kw)
+              activation=activation, gate=gate or ("ones" if split else "softmax"), out_bias=split, **kw)
     moe.to(device=W1.device, dtype=W1.dtype)
     with torch.no_grad():
         if split:
@@ -406,12 +417,54 @@ def _moe_from_ffn(inter:nn.Module, outp:nn.Module, num_experts, top_k, init, cap
         else:
             moe.experts.w1.copy_(W1.t().expand_as(moe.experts.w1)); moe.experts.b1.copy_(b1.expand_as(moe.experts.b1))
             moe.experts.w2.copy_(W2.t().expand_as(moe.experts.w2)); moe.experts.b2.copy_(b2.expand_as(moe.experts.b2))
+            if noise > 0 and not rebuild:       # w_e = W + noise * std(W) * eps_e, eps_e ~ N(0, 1): as DynamicConvConfig.noise
+                for w, W in ((moe.experts.w1, W1), (moe.experts.w2, W2)):
+                    std = W.std() if W.numel() > 1 else W.abs().mean()
+                    w.add_(noise * std * torch.randn(w.shape, generator=generator, dtype=w.dtype).to(w.device))
     return moe
+
+# %% ../nbs/03_moe.ipynb #3a97389e
+def _aux_pre_hook(model, args):
+    "Before a forward: note each MoE layer's current aux_loss (weakly), to tell afterwards which layers ran."
+    model.__dict__["_padnotes_aux_seen"] = [None if m.aux_loss is None else weakref.ref(m.aux_loss) for m in moe_layers(model)]
+
+def _aux_hook(model, args, output):
+    "After a forward in training mode: output['aux_loss'] = sum of the fresh aux losses, and output['loss'] += it."
+    seen = model.__dict__.pop("_padnotes_aux_seen", None)
+    if not model.training or not isinstance(output, Mapping): return None   # tuples (return_dict=False) are left alone
+    layers = moe_layers(model)
+    if seen is None or len(seen) != len(layers): seen = [None] * len(layers)
+    fresh = [m.aux_loss for m, s in zip(layers, seen) if m.aux_loss is not None and (s is None or s() is not m.aux_loss)]
+    if not fresh: return None                                               # no MoE ran (switched off): the output as it was
+    aux = sum(fresh)
+    output["aux_loss"] = aux
+    if output.get("loss") is not None: output["loss"] = output["loss"] + aux
+    return output
+
+def add_aux_loss_hook(model:nn.Module) -> nn.Module:
+    "While `model` trains, add its MoE layers' aux losses to the `loss` of its dict output and report them as `aux_loss` (idempotent)."
+    remove_aux_loss_hook(model)
+    model.register_forward_pre_hook(_aux_pre_hook)
+    model.register_forward_hook(_aux_hook, always_call=True)              # always: the note is dropped even if forward raises
+    return model
+
+def remove_aux_loss_hook(model:nn.Module) -> nn.Module:
+    "Take out what `add_aux_loss_hook` put on `model` (nothing happens if it is not there)."
+    for hooks in (model._forward_pre_hooks, model._forward_hooks):
+        for k in [k for k, f in hooks.items() if f is _aux_pre_hook or f is _aux_hook]:
+            del hooks[k]
+            model._forward_hooks_always_called.pop(k, None)
+    model.__dict__.pop("_padnotes_aux_seen", None)
+    return model
+
+def has_aux_loss_hook(model:nn.Module) -> bool:
+    "Whether `model` adds its MoE layers' aux losses to its output (`add_aux_loss_hook`)."
+    return any(f is _aux_hook for f in model._forward_hooks.values())
 
 # %% ../nbs/03_moe.ipynb #2c6f522d
 @dataclass
 class MoEConfig(TunerConfig):
-    "MoE as a tuner: which BERT-style FFN blocks become mixtures of experts, and how the experts start."
+    "MoE as a tuner: which FFN blocks (BERT, RoBERTa, DistilBERT) become mixtures of experts, and how the experts start."
     method: ClassVar[str] = "moe"
     num_experts: int = 8 # experts per FFN block
     top_k: int = 2 # experts per token
@@ -420,10 +473,12 @@ class MoEConfig(TunerConfig):
     noisy_gating: bool = True # Shazeer noise while training
     cluster: str = "kmeans" # split only: "kmeans" (balanced k-means on W1 rows) or "contiguous"
     gate: str|None = None # None: "softmax" for copy, "ones" for split
-    seed: int = 0 # k-means seed
+    seed: int = 0 # seed of the k-means (split) and of the noise (copy)
     balance: str|None = "switch" # balancing loss in aux_loss: "switch", "shazeer", "both" or None
     balance_coef: float = 0.01 # weight of the balancing loss
     z_coef: float = 0.001 # weight of the router z-loss
+    noise: float = 0.0 # copy only: Gaussian noise on each expert's weights, std relative to the dense weight's (0: exact conversion)
+    aux_loss_in_output: bool = True # while training, the model's dict output gets `aux_loss` and its `loss` includes it (Mixtral's way)
     freeze_base: bool = False # an MoE model trains as a whole (True: only the MoE layers train)
 
     def __post_init__(self):
@@ -433,7 +488,11 @@ class MoEConfig(TunerConfig):
         if self.gate is not None: check_choice("gate", self.gate, ("softmax", "probs", "ones"))
         check_choice("balance", self.balance, ("switch", "shazeer", "both", None))
         self.balance_coef, self.z_coef = check_float("balance_coef", self.balance_coef, low=0), check_float("z_coef", self.z_coef, low=0)
-        if not isinstance(self.noisy_gating, bool): raise TypeError(f"noisy_gating must be True or False, got {self.noisy_gating!r}")
+        self.noise = check_float("noise", self.noise, low=0)
+        if self.noise > 0 and self.init != "copy":
+            raise ValueError(f"noise applies to init='copy' (identical experts to tell apart), got noise={self.noise} with init={self.init!r}")
+        for f in ("noisy_gating", "aux_loss_in_output"):
+            if not isinstance(getattr(self, f), bool): raise TypeError(f"{f} must be True or False, got {getattr(self, f)!r}")
         self.seed = check_int("seed", self.seed, minimum=None)
 
     def candidates(self, model):
@@ -441,27 +500,37 @@ class MoEConfig(TunerConfig):
         return [(n, m) for n, m in find_ffn_blocks(model) if n not in skip]
 
     def nothing_to_convert(self, model) -> str:
-        return (f"moefy found no BERT-style FFN block (layer.intermediate.dense -> act -> layer.output.dense) "
-                f"in {type(model).__name__}; nothing was changed")
+        return (f"moefy found no BERT-style FFN block (layer.intermediate.dense -> act -> layer.output.dense) nor DistilBERT-style "
+                f"one (layer.ffn.lin1 -> activation -> layer.ffn.lin2) in {type(model).__name__}; nothing was changed")
 
     def build_layers(self, targets, rebuild=False):
+        parts = {id(l): ffn_parts(l) for _, l in targets}
         if self.init == "split":
             for name, layer in targets:
-                d_ff = layer.intermediate.dense.out_features
+                d_ff = parts[id(layer)][0].out_features
                 if d_ff % self.num_experts:
                     raise ValueError(f"init='split' needs d_ff divisible by num_experts, got d_ff={d_ff} in {name!r} "
                                      f"and num_experts={self.num_experts}; nothing was changed")
+        g = torch.Generator().manual_seed(self.seed) if self.noise > 0 and not rebuild else None   # rebuild: values are loaded next
         new = {}
         for _, l in targets:
             if id(l) in new: continue
-            moe = _moe_from_ffn(l.intermediate, l.output, self.num_experts, self.top_k, self.init, self.capacity_factor, self.noisy_gating,
-                                self.cluster, self.gate, self.seed, rebuild, balance=self.balance, balance_coef=self.balance_coef,
-                                z_coef=self.z_coef).train(l.training)
-            ffn = MoEFFN(moe, l.intermediate)
-            new[id(l)] = {"intermediate": ffn, "output.dense": FFNBypass(l.output.dense, ffn)}   # two halves of one FFN
+            d1, act, d2, style = parts[id(l)]
+            moe = _moe_from_ffn(d1, d2, act, self.num_experts, self.top_k, self.init, self.capacity_factor, self.noisy_gating,
+                                self.cluster, self.gate, self.seed, rebuild, noise=self.noise, generator=g, balance=self.balance,
+                                balance_coef=self.balance_coef, z_coef=self.z_coef).train(l.training)
+            if style == "bert":
+                ffn = MoEFFN(moe, l.intermediate)
+                new[id(l)] = {"intermediate": ffn, "output.dense": FFNBypass(l.output.dense, ffn)}   # two halves of one FFN
+            else:                                                               # DistilBERT: one module, dropout inside it
+                new[id(l)] = {"ffn": MoEFFN(moe, l.ffn, dropout=getattr(l.ffn, "dropout", None))}
         return new
 
-def moefy(model:nn.Module, # a Hugging Face BERT-family model (converted in place)
+    def after_inject(self, model):
+        if self.aux_loss_in_output: add_aux_loss_hook(model)
+    def before_unload(self, model): remove_aux_loss_hook(model)
+
+def moefy(model:nn.Module, # a Hugging Face BERT, RoBERTa or DistilBERT model (converted in place)
           num_experts:int=8, # experts per FFN block
           top_k:int=2, # experts per token
           init:str="copy", # "copy": every expert is the pretrained FFN; "split": partition its neurons (MoEfication)
@@ -469,12 +538,13 @@ def moefy(model:nn.Module, # a Hugging Face BERT-family model (converted in plac
           noisy_gating:bool=True, # Shazeer noise while training
           cluster:str="kmeans", # split only: "kmeans" (balanced k-means on W1 rows) or "contiguous"
           gate:Optional[str]=None, # None: "softmax" for copy, "ones" for split
-          seed:int=0, # k-means seed
-          **moe_kwargs, # more MoE arguments (balance, balance_coef, z_coef)
+          seed:int=0, # seed of the k-means (split) and of the noise (copy)
+          noise:float=0.0, # copy only: relative std of Gaussian noise on each expert (0: the converted model computes the same)
+          **moe_kwargs, # more MoEConfig fields (balance, balance_coef, z_coef, aux_loss_in_output, target_modules, ...)
          ) -> nn.Module:
-    "Wrap every BERT-style FFN block of `model` in an MoE (in place, all or nothing): `inject` with an `MoEConfig`."
+    "Wrap every FFN block of `model` in an MoE (in place, all or nothing): `inject` with an `MoEConfig`."
     return inject(model, MoEConfig(num_experts=num_experts, top_k=top_k, init=init, capacity_factor=capacity_factor,
-                                   noisy_gating=noisy_gating, cluster=cluster, gate=gate, seed=seed, **moe_kwargs))
+                                   noisy_gating=noisy_gating, cluster=cluster, gate=gate, seed=seed, noise=noise, **moe_kwargs))
 
 def moe_layers(model:nn.Module) -> list:
     "All MoE modules of a model, in order."

@@ -188,6 +188,11 @@ class TunerConfig:
         "id(module) -> its tuned layer (or {path inside it: tuned layer}); `rebuild`: only the structure (tensors are loaded next)."
         raise NotImplementedError
 
+    def after_inject(self, model:nn.Module):
+        "Model-level parts of the method (a forward hook, say), installed once its layers are in; none by default."
+    def before_unload(self, model:nn.Module):
+        "Take out what `after_inject` installed; `unload` calls it before it puts the original modules back."
+
     def rebuild(self, model:nn.Module, names:list[str]):
         "The structure of the layers saved under `names` (their tensors are loaded next): `inject` on exactly those layers."
         inject(model, dataclasses.replace(self, target_modules=list(names)), rebuild=True)
@@ -322,6 +327,7 @@ def inject(model:nn.Module, # the model to tune, changed in place (all or nothin
         parts = new[id(m)] if isinstance(new[id(m)], dict) else {"": new[id(m)]}   # wraps two modules of a block)
         for rel, layer in parts.items(): _set_module(model, f"{n}.{rel}" if n and rel else n or rel, layer)
     _record(model, config, [n for n, _ in targets])
+    config.after_inject(model)                                      # model-level parts (from_pretrained re-installs them too)
     model.__dict__.setdefault("_padnotes_flags", flags)              # the flags before the first method: unload restores them
     apply_freeze(model, config.freeze_base)
     return model
@@ -366,6 +372,7 @@ def unload(model:nn.Module) -> nn.Module:
     if not layers: raise ValueError(f"{type(model).__name__} has no tuned layer to unload")
     orphans = [n for n, l in layers.items() if l.base_layer is None]
     if orphans: raise ValueError(f"these tuned layers have no base layer to give back (built on their own or deployed): {orphans}")
+    for r in reversed(tuner_records(model)): r["config"].before_unload(model)
     for n, l in _all_names(model, layers): _set_module(model, n, l.restore_base())
     for p, f in model.__dict__.pop("_padnotes_flags", []): p.requires_grad_(f)
     model.__dict__.pop("padnotes_tuners", None); _sync_hf_config(model)

@@ -386,3 +386,218 @@ def test_dyconv_and_moe_raise_the_same_errors_for_the_same_mistakes():
     for bad, err in ((2.0, TypeError), (True, TypeError), ("4", TypeError), (0, ValueError), (-1, ValueError)):
         with pytest.raises(err, match="num_kernels"): DynamicConv2d(4, 4, 3, num_kernels=bad)
         with pytest.raises(err, match="num_experts"): MoE(8, 8, num_experts=bad, top_k=1)
+
+
+# ---------------------------------------------------------------- moefy across the BERT family: BERT, RoBERTa, DistilBERT
+from transformers import RobertaConfig, RobertaForSequenceClassification, DistilBertConfig, DistilBertForSequenceClassification
+from padnotes.moe import MoEConfig, MoEFFN, FFNBypass, ffn_parts, add_aux_loss_hook, remove_aux_loss_hook, has_aux_loss_hook
+from padnotes.tuners import unload, merge_and_unload, save_pretrained, from_pretrained, disable_tuners, tuner_layers
+from padnotes.core import clone_model
+
+
+def _family(kind, seed=0, dropout=0.1):
+    "A tiny, randomly initialised model of the real architecture (no download)."
+    torch.manual_seed(seed)
+    if kind == "bert":
+        return BertForSequenceClassification(BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+            intermediate_size=64, max_position_embeddings=64, num_labels=3, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)).eval()
+    if kind == "roberta":
+        return RobertaForSequenceClassification(RobertaConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+            intermediate_size=64, max_position_embeddings=70, num_labels=3, pad_token_id=1, hidden_dropout_prob=dropout,
+            attention_probs_dropout_prob=dropout)).eval()
+    return DistilBertForSequenceClassification(DistilBertConfig(vocab_size=99, dim=32, n_layers=2, n_heads=4, hidden_dim=64,
+        max_position_embeddings=64, num_labels=3, dropout=dropout, attention_dropout=dropout, seq_classif_dropout=dropout)).eval()
+
+
+def _ffn_modules(m):
+    "The modules moefy replaces, by name: (intermediate, output.dense) per BERT/RoBERTa layer, ffn per DistilBERT layer."
+    out = {}
+    for n, l in find_ffn_blocks(m):
+        if ffn_parts(l)[3] == "bert": out[f"{n}.intermediate"], out[f"{n}.output.dense"] = l.intermediate, l.output.dense
+        else: out[f"{n}.ffn"] = l.ffn
+    return out
+
+
+FAMILY = ["bert", "roberta", "distilbert"]
+_IDS = torch.randint(2, 99, (3, 11), generator=torch.Generator().manual_seed(5))
+_MASK = torch.ones_like(_IDS); _MASK[1, 7:] = 0
+
+
+@pytest.mark.parametrize("kind", FAMILY)
+@pytest.mark.parametrize("E,k", [(4, 1), (4, 2), (8, 3)])
+def test_moefy_copy_equals_dense_across_the_family(kind, E, k):
+    dense = _family(kind)
+    assert len(find_ffn_blocks(dense)) == 2
+    m = moefy(copy.deepcopy(dense), num_experts=E, top_k=k, init="copy").eval()
+    assert len(moe_layers(m)) == 2
+    torch.testing.assert_close(_logits(m, _IDS, _MASK), _logits(dense, _IDS, _MASK), atol=1e-5, rtol=1e-5)
+    with disable_tuners(m): assert torch.equal(_logits(m, _IDS, _MASK), _logits(dense, _IDS, _MASK))   # switched off: the dense model, exactly
+    deployed = merge_and_unload(m)
+    torch.testing.assert_close(_logits(deployed, _IDS, _MASK), _logits(m, _IDS, _MASK), atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", FAMILY)
+def test_moefy_split_all_experts_equals_dense_across_the_family(kind):
+    dense = _family(kind)
+    m = moefy(copy.deepcopy(dense), num_experts=4, top_k=4, init="split").eval()
+    torch.testing.assert_close(_logits(m, _IDS, _MASK), _logits(dense, _IDS, _MASK), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", FAMILY)
+def test_moefy_unload_gives_back_the_same_modules_across_the_family(kind):
+    m = _family(kind); before = _ffn_modules(m); y0 = _logits(m, _IDS, _MASK)
+    moefy(m, num_experts=4, top_k=2)
+    kinds = {type(l).__name__ for l in tuner_layers(m).values()}
+    assert kinds == ({"MoEFFN"} if kind == "distilbert" else {"MoEFFN", "FFNBypass"})
+    for n, l in tuner_layers(m).items(): assert l.base_layer is before[n]
+    back = unload(m)
+    after = _ffn_modules(back)
+    assert after.keys() == before.keys() and all(after[n] is before[n] for n in before)
+    assert not moe_layers(back) and not has_aux_loss_hook(back)
+    assert torch.equal(_logits(back, _IDS, _MASK), y0)
+
+
+@pytest.mark.parametrize("kind", FAMILY)
+def test_moefy_save_and_reload_bit_for_bit_across_the_family(kind, tmp_path):
+    m = moefy(_family(kind), num_experts=4, top_k=2, capacity_factor=1.25).train()
+    opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.1)
+    for s in range(2):
+        g = torch.Generator().manual_seed(s)
+        opt.zero_grad(); m(input_ids=torch.randint(2, 99, (4, 9), generator=g), labels=torch.randint(0, 3, (4,), generator=g)).loss.backward(); opt.step()
+    m.eval(); y = _logits(m, _IDS, _MASK)
+    save_pretrained(m, tmp_path)
+    re_m = from_pretrained(_family(kind), tmp_path).eval()
+    assert torch.equal(_logits(re_m, _IDS, _MASK), y)
+    assert [(l.top_k, l.capacity_factor) for l in moe_layers(re_m)] == [(2, 1.25)] * 2
+    assert has_aux_loss_hook(re_m)
+
+
+def test_distilbert_moe_applies_the_blocks_dropout_in_training():
+    dense = _family("distilbert", dropout=0.5)
+    m = moefy(copy.deepcopy(dense), num_experts=4, top_k=2, noisy_gating=False)
+    ffn = m.distilbert.transformer.layer[0].ffn
+    assert isinstance(ffn, MoEFFN) and ffn.dropout is ffn.base_layer.dropout
+    ffn.train(); x = torch.randn(2, 5, 32)
+    torch.manual_seed(0); y_moe = ffn(x)
+    torch.manual_seed(0); y_dense = ffn.base_layer(x)      # the same dropout mask: same outputs (copied experts, gates sum to 1)
+    torch.testing.assert_close(y_moe, y_dense, atol=1e-5, rtol=1e-5)
+    assert (y_dense == 0).any()
+
+
+# ---------------------------------------------------------------- noise on copied experts
+@pytest.mark.parametrize("kind", ["bert", "distilbert"])
+def test_moefy_noise_breaks_the_symmetry_of_copied_experts(kind):
+    dense = _family(kind)
+    exact = moefy(copy.deepcopy(dense), num_experts=4, top_k=2)
+    noisy = moefy(copy.deepcopy(dense), num_experts=4, top_k=2, noise=0.1, seed=3)
+    again = moefy(copy.deepcopy(dense), num_experts=4, top_k=2, noise=0.1, seed=3)
+    other = moefy(copy.deepcopy(dense), num_experts=4, top_k=2, noise=0.1, seed=4)
+    for me, mn, ma, mo in zip(moe_layers(exact), moe_layers(noisy), moe_layers(again), moe_layers(other)):
+        for name in ("w1", "w2"):
+            we, wn = getattr(me.experts, name), getattr(mn.experts, name)
+            assert all(torch.equal(we[0], we[e]) for e in range(4))                     # noise 0: identical copies
+            assert not any(torch.equal(wn[0], wn[e]) for e in range(1, 4))              # noise: four different experts
+            rel = (wn - we).std() / we[0].std()
+            assert 0.08 < rel < 0.12, rel                                              # std relative to the dense weight's
+            assert torch.equal(wn, getattr(ma.experts, name))                          # seeded
+            assert not torch.equal(wn, getattr(mo.experts, name))
+        for name in ("b1", "b2"): assert torch.equal(getattr(me.experts, name), getattr(mn.experts, name))   # biases untouched
+    assert not torch.allclose(_logits(noisy.eval(), _IDS, _MASK), _logits(dense, _IDS, _MASK), atol=1e-5)
+    assert MoEConfig(noise=0.1).to_dict()["noise"] == 0.1
+
+
+def test_moefy_noise_is_ignored_on_rebuild_and_reloads_bit_for_bit(tmp_path):
+    m = moefy(_family("bert"), num_experts=4, top_k=2, noise=0.2, seed=1).eval()
+    y = _logits(m, _IDS, _MASK)
+    save_pretrained(m, tmp_path)
+    base = _family("bert")
+    MoEConfig(num_experts=4, top_k=2, noise=0.2, seed=1).rebuild(base, [n for n, _ in find_ffn_blocks(base)])
+    for mo in moe_layers(base):           # rebuild: the structure only, with exact copies (no noise drawn)
+        assert all(torch.equal(mo.experts.w1[0], mo.experts.w1[e]) for e in range(4))
+    re_m = from_pretrained(_family("bert"), tmp_path).eval()
+    assert torch.equal(_logits(re_m, _IDS, _MASK), y)
+
+
+@pytest.mark.parametrize("bad,err", [(dict(noise=-0.1), ValueError), (dict(noise="0.1"), TypeError),
+                                     (dict(noise=0.1, init="split"), ValueError), (dict(aux_loss_in_output=1), TypeError)])
+def test_moe_config_checks_noise_and_aux_flag(bad, err):
+    with pytest.raises(err, match="must be|applies to"): MoEConfig(**bad)
+
+
+# ---------------------------------------------------------------- the auxiliary loss in the model's output (Mixtral-style)
+def _batch(seed=0, n=4):
+    g = torch.Generator().manual_seed(seed)
+    return dict(input_ids=torch.randint(2, 99, (n, 9), generator=g), labels=torch.randint(0, 3, (n,), generator=g))
+
+
+@pytest.mark.parametrize("kind", FAMILY)
+def test_aux_loss_is_in_the_output_and_in_the_loss_while_training(kind):
+    dense = _family(kind, dropout=0.0)
+    m = moefy(copy.deepcopy(dense), num_experts=4, top_k=2, noisy_gating=False).train()
+    b = _batch()
+    out = m(**b)
+    aux = sum(mo.aux_loss for mo in moe_layers(m))
+    assert out.aux_loss.item() > 0 and torch.equal(out.aux_loss, aux) and out["aux_loss"] is out.aux_loss
+    torch.testing.assert_close(out.loss, F.cross_entropy(out.logits, b["labels"]) + aux)
+    dense.train(); torch.testing.assert_close(out.loss, dense(**b).loss + aux, atol=1e-5, rtol=1e-5)   # copy init: the task part is dense's
+    out.loss.backward()
+    assert all(mo.router.w_gate.grad is not None and mo.router.w_gate.grad.abs().sum() > 0 for mo in moe_layers(m))
+    # off: no aux_loss key, the task loss alone
+    m2 = moefy(copy.deepcopy(dense), num_experts=4, top_k=2, noisy_gating=False, aux_loss_in_output=False).train()
+    o2 = m2(**b)
+    assert "aux_loss" not in o2 and not has_aux_loss_hook(m2)
+    torch.testing.assert_close(o2.loss, F.cross_entropy(o2.logits, b["labels"]))
+
+
+def test_aux_loss_output_leaves_eval_and_switched_off_models_alone():
+    dense = _family("bert", dropout=0.0)
+    m = moefy(copy.deepcopy(dense), num_experts=4, top_k=2, noisy_gating=False)
+    b = _batch()
+    m.eval()
+    with torch.no_grad(): o = m(**b)
+    assert "aux_loss" not in o                                   # eval: the task loss, comparable with the dense model's
+    torch.testing.assert_close(o.loss, F.cross_entropy(o.logits, b["labels"]))
+    m.train(); m(**b)                                            # every MoE now holds a fresh aux_loss ...
+    with disable_tuners(m): o = m(**b)                           # ... which a switched-off forward must not add
+    dense.train()
+    assert "aux_loss" not in o and torch.equal(o.loss, dense(**b).loss)
+    o = m(input_ids=b["input_ids"])                              # no labels: aux reported, no loss to add it to
+    assert o.loss is None and o.aux_loss.item() > 0
+    o = m(**b, return_dict=False)                                # tuples are left as they are
+    assert isinstance(o, tuple)
+
+
+def test_aux_loss_hook_survives_copy_and_pickle_and_goes_with_unload(tmp_path):
+    import pickle
+    m = moefy(_family("bert", dropout=0.0), num_experts=4, top_k=2, noisy_gating=False).train()
+    b = _batch()
+    want = m(**b).loss.item()
+    for c in (clone_model(m), pickle.loads(pickle.dumps(clone_model(m)))):
+        assert has_aux_loss_hook(c)
+        o = c(**b); assert math.isclose(o.loss.item(), want, rel_tol=1e-6) and "aux_loss" in o
+    add_aux_loss_hook(m); add_aux_loss_hook(m)                   # idempotent: still added once
+    assert sum(f.__name__ == "_aux_hook" for f in m._forward_hooks.values()) == 1
+    assert math.isclose(m(**b).loss.item(), want, rel_tol=1e-6)
+    m.eval(); save_pretrained(m, tmp_path)
+    unload(m)
+    assert not has_aux_loss_hook(m) and not m._forward_pre_hooks and not m._forward_hooks
+    re_m = from_pretrained(m, tmp_path).train()                  # from_pretrained rebuilds through inject: the hook is back
+    assert has_aux_loss_hook(re_m) and "aux_loss" in re_m(**b)
+    remove_aux_loss_hook(re_m); assert not has_aux_loss_hook(re_m) and "aux_loss" not in re_m(**b)
+
+
+def test_fit_and_the_output_each_count_the_aux_loss_once():
+    # fit computes its loss from the logits (it calls the model without labels), so MoEAuxLoss adds the aux loss once;
+    # a loop that optimises the output's loss (the HF Trainer) gets it once too, from the model
+    m = moefy(_family("bert", dropout=0.0), num_experts=4, top_k=2, noisy_gating=False)
+    b = _batch()
+    seen = {}
+    class Before(Callback):
+        def after_loss(self, tr): seen["task"] = F.cross_entropy(tr.out, tr.batch["labels"]).item(); seen["before"] = tr.loss.item()
+    class After(Callback):
+        def after_loss(self, tr): seen["after"] = tr.loss.item(); seen["aux"] = sum(mo.aux_loss.item() for mo in moe_layers(tr.model))
+    fit(m, [b], epochs=1, lr=0.0, cbs=[Before(), MoEAuxLoss(), After()], device="cpu", progress=False)
+    assert math.isclose(seen["before"], seen["task"], rel_tol=1e-6)
+    assert seen["aux"] > 0 and math.isclose(seen["after"], seen["task"] + seen["aux"], rel_tol=1e-5)
+    m.train(); out = m(**b)                                   # lr 0: the same weights, the same batch
+    assert math.isclose(out.loss.item(), seen["after"], rel_tol=1e-5) and math.isclose(out.aux_loss.item(), seen["aux"], rel_tol=1e-5)
