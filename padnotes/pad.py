@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_padnet.ipynb #8a4141d7
 from __future__ import annotations
-import copy, math
+import copy, math, warnings
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterable, Mapping
 
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from .core import Callback, check_choice, check_int, check_ratio, clone_model, count_params, deploy_numel, set_seed, document_module
 from .dyconv import DynamicConv2d, KernelAttention, dyconv_kernel_agg, dyconv_output_agg, per_sample_conv, dyconv_macs, _conv_macs
 from .moe import Experts, MoE
-from .scoring import ScoreContext, grad_scores, iterative_masks, keep_masks, random_scores, register_criterion, score
+from .scoring import UnrankableScoresWarning, ScoreContext, grad_scores, iterative_masks, keep_masks, random_scores, register_criterion, score
 from .sparse import pack_bits, unpack_bits
 from .tuners import StateSettings, TunerConfig, TunerLayer, merge_and_unload, tuner_layers, _record, _set_module
 
@@ -239,7 +239,16 @@ def mode_scores(model:nn.Module, # a model with partially dynamic layers (from `
     if criterion == "magnitude":       # magnitude of a mask entry: the mean |W_k| of the K copies it governs
         targets = {f"{ln}.{pn}": t.detach().abs().mean(0) for ln, l in layers.items() for pn, t in l.dynamic_copies().items()}
     if criterion == "imp" and data is None: raise ValueError("criterion 'imp' scores with data: pass a few batches (data=...)")
-    return score(criterion, targets, model=model, data=data, n_batches=n_batches, loss_fn=loss_fn, seed=seed, train=train)
+    same = [n for n, l in layers.items() if all(torch.equal(t, t[:1].expand_as(t)) for t in l.dynamic_copies().values())]
+    if criterion == "imp" and same:    # the exact cause, named (the generic check of padnotes.scoring would only see tiny scores)
+        warnings.warn(f"IMP cannot rank the entries of {len(same)} of {len(layers)} layers ({same[:3]}{' ...' if len(same) > 3 else ''}): "
+                      "their K kernels (or E experts) are identical copies, as dynamicize and moefy make them, so switching an entry's "
+                      "mode changes nothing and its score is zero up to rounding. Train the dynamic model first (warm-up, then "
+                      "partition), or convert with noise > 0. Silence with warnings.simplefilter('ignore', UnrankableScoresWarning).",
+                      UnrankableScoresWarning, stacklevel=2)
+    with warnings.catch_warnings():
+        if criterion == "imp" and same: warnings.simplefilter("ignore", UnrankableScoresWarning)     # said once, above
+        return score(criterion, targets, model=model, data=data, n_batches=n_batches, loss_fn=loss_fn, seed=seed, train=train)
 
 # %% ../nbs/05_padnet.ipynb #86f73478
 def apply_partition(model:nn.Module, # a model with partially dynamic layers

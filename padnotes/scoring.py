@@ -374,7 +374,7 @@ class UnrankableScoresWarning(UserWarning):
     "Scores that cannot rank their entries: a mask chosen from them is arbitrary. Silence with warnings.simplefilter('ignore', UnrankableScoresWarning)."
 
 def unrankable(scores:Mapping[str, torch.Tensor], # name -> scores
-               atol:float=1e-9, # all scores at most this in absolute value: near zero
+               atol:float=1e-8, # all scores at most this in absolute value: near zero
                tied:float=0.5, # one value shared by more than this fraction of entries: mostly tied
                sample:int=100_000, # entries looked at for ties (a seeded sample of larger score sets)
               ) -> str|None:

@@ -18,13 +18,21 @@ from test_reload import bert_base
 
 def test_imp_right_after_dynamicize_warns():
     torch.manual_seed(0)
-    with pytest.warns(UnrankableScoresWarning, match="near zero|share one value"):
+    with pytest.warns(UnrankableScoresWarning, match="2 of 2 layers.*identical copies"):
         padify(dynamicize(SmallNet()), 0.3, "imp", data=conv_data(), n_batches=2)
 
 
 def test_imp_right_after_moefy_warns():
     with pytest.warns(UnrankableScoresWarning, match="identical copies"):
         padify(moefy(bert_base(), num_experts=4, noisy_gating=False), 0.3, "imp", data=moe_data(), n_batches=2)
+
+
+def test_generic_check_in_scoring_sees_tiny_scores():
+    "Outside PAD-Net (any criterion through padnotes.scoring.score), scores that are all near zero warn too."
+    from padnotes.scoring import score
+    lin = torch.nn.Linear(4, 3); x = torch.randn(8, 4); y = torch.randint(0, 3, (8,))
+    with torch.no_grad(): lin.weight.zero_()                       # SNIP: |w * dL/dw| = 0 everywhere
+    with pytest.warns(UnrankableScoresWarning, match="near zero"): score("snip", {"w": lin.weight}, model=lin, data=[(x, y)])
 
 
 def test_kernels_that_differ_rank_silently_and_the_warning_can_be_silenced():
@@ -39,7 +47,7 @@ def test_kernels_that_differ_rank_silently_and_the_warning_can_be_silenced():
 
 
 def test_unrankable_reasons():
-    assert "near zero" in unrankable({"a": torch.full((10,), 1e-12)})
+    assert "near zero" in unrankable({"a": torch.full((10,), 1e-9)})
     assert "share one value" in unrankable({"a": torch.cat([torch.ones(80), torch.rand(20)])})
     assert unrankable({"a": torch.rand(100)}) is None
 
