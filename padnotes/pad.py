@@ -22,7 +22,8 @@ from .tuners import StateSettings, TunerConfig, TunerLayer, merge_and_unload, tu
 # %% auto #0
 __all__ = ['PAD_CRITERIA', 'scale_factors', 'PartialDynamicConv2d', 'pad_conv_reference', 'PartialExperts', 'partial_layers',
            'imp_scores', 'mode_scores', 'apply_partition', 'to_partial', 'PadConfig', 'padify', 'partition_report',
-           'dynamic_ratio_of', 'MergedPartialConv2d', 'MergedPartialExperts', 'merge_for_inference', 'ScaleRecorder']
+           'dynamic_ratio_of', 'average_static', 'MergedPartialConv2d', 'MergedPartialExperts', 'merge_for_inference',
+           'ScaleRecorder']
 
 # %% ../nbs/05_padnet.ipynb #824ea39b
 def scale_factors(phi:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -375,6 +376,46 @@ def dynamic_ratio_of(model:nn.Module) -> float:
     rep = partition_report(model)
     if not rep: raise ValueError("the model has no partially dynamic layer")
     return sum(r["dynamic"] for r in rep) / sum(r["entries"] for r in rep)
+
+# %% ../nbs/05_padnet.ipynb #bcadd742
+@torch.no_grad()
+def average_static(model:nn.Module, # a model with partially dynamic layers (from `to_partial` or `padify`)
+                   data:Iterable, # batches of (x, y) or dicts with 'labels' (the labels are not used)
+                   n_batches:int=10, # batches to average the attention (or the router's gates) over
+                  ) -> dict[str, torch.Tensor]:
+    "Set every static part to the data-averaged dynamic one, sum_k E_x[pi_k(x)] W_k; returns the mean attention (or gate share) per layer."
+    from padnotes.core import forward_logits, split_batch, to_device
+    from padnotes.scoring import _batches
+    layers = partial_layers(model)
+    if not layers: raise ValueError("the model has no partially dynamic layer: convert it with to_partial or padify first")
+    owners = {n.rpartition(".")[0]: n for n, l in layers.items() if isinstance(l, PartialExperts)}   # the MoE that holds the experts
+    sums, hooks = {n: None for n in layers}, []
+    def add(name, w):                                           # w: (tokens or samples, K) weights of the K copies
+        w = w.detach().float().sum(0); sums[name] = w if sums[name] is None else sums[name] + w
+    for n, l in layers.items():
+        if isinstance(l, PartialDynamicConv2d): hooks.append(l.attention.register_forward_hook(lambda m, a, pi, n=n: add(n, pi)))
+    for o, n in owners.items():
+        moe = model.get_submodule(o) if o else model
+        E = layers[n].num_experts
+        hooks.append(moe.router.register_forward_hook(lambda m, a, r, n=n, E=E: add(n, (F.one_hot(r.topk_idx, E) * r.gates.unsqueeze(-1)).sum(1))))
+    was = model.training; model.eval()
+    dev = next(model.parameters()).device
+    try:
+        for batch in _batches(data, n_batches):
+            inputs, _ = split_batch(to_device(batch, dev)); forward_logits(model, inputs)
+    finally:
+        for h in hooks: h.remove()
+        model.train(was)
+    missing = [n for n, s in sums.items() if s is None]
+    if missing: raise ValueError(f"the data never reached the layers {missing}: average_static needs batches that run through them")
+    shares = {n: s / s.sum() for n, s in sums.items()}
+    for n, l in layers.items():
+        w = shares[n].to(dev)
+        for name, copies in l.dynamic_copies().items():         # (K, *shape) -> (*shape)
+            static = l.static_weight if isinstance(l, PartialDynamicConv2d) and name == "weight" else (
+                     l.static_bias if isinstance(l, PartialDynamicConv2d) else getattr(l, f"static_{name}"))
+            static.copy_(torch.tensordot(w.to(copies.dtype), copies, dims=1))
+    return shares
 
 # %% ../nbs/05_padnet.ipynb #80cf11d6
 def _store_modes(module:nn.Module, name:str, mask:torch.Tensor, static:torch.Tensor, dynamic:torch.Tensor):

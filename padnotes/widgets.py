@@ -17,7 +17,7 @@ import ipywidgets as W
 import plotly.io as pio
 
 from .core import Callback, count_params, deploy_numel, fit, forward_logits, get_device, set_seed, split_batch, tiny, to_device
-from .pad import (PAD_CRITERIA, PartialDynamicConv2d, apply_partition, mode_scores, partial_layers, partition_report,
+from .pad import (PAD_CRITERIA, PartialDynamicConv2d, apply_partition, average_static, mode_scores, partial_layers, partition_report,
                           to_partial)
 from .scoring import _check_ratio, ranking
 from .viz import (accuracy_traces, layer_fraction_traces, live_point_trace, load_results, mask_grid, mask_traces)
@@ -37,6 +37,7 @@ class ExplorerState:
     dynamic_params:int = 0 # numbers held by dynamic entries (K per entry)
     deploy:int = 0 # numbers stored to deploy the merged model
     accuracy:float = float("nan") # on the held-out batch
+    accuracy_se:float = float("nan") # its standard error, sqrt(p (1 - p) / n): differences smaller than about twice it are noise
     latency_ms:float = float("nan") # forward pass of the held-out batch
     batch:int = 0 # held-out examples
     device:str = "cpu"
@@ -44,7 +45,8 @@ class ExplorerState:
 
 _READOUTS = (("ratio", "dynamic ratio asked", "{:.2f}"), ("realised_ratio", "dynamic ratio realised", "{:.4f}"),
              ("criterion", "criterion", "{}"), ("dynamic_params", "dynamic parameters", "{:,}"), ("deploy", "deploy size (parameters)", "{:,}"),
-             ("accuracy", "accuracy on the held-out batch", "{:.2%}"), ("latency_ms", "forward latency (ms)", "{:.1f}"),
+             ("accuracy", "accuracy on the held-out batch", "{:.2%}"),
+             ("accuracy_se", "its standard error", "± {:.2%}"), ("latency_ms", "forward latency (ms)", "{:.1f}"),
              ("batch", "held-out batch size", "{}"), ("device", "device", "{}"), ("fine_tune_steps", "fine-tune steps", "{}"))
 
 def readout_html(state:ExplorerState) -> str:
@@ -142,6 +144,7 @@ def _measure(self:Explorer):
     finally: torch.set_num_threads(threads); m.train(was)
     rep = partition_report(m)
     s.accuracy = float((logits.argmax(-1) == self.labels).float().mean())
+    s.accuracy_se = math.sqrt(s.accuracy * (1 - s.accuracy) / len(self.labels))
     s.latency_ms = 1e3 * t
     s.realised_ratio = sum(r["dynamic"] for r in rep) / sum(r["entries"] for r in rep)
     s.dynamic_params = int(sum(r["dynamic"] * r["copies"] for r in rep))
@@ -331,9 +334,10 @@ def for_resnet(cls, train_size:int=6000, # Fashion-MNIST training images
     from padnotes.experiments.pad import dynamicize_model
     device = get_device(device)
     dls = image_loaders("fashion_mnist", batch_size=batch_size, subset=dict(train=train_size, dev=heldout_size, test=heldout_size), seed=seed)
-    set_seed(seed); model = to_partial(dynamicize_model(resnet8(), num_kernels, seed))
+    set_seed(seed); model = dynamicize_model(resnet8(), num_kernels, seed)          # fully dynamic: trained first
     steps = epochs * len(dls["train"])
     fit(model, dls["train"], epochs=epochs, lr=lr, cbs=[TemperatureSchedule(30.0, 1.0, steps=max(1, steps // 3))], device=device, progress=progress)
+    to_partial(model); average_static(model, dls["train"], n_batches)              # static parts: the data-averaged kernels
     scores = {c: mode_scores(model, c, data=dls["train"], n_batches=n_batches, seed=seed) for c in PAD_CRITERIA}
     if isinstance(results, str) and results == "shipped": results = load_results("fashion_mnist")
     heldout = (torch.cat([b[0] for b in dls["test"]])[:heldout_size], torch.cat([b[1] for b in dls["test"]])[:heldout_size])
@@ -376,7 +380,7 @@ def for_minilm(cls, train_size:int=512, # Rotten Tomatoes training snippets
                        subset=dict(train=train_size, dev=heldout_size, test=heldout_size), seed=seed)
     set_seed(seed); moefy(model, num_experts=num_experts, top_k=2, init="copy")
     fit(model, dls["train"], epochs=max(1, math.ceil(steps / len(dls["train"]))), max_steps=steps, lr=lr, cbs=[AddLoss(_moe_aux)], device=device, progress=progress)
-    to_partial(model)
+    to_partial(model); average_static(model, dls["train"], n_batches)              # static parts: the data-averaged experts
     scores = {c: mode_scores(model, c, data=dls["train"], n_batches=n_batches, seed=seed) for c in PAD_CRITERIA}
     if isinstance(results, str) and results == "shipped": results = load_results("rotten_tomatoes")
     heldout = next(iter(torch.utils.data.DataLoader(dls["test"].dataset, batch_size=heldout_size, collate_fn=dls["test"].collate_fn)))

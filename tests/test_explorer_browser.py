@@ -122,6 +122,7 @@ def check_against_library(got:dict, ex):
     assert int(r["dynamic_params"]) == st.dynamic_params
     assert int(r["deploy"]) == st.deploy
     assert float(r["accuracy"]) == pytest.approx(st.accuracy, abs=1e-12)
+    assert float(r["accuracy_se"]) == pytest.approx(st.accuracy_se, abs=1e-12) and st.accuracy_se > 0
     assert int(r["batch"]) == st.batch and r["device"] == st.device and int(r["fine_tune_steps"]) == st.fine_tune_steps
     assert float(r["latency_ms"]) > 0
     tr = {t["name"]: t for t in got["traces"]}

@@ -232,3 +232,21 @@ def test_imp_is_a_registered_criterion_of_padnotes_scoring():
     via_registry = score("imp", targets, model=m, data=data, n_batches=2)
     direct = mode_scores(m, "imp", data, n_batches=2)
     assert set(direct) == set(via_registry) and all(torch.equal(direct[k], via_registry[k]) for k in direct)
+
+
+def test_average_static_is_the_data_averaged_kernel():
+    from padnotes.pad import average_static
+    m = to_partial(conv_model()); data = conv_data()
+    before = {k: v.clone() for k, v in m.state_dict().items() if "static" not in k}
+    shares = average_static(m, data, n_batches=3)
+    a = partial_layers(m)["a"]
+    with torch.no_grad(): pi = torch.cat([a.attention(torch.relu(m.stem(x))) for x, _ in data]).mean(0)   # by hand: a's input
+    torch.testing.assert_close(shares["a"], pi)
+    torch.testing.assert_close(a.static_weight, torch.einsum("k,k...->...", pi, a.weight))
+    torch.testing.assert_close(a.static_bias, pi @ a.bias)
+    assert all(torch.equal(v, m.state_dict()[k]) for k, v in before.items())          # only the static parts changed
+    mm = to_partial(moe_model()); s = average_static(mm, moe_data(), n_batches=2)
+    for n, l in partial_layers(mm).items():
+        torch.testing.assert_close(s[n].sum(), torch.tensor(1.0))
+        torch.testing.assert_close(l.static_w1, torch.tensordot(s[n], l.dyn_w1, dims=1))
+    with pytest.raises(ValueError, match="no partially dynamic layer"): average_static(conv_model(), data)

@@ -181,3 +181,11 @@ def test_cached_order_equals_apply_partition_with_ties():
         ex.set_ratio(r); want = apply_partition(ref, sc, r)
         got = {f"{ln}.{mn}": t for ln, l in partial_layers(ex.model).items() for mn, t in l.masks().items()}
         for k in want: assert torch.equal(got[k].bool(), want[k]), (r, k)
+
+
+def test_accuracy_readout_carries_its_standard_error(explorer):
+    import math
+    st = explorer.set_ratio(0.3); n = len(explorer.heldout[1])
+    assert st.batch == n == 40 and st.accuracy_se == pytest.approx(math.sqrt(st.accuracy * (1 - st.accuracy) / n))
+    h = readout_html(ExplorerState(ratio=0.5, criterion="imp", layer="a", accuracy=0.8, accuracy_se=0.04))
+    assert 'data-key="accuracy_se" data-value="0.04">± 4.00%<' in h
