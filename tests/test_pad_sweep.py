@@ -111,3 +111,22 @@ def test_shipped_results_are_the_full_grid():
         assert rows.dev_acc.between(0.5, 1).all() and rows.test_acc.between(0.5, 1).all()   # every run learned something
         part = rows[rows.criterion.isin(PAD_CRITERIA)]
         assert (part.realised_ratio - part.ratio).abs().max() < 1e-3                      # the ratio asked for is the ratio kept
+
+
+def test_paired_difference_on_a_hand_made_table():
+    import math
+    import pandas as pd
+    from padnotes.experiments.pad import paired_claims, paired_difference
+    rows = [dict(task="t", ratio=0.3, criterion=c, scale=True, seed=s, dev_acc=v)
+            for c, vals in (("imp", (0.80, 0.82, 0.84, 0.83)), ("random", (0.79, 0.80, 0.81, 0.80))) for s, v in enumerate(vals)]
+    rows += [dict(task="t", ratio=None, criterion="dynamic", scale=True, seed=s, dev_acc=0.9) for s in range(3)]   # seed 3 missing
+    df = pd.DataFrame(rows)
+    d = paired_difference(df, dict(criterion="imp", ratio=0.3), dict(criterion="random", ratio=0.3))
+    diffs = [0.01, 0.02, 0.03, 0.03]; m = sum(diffs) / 4; sd = math.sqrt(sum((x - m) ** 2 for x in diffs) / 3)
+    assert d["n"] == 4 and math.isclose(d["mean"], m) and math.isclose(d["std"], sd)
+    assert math.isclose(d["ci_high"] - d["mean"], 3.182446305284263 * sd / 2)            # t(0.975, 3 dof)
+    dyn = paired_difference(df, dict(criterion="imp", ratio=0.3), dict(criterion="dynamic"))
+    assert dyn["seeds"] == [0, 1, 2] and math.isclose(dyn["mean"], (0.80 + 0.82 + 0.84) / 3 - 0.9)
+    t = paired_claims(df)
+    assert list(t.comparison) == ["imp - dynamic", "imp - random"] and bool(t.set_index("comparison").loc["imp - random", "clear"])
+    with pytest.raises(ValueError, match="more than one row per seed"): paired_difference(df, dict(ratio=0.3), dict(criterion="random"))

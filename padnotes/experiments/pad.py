@@ -21,8 +21,8 @@ from ..pad import (PAD_CRITERIA, MergedPartialConv2d, PartialDynamicConv2d, dyna
 
 # %% auto #0
 __all__ = ['RESULTS_FILE', 'REGENERATE', 'plot_partition', 'SweepConfig', 'dynamicize_model', 'pad_sweep', 'summarize_sweep',
-           'plot_sweep', 'main_sweep', 'sweep_results', 'pad_trends', 'layer_ratios', 'plot_layer_ratios',
-           'benchmark_pad']
+           'plot_sweep', 'main_sweep', 'sweep_results', 'pad_trends', 'paired_difference', 'paired_claims',
+           'layer_ratios', 'plot_layer_ratios', 'benchmark_pad']
 
 # %% ../../nbs/05a_pad_lab.ipynb #d328c79c
 def plot_partition(report:list[dict], title:str="Dynamic fraction per layer") -> go.Figure:
@@ -265,6 +265,47 @@ def pad_trends(df:pd.DataFrame, # rows of `pad_sweep` for one task
         if ("imp", False, r) in s.index: row["scale_on_minus_off"] = imp - get("imp", False, r)
         out.append(row)
     return pd.DataFrame(out)
+
+# %% ../../nbs/05a_pad_lab.ipynb #a433fcab
+def _select_rows(df:pd.DataFrame, sel:dict) -> pd.DataFrame:
+    rows = df
+    for k, v in sel.items():
+        rows = rows[rows[k].isna()] if v is None else rows[np.isclose(rows[k].astype(float), v)] if k == "ratio" else rows[rows[k] == v]
+    return rows
+
+def paired_difference(df:pd.DataFrame, # rows of `pad_sweep` (one task), one row per seed for each setting
+                      a:dict, # the first setting, e.g. dict(criterion="imp", ratio=0.3, scale=True)
+                      b:dict, # the setting it is compared with, e.g. dict(criterion="random", ratio=0.3, scale=True)
+                      metric:str="dev_acc", # the accuracy to compare
+                      confidence:float=0.95, # of the interval
+                     ) -> dict:
+    "a - b paired by seed: mean, std and count of the per-seed differences and a Student-t confidence interval of their mean."
+    from scipy import stats
+    ra, rb = (_select_rows(df, s).set_index("seed")[metric] for s in (a, b))
+    if ra.index.has_duplicates or rb.index.has_duplicates: raise ValueError(f"more than one row per seed for {a} or {b}: narrow the selection")
+    seeds = sorted(set(ra.index) & set(rb.index))
+    if len(seeds) < 2: raise ValueError(f"a paired difference needs at least 2 seeds run in both settings, got {seeds} for {a} and {b}")
+    d = (ra.loc[seeds] - rb.loc[seeds]).astype(float)
+    n, mean, std = len(d), float(d.mean()), float(d.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
+    return dict(mean=mean, std=std, n=n, ci_low=mean - half, ci_high=mean + half, seeds=seeds)
+
+def paired_claims(df:pd.DataFrame, # rows of `pad_sweep` for one task
+                  metric:str="dev_acc", confidence:float=0.95) -> pd.DataFrame:
+    "The paper's claims as paired differences over seeds with confidence intervals, one row per (ratio, comparison)."
+    out = []
+    mids = sorted({float(r) for r, c in zip(df.ratio, df.criterion) if c in PAD_CRITERIA and r == r})
+    for r in mids:
+        imp = dict(criterion="imp", ratio=r, scale=True)
+        comps = {"dynamic": dict(criterion="dynamic"), "static": dict(criterion="static"),
+                 "random": dict(criterion="random", ratio=r, scale=True), "magnitude": dict(criterion="magnitude", ratio=r, scale=True),
+                 "imp, no scale factors": dict(criterion="imp", ratio=r, scale=False)}
+        for name, b in comps.items():
+            if _select_rows(df, b).empty or _select_rows(df, imp).empty: continue
+            out.append(dict(ratio=r, comparison=f"imp - {name}", **paired_difference(df, imp, b, metric, confidence)))
+    t = pd.DataFrame(out)
+    if not t.empty: t["clear"] = (t.ci_low > 0) | (t.ci_high < 0)       # the interval excludes 0
+    return t
 
 # %% ../../nbs/05a_pad_lab.ipynb #5cbacabf
 def layer_ratios(df:pd.DataFrame, # rows of `pad_sweep` for one task
