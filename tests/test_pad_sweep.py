@@ -106,7 +106,8 @@ def test_shipped_results_are_the_full_grid():
         got = [_key(r) for r in rows.to_dict("records")]
         assert len(got) == len(set(got)), f"{task}: repeated runs in the results file"
         assert set(got) == want, f"{task}: missing {sorted(want - set(got), key=str)[:3]}, extra {sorted(set(got) - want, key=str)[:3]}"
-        assert {json.dumps(json.loads(s), sort_keys=True) for s in rows.settings} == \
+        added_later = dict(conv_warmup_epochs=0.0)            # fields added after the file was made, at the value it was made with
+        assert {json.dumps(added_later | json.loads(s), sort_keys=True) for s in rows.settings} == \
                {json.dumps(json.loads(json.dumps(dataclasses.asdict(cfg))), sort_keys=True)}
         assert rows.dev_acc.between(0.5, 1).all() and rows.test_acc.between(0.5, 1).all()   # every run learned something
         part = rows[rows.criterion.isin(PAD_CRITERIA)]
@@ -130,3 +131,21 @@ def test_paired_difference_on_a_hand_made_table():
     t = paired_claims(df)
     assert list(t.comparison) == ["imp - dynamic", "imp - random"] and bool(t.set_index("comparison").loc["imp - random", "clear"])
     with pytest.raises(ValueError, match="more than one row per seed"): paired_difference(df, dict(ratio=0.3), dict(criterion="random"))
+
+
+def test_conv_warmup_partitions_after_training(tmp_path, monkeypatch):
+    "With conv_warmup_epochs the fully dynamic model trains (temperature 30 -> 1) before padify scores it; the reference gets the same budget."
+    import padnotes.experiments.pad as X
+    seen = []
+    real = X.padify
+    def spy(model, *a, **k):
+        seen.append(sorted({round(l.temperature, 6) for l in model.modules() if hasattr(l, "attention") and hasattr(l, "num_kernels")}))
+        return real(model, *a, **k)
+    monkeypatch.setattr(X, "padify", spy)
+    cfg = SweepConfig(task="fashion_mnist", ratios=(0.5,), criteria=("imp",), ablate_scale=False, seeds=(0,), train_size=64,
+                      eval_size=32, epochs=1, batch_size=32, n_batches=1, conv_warmup_epochs=1.0)
+    res = pad_sweep(cfg, tmp_path / "w.csv", progress=False)
+    assert len(res) == 2 and seen == [[1.0]]                    # scored once, after the annealing reached tau = 1
+    cfg0 = dataclasses.replace(cfg, conv_warmup_epochs=0.0); seen.clear()
+    pad_sweep(cfg0, tmp_path / "w0.csv", progress=False)
+    assert seen == [[30.0]]                                      # at initialisation: the shipped protocol

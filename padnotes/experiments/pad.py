@@ -57,6 +57,7 @@ class SweepConfig:
     n_batches:int = 10 # batches for IMP scoring
     num_kernels:int = 4 # K (conv) or E (MoE)
     warmup_epochs:float = 0.5 # MoE only: fully dynamic fine-tuning before the partition, in epochs
+    conv_warmup_epochs:float = 0.0 # DY-Conv: fully dynamic training (temperature annealed 30 -> 1) before the partition; 0: partition at initialisation
     max_len:int = 64 # MoE only: tokens per snippet
     def __post_init__(self):
         if self.lr is None: self.lr = 3e-3 if self.task == "fashion_mnist" else 1e-4
@@ -99,12 +100,20 @@ def _conv_run(cfg:SweepConfig, run:dict, dls:dict, device) -> nn.Module:
     from padnotes.dyconv import TemperatureSchedule
     from padnotes.core import fit
     set_seed(run["seed"]); model = resnet8()
-    cbs = []
+    cbs, warm = [], cfg.conv_warmup_epochs
+    warm_steps = int(round(warm * len(dls["train"])))
     if run["ratio"] is not None:
         dynamicize_model(model, cfg.num_kernels, run["seed"])
+        if warm_steps:                                   # fully dynamic first, the attention sharpening (tau 30 -> 1), then partition
+            dls["train"].generator.manual_seed(run["seed"] + 1000)
+            fit(model, dls["train"], epochs=math.ceil(warm), max_steps=warm_steps, lr=cfg.lr, sched="constant", device=device, progress=False,
+                cbs=[TemperatureSchedule(30.0, 1.0, steps=warm_steps)])
         padify(model, run["ratio"], run["criterion"] if run["criterion"] in PAD_CRITERIA else "random", data=dls["train"],
                n_batches=cfg.n_batches, use_scale=run["scale"], seed=run["seed"])
-        cbs = [TemperatureSchedule(30.0, 1.0, steps=max(1, cfg.epochs * len(dls["train"]) // 3))]
+        if not warm_steps: cbs = [TemperatureSchedule(30.0, 1.0, steps=max(1, cfg.epochs * len(dls["train"]) // 3))]
+    elif warm_steps:                                     # the static reference gets the same training budget
+        dls["train"].generator.manual_seed(run["seed"] + 1000)
+        fit(model, dls["train"], epochs=math.ceil(warm), max_steps=warm_steps, lr=cfg.lr, sched="constant", device=device, progress=False)
     dls["train"].generator.manual_seed(run["seed"])
     fit(model, dls["train"], epochs=cfg.epochs, lr=cfg.lr, cbs=cbs, device=device, progress=False)
     return model
