@@ -149,3 +149,15 @@ def test_conv_warmup_partitions_after_training(tmp_path, monkeypatch):
     cfg0 = dataclasses.replace(cfg, conv_warmup_epochs=0.0); seen.clear()
     pad_sweep(cfg0, tmp_path / "w0.csv", progress=False)
     assert seen == [[30.0]]                                      # at initialisation: the shipped protocol
+
+
+def test_pilot_summary_and_the_regenerate_command_import():
+    import re
+    from padnotes.experiments.pad import REGENERATE, pilot_results, pilot_summary
+    mod = re.search(r"from ([\w.]+) import (\w+)", REGENERATE)
+    assert hasattr(__import__(mod.group(1), fromlist=[mod.group(2)]), mod.group(2))          # the command names a real function
+    df = pd.DataFrame([dict(width=4, model=m, seed=s, dev_acc=0.8 + (0.03 if m == "dynamic" else 0) + 0.001 * s)
+                       for m in ("static", "dynamic") for s in range(3)])
+    t = pilot_summary(df, ["width"], "static")
+    assert len(t) == 1 and t.beats_by_2_std.iloc[0] and t["diff"].iloc[0] == pytest.approx(0.03)
+    with pytest.raises(ValueError, match="task must be one of"): pilot_results("imagenet")

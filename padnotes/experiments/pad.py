@@ -20,9 +20,10 @@ from ..pad import (PAD_CRITERIA, MergedPartialConv2d, PartialDynamicConv2d, dyna
                           padify, partial_layers, partition_report)
 
 # %% auto #0
-__all__ = ['RESULTS_FILE', 'REGENERATE', 'plot_partition', 'SweepConfig', 'dynamicize_model', 'pad_sweep', 'summarize_sweep',
-           'plot_sweep', 'main_sweep', 'sweep_results', 'pad_trends', 'paired_difference', 'paired_claims',
-           'layer_ratios', 'plot_layer_ratios', 'benchmark_pad']
+__all__ = ['RESULTS_FILE', 'REGENERATE', 'PILOT_FILES', 'PILOT_SCRIPTS', 'plot_partition', 'SweepConfig', 'dynamicize_model',
+           'pad_sweep', 'summarize_sweep', 'plot_sweep', 'main_sweep', 'sweep_results', 'pad_trends',
+           'paired_difference', 'paired_claims', 'pilot_results', 'pilot_summary', 'layer_ratios', 'plot_layer_ratios',
+           'benchmark_pad']
 
 # %% ../../nbs/05a_pad_lab.ipynb #d328c79c
 def plot_partition(report:list[dict], title:str="Dynamic fraction per layer") -> go.Figure:
@@ -240,7 +241,7 @@ def main_sweep(out:str|Path="pad_sweep.csv", # the results file (appended to; an
 # %% ../../nbs/05a_pad_lab.ipynb #b848fc0d
 import importlib.resources
 RESULTS_FILE = Path(str(importlib.resources.files("padnotes") / "assets" / "pad_sweep.csv"))
-REGENERATE = "python -c \"from padnotes.pad import main_sweep; main_sweep('padnotes/assets/pad_sweep.csv')\""
+REGENERATE = "python -c \"from padnotes.experiments.pad import main_sweep; main_sweep('padnotes/assets/pad_sweep.csv')\""
 
 def sweep_results(task:str|None=None, # 'fashion_mnist' or 'rotten_tomatoes'; None: both
                   path:str|Path|None=None, # a CSV written by `pad_sweep` (default: the file shipped with padnotes)
@@ -315,6 +316,36 @@ def paired_claims(df:pd.DataFrame, # rows of `pad_sweep` for one task
     t = pd.DataFrame(out)
     if not t.empty: t["clear"] = (t.ci_low > 0) | (t.ci_high < 0)       # the interval excludes 0
     return t
+
+# %% ../../nbs/05a_pad_lab.ipynb #c761db7b
+PILOT_FILES = {t: Path(str(importlib.resources.files("padnotes") / "assets" / f"pad_pilot_{t}.csv")) for t in ("fashion_mnist", "rotten_tomatoes")}
+PILOT_SCRIPTS = dict(fashion_mnist="python runs/pad_pilot.py", rotten_tomatoes="python runs/pad_pilot_text.py")
+
+def pilot_results(task:str, # 'fashion_mnist' or 'rotten_tomatoes'
+                  path:str|Path|None=None, # a CSV written by the pilot script (default: the file shipped with padnotes)
+                 ) -> pd.DataFrame:
+    "The rows of issue 16's pilot: static (or dense) against fully dynamic models in settings a CPU can afford, on the dev split."
+    if task not in PILOT_FILES: raise ValueError(f"task must be one of {sorted(PILOT_FILES)}, got {task!r}")
+    path = Path(path) if path is not None else PILOT_FILES[task]
+    if not path.exists(): raise FileNotFoundError(f"no pilot results at {path}; they are made by {PILOT_SCRIPTS[task]}")
+    return pd.read_csv(path)
+
+def pilot_summary(df:pd.DataFrame, # pilot rows: one per (setting, model, seed)
+                  setting:list, # the columns that make a setting, e.g. ["width", "epochs"]
+                  baseline:str, # the model the others are compared with: 'static' or 'dense'
+                  metric:str="dev_acc", confidence:float=0.95) -> pd.DataFrame:
+    "Per setting and model: mean and std over seeds, the paired difference to the baseline with its interval, and whether it is > 2 stds."
+    out = []
+    for key, g in df.groupby(setting):
+        key = key if isinstance(key, tuple) else (key,)
+        sel = dict(zip(setting, key)); base = g[g.model == baseline][metric]
+        for m in [m for m in g.model.unique() if m != baseline]:
+            cur = g[g.model == m][metric]
+            d = paired_difference(g, dict(model=m), dict(model=baseline), metric, confidence)
+            out.append(dict(**sel, model=m, mean=cur.mean(), std=cur.std(), baseline_mean=base.mean(), baseline_std=base.std(),
+                            diff=d["mean"], ci_low=d["ci_low"], ci_high=d["ci_high"], n=d["n"],
+                            beats_by_2_std=bool(d["mean"] > 2 * max(cur.std(), base.std()))))
+    return pd.DataFrame(out)
 
 # %% ../../nbs/05a_pad_lab.ipynb #5cbacabf
 def layer_ratios(df:pd.DataFrame, # rows of `pad_sweep` for one task
