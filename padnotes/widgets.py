@@ -173,7 +173,8 @@ def _build_figure(self:Explorer) -> go.Figure:
     s = self.state
     fig = make_subplots(rows=2, cols=2, subplot_titles=_PANELS, vertical_spacing=0.16, horizontal_spacing=0.12)
     for t in _acc_traces(self): fig.add_trace(t, 1, 1)
-    fig.add_trace(live_point_trace(s.ratio, s.accuracy, "live model: held-out batch"), 1, 1)
+    fig.add_trace(live_point_trace(s.ratio, s.accuracy, "live model: held-out batch",
+                                   "<br>trained fully dynamic, then re-partitioned from cached scores (no retraining); bar: ± 1 standard error"), 1, 1)
     self._i_acc = len(fig.data) - 1
     fig.add_trace(go.Scatter(x=self.deploy_curve.ratio, y=self.deploy_curve.deploy, mode="lines", name="live model: deploy size",
                              line=dict(color="#9467bd"), hovertemplate="dynamic ratio %{x:.2f}<br>%{y:,.0f} parameters<extra></extra>"), 1, 2)
@@ -191,6 +192,9 @@ def _build_figure(self:Explorer) -> go.Figure:
     fig.update_yaxes(title_text="dynamic entries (%)", tickformat=".0%", range=[0, 1.15], row=2, col=1)
     fig.update_xaxes(tickangle=45, tickfont=dict(size=9), row=2, col=1)
     fig.update_yaxes(autorange="reversed", row=2, col=2)
+    if self.results is not None:
+        fig.add_annotation(text="bands: sweep runs, partitioned then trained (dev, mean ± std over seeds); star: this model, re-partitioned without retraining",
+                           xref="x domain", yref="y domain", x=0.0, xanchor="left", y=0.02, showarrow=False, font=dict(size=9, color="grey"))
     if self.results is None:
         fig.add_annotation(text="no PAD-Net results file: only the live model", xref="x domain", yref="y domain", x=0.5, y=0.97,
                            showarrow=False, font=dict(color="grey"))
@@ -202,6 +206,7 @@ def _apply_updates(self:Explorer, fig):
     s = self.state
     acc, dep = fig.data[self._i_acc], fig.data[self._i_dep]
     acc.x, acc.y = [s.ratio], [s.accuracy]
+    acc.error_y = dict(type="data", array=[s.accuracy_se], visible=True, color="crimson", thickness=1.5, width=6)
     dep.x, dep.y = [s.ratio], [s.deploy]
     bars, line = fig.data[self._i_bar], fig.data[self._i_bar + 1]
     new_bars, new_line = layer_fraction_traces(self.report)

@@ -189,3 +189,11 @@ def test_accuracy_readout_carries_its_standard_error(explorer):
     assert st.batch == n == 40 and st.accuracy_se == pytest.approx(math.sqrt(st.accuracy * (1 - st.accuracy) / n))
     h = readout_html(ExplorerState(ratio=0.5, criterion="imp", layer="a", accuracy=0.8, accuracy_se=0.04))
     assert 'data-key="accuracy_se" data-value="0.04">± 4.00%<' in h
+
+
+def test_live_point_carries_its_error_bar_and_says_what_it_is(explorer):
+    st = explorer.set_ratio(0.2)
+    fig = explorer.static_figure()
+    star = next(t for t in fig.data if t.name == "live model: held-out batch")
+    assert list(star.error_y.array) == [st.accuracy_se]
+    assert "re-partitioned from cached scores" in star.hovertemplate
