@@ -12,7 +12,8 @@ __all__ = ['set_seed', 'get_device', 'fit', 'evaluate', 'Callback', 'AddLoss', '
            'RouterLoadRecorder', 'moe_optimizer', 'score', 'keep_masks', 'iterative_masks', 'register_criterion',
            'mask_stats', 'UnrankableScoresWarning', 'PadConfig', 'padify', 'mode_scores', 'apply_partition',
            'partition_report', 'dynamic_ratio_of', 'merge_for_inference', 'ScaleRecorder', 'saved_bytes',
-           'tensor_bytes', 'pack']
+           'tensor_bytes', 'pack', 'AdapterConfig', 'get_adapter_model', 'adapter_layers', 'adapter_numel',
+           'prune_adapters', 'save_peft', 'load_peft']
 
 # %% ../nbs/09_api.ipynb #08088f23
 __version__ = "0.1.0"
@@ -25,6 +26,7 @@ from .moe import MoEConfig, moefy, MoE, moe_layers, moe_param_counts, MoEAuxLoss
 from .scoring import score, keep_masks, iterative_masks, register_criterion, mask_stats, UnrankableScoresWarning
 from .pad import PadConfig, padify, mode_scores, apply_partition, partition_report, dynamic_ratio_of, merge_for_inference, ScaleRecorder
 from .sparse import saved_bytes, tensor_bytes, pack
+from .adapters import AdapterConfig, get_adapter_model, adapter_layers, adapter_numel, prune_adapters, save_peft, load_peft
 
 # %% ../nbs/09_api.ipynb #733c891d
 _all_ = ['set_seed', 'get_device', 'fit', 'evaluate', 'Callback', 'AddLoss', 'count_params', 'count_buffers', 'param_report',
@@ -36,7 +38,8 @@ _all_ = ['set_seed', 'get_device', 'fit', 'evaluate', 'Callback', 'AddLoss', 'co
          'MoEAuxLoss', 'RouterLoadRecorder', 'moe_optimizer', 'score', 'keep_masks', 'iterative_masks',
          'register_criterion', 'mask_stats', 'UnrankableScoresWarning', 'PadConfig', 'padify', 'mode_scores', 'apply_partition',
          'partition_report', 'dynamic_ratio_of', 'merge_for_inference', 'ScaleRecorder', 'saved_bytes',
-         'tensor_bytes', 'pack']
+         'tensor_bytes', 'pack', 'AdapterConfig', 'get_adapter_model', 'adapter_layers', 'adapter_numel',
+         'prune_adapters', 'save_peft', 'load_peft']
 
 # %% ../nbs/09_api.ipynb #aad3877f
 _LAZY = ("data", "viz", "widgets", "tour", "experiments", "hf")
