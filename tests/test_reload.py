@@ -95,7 +95,23 @@ def pad_moe_saved():
     return train(m, bert_batches())
 def pad_moe_replay(): return padify(moefy(bert_base(seed=7), num_experts=4, noisy_gating=False), 0.5, "random")
 
-METHODS = dict(dyconv=(dyconv_saved, dyconv_replay, conv_base, conv_batches), moe=(moe_saved, moe_replay, bert_base, bert_batches),
+def lora_saved():
+    from padnotes.adapters import AdapterConfig, get_adapter_model
+    m = get_adapter_model(bert_base(), AdapterConfig(kind="lora", r=4, alpha=32.0, target_modules=["query", "value", "key"]))
+    return train(m, bert_batches())
+def lora_replay():
+    from padnotes.adapters import AdapterConfig, get_adapter_model
+    return get_adapter_model(bert_base(seed=7), AdapterConfig(kind="lora", r=4, target_modules=["query", "value", "key"]))   # alpha default
+
+def houlsby_saved():
+    from padnotes.adapters import AdapterConfig, get_adapter_model
+    return train(get_adapter_model(bert_base(), AdapterConfig(kind="houlsby", bottleneck=4, non_linearity="relu", scaling=2.0)), bert_batches())
+def houlsby_replay():
+    from padnotes.adapters import AdapterConfig, get_adapter_model
+    return get_adapter_model(bert_base(seed=7), AdapterConfig(kind="houlsby", bottleneck=4))                 # swish, scale 1: defaults
+
+METHODS = dict(lora=(lora_saved, lora_replay, bert_base, bert_batches), houlsby=(houlsby_saved, houlsby_replay, bert_base, bert_batches),
+               dyconv=(dyconv_saved, dyconv_replay, conv_base, conv_batches), moe=(moe_saved, moe_replay, bert_base, bert_batches),
                pad_conv=(pad_conv_saved, pad_conv_replay, conv_base, conv_batches),
                pad_moe=(pad_moe_saved, pad_moe_replay, bert_base, bert_batches))
 
