@@ -20,6 +20,7 @@ OUT = Path(__file__).with_name("pad_pilot.csv")
 FIELDS = ["task", "width", "epochs", "model", "seed", "params", "dev_acc", "test_acc", "seconds"]
 GRID = [dict(width=w, epochs=e, model=m, seed=s) for w in (4, 8, 16) for e in (2, 4) for s in (0, 1, 2) for m in ("static", "dynamic")]
 GRID += [dict(width=w, epochs=4, model=m, seed=s) for w in (8, 16) for s in (3, 4) for m in ("static", "dynamic")]   # 5 seeds where it may show
+GRID += [dict(width=w, epochs=8, model=m, seed=s) for w in (4, 8) for s in (0, 1, 2) for m in ("static", "dynamic")]   # longer: does the gap grow?
 
 
 def run(width:int, epochs:int, model:str, seed:int, dls:dict) -> dict:
