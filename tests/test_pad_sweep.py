@@ -161,3 +161,12 @@ def test_pilot_summary_and_the_regenerate_command_import():
     t = pilot_summary(df, ["width"], "static")
     assert len(t) == 1 and t.beats_by_2_std.iloc[0] and t["diff"].iloc[0] == pytest.approx(0.03)
     with pytest.raises(ValueError, match="task must be one of"): pilot_results("imagenet")
+
+
+def test_shipped_fashion_pilot_pairs_static_and_dynamic():
+    "The shipped pilot rows (runs/pad_pilot.py): every setting has static and dynamic runs on the same seeds, and they learned."
+    from padnotes.experiments.pad import pilot_results
+    df = pilot_results("fashion_mnist")
+    for _, g in df.groupby(["width", "epochs"]):
+        assert set(g[g.model == "static"].seed) == set(g[g.model == "dynamic"].seed) and len(g) == 2 * g.seed.nunique()
+    assert df.dev_acc.between(0.5, 1).all() and (df[df.model == "dynamic"].params > df[df.model == "static"].params.max() / 1e9).all()
