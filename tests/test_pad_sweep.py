@@ -169,4 +169,6 @@ def test_shipped_fashion_pilot_pairs_static_and_dynamic():
     df = pilot_results("fashion_mnist")
     for _, g in df.groupby(["width", "epochs"]):
         assert set(g[g.model == "static"].seed) == set(g[g.model == "dynamic"].seed) and len(g) == 2 * g.seed.nunique()
-    assert df.dev_acc.between(0.5, 1).all() and (df[df.model == "dynamic"].params > df[df.model == "static"].params.max() / 1e9).all()
+    assert df.dev_acc.between(0.5, 1).all()
+    p = df.groupby(["width", "model"]).params.first().unstack()
+    assert (p.dynamic > p.static).all()                      # K kernels and the attention: more parameters at every width
