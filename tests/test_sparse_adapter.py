@@ -130,3 +130,10 @@ def test_tiny_sweep_writes_and_resumes(tmp_path):
     assert len(df) == 4 and df.criterion.iloc[-1] == "random" and csv.read_text().startswith(text)
     s = summarize_sparse_sweep(df)
     assert len(s) == 4 and (s.n == 1).all()
+
+def test_method_module_stays_light():
+    "import padnotes.sparse_adapter pulls in no pandas, plotly or transformers (the grid in padnotes.experiments.sparse_adapter does)."
+    import subprocess, sys
+    code = ("import sys; import padnotes.sparse_adapter; bad = [m for m in ('pandas', 'plotly', 'transformers') if m in sys.modules]; assert not bad, bad")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
