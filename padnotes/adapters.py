@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_adapters.ipynb #bdb4d2b2
 from __future__ import annotations
-import dataclasses, json
+import dataclasses, json, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -314,21 +314,36 @@ def prune_adapters(model:nn.Module, # a model with adapters (get_adapter_model)
                    loss_fn=None, # defaults to cross-entropy on the logits
                    scope:str="global", # "global": one threshold over all adapter weights; "layer": the same ratio in each matrix
                    seed:int=0, # random scores and ties
+                   zero_init:str="noise", # all-zero matrices (LoRA's B, identity init's W_up): "noise" scores them filled with N(0, noise_std) (restored to 0 after); "none" scores them as they are (and warns)
+                   noise_std:float=0.02, # the scoring noise of zero_init="noise"
                   ) -> dict[str, torch.Tensor]:
     "Prune the adapter weight matrices at initialisation: exactly round((1 - sparse_ratio) N) entries kept, the rest set to 0 and masked in every forward."
-    from padnotes.scoring import keep_masks, score
+    from padnotes.scoring import keep_masks, score, UnrankableScoresWarning
     sparse_ratio = check_float("sparse_ratio", sparse_ratio, low=0)
     if sparse_ratio >= 1: raise ValueError(f"sparse_ratio (the fraction removed) must be in [0, 1), got {sparse_ratio!r}")
     layers = adapter_layers(model)
     if not layers: raise ValueError(f"{type(model).__name__} has no adapter layers to prune: call get_adapter_model first")
     where = {f"{n}.{k}": w for n, l in layers.items() for k, w in adapter_weights(l).items()}
+    check_choice("zero_init", zero_init, ("noise", "none")); noise_std = check_float("noise_std", noise_std, low=0, low_open=True)
+    zeros = [k for k, (_, _, lin) in where.items() if not lin.weight.detach().any()]   # all-zero matrices: SNIP, GraSP, SynFlow see only 0
+    if zeros and zero_init == "none":
+        warnings.warn(f"{len(zeros)} adapter matrices are all zero ({zeros[:2]}...): w * dL/dw is 0 on them (and on the matrix feeding them), "
+                      "so their scores cannot rank; pass zero_init='noise'", UnrankableScoresWarning, stacklevel=2)
     old = {k: getattr(o, a) for k, (o, a, _) in where.items()}
     for o, a, _ in where.values(): setattr(o, a, None)                 # score the dense weights
-    try: scores = score(criterion, {k: lin.weight for k, (_, _, lin) in where.items()}, model=model, data=data,
-                        n_batches=n_batches, loss_fn=loss_fn, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    try:
+        with torch.no_grad():
+            if zero_init == "noise":                                   # scoring only: B ~ N(0, noise_std^2), back to exactly 0 below
+                for k in zeros: w = where[k][2].weight; w.copy_(torch.randn(w.shape, generator=g).mul_(noise_std))
+        scores = score(criterion, {k: lin.weight for k, (_, _, lin) in where.items()}, model=model, data=data,
+                       n_batches=n_batches, loss_fn=loss_fn, seed=seed)
     except Exception:
         for k, (o, a, _) in where.items(): setattr(o, a, old[k])
         raise
+    finally:
+        with torch.no_grad():
+            for k in zeros: where[k][2].weight.zero_()
     masks = keep_masks(scores, 1 - sparse_ratio, scope=scope, seed=seed)
     with torch.no_grad():
         for k, (o, a, lin) in where.items():
