@@ -172,3 +172,13 @@ def test_shipped_fashion_pilot_pairs_static_and_dynamic():
     assert df.dev_acc.between(0.5, 1).all()
     p = df.groupby(["width", "model"]).params.first().unstack()
     assert (p.dynamic > p.static).all()                      # K kernels and the attention: more parameters at every width
+
+
+def test_shipped_text_pilot_pairs_dense_and_moe():
+    "The shipped Rotten Tomatoes pilot rows (runs/pad_pilot_text.py): dense, copied and split experts on the same seeds; MoE copies hold more."
+    from padnotes.experiments.pad import pilot_results
+    df = pilot_results("rotten_tomatoes")
+    seeds = {m: set(g.seed) for m, g in df.groupby("model")}
+    assert set(seeds) == {"dense", "moe_copy", "moe_split"} and len({frozenset(s) for s in seeds.values()}) == 1
+    p = df.groupby("model").params.first()
+    assert p.moe_copy > p.dense and (df.active <= df.params).all() and df.dev_acc.between(0.5, 1).all()
