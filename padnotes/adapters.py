@@ -188,6 +188,9 @@ LORA_DEFAULT_TARGETS = ("query", "value", "q_lin", "v_lin")   # peft's defaults 
 _DEFAULT_RF = {"houlsby": 16, "pfeiffer": 16, "parallel": 2}    # AdapterHub's reduction factors
 _DEFAULT_ACT = {"houlsby": "swish", "pfeiffer": "relu", "parallel": "relu"}
 
+def _check_sparse_ratio(v) -> float:
+    return check_float("sparse_ratio (the fraction of adapter weights removed)", v, low=0, high=1, high_open=True)
+
 @dataclass
 class AdapterConfig(TunerConfig):
     "Adapters on a frozen BERT, RoBERTa or DistilBERT: bottleneck adapters (Houlsby, Pfeiffer, parallel) or LoRA."
@@ -217,10 +220,8 @@ class AdapterConfig(TunerConfig):
         check_choice("init", self.init, ("bert", "identity"))
         self.r = check_int("r", self.r, minimum=1)
         self.alpha = check_float("alpha", self.alpha, low=0, low_open=True)
-        self.dropout = check_float("dropout", self.dropout, low=0)
-        if self.dropout >= 1: raise ValueError(f"dropout must be a finite number >= 0 and < 1, got {self.dropout!r}")
-        self.sparse_ratio = check_float("sparse_ratio", self.sparse_ratio, low=0)
-        if self.sparse_ratio >= 1: raise ValueError(f"sparse_ratio (the fraction of adapter weights removed) must be in [0, 1), got {self.sparse_ratio!r}")
+        self.dropout = check_float("dropout", self.dropout, low=0, high=1, high_open=True)
+        self.sparse_ratio = _check_sparse_ratio(self.sparse_ratio)
         from padnotes.scoring import CRITERIA
         if self.criterion not in CRITERIA: raise ValueError(f"criterion must be one of {sorted(CRITERIA)}, got {self.criterion!r}")
 
@@ -319,8 +320,7 @@ def prune_adapters(model:nn.Module, # a model with adapters (get_adapter_model)
                   ) -> dict[str, torch.Tensor]:
     "Prune the adapter weight matrices at initialisation: exactly round((1 - sparse_ratio) N) entries kept, the rest set to 0 and masked in every forward."
     from padnotes.scoring import keep_masks, score, UnrankableScoresWarning
-    sparse_ratio = check_float("sparse_ratio", sparse_ratio, low=0)
-    if sparse_ratio >= 1: raise ValueError(f"sparse_ratio (the fraction removed) must be in [0, 1), got {sparse_ratio!r}")
+    sparse_ratio = _check_sparse_ratio(sparse_ratio)
     layers = adapter_layers(model)
     if not layers: raise ValueError(f"{type(model).__name__} has no adapter layers to prune: call get_adapter_model first")
     where = {f"{n}.{k}": w for n, l in layers.items() for k, w in adapter_weights(l).items()}

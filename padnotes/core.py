@@ -76,15 +76,17 @@ def check_float(name:str, # the argument's name
                 low:float|None=None, # lower bound (None: none)
                 high:float|None=None, # upper bound (None: none)
                 low_open:bool=False, # True: v must be > low (else >= low)
+                high_open:bool=False, # True: v must be < high (else <= high)
                ) -> float:
     "`v` as a finite float: TypeError unless it is a real number (not a bool), ValueError outside the bounds."
     if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, got {type(v).__name__} {v!r}")
     v = float(v)
     lo = "" if low is None else (f"> {low:g}" if low_open else f">= {low:g}")
-    want = " and ".join(s for s in (lo, "" if high is None else f"<= {high:g}") if s) or "finite"
+    hi = "" if high is None else (f"< {high:g}" if high_open else f"<= {high:g}")
+    want = " and ".join(s for s in (lo, hi) if s) or "finite"
     if (not math.isfinite(v) or (low is not None and (v <= low if low_open else v < low))
-            or (high is not None and v > high)):
+            or (high is not None and (v >= high if high_open else v > high))):
         raise ValueError(f"{name} must be a finite number {want}, got {v!r}")
     return v
 

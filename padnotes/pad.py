@@ -240,7 +240,7 @@ def mode_scores(model:nn.Module, # a model with partially dynamic layers (from `
     if criterion == "magnitude":       # magnitude of a mask entry: the mean |W_k| of the K copies it governs
         targets = {f"{ln}.{pn}": t.detach().abs().mean(0) for ln, l in layers.items() for pn, t in l.dynamic_copies().items()}
     if criterion == "imp" and data is None: raise ValueError("criterion 'imp' scores with data: pass a few batches (data=...)")
-    same = [n for n, l in layers.items() if all(torch.equal(t, t[:1].expand_as(t)) for t in l.dynamic_copies().values())]
+    same = [n for n, l in layers.items() if all(torch.equal(t, t[:1].expand_as(t)) for t in l.dynamic_copies().values())] if criterion == "imp" else []
     if criterion == "imp" and same:    # the exact cause, named (the generic check of padnotes.scoring would only see tiny scores)
         warnings.warn(f"IMP cannot rank the entries of {len(same)} of {len(layers)} layers ({same[:3]}{' ...' if len(same) > 3 else ''}): "
                       "their K kernels (or E experts) are identical copies, as dynamicize and moefy make them, so switching an entry's "
