@@ -14,7 +14,8 @@ __all__ = ['set_seed', 'get_device', 'fit', 'evaluate', 'Callback', 'AddLoss', '
            'partition_report', 'dynamic_ratio_of', 'merge_for_inference', 'ScaleRecorder', 'saved_bytes',
            'tensor_bytes', 'pack', 'AdapterConfig', 'get_adapter_model', 'adapter_layers', 'adapter_numel',
            'prune_adapters', 'save_peft', 'load_peft', 'sparse_adapter_model', 'unpruned_numel',
-           'realised_sparse_ratio', 'large_sparse_config']
+           'realised_sparse_ratio', 'large_sparse_config', 'DiffPruningConfig', 'get_diff_model', 'diff_layers',
+           'fit_diff', 'project_diff', 'l0_norm', 'TaskDiff', 'remove_task_diff']
 
 # %% ../nbs/09_api.ipynb #08088f23
 __version__ = "0.1.0"
@@ -29,6 +30,7 @@ from .pad import PadConfig, padify, mode_scores, apply_partition, partition_repo
 from .sparse import saved_bytes, tensor_bytes, pack
 from .adapters import AdapterConfig, get_adapter_model, adapter_layers, adapter_numel, prune_adapters, save_peft, load_peft
 from .sparse_adapter import sparse_adapter_model, unpruned_numel, realised_sparse_ratio, large_sparse_config
+from .diff_pruning import DiffPruningConfig, get_diff_model, diff_layers, fit_diff, project_diff, l0_norm, TaskDiff, remove_task_diff
 
 # %% ../nbs/09_api.ipynb #733c891d
 _all_ = ['set_seed', 'get_device', 'fit', 'evaluate', 'Callback', 'AddLoss', 'count_params', 'count_buffers', 'param_report',
@@ -42,7 +44,8 @@ _all_ = ['set_seed', 'get_device', 'fit', 'evaluate', 'Callback', 'AddLoss', 'co
          'partition_report', 'dynamic_ratio_of', 'merge_for_inference', 'ScaleRecorder', 'saved_bytes',
          'tensor_bytes', 'pack', 'AdapterConfig', 'get_adapter_model', 'adapter_layers', 'adapter_numel',
          'prune_adapters', 'save_peft', 'load_peft', 'sparse_adapter_model', 'unpruned_numel',
-         'realised_sparse_ratio', 'large_sparse_config']
+         'realised_sparse_ratio', 'large_sparse_config',
+         'DiffPruningConfig', 'get_diff_model', 'diff_layers', 'fit_diff', 'project_diff', 'l0_norm', 'TaskDiff', 'remove_task_diff']
 
 # %% ../nbs/09_api.ipynb #aad3877f
 _LAZY = ("data", "viz", "widgets", "tour", "experiments", "hf")

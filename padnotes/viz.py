@@ -22,7 +22,7 @@ from .moe import moe_layers
 __all__ = ['CRITERION_COLORS', 'check_report', 'layer_fraction_traces', 'plot_layer_fractions', 'find_layer', 'mask_grid',
            'mask_traces', 'plot_mode_mask', 'load_results', 'accuracy_curves', 'reference_levels', 'accuracy_traces',
            'live_point_trace', 'plot_accuracy_vs_ratio', 'deploy_curve', 'deploy_traces', 'plot_deploy_vs_ratio',
-           'router_loads', 'router_load_traces', 'plot_router_load']
+           'router_loads', 'router_load_traces', 'plot_router_load', 'plot_hard_concrete']
 
 # %% ../nbs/06_viz.ipynb #112edabb
 _REPORT_KEYS = ("layer", "kind", "copies", "entries", "dynamic", "ratio", "lambda_d", "lambda_s", "kernel_units")
@@ -274,3 +274,30 @@ def plot_router_load(loads, # (L, E) counts, or a model with MoE layers after a 
     fig = go.Figure(router_load_traces(loads, layer_names))
     return fig.update_layout(title=title, barmode="group", xaxis_title="expert", height=380, width=720,
                              yaxis=dict(title="share of the layer's assignments (%)", tickformat=".0%"))
+
+# %% ../nbs/06_viz.ipynb #02db3653
+def plot_hard_concrete(alphas:Sequence[float]=(-2.0, 0.0, 2.0, 5.0), # gate logits log(alpha), one curve each
+                       gates:Mapping[str, dict]|None=None, # panel title -> dict(l=, r=, beta=); None: the paper's and the L0 literature's
+                       n:int=400, # points of each density curve
+                      ) -> go.Figure:
+    "The hard-concrete gate's law for each logit: its density on (0, 1) (top) and its point masses at 0 and 1 (bottom), one column per parameterisation."
+    from plotly.subplots import make_subplots
+    from padnotes.diff_pruning import LOUIZOS_GATE, PAPER_GATE, hard_concrete_density, hard_concrete_law
+    gates = {"diff pruning: l=-1.5, r=1.5, beta=1": PAPER_GATE, "L0 literature: l=-0.1, r=1.1, beta=2/3": LOUIZOS_GATE} if gates is None else gates
+    if not alphas: raise ValueError("alphas must hold at least one gate logit")
+    fig = make_subplots(rows=2, cols=len(gates), subplot_titles=list(gates), vertical_spacing=0.14, row_heights=[0.6, 0.4])
+    x = torch.linspace(0, 1, n + 2, dtype=torch.float64)[1:-1]
+    colors = ["#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3"]
+    for j, (title, g) in enumerate(gates.items(), start=1):
+        for i, a in enumerate(alphas):
+            c = colors[i % len(colors)]
+            fig.add_trace(go.Scatter(x=x.tolist(), y=hard_concrete_density(x, a, **g).tolist(), mode="lines", line=dict(color=c),
+                                     name=f"log alpha = {a:g}", legendgroup=str(a), showlegend=j == 1,
+                                     hovertemplate=f"log alpha {a:g}<br>z %{{x:.3f}}<br>density %{{y:.3f}}<extra></extra>"), row=1, col=j)
+            law = hard_concrete_law(a, **g)
+            fig.add_trace(go.Bar(x=list(law), y=list(law.values()), marker_color=c, name=f"log alpha = {a:g}", legendgroup=str(a),
+                                 showlegend=False, hovertemplate=f"log alpha {a:g}<br>%{{x}} = %{{y:.3f}}<extra></extra>"), row=2, col=j)
+        fig.update_xaxes(title_text="z (on the open interval)", row=1, col=j); fig.update_yaxes(title_text="density", row=1, col=j)
+        fig.update_yaxes(title_text="probability", range=[0, 1], row=2, col=j)
+    fig.update_layout(title="The hard-concrete gate: a density on (0, 1) and real mass at exactly 0 and 1", barmode="group", height=620)
+    return fig
