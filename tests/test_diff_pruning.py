@@ -297,3 +297,17 @@ def test_a_parent_that_reads_weights_instead_of_calling_sees_theta_plus_delta():
     with disable_tuners(m), torch.no_grad():
         assert torch.equal(layer.self_attn.out_proj.weight, layer.self_attn.base_layer.out_proj.weight)
         assert torch.allclose(m(x), logits(TorchEncoder(), x), atol=1e-6)   # theta alone (fast path both sides)
+
+def test_the_cached_fingerprint_never_hides_a_change_to_the_base(tmp_path):
+    td = TaskDiff.from_model(trained(bert))
+    plain = bert()
+    td.apply(plain); remove_task_diff(plain)
+    assert plain.__dict__["_padnotes_fingerprint"][1] == td.base_fingerprint       # restored untouched: the hash is kept
+    td.apply(plain)
+    with torch.no_grad(): plain.bert.encoder.layer[0].intermediate.dense.weight.mul_(1.5)   # trained (say) while the diff was in
+    remove_task_diff(plain)
+    assert "_padnotes_fingerprint" not in plain.__dict__
+    with pytest.raises(ValueError, match="another base model"): td.apply(plain)
+    fresh = bert(); td.apply(fresh); remove_task_diff(fresh)
+    with torch.no_grad(): fresh.bert.pooler.dense.bias.add_(1e-3)                    # changed after remove, in place
+    with pytest.raises(ValueError, match="another base model"): td.apply(fresh)
