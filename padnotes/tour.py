@@ -353,12 +353,14 @@ def run_tour(size:str="quick", # 'quick' (minutes), 'full' (hours on a CPU) or '
 
 # %% ../nbs/08_tour.ipynb #9f106640
 def discover_sections() -> list[str]:
-    "Import the padnotes modules that register tour sections (their source calls `register_section`); returns every section's name."
-    import importlib, pkgutil, padnotes
-    for m in pkgutil.iter_modules(padnotes.__path__):
-        if m.name.startswith("_") or m.name == "tour": continue
-        src = Path(padnotes.__path__[0]) / f"{m.name}.py"
-        if src.exists() and "register_section(" in src.read_text(encoding="utf-8"): importlib.import_module(f"padnotes.{m.name}")
+    "Import the padnotes modules that register tour sections (their source calls `register_section`), the chapters' experiments included; returns every section's name."
+    import importlib, pkgutil, padnotes, padnotes.experiments
+    for pkg in (padnotes, padnotes.experiments):
+        prefix = pkg.__name__ + "."
+        for m in pkgutil.iter_modules(pkg.__path__):
+            if m.name.startswith("_") or m.name == "tour": continue
+            src = Path(pkg.__path__[0]) / f"{m.name}.py"
+            if src.exists() and "register_section(" in src.read_text(encoding="utf-8"): importlib.import_module(prefix + m.name)
     return tour_sections()
 
 # %% ../nbs/08_tour.ipynb #90d2b19d

@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+import plotly.graph_objects as go
 
 from ..core import count_params, set_seed
+from ..tour import TourSection, register_section
 from ..adapters import ADAPTER_KINDS, AdapterConfig
 from ..sparse_adapter import SPARSE_CRITERIA, large_sparse_config, realised_sparse_ratio, sparse_adapter_model, unpruned_numel
 
 # %% auto #0
-__all__ = ['SWEEP_METHODS', 'SWEEP_TASKS', 'SparseAdapterSweep', 'sweep_run', 'sparse_adapter_sweep', 'summarize_sparse_sweep',
-           'calibrate']
+__all__ = ['SWEEP_METHODS', 'SWEEP_TASKS', 'CRITERION_COLORS', 'SparseAdapterSweep', 'sweep_run', 'sparse_adapter_sweep',
+           'summarize_sparse_sweep', 'plot_sparse_sweep', 'plot_accuracy_vs_trainable', 'calibrate', 'tour_sweep']
 
 # %% ../../nbs/12a_sparse_adapter_lab.ipynb #7ae0d606
 SWEEP_METHODS = ("full", "dense", "sparse", "large_sparse")
@@ -143,6 +145,54 @@ def summarize_sparse_sweep(df:pd.DataFrame, # rows of `sparse_adapter_sweep`
     s["mean ± std"] = [f"{100 * a:.1f} ± {100 * b:.1f}" if n > 1 else f"{100 * a:.1f}" for a, b, n in zip(s["mean"], s["std"].fillna(0), s["n"])]
     return s
 
+# %% ../../nbs/12a_sparse_adapter_lab.ipynb #5ff01916
+CRITERION_COLORS = {"snip": "#636efa", "random": "#ef553b", "magnitude": "#00cc96", "grasp": "#ab63fa", "synflow": "#ffa15a"}
+
+def _band(fig, s, method, name, color):
+    r = s[s.method == method]
+    if not len(r): return
+    m, sd = float(r["mean"].iloc[0]), float(r["std"].fillna(0).iloc[0])
+    fig.add_hrect(y0=m - sd, y1=m + sd, fillcolor=color, opacity=0.12, line_width=0)
+    fig.add_hline(y=m, line_dash="dash", line_color=color, annotation_text=f"{name} {100 * m:.1f} ± {100 * sd:.1f}")
+
+def plot_sparse_sweep(df:pd.DataFrame, # rows of `sparse_adapter_sweep` for one task
+                      metric:str="dev_acc", # 'dev_acc' or 'test_acc'
+                     ) -> go.Figure:
+    "Accuracy (mean ± std over seeds) against the sparse ratio, one line per criterion, with the dense adapter and full fine-tuning as bands."
+    if df.task.nunique() != 1: raise ValueError(f"plot one task at a time, got {sorted(df.task.unique())}")
+    s = summarize_sparse_sweep(df, metric); fig = go.Figure()
+    _band(fig, s, "full", "full fine-tuning", "gray"); _band(fig, s, "dense", "dense adapter", "black")
+    sp = s[s.method == "sparse"]
+    for c in sp.criterion.unique():
+        r = sp[sp.criterion == c].sort_values("sparse_ratio")
+        fig.add_trace(go.Scatter(x=r.sparse_ratio, y=r["mean"], error_y=dict(type="data", array=r["std"].fillna(0)), name=c,
+                                 mode="lines+markers" if len(r) > 1 else "markers", line=dict(color=CRITERION_COLORS.get(c)),
+                                 customdata=r[["n", "trainable"]],
+                                 hovertemplate=f"{c}<br>sparse ratio %{{x:.2f}}<br>accuracy %{{y:.3f}}<br>seeds %{{customdata[0]}}<br>trainable %{{customdata[1]:,.0f}}<extra></extra>"))
+    fig.update_layout(title=f"SparseAdapter on {df.task.iloc[0]}: {metric} against the sparse ratio (fraction removed; mean ± std over seeds)",
+                      xaxis_title="sparse ratio (fraction of adapter weights removed)", yaxis_title=metric, height=430)
+    return fig
+
+def plot_accuracy_vs_trainable(df:pd.DataFrame, # rows of `sparse_adapter_sweep` for one task
+                               metric:str="dev_acc", # 'dev_acc' or 'test_acc'
+                              ) -> go.Figure:
+    "Accuracy (mean ± std) against the numbers trained (log scale): every setting of the grid, Large-Sparse beside the dense adapter of its budget."
+    if df.task.nunique() != 1: raise ValueError(f"plot one task at a time, got {sorted(df.task.unique())}")
+    s = summarize_sparse_sweep(df, metric); fig = go.Figure()
+    label = lambda r: ("full fine-tuning" if r.method == "full" else "dense adapter" if r.method == "dense"
+                       else f"Large-Sparse m={int(r.m)}" if r.method == "large_sparse" else f"{r.criterion} at {r.sparse_ratio:g}")
+    groups = {"full": "gray", "dense": "black", "sparse": "#636efa", "large_sparse": "#ef553b"}
+    for meth, color in groups.items():
+        r = s[s.method == meth]
+        if not len(r): continue
+        fig.add_trace(go.Scatter(x=r.trainable, y=r["mean"], error_y=dict(type="data", array=r["std"].fillna(0)), mode="markers",
+                                 name={"full": "full fine-tuning", "dense": "dense adapter", "sparse": "SparseAdapter",
+                                       "large_sparse": "Large-Sparse"}[meth], marker=dict(color=color, size=9),
+                                 text=[label(x) for x in r.itertuples()], hovertemplate="%{text}<br>trainable %{x:,.0f}<br>accuracy %{y:.3f}<extra></extra>"))
+    fig.update_xaxes(type="log", title="numbers trained (unpruned trainable parameters, log scale)")
+    fig.update_layout(title=f"SparseAdapter on {df.task.iloc[0]}: {metric} against the numbers trained", yaxis_title=metric, height=430)
+    return fig
+
 # %% ../../nbs/12a_sparse_adapter_lab.ipynb #1db53364
 def calibrate(cfg:SparseAdapterSweep, # the grid's settings (its seeds[0] is used)
               lrs:tuple=(3e-4, 1e-3, 3e-3), # adapter learning rates to try
@@ -162,6 +212,43 @@ def calibrate(cfg:SparseAdapterSweep, # the grid's settings (its seeds[0] is use
     best = dense.loc[dense.dev_acc.idxmax()]
     return dict(table=table[["method", "lr", "dev_acc", "test_acc", "trainable", "seconds"]], full_dev=float(full), best_lr=float(best.lr),
                 gap=float(full - best.dev_acc), ok=bool(full - best.dev_acc <= tolerance))
+
+# %% ../../nbs/12a_sparse_adapter_lab.ipynb #26e04995
+def tour_sweep(size:str, # 'quick', 'full' or 'tiny'
+               seed:int=0, # the one seed of quick and tiny tours
+              ) -> SparseAdapterSweep:
+    "The SparseAdapter grid a tour of `size` runs: quick is full fine-tuning, the dense adapter, SNIP at 0.4 and Large-Sparse m = 2 on 480 snippets."
+    from padnotes.tour import _check_size
+    _check_size(size)
+    if size == "full": return SparseAdapterSweep(lr=3e-3)
+    if size == "tiny": return SparseAdapterSweep.tiny(seeds=(seed,), lr=3e-3)
+    return SparseAdapterSweep(ratios=(0.4,), criteria=("snip",), extra_criteria=(), large=(2,), seeds=(seed,), train_size=480, eval_size=300,
+                              epochs=1, batch_size=16, max_len=48, lr=3e-3, n_batches=3)
+
+def _tour_result(ctx):
+    from padnotes.tour import SectionResult
+    cfg, path = tour_sweep(ctx.size, ctx.seed), Path(ctx.out) / f"sparse-adapter-{ctx.size}.csv"
+    if not path.exists() or not path.stat().st_size: return SectionResult(notes=["no run finished yet"])
+    df = pd.read_csv(path); keys = {_key(dict(r, task=cfg.task)) for r in cfg.runs()}
+    df = df[[_key(r) in keys for r in df.to_dict("records")]]
+    s = summarize_sparse_sweep(df)
+    table = s[["method", "criterion", "sparse_ratio", "m", "mean ± std", "n", "trainable"]].rename(columns={"mean ± std": "dev accuracy (%)"})
+    return SectionResult(table=table, figures=[plot_accuracy_vs_trainable(df)] if len(df) else [],
+                         notes=[f"{len(df)} of {len(cfg.runs())} runs finished, read from {path.name}. The quick size trains one epoch on "
+                                "480 snippets with one seed: a demonstration of the method, not a measurement of its claims (notebook 12a runs those)."],
+                         settings={k: getattr(cfg, k) for k in ("task", "kind", "bottleneck", "ratios", "criteria", "large", "seeds", "train_size",
+                                                                 "eval_size", "epochs", "lr", "max_len")})
+
+def _tour_run(ctx):
+    from transformers.utils import logging as hf_logging; hf_logging.disable_progress_bar()
+    sparse_adapter_sweep(tour_sweep(ctx.size, ctx.seed), Path(ctx.out) / f"sparse-adapter-{ctx.size}.csv", device=ctx.device, progress=ctx.progress)
+    return _tour_result(ctx)
+
+register_section(TourSection("sparse_adapter", "SparseAdapter on Rotten Tomatoes", _tour_run,
+    "MiniLM-L6 fine-tuned whole (full fine-tuning), with a dense Pfeiffer adapter of bottleneck 32 on a frozen base, with that adapter "
+    "pruned at initialisation by SNIP to sparse ratio 0.4 (SparseAdapter), and with a bottleneck twice as wide pruned to the dense "
+    "adapter's budget (Large-Sparse, m = 2). The paper's claims: a pruned adapter matches the dense one, and Large-Sparse beats it at "
+    "the same budget.", collect=_tour_result, order=30), replace=True)
 
 # %% ../../nbs/12a_sparse_adapter_lab.ipynb #2ced05db
 from ..core import document_module
