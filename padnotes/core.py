@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #8e636f80
 from __future__ import annotations
-import copy, dataclasses, inspect, linecache, math, os, random, re, sys, time, tokenize, warnings
+import atexit, copy, dataclasses, inspect, linecache, math, os, random, re, sys, time, tokenize, warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Callable, Iterable, Sequence
@@ -13,13 +13,15 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['in_test', 'tiny', 'get_device', 'set_seed', 'check_int', 'check_float', 'check_ratio', 'check_choice',
            'count_buffers', 'count_params', 'param_report', 'deploy_numel', 'clone_model', 'to_device', 'split_batch',
-           'forward_logits', 'accuracy', 'evaluate', 'Callback', 'make_scheduler', 'Trainer', 'make_optimizer', 'fit',
-           'AddLoss', 'time_fn', 'time_fns', 'document', 'document_module']
+           'forward_logits', 'accuracy', 'dist_info', 'init_distributed', 'distributed_loader', 'evaluate', 'Callback',
+           'make_scheduler', 'Trainer', 'make_optimizer', 'fit', 'AddLoss', 'time_fn', 'time_fns', 'document',
+           'document_module']
 
 # %% ../nbs/00_core.ipynb #bc249903
 def in_test() -> bool:
@@ -203,6 +205,53 @@ def accuracy(logits:torch.Tensor, labels:torch.Tensor) -> float:
     "Fraction of rows whose arg-max equals the label."
     return (logits.argmax(-1) == labels).float().mean().item()
 
+# %% ../nbs/00_core.ipynb #735a5b60
+def dist_info() -> tuple[int, int]:
+    "(rank, world size) of the default torch.distributed process group; (0, 1) when there is none."
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+def init_distributed() -> tuple[int, int]:
+    "Join the process group that `torchrun` describes in the environment (WORLD_SIZE > 1), once: gloo on the CPU, NCCL with GPUs; returns (rank, world size)."
+    import torch.distributed as dist
+    if not dist.is_available() or dist.is_initialized() or int(os.environ.get("WORLD_SIZE", "1")) <= 1: return dist_info()
+    nccl = torch.cuda.is_available() and dist.is_nccl_available()
+    if nccl: torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if nccl else "gloo")
+    atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
+    return dist_info()
+
+def distributed_loader(dl:DataLoader, # a loader with a batch size (not a custom batch sampler)
+                       num_replicas:int|None=None, # processes sharing the data; None: the world size
+                       rank:int|None=None, # this process's share; None: its rank
+                       shuffle:bool|None=None, # None: as `dl` does (a RandomSampler)
+                       seed:int=0, # the shared shuffling seed (each epoch adds its number, `set_epoch`)
+                      ) -> DataLoader:
+    "`dl` over this rank's share of its dataset: a DistributedSampler, the same batch size per rank, the same shuffle on every rank."
+    if not isinstance(dl, DataLoader): raise TypeError(f"distributed_loader needs a torch DataLoader, got {type(dl).__name__}")
+    if dl.batch_size is None: raise ValueError("this DataLoader has a custom batch_sampler: shard it yourself (give it a DistributedSampler)")
+    r, w = dist_info()
+    shuffle = isinstance(dl.sampler, RandomSampler) if shuffle is None else shuffle
+    sampler = DistributedSampler(dl.dataset, num_replicas=w if num_replicas is None else num_replicas, rank=r if rank is None else rank,
+                                 shuffle=shuffle, seed=seed, drop_last=dl.drop_last)
+    return DataLoader(dl.dataset, batch_size=dl.batch_size, sampler=sampler, collate_fn=dl.collate_fn, num_workers=dl.num_workers,
+                      pin_memory=dl.pin_memory, drop_last=dl.drop_last)
+
+def _eval_shard(dl, rank:int, world:int):
+    "This rank's disjoint share of an evaluation loader (every example once over all ranks, no padding); other iterables as they are."
+    if world == 1 or not isinstance(dl, DataLoader) or dl.batch_size is None or isinstance(dl.sampler, DistributedSampler): return dl
+    return DataLoader(dl.dataset, batch_size=dl.batch_size, sampler=range(rank, len(dl.dataset), world), collate_fn=dl.collate_fn,
+                      num_workers=dl.num_workers, pin_memory=dl.pin_memory)
+
+def _all_sum(values:list[float], device) -> list[float]:
+    "Sum `values` over the ranks (float64 all_reduce); unchanged with one process."
+    if dist_info()[1] == 1: return values
+    import torch.distributed as dist
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
 # %% ../nbs/00_core.ipynb #7d0cc5b1
 @torch.no_grad()
 def evaluate(model:nn.Module, # the model, any device
@@ -215,16 +264,18 @@ def evaluate(model:nn.Module, # the model, any device
     "Mean loss and accuracy of `model` on `dl`."
     loss_fn = loss_fn or F.cross_entropy
     device = get_device(device) if device is not None else _model_device(model)
+    rank, world = dist_info(); dl = _eval_shard(dl, rank, world)     # several processes: disjoint shards, sums reduced below
     was_training = model.training; model.eval()
     tot_loss, tot_correct, n = 0., 0., 0
     try:
-        for i, batch in enumerate(tqdm(dl, desc="eval", leave=False, disable=not progress)):
+        for i, batch in enumerate(tqdm(dl, desc="eval", leave=False, disable=not progress or rank != 0)):
             if max_batches is not None and i >= max_batches: break
             inputs, y = split_batch(to_device(batch, device))
             logits = forward_logits(model, inputs)
             tot_loss += loss_fn(logits, y).item() * len(y)
             tot_correct += (logits.argmax(-1) == y).sum().item(); n += len(y)
     finally: model.train(was_training)
+    if world > 1 and isinstance(dl, DataLoader): tot_loss, tot_correct, n = _all_sum([tot_loss, tot_correct, n], device); n = int(n)
     if n == 0: raise ValueError("evaluate got an empty loader: nothing to evaluate")
     return dict(loss=tot_loss/n, accuracy=tot_correct/n, n=n)
 
@@ -309,28 +360,38 @@ def fit(model:nn.Module, # the model to train (moved to `device`)
         device=None, # None: GPU when present, else CPU
         max_steps:int|None=None, # stop after this many optimizer steps in all
         grad_clip:float|None=None, # clip the global gradient norm
-        progress:bool=True, # show progress bars
+        progress:bool=True, # show progress bars (the first process only, under torchrun)
+        find_unused_parameters:bool|None=None, # several processes: DDP's flag; None: True when a layer routes tokens (MoE)
        ) -> list[dict]:
-    "Train `model`; returns one dict per epoch (train loss, valid loss and accuracy, seconds)."
+    "Train `model` (under torchrun: on every process, DistributedDataParallel); returns one dict per epoch (train loss, valid loss and accuracy, seconds)."
     if epochs < 1: raise ValueError(f"epochs must be >= 1, got {epochs}")
-    device = get_device(device); model.to(device)
+    rank, world = init_distributed()                                    # (0, 1) unless started by torchrun
+    device = get_device(device)
+    if world > 1 and device.type == "cuda" and device.index is None: device = torch.device("cuda", torch.cuda.current_device())
+    model.to(device); net = model
+    if world > 1:                                                       # each rank: its share of every batch, gradients averaged
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        if isinstance(train_dl, DataLoader) and not isinstance(train_dl.sampler, DistributedSampler): train_dl = distributed_loader(train_dl)
+        unused = any(getattr(m, "routes_tokens", False) for m in model.modules()) if find_unused_parameters is None else find_unused_parameters
+        net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=unused)
     n_per_epoch = len(train_dl)
     if n_per_epoch == 0: raise ValueError("the training loader is empty")
     n_steps = epochs * n_per_epoch if max_steps is None else min(max_steps, epochs * n_per_epoch)
     opt = opt if isinstance(opt, torch.optim.Optimizer) else make_optimizer(model, opt, lr, weight_decay)
     tr = Trainer(model, opt, make_scheduler(opt, sched, n_steps, warmup), device, loss_fn or F.cross_entropy, epochs, n_steps)
     for cb in cbs: cb.before_fit(tr)
-    bar = tqdm(total=n_steps, desc="train", disable=not progress)
+    bar = tqdm(total=n_steps, desc="train", disable=not progress or rank != 0)
     try:
         for tr.epoch in range(epochs):
             model.train(); t0, tot, nb = time.perf_counter(), 0., 0
             for cb in cbs: cb.before_epoch(tr)
+            if isinstance(getattr(train_dl, "sampler", None), DistributedSampler): train_dl.sampler.set_epoch(tr.epoch)
             for batch in train_dl:
                 if tr.step >= n_steps: break
                 tr.batch = to_device(batch, device)
                 for cb in cbs: cb.before_batch(tr)
                 inputs, y = split_batch(tr.batch)
-                tr.out = forward_logits(model, inputs)
+                tr.out = forward_logits(net, inputs)
                 tr.loss = tr.loss_fn(tr.out, y)
                 for cb in cbs: cb.after_loss(tr)
                 opt.zero_grad(set_to_none=True)
@@ -341,6 +402,7 @@ def fit(model:nn.Module, # the model to train (moved to `device`)
                 tr.steps.append(dict(step=tr.step, loss=l, lr=opt.param_groups[0]["lr"]))
                 bar.update(1); bar.set_postfix(epoch=tr.epoch + 1, loss=f"{l:.4f}")
                 for cb in cbs: cb.after_batch(tr)
+            tot, nb = _all_sum([tot, nb], device)                        # several processes: the mean over all of them
             rec = dict(epoch=tr.epoch + 1, train_loss=tot / max(nb, 1), seconds=time.perf_counter() - t0)
             if valid_dl is not None:
                 v = evaluate(model, valid_dl, tr.loss_fn, device, progress=progress)

@@ -217,6 +217,7 @@ def _check_capacity_factor(cf):
 # %% ../nbs/03_moe.ipynb #59a4babb
 class MoE(StateSettings, nn.Module):
     "Mixture of Experts FFN: noisy top-k router, E experts, sorted dispatch, optional capacity."
+    routes_tokens = True   # some experts may get no token in a batch: DistributedDataParallel must look for unused parameters
     # every setting that changes the outputs or the loss travels in the state_dict with the weights
     state_settings = {"top_k": int, "capacity_factor": "float|None", "router.gate": ("softmax", "probs", "ones"),
                       "balance": ("switch", "shazeer", "both", None), "balance_coef": float, "z_coef": float}

@@ -21,7 +21,7 @@ from ..pad import (PAD_CRITERIA, MergedPartialConv2d, PartialDynamicConv2d, dyna
 
 # %% auto #0
 __all__ = ['RESULTS_FILE', 'REGENERATE', 'PILOT_FILES', 'PILOT_SCRIPTS', 'plot_partition', 'SweepConfig', 'dynamicize_model',
-           'pad_sweep', 'summarize_sweep', 'plot_sweep', 'main_sweep', 'sweep_results', 'pad_trends',
+           'append_row', 'pad_sweep', 'summarize_sweep', 'plot_sweep', 'main_sweep', 'sweep_results', 'pad_trends',
            'paired_difference', 'paired_claims', 'pilot_results', 'pilot_summary', 'layer_ratios', 'plot_layer_ratios',
            'benchmark_pad']
 
@@ -158,6 +158,15 @@ def _moe_run(cfg:SweepConfig, run:dict, dls:dict, device, cache:dict) -> nn.Modu
     return model
 
 # %% ../../nbs/05a_pad_lab.ipynb #d552426f
+def append_row(path:str|Path, # a results CSV (created with a header by the first row)
+               row:dict, # one finished run
+              ):
+    "Append one run's row to a results CSV as soon as it finishes; under torchrun only the first process writes (the others ran the same run)."
+    from padnotes.core import dist_info
+    if dist_info()[0] != 0: return
+    path = Path(path)
+    pd.DataFrame([row]).to_csv(path, mode="a", header=not (path.exists() and path.stat().st_size), index=False)
+
 def pad_sweep(cfg:SweepConfig, # what to run
               out:str|Path, # CSV file: rows are appended as runs finish; existing rows are skipped (resume)
               device=None, # None: GPU when present
@@ -186,7 +195,7 @@ def pad_sweep(cfg:SweepConfig, # what to run
                    realised_ratio=dynamic_ratio_of(model) if partial_layers(model) else float("nan"), seconds=secs,
                    layers=json.dumps({r["layer"]: round(r["ratio"], 5) for r in partition_report(model)}),
                    settings=json.dumps(dataclasses.asdict(cfg)))
-        pd.DataFrame([row]).to_csv(out, mode="a", header=not (out.exists() and out.stat().st_size), index=False)
+        append_row(out, row)
     df = pd.read_csv(out)
     return df[df.task == cfg.task].reset_index(drop=True)
 

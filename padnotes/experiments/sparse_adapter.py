@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 
 from ..core import count_params, set_seed
 from ..tour import TourSection, register_section
+from .pad import append_row
 from ..adapters import ADAPTER_KINDS, AdapterConfig
 from ..sparse_adapter import SPARSE_CRITERIA, large_sparse_config, realised_sparse_ratio, sparse_adapter_model, unpruned_numel
 
@@ -128,7 +129,7 @@ def sparse_adapter_sweep(cfg:SparseAdapterSweep, # what to run
                            subset=dict(train=cfg.train_size, dev=cfg.eval_size, test=cfg.eval_size))
         for run in tqdm(todo, desc=f"SparseAdapter {cfg.task}", disable=not progress):
             row = sweep_run(cfg, run, dls, device)
-            pd.DataFrame([row]).to_csv(out, mode="a", header=not (out.exists() and out.stat().st_size), index=False)
+            append_row(out, row)
     df = pd.read_csv(out)
     return df[df.task == cfg.task].reset_index(drop=True)
 

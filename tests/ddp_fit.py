@@ -1,0 +1,29 @@
+"""A user's training script, unchanged for torchrun: `python -m torch.distributed.run --nproc_per_node 2 tests/ddp_fit.py OUT_DIR`.
+Used by tests/test_distributed.py (not collected by pytest: no test_ prefix). Writes rank 0's final weights and both ranks' histories."""
+import json, os, sys
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from padnotes.core import dist_info, evaluate, fit, set_seed
+
+
+def data(n=96, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 6, generator=g); y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
+    return TensorDataset(x, y)
+
+def model():
+    set_seed(0)
+    return nn.Sequential(nn.Linear(6, 16), nn.LayerNorm(16), nn.GELU(), nn.Linear(16, 2))
+
+
+if __name__ == "__main__":
+    out = sys.argv[1]; per_rank_batch = int(sys.argv[2]) if len(sys.argv) > 2 else 8
+    torch.set_num_threads(1)
+    m = model()
+    dl = DataLoader(data(), batch_size=per_rank_batch, shuffle=True)
+    hist = fit(m, dl, valid_dl=DataLoader(data(40, seed=1), batch_size=16), epochs=2, lr=1e-2, device="cpu", progress=True)
+    rank, world = dist_info()
+    ev = evaluate(m, DataLoader(data(37, seed=2), batch_size=5))            # 37: shards of 19 and 18, reduced to all 37
+    with open(os.path.join(out, f"rank{rank}.json"), "w") as f: json.dump(dict(history=hist, world=world, eval=ev), f)
+    if rank == 0: torch.save(m.state_dict(), os.path.join(out, "weights.pt"))
