@@ -5,6 +5,8 @@
 #   bash scripts/run.sh lab      install, then open the tutorials in JupyterLab
 #   bash scripts/run.sh test     install, then run every check and test           (what CI runs)
 #   bash scripts/run.sh install  install only (a virtual environment in .venv)
+#   bash scripts/run.sh device-check  install, then check and benchmark every method on the GPU (or --device, --size tiny);
+#                                writes device-check.json (sized for 8 minutes on one GPU; not yet run on one)
 #   bash scripts/run.sh readme   regenerate README.md from nbs/index.ipynb
 # PADNOTES_VENV picks another folder for the environment; PADNOTES_PYTHON another interpreter.
 set -euo pipefail
@@ -132,6 +134,10 @@ case "${1:-help}" in
     exec "$VENV/bin/jupyter" lab "${args[@]}" "${@:2}" ;;
   test) install dev chromium fonts-liberation; run_tests ;;
   check) run_tests ;;
+  device-check)
+    install dev
+    log "device check: exactness, benchmarks, the explorer's slider and the cuda-tagged notebooks on one device"
+    exec "$PY" scripts/device_check.py "${@:2}" ;;
   readme) readme >README.md; log "README.md written from nbs/index.ipynb" ;;
-  *) sed -n '2,9p' "$0"; exit 2 ;;
+  *) sed -n '2,11p' "$0"; exit 2 ;;
 esac
