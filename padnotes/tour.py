@@ -20,8 +20,9 @@ from .experiments.pad import SweepConfig, pad_sweep, plot_sweep, summarize_sweep
 # %% auto #0
 __all__ = ['SIZES', 'SECTIONS', 'tour_config', 'TourContext', 'SectionResult', 'TourSection', 'register_section', 'tour_sections',
            'runs_file', 'run_label', 'results_table', 'shipped_results', 'plot_tour_sweep', 'plot_deploy', 'sweep_rows',
-           'sweep_result', 'sweep_section', 'SectionRun', 'report_html', 'write_report', 'check_output_folder',
-           'check_sections', 'TourOutcome', 'run_tour', 'discover_sections', 'tour_parser', 'main']
+           'sweep_result', 'sweep_section', 'grid_section', 'SectionRun', 'report_html', 'write_report',
+           'check_output_folder', 'check_sections', 'TourOutcome', 'run_tour', 'discover_sections', 'tour_parser',
+           'main']
 
 # %% ../nbs/08_tour.ipynb #45629bb5
 SIZES = ("quick", "full", "tiny")
@@ -204,6 +205,20 @@ register_section(sweep_section("text", "rotten_tomatoes", "MoE and PAD-MoE on Ro
     "MiniLM-L6 fine-tuned as it is (dense, the reference), with its feed-forward layers turned into Mixtures of E = 4 experts copied "
     "from the pretrained FFN (fully dynamic MoE, after a short warm-up), and partitioned by IMP so half the expert parameters stay "
     "dynamic (PAD-MoE at ratio 0.5).", order=20), replace=True)
+
+# %% ../nbs/08_tour.ipynb #e7886a69
+def grid_section(name:str, title:str, about:str, order:int, # as in TourSection
+                 csv:str, # the results file is ctx.out / f"{csv}-{size}.csv"
+                 run:Callable, # run(ctx, path): the grid at ctx.size, appending rows to path and skipping those already there
+                 result:Callable, # result(ctx, path) -> SectionResult: what the report shows from the rows in path
+                ) -> TourSection:
+    "A tour section that runs a chapter's resumable grid into a CSV in the tour's folder and reports from that file."
+    path = lambda ctx: Path(ctx.out) / f"{csv}-{ctx.size}.csv"
+    def go(ctx):
+        from transformers.utils import logging as hf_logging; hf_logging.disable_progress_bar()   # MiniLM's bars would interleave
+        run(ctx, path(ctx))
+        return result(ctx, path(ctx))
+    return TourSection(name, title, go, about, collect=lambda ctx: result(ctx, path(ctx)), order=order)
 
 # %% ../nbs/08_tour.ipynb #b4b2a95e
 @dataclasses.dataclass

@@ -12,7 +12,7 @@ import torch
 import plotly.graph_objects as go
 
 from ..core import count_params, set_seed
-from ..tour import TourSection, register_section
+from ..tour import grid_section, register_section
 from .pad import append_row
 from ..adapters import ADAPTER_KINDS, AdapterConfig
 from ..sparse_adapter import SPARSE_CRITERIA, large_sparse_config, realised_sparse_ratio, sparse_adapter_model, unpruned_numel
@@ -226,9 +226,9 @@ def tour_sweep(size:str, # 'quick', 'full' or 'tiny'
     return SparseAdapterSweep(ratios=(0.4,), criteria=("snip",), extra_criteria=(), large=(2,), seeds=(seed,), train_size=480, eval_size=300,
                               epochs=1, batch_size=16, max_len=48, lr=3e-3, n_batches=3)
 
-def _tour_result(ctx):
+def _tour_result(ctx, path):
     from padnotes.tour import SectionResult
-    cfg, path = tour_sweep(ctx.size, ctx.seed), Path(ctx.out) / f"sparse-adapter-{ctx.size}.csv"
+    cfg = tour_sweep(ctx.size, ctx.seed)
     if not path.exists() or not path.stat().st_size: return SectionResult(notes=["no run finished yet"])
     df = pd.read_csv(path); keys = {_key(dict(r, task=cfg.task)) for r in cfg.runs()}
     df = df[[_key(r) in keys for r in df.to_dict("records")]]
@@ -240,16 +240,12 @@ def _tour_result(ctx):
                          settings={k: getattr(cfg, k) for k in ("task", "kind", "bottleneck", "ratios", "criteria", "large", "seeds", "train_size",
                                                                  "eval_size", "epochs", "lr", "max_len")})
 
-def _tour_run(ctx):
-    from transformers.utils import logging as hf_logging; hf_logging.disable_progress_bar()
-    sparse_adapter_sweep(tour_sweep(ctx.size, ctx.seed), Path(ctx.out) / f"sparse-adapter-{ctx.size}.csv", device=ctx.device, progress=ctx.progress)
-    return _tour_result(ctx)
-
-register_section(TourSection("sparse_adapter", "SparseAdapter on Rotten Tomatoes", _tour_run,
+register_section(grid_section("sparse_adapter", "SparseAdapter on Rotten Tomatoes",
     "MiniLM-L6 fine-tuned whole (full fine-tuning), with a dense Pfeiffer adapter of bottleneck 32 on a frozen base, with that adapter "
     "pruned at initialisation by SNIP to sparse ratio 0.4 (SparseAdapter), and with a bottleneck twice as wide pruned to the dense "
     "adapter's budget (Large-Sparse, m = 2). The paper's claims: a pruned adapter matches the dense one, and Large-Sparse beats it at "
-    "the same budget.", collect=_tour_result, order=30), replace=True)
+    "the same budget.", order=30, csv="sparse-adapter", result=_tour_result,
+    run=lambda ctx, path: sparse_adapter_sweep(tour_sweep(ctx.size, ctx.seed), path, device=ctx.device, progress=ctx.progress)), replace=True)
 
 # %% ../../nbs/12a_sparse_adapter_lab.ipynb #2ced05db
 from ..core import document_module
