@@ -218,13 +218,13 @@ def calibrate(cfg:SparseAdapterSweep, # the grid's settings (its seeds[0] is use
 def tour_sweep(size:str, # 'quick', 'full' or 'tiny'
                seed:int=0, # the one seed of quick and tiny tours
               ) -> SparseAdapterSweep:
-    "The SparseAdapter grid a tour of `size` runs: quick is full fine-tuning, the dense adapter, SNIP at 0.4 and Large-Sparse m = 2 on 480 snippets."
+    "The SparseAdapter grid a tour of `size` runs: quick is full fine-tuning, the dense adapter, SNIP at 0.4 and Large-Sparse m = 2 on 480 snippets, 2 epochs."
     from padnotes.tour import _check_size
     _check_size(size)
     if size == "full": return SparseAdapterSweep(lr=3e-3)
     if size == "tiny": return SparseAdapterSweep.tiny(seeds=(seed,), lr=3e-3)
-    return SparseAdapterSweep(ratios=(0.4,), criteria=("snip",), extra_criteria=(), large=(2,), seeds=(seed,), train_size=480, eval_size=300,
-                              epochs=1, batch_size=16, max_len=48, lr=3e-3, n_batches=3)
+    return SparseAdapterSweep(ratios=(0.4,), criteria=("snip",), extra_criteria=(), large=(2,), seeds=(seed,), train_size=480, eval_size=200,
+                              epochs=2, batch_size=16, max_len=48, lr=3e-3, full_lr=1e-4, n_batches=3)   # 60 steps: full fine-tuning needs 1e-4
 
 def _tour_result(ctx, path):
     from padnotes.tour import SectionResult
@@ -235,7 +235,7 @@ def _tour_result(ctx, path):
     s = summarize_sparse_sweep(df)
     table = s[["method", "criterion", "sparse_ratio", "m", "mean ± std", "n", "trainable"]].rename(columns={"mean ± std": "dev accuracy (%)"})
     return SectionResult(table=table, figures=[plot_accuracy_vs_trainable(df)] if len(df) else [],
-                         notes=[f"{len(df)} of {len(cfg.runs())} runs finished, read from {path.name}. The quick size trains one epoch on "
+                         notes=[f"{len(df)} of {len(cfg.runs())} runs finished, read from {path.name}. The quick size trains two epochs on "
                                 "480 snippets with one seed: a demonstration of the method, not a measurement of its claims (notebook 12a runs those)."],
                          settings={k: getattr(cfg, k) for k in ("task", "kind", "bottleneck", "ratios", "criteria", "large", "seeds", "train_size",
                                                                  "eval_size", "epochs", "lr", "max_len")})
