@@ -545,6 +545,8 @@ class TaskDiff:
         if missing: raise ValueError(f"the diff names parameters this {type(model).__name__} does not have: {missing[:6]}")
         bad = [f"{n}: diff {p.shape}, model {tuple(params[n].shape)}" for n, p in self.diffs.items() if tuple(params[n].shape) != p.shape]
         if bad: raise ValueError(f"the diff does not fit this model (shape mismatch): {bad[:6]}")
+        strided = [n for n in self.diffs if not params[n].is_contiguous()]
+        if strided: raise ValueError(f"these parameters are not contiguous, so the diff cannot be written into them in place: {strided[:6]} (call .contiguous() on them)")
         return params
 
     def apply(self, model:nn.Module, # the plain base model (a transformers classifier, say), changed in place

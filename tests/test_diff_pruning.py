@@ -311,3 +311,12 @@ def test_the_cached_fingerprint_never_hides_a_change_to_the_base(tmp_path):
     fresh = bert(); td.apply(fresh); remove_task_diff(fresh)
     with torch.no_grad(): fresh.bert.pooler.dense.bias.add_(1e-3)                    # changed after remove, in place
     with pytest.raises(ValueError, match="another base model"): td.apply(fresh)
+
+def test_a_non_contiguous_parameter_is_refused_before_anything_changes():
+    td = TaskDiff.from_model(trained(bert))
+    plain = bert(); s = snap(plain)
+    w = plain.bert.encoder.layer[0].intermediate.dense
+    w.weight = nn.Parameter(w.weight.detach().t().contiguous().t())                 # same values, transposed strides
+    s = snap(plain)
+    with pytest.raises(ValueError, match="not contiguous"): td.apply(plain)
+    assert same(plain, s) and applied_task_diff(plain) is None
