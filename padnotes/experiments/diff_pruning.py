@@ -23,7 +23,7 @@ from .pad import append_row
 # %% auto #0
 __all__ = ['DP_TASKS', 'DP_METHODS', 'METHOD_COLORS', 'METHOD_NAMES', 'DiffPruningSweep', 'kept_by', 'sweep_unit',
            'diff_pruning_sweep', 'summarize_diff_sweep', 'diff_claims', 'plot_accuracy_vs_density', 'plot_kept_share',
-           'save_full_model', 'serving_benchmark', 'tour_sweep']
+           'calibrate_l0', 'save_full_model', 'serving_benchmark', 'tour_sweep']
 
 # %% ../../nbs/13a_diff_pruning_lab.ipynb #c023cf9b
 DP_TASKS = {"rotten_tomatoes": 2, "twitter": 3}    # task -> classes
@@ -45,7 +45,7 @@ class DiffPruningSweep:
     lr:float = 5e-5 # the diff's (and so full fine-tuning's) learning rate, and the head's
     finetune_lr:float = 5e-5 # fixed-mask fine-tuning (the paper's 5e-5)
     alpha_lr:float = 0.1 # the gate logits' (the paper's)
-    l0_coef:float = 1e-5 # lambda per entry (the paper's 1.25e-7 needs its thousands of steps: see the notebook)
+    l0_coef:float = 1.25e-7 # lambda per entry: the paper's; the grid runs at the one `calibrate_l0` picks on dev (runs/dp_calibrate.py)
     max_steps:int|None = None # stop each training phase after this many steps (tests)
 
     def __post_init__(self):
@@ -252,6 +252,31 @@ def plot_kept_share(df:pd.DataFrame, # rows of `diff_pruning_sweep` for one task
     fig.update_layout(title=f"Where the {100 * density:g}% diff sits: share of the kept entries per {by} (mean over seeds)",
                       yaxis_title="share of kept entries", yaxis_tickformat=".0%", barmode="group", height=400)
     return fig
+
+# %% ../../nbs/13a_diff_pruning_lab.ipynb #df4aa791
+def calibrate_l0(cfg:DiffPruningSweep, # the grid's settings (its seeds[0] and task are used)
+                 out_csv:str|Path, # rows appended as each lambda finishes; lambdas already there are skipped (resume)
+                 l0_coefs:tuple=(1.25e-7, 1e-6, 1e-5), # the L0 weights to try (the paper's first)
+                 density:float=0.005, # the density each gated model is projected to
+                 device=None, progress:bool=False,
+                ) -> dict:
+    "Gated diff pruning at each L0 weight on dev: dict(table, best_l0, best_dev); run the grid with dataclasses.replace(cfg, l0_coef=best_l0)."
+    from padnotes.data import text_loaders
+    if not l0_coefs or any(not c >= 0 for c in l0_coefs): raise ValueError(f"l0_coefs must be non-negative weights, got {l0_coefs!r}")
+    out = Path(out_csv); out.parent.mkdir(parents=True, exist_ok=True)
+    done = set(pd.read_csv(out).l0_coef.round(12)) if out.exists() and out.stat().st_size else set()
+    seed = cfg.seeds[0]; dls = None
+    for lam in l0_coefs:
+        if round(lam, 12) in done: continue
+        if dls is None: dls = text_loaders(cfg.task, max_len=cfg.max_len, batch_size=cfg.batch_size,
+                                           subset=dict(train=cfg.train_size, dev=cfg.eval_size, test=cfg.eval_size))
+        c = dataclasses.replace(cfg, l0_coef=float(lam), densities=(density,), structured=(False,), seeds=(seed,))
+        for row in sweep_unit(c, dict(method="diff", seed=seed), dls, device=device, progress=progress):
+            append_row(out, dict(l0_coef=float(lam), **{k: row[k] for k in ("task", "seed", "density", "pre_dev_acc", "expected_density",
+                                                                          "dev_acc", "test_acc", "nnz", "seconds")}))
+    table = pd.read_csv(out); table = table[(table.task == cfg.task) & np.isclose(table.density, density)].sort_values("l0_coef")
+    best = table.loc[table.dev_acc.idxmax()]
+    return dict(table=table.reset_index(drop=True), best_l0=float(best.l0_coef), best_dev=float(best.dev_acc))
 
 # %% ../../nbs/13a_diff_pruning_lab.ipynb #1208b350
 def _folder_bytes(folder) -> int: return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
