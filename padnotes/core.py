@@ -372,6 +372,9 @@ def fit(model:nn.Module, # the model to train (moved to `device`)
     if world > 1:                                                       # each rank: its share of every batch, gradients averaged
         from torch.nn.parallel import DistributedDataParallel as DDP
         if isinstance(train_dl, DataLoader) and not isinstance(train_dl.sampler, DistributedSampler): train_dl = distributed_loader(train_dl)
+        local = [type(m).__name__ for m in model.modules() if getattr(m, "rank_local_parameters", False)]
+        if local: raise NotImplementedError(f"fit's data parallelism averages every parameter across processes, but {local[0]} keeps "
+                                            "different parameters on each rank (expert parallelism): train it with your own loop")
         unused = any(getattr(m, "routes_tokens", False) for m in model.modules()) if find_unused_parameters is None else find_unused_parameters
         net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=unused)
     n_per_epoch = len(train_dl)

@@ -579,6 +579,7 @@ class _AllToAll(torch.autograd.Function):
 # %% ../nbs/03_moe.ipynb #49322c41
 class ExpertParallelMoE(nn.Module):
     "An MoE whose experts are spread over the ranks of a process group; tokens travel with all_to_all."
+    rank_local_parameters = True   # each rank holds other experts: DistributedDataParallel must not average them (fit refuses)
     def __init__(self,
                  moe:MoE, # a full MoE with the same weights on every rank; this rank keeps its slice of experts
                  group=None, # process group (default: the world)

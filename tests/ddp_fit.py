@@ -20,6 +20,16 @@ def model():
 if __name__ == "__main__":
     out = sys.argv[1]; per_rank_batch = int(sys.argv[2]) if len(sys.argv) > 2 else 8
     torch.set_num_threads(1)
+    if len(sys.argv) > 3 and sys.argv[3] == "expert_parallel":              # fit must refuse rank-local parameters
+        import torch.distributed as dist
+        from padnotes.core import init_distributed
+        from padnotes.moe import MoE, ExpertParallelMoE
+        init_distributed()
+        net = nn.Sequential(nn.Linear(6, 8), ExpertParallelMoE(MoE(8, 16, num_experts=4, top_k=1)))
+        try: fit(net, DataLoader(data(), batch_size=8), device="cpu", progress=False); msg = "no error"
+        except NotImplementedError as e: msg = str(e)
+        with open(os.path.join(out, f"ep{dist.get_rank()}.txt"), "w") as f: f.write(msg)
+        sys.exit(0)
     m = model()
     dl = DataLoader(data(), batch_size=per_rank_batch, shuffle=True)
     hist = fit(m, dl, valid_dl=DataLoader(data(40, seed=1), batch_size=16), epochs=2, lr=1e-2, device="cpu", progress=True)

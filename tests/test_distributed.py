@@ -35,6 +35,14 @@ def test_two_processes_under_torchrun_equal_one_process_on_the_combined_batch(tm
     assert abs(ev["accuracy"] - ranks[0]["eval"]["accuracy"]) < 1e-9 and abs(ev["loss"] - ranks[0]["eval"]["loss"]) < 1e-5
     assert r.stderr.count("train:   0%") == 1                                       # one progress bar (rank 0 only) was started
 
+def test_fit_refuses_expert_parallel_parameters_under_torchrun(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+                        "--master_port", str(free_port()), str(Path(__file__).with_name("ddp_fit.py")), str(tmp_path), "8", "expert_parallel"],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for i in (0, 1): assert "ExpertParallelMoE keeps different parameters on each rank" in (tmp_path / f"ep{i}.txt").read_text()
+
 def test_distributed_loader_shares_are_disjoint_and_cover_the_epoch():
     ds = torch.utils.data.TensorDataset(torch.arange(20.), torch.zeros(20))
     dl = DataLoader(ds, batch_size=4, shuffle=True)
