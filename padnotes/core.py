@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #8e636f80
 from __future__ import annotations
-import atexit, copy, dataclasses, inspect, linecache, math, os, random, re, sys, time, tokenize, warnings
+import atexit, contextlib, copy, dataclasses, inspect, linecache, math, os, random, re, sys, time, tokenize, warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Callable, Iterable, Sequence
@@ -19,9 +19,9 @@ from tqdm.auto import tqdm
 # %% auto #0
 __all__ = ['in_test', 'tiny', 'get_device', 'set_seed', 'check_int', 'check_float', 'check_ratio', 'check_choice',
            'count_buffers', 'count_params', 'param_report', 'deploy_numel', 'clone_model', 'to_device', 'split_batch',
-           'forward_logits', 'accuracy', 'dist_info', 'init_distributed', 'distributed_loader', 'evaluate', 'Callback',
-           'make_scheduler', 'Trainer', 'make_optimizer', 'fit', 'AddLoss', 'time_fn', 'time_fns', 'document',
-           'document_module']
+           'forward_logits', 'accuracy', 'world_info', 'dist_info', 'local_training', 'init_distributed',
+           'distributed_loader', 'evaluate', 'Callback', 'make_scheduler', 'Trainer', 'make_optimizer', 'fit',
+           'AddLoss', 'time_fn', 'time_fns', 'document', 'document_module']
 
 # %% ../nbs/00_core.ipynb #bc249903
 def in_test() -> bool:
@@ -206,16 +206,29 @@ def accuracy(logits:torch.Tensor, labels:torch.Tensor) -> float:
     return (logits.argmax(-1) == labels).float().mean().item()
 
 # %% ../nbs/00_core.ipynb #735a5b60
-def dist_info() -> tuple[int, int]:
-    "(rank, world size) of the default torch.distributed process group; (0, 1) when there is none."
+_LOCAL = [0]   # depth of `local_training` blocks
+
+def world_info() -> tuple[int, int]:
+    "(rank, world size) of the default torch.distributed process group, (0, 1) when there is none, whatever `local_training` says."
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
+def dist_info() -> tuple[int, int]:
+    "(rank, world size) that fit and evaluate work with: the process group's, or (0, 1) without one or inside `local_training`."
+    return (0, 1) if _LOCAL[0] else world_info()
+
+@contextlib.contextmanager
+def local_training():
+    "Inside the block fit and evaluate work on this process alone, even under torchrun (a sweep that gives each process runs of its own)."
+    _LOCAL[0] += 1
+    try: yield
+    finally: _LOCAL[0] -= 1
+
 def init_distributed() -> tuple[int, int]:
     "Join the process group that `torchrun` describes in the environment (WORLD_SIZE > 1), once: gloo on the CPU, NCCL with GPUs; returns (rank, world size)."
     import torch.distributed as dist
-    if not dist.is_available() or dist.is_initialized() or int(os.environ.get("WORLD_SIZE", "1")) <= 1: return dist_info()
+    if _LOCAL[0] or not dist.is_available() or dist.is_initialized() or int(os.environ.get("WORLD_SIZE", "1")) <= 1: return dist_info()
     nccl = torch.cuda.is_available() and dist.is_nccl_available()
     if nccl: torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group("nccl" if nccl else "gloo")

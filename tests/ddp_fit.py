@@ -20,6 +20,17 @@ def model():
 if __name__ == "__main__":
     out = sys.argv[1]; per_rank_batch = int(sys.argv[2]) if len(sys.argv) > 2 else 8
     torch.set_num_threads(1)
+    if len(sys.argv) > 3 and sys.argv[3] == "sweep":                        # a sweep under torchrun: each process takes its own runs
+        import padnotes.experiments.pad as xp
+        from padnotes.experiments.pad import pad_sweep
+        from padnotes.tour import tour_config
+        mine, write = [], xp.append_row
+        xp.append_row = lambda path, row: (mine.append(str(xp._key(row))), write(path, row))   # which runs this process wrote
+        df = pad_sweep(tour_config("fashion_mnist", "tiny"), os.path.join(out, "sweep.csv"), device="cpu", progress=False)
+        rank, world = dist_info()
+        from padnotes.core import world_info
+        with open(os.path.join(out, f"sweep{world_info()[0]}.json"), "w") as f: json.dump(dict(rows=len(df), world=world_info()[1], mine=mine), f)
+        sys.exit(0)
     if len(sys.argv) > 3 and sys.argv[3] == "expert_parallel":              # fit must refuse rank-local parameters
         import torch.distributed as dist
         from padnotes.core import init_distributed

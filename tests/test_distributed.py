@@ -35,12 +35,29 @@ def test_two_processes_under_torchrun_equal_one_process_on_the_combined_batch(tm
     assert abs(ev["accuracy"] - ranks[0]["eval"]["accuracy"]) < 1e-9 and abs(ev["loss"] - ranks[0]["eval"]["loss"]) < 1e-5
     assert r.stderr.count("train:   0%") == 1                                       # one progress bar (rank 0 only) was started
 
-def test_fit_refuses_expert_parallel_parameters_under_torchrun(tmp_path):
+def torchrun(tmp_path, *args):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]))
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-                        "--master_port", str(free_port()), str(Path(__file__).with_name("ddp_fit.py")), str(tmp_path), "8", "expert_parallel"],
+                        "--master_port", str(free_port()), str(Path(__file__).with_name("ddp_fit.py")), str(tmp_path), *args],
                        capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r
+
+def test_a_sweep_under_torchrun_gives_each_process_its_own_runs(tmp_path):
+    import pandas as pd
+    from padnotes.experiments.pad import _key
+    from padnotes.tour import tour_config
+    torchrun(tmp_path, "8", "sweep")
+    cfg = tour_config("fashion_mnist", "tiny")
+    df = pd.read_csv(tmp_path / "sweep.csv")
+    keys = [_key(r) for r in df.to_dict("records")]
+    assert sorted(map(str, keys)) == sorted(str(_key(dict(r, task=cfg.task))) for r in cfg.runs())   # every run once, no duplicates
+    ranks = [json.loads((tmp_path / f"sweep{i}.json").read_text()) for i in (0, 1)]
+    assert [(r["rows"], r["world"]) for r in ranks] == [(len(cfg.runs()), 2)] * 2             # every process reads all rows back
+    assert all(r["mine"] for r in ranks) and not set(ranks[0]["mine"]) & set(ranks[1]["mine"])   # each wrote its own runs
+
+def test_fit_refuses_expert_parallel_parameters_under_torchrun(tmp_path):
+    torchrun(tmp_path, "8", "expert_parallel")
     for i in (0, 1): assert "ExpertParallelMoE keeps different parameters on each rank" in (tmp_path / f"ep{i}.txt").read_text()
 
 def test_distributed_loader_shares_are_disjoint_and_cover_the_epoch():

@@ -18,7 +18,7 @@ from ..diff_pruning import (DiffPruningConfig, TaskDiff, applied_task_diff, diff
 from ..sparse import saved_bytes
 from ..tuners import merge_and_unload
 from ..tour import grid_section, register_section
-from .pad import append_row
+from .pad import append_row, spread_runs
 
 # %% auto #0
 __all__ = ['DP_TASKS', 'DP_METHODS', 'METHOD_COLORS', 'METHOD_NAMES', 'DiffPruningSweep', 'kept_by', 'sweep_unit',
@@ -157,6 +157,7 @@ def diff_pruning_sweep(cfg:DiffPruningSweep, # what to run
                        out_csv:str|Path, # rows appended as they are made; rows already there are skipped (resume)
                        device=None, # None: GPU when present
                        progress:bool=True, # a bar over the units (and one inside each training phase)
+                       spread:bool=True, # under torchrun: each process takes its own units (False: each data-parallel over all)
                       ) -> pd.DataFrame:
     "Run the diff pruning grid of `cfg`, appending one row per (method, density, seed) to `out_csv`; returns every row of `out_csv` for this task."
     from tqdm.auto import tqdm
@@ -172,8 +173,9 @@ def diff_pruning_sweep(cfg:DiffPruningSweep, # what to run
     if todo:
         dls = text_loaders(cfg.task, max_len=cfg.max_len, batch_size=cfg.batch_size,
                            subset=dict(train=cfg.train_size, dev=cfg.eval_size, test=cfg.eval_size))
-        for u in tqdm(todo, desc=f"diff pruning {cfg.task}", disable=not progress):
-            sweep_unit(cfg, u, dls, skip=done, write=write, device=device, progress=progress)
+        with spread_runs(todo, spread) as mine:
+            for u in tqdm(mine, desc=f"diff pruning {cfg.task}", disable=not progress):
+                sweep_unit(cfg, u, dls, skip=done, write=write, device=device, progress=progress)
     df = pd.read_csv(out)
     return df[df.task == cfg.task].reset_index(drop=True)
 

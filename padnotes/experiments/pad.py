@@ -4,7 +4,7 @@
 
 # %% ../../nbs/05a_pad_lab.ipynb #472b2722
 from __future__ import annotations
-import dataclasses, importlib.resources, json, math, time
+import contextlib, dataclasses, importlib.resources, json, math, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -21,9 +21,9 @@ from ..pad import (PAD_CRITERIA, MergedPartialConv2d, PartialDynamicConv2d, dyna
 
 # %% auto #0
 __all__ = ['RESULTS_FILE', 'REGENERATE', 'PILOT_FILES', 'PILOT_SCRIPTS', 'plot_partition', 'SweepConfig', 'dynamicize_model',
-           'append_row', 'pad_sweep', 'summarize_sweep', 'plot_sweep', 'main_sweep', 'sweep_results', 'pad_trends',
-           'paired_difference', 'paired_claims', 'pilot_results', 'pilot_summary', 'layer_ratios', 'plot_layer_ratios',
-           'benchmark_pad']
+           'append_row', 'spread_runs', 'pad_sweep', 'summarize_sweep', 'plot_sweep', 'main_sweep', 'sweep_results',
+           'pad_trends', 'paired_difference', 'paired_claims', 'pilot_results', 'pilot_summary', 'layer_ratios',
+           'plot_layer_ratios', 'benchmark_pad']
 
 # %% ../../nbs/05a_pad_lab.ipynb #d328c79c
 def plot_partition(report:list[dict], title:str="Dynamic fraction per layer") -> go.Figure:
@@ -161,16 +161,34 @@ def _moe_run(cfg:SweepConfig, run:dict, dls:dict, device, cache:dict) -> nn.Modu
 def append_row(path:str|Path, # a results CSV (created with a header by the first row)
                row:dict, # one finished run
               ):
-    "Append one run's row to a results CSV as soon as it finishes; under torchrun only the first process writes (the others ran the same run)."
-    from padnotes.core import dist_info
-    if dist_info()[0] != 0: return
+    "Append one run's row to a results CSV as soon as it finishes (under a file lock: processes sharing runs write to one file). Under torchrun with every process on the same run, only the first writes."
+    import fcntl
+    from padnotes.core import dist_info, world_info
+    (rank, world), (_, local_world) = world_info(), dist_info()
+    if local_world > 1 and rank != 0: return                     # data-parallel: the others ran the same run
     path = Path(path)
-    pd.DataFrame([row]).to_csv(path, mode="a", header=not (path.exists() and path.stat().st_size), index=False)
+    with path.open("a", newline="") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try: f.seek(0, 2); f.write(pd.DataFrame([row]).to_csv(index=False, header=f.tell() == 0)); f.flush()
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
+@contextlib.contextmanager
+def spread_runs(todo:list, # the runs not yet in the results file, in order
+                spread:bool=True, # under torchrun: give each process its own runs (False: every run data-parallel over all of them)
+               ):
+    "This process's share of a sweep's runs: under torchrun (with `spread`) every world-th run from its rank, trained on it alone; otherwise all of them."
+    from padnotes.core import init_distributed, local_training, world_info
+    init_distributed(); rank, world = world_info()
+    if world == 1 or not spread: yield list(todo); return
+    import torch.distributed as dist
+    with local_training(): yield list(todo)[rank::world]
+    dist.barrier()                                               # every process's rows are in the file before anyone reads it
 
 def pad_sweep(cfg:SweepConfig, # what to run
               out:str|Path, # CSV file: rows are appended as runs finish; existing rows are skipped (resume)
               device=None, # None: GPU when present
               progress:bool=True, # a progress bar over the runs
+              spread:bool=True, # under torchrun: each process takes its own runs (False: each run data-parallel over all)
              ) -> pd.DataFrame:
     "Run the PAD-Net sweep of `cfg`, appending one row per run to `out`; returns every row of `out` for this task."
     from tqdm.auto import tqdm
@@ -185,17 +203,18 @@ def pad_sweep(cfg:SweepConfig, # what to run
     else: dls = text_loaders("rotten_tomatoes", max_len=cfg.max_len, batch_size=cfg.batch_size, subset=sub)
     todo = [r for r in cfg.runs() if _key(dict(r, task=cfg.task)) not in done]
     cache = {}
-    for run in tqdm(todo, desc=f"PAD sweep {cfg.task}", disable=not progress):
-        t0 = time.perf_counter()
-        model = _conv_run(cfg, run, dls, device) if cfg.task == "fashion_mnist" else _moe_run(cfg, run, dls, device, cache)
-        secs = time.perf_counter() - t0
-        model.eval()
-        row = dict(task=cfg.task, **run, dev_acc=evaluate(model, dls["dev"])["accuracy"], test_acc=evaluate(model, dls["test"])["accuracy"],
-                   params=count_params(model), deploy=deploy_numel(merge_for_inference(model)) if partial_layers(model) else count_params(model),
-                   realised_ratio=dynamic_ratio_of(model) if partial_layers(model) else float("nan"), seconds=secs,
-                   layers=json.dumps({r["layer"]: round(r["ratio"], 5) for r in partition_report(model)}),
-                   settings=json.dumps(dataclasses.asdict(cfg)))
-        append_row(out, row)
+    with spread_runs(todo, spread) as mine:
+        for run in tqdm(mine, desc=f"PAD sweep {cfg.task}", disable=not progress):
+            t0 = time.perf_counter()
+            model = _conv_run(cfg, run, dls, device) if cfg.task == "fashion_mnist" else _moe_run(cfg, run, dls, device, cache)
+            secs = time.perf_counter() - t0
+            model.eval()
+            row = dict(task=cfg.task, **run, dev_acc=evaluate(model, dls["dev"])["accuracy"], test_acc=evaluate(model, dls["test"])["accuracy"],
+                       params=count_params(model), deploy=deploy_numel(merge_for_inference(model)) if partial_layers(model) else count_params(model),
+                       realised_ratio=dynamic_ratio_of(model) if partial_layers(model) else float("nan"), seconds=secs,
+                       layers=json.dumps({r["layer"]: round(r["ratio"], 5) for r in partition_report(model)}),
+                       settings=json.dumps(dataclasses.asdict(cfg)))
+            append_row(out, row)
     df = pd.read_csv(out)
     return df[df.task == cfg.task].reset_index(drop=True)
 

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 
 from ..core import count_params, set_seed
 from ..tour import grid_section, register_section
-from .pad import append_row
+from .pad import append_row, spread_runs
 from ..adapters import ADAPTER_KINDS, AdapterConfig
 from ..sparse_adapter import SPARSE_CRITERIA, large_sparse_config, realised_sparse_ratio, sparse_adapter_model, unpruned_numel
 
@@ -116,6 +116,7 @@ def sparse_adapter_sweep(cfg:SparseAdapterSweep, # what to run
                          out_csv:str|Path, # CSV file: rows appended as runs finish; runs already in it are skipped (resume)
                          device=None, # None: GPU when present
                          progress:bool=True, # a progress bar over the runs
+                         spread:bool=True, # under torchrun: each process takes its own runs (False: each run data-parallel over all)
                         ) -> pd.DataFrame:
     "Run the SparseAdapter grid of `cfg`, appending one row per run to `out_csv`; returns every row of `out_csv` for this task."
     from tqdm.auto import tqdm
@@ -127,9 +128,9 @@ def sparse_adapter_sweep(cfg:SparseAdapterSweep, # what to run
     if todo:
         dls = text_loaders(cfg.task, max_len=cfg.max_len, batch_size=cfg.batch_size,
                            subset=dict(train=cfg.train_size, dev=cfg.eval_size, test=cfg.eval_size))
-        for run in tqdm(todo, desc=f"SparseAdapter {cfg.task}", disable=not progress):
-            row = sweep_run(cfg, run, dls, device)
-            append_row(out, row)
+        with spread_runs(todo, spread) as mine:
+            for run in tqdm(mine, desc=f"SparseAdapter {cfg.task}", disable=not progress):
+                append_row(out, sweep_run(cfg, run, dls, device))
     df = pd.read_csv(out)
     return df[df.task == cfg.task].reset_index(drop=True)
 
