@@ -19,12 +19,12 @@ from .tuners import (StateSettings, TunerConfig, TunerLayer, _name_match, _set_m
                              tuner_layers, tuner_records)
 
 # %% auto #0
-__all__ = ['PAPER_GATE', 'LOUIZOS_GATE', 'DIFF_MODES', 'DEFAULT_HEADS', 'DIFF_JSON', 'DIFF_WEIGHTS', 'hard_concrete',
-           'hard_concrete_mean_gate', 'expected_l0', 'hard_concrete_cdf', 'hard_concrete_density', 'hard_concrete_law',
-           'DiffLayer', 'TrainedCopy', 'DiffPruningConfig', 'get_diff_model', 'diff_layers', 'diff_config',
-           'head_copies', 'diff_numel', 'l0_norm', 'diff_optimizer', 'L0Penalty', 'fit_diff', 'diff_deltas',
-           'project_diff', 'base_parameters', 'fingerprint', 'checked_fingerprint', 'TaskDiff', 'applied_task_diff',
-           'remove_task_diff']
+__all__ = ['PAPER_GATE', 'LOUIZOS_GATE', 'DIFF_MODES', 'GROUP_PENALTIES', 'DEFAULT_HEADS', 'DIFF_JSON', 'DIFF_WEIGHTS',
+           'hard_concrete', 'hard_concrete_mean_gate', 'expected_l0', 'hard_concrete_cdf', 'hard_concrete_density',
+           'hard_concrete_law', 'DiffLayer', 'TrainedCopy', 'DiffPruningConfig', 'get_diff_model', 'diff_layers',
+           'diff_config', 'head_copies', 'diff_numel', 'l0_norm', 'diff_optimizer', 'L0Penalty', 'fit_diff',
+           'diff_deltas', 'project_diff', 'base_parameters', 'fingerprint', 'checked_fingerprint', 'TaskDiff',
+           'applied_task_diff', 'remove_task_diff']
 
 # %% ../nbs/13_diff_pruning.ipynb #12c51009
 PAPER_GATE = dict(l=-1.5, r=1.5, beta=1.0)           # the diff pruning code's stretch and temperature (the default)
@@ -86,6 +86,7 @@ def hard_concrete_law(alpha:float, l:float=-1.5, r:float=1.5, beta:float=1.0) ->
 
 # %% ../nbs/13_diff_pruning.ipynb #46b893b0
 DIFF_MODES = ("gated", "masked", "dense")
+GROUP_PENALTIES = ("sum", "product")   # how the structured L0 penalty counts a group gate (see "Two ways to count")
 
 def _key(name:str) -> str: return name.replace(".", "__")   # ParameterDict keys cannot hold dots
 
@@ -147,12 +148,16 @@ class DiffLayer(StateSettings, TunerLayer):
         if self.mode == "masked": return w * getattr(self.mask, key)
         return w * self.gate(key, deterministic)
 
-    def l0(self) -> torch.Tensor:
+    def l0(self, group:str="product", # structured gates: 'product' (the exact expected count) or 'sum' (the authors' code's penalty)
+          ) -> torch.Tensor:
         "Expected number of nonzero diff entries (differentiable in the gate logits; exact in masked and dense modes)."
         if self.mode == "dense": return torch.tensor(float(sum(w.numel() for w in self.diff.values())))
         if self.mode == "masked": return sum(getattr(self.mask, k).sum() for k in self.keys).float()
         e = lambda a: expected_l0(a, self.l, self.r, self.beta)
-        return sum((e(self.alpha[k]) * (e(self.group_alpha[k]) if self.group_alpha is not None else 1)).sum() for k in self.keys)
+        if self.group_alpha is None: return sum(e(self.alpha[k]).sum() for k in self.keys)
+        if check_choice("group", group, GROUP_PENALTIES) == "sum":   # sum_i P(z_i != 0) + sum_g P(z_g != 0): each group gate counts once
+            return sum(e(self.alpha[k]).sum() + e(self.group_alpha[k]) for k in self.keys)
+        return sum((e(self.alpha[k]) * e(self.group_alpha[k])).sum() for k in self.keys)   # sum_g sum_i P(z_i != 0) P(z_g != 0)
 
     def tuned_params(self, deterministic:bool|None=None) -> dict[str, torch.Tensor]:
         "theta + delta for every parameter of the base layer, by its name there."
@@ -232,6 +237,7 @@ class DiffPruningConfig(TunerConfig):
     method: ClassVar[str] = "diff_pruning"
     mode: str = "gated" # "gated": hard-concrete gates and the L0 penalty (diff pruning); "dense": a plain diff (full fine-tuning, the non-adaptive baseline's first step); "masked": a fixed mask (what `project_diff` leaves)
     structured: bool = False # also one gate per parameter tensor (a whole weight matrix or bias vector): delta = w * z_entry * z_group
+    group_penalty: str = "sum" # structured only, how the L0 penalty counts a group gate: "sum" (once, as the authors' code does) or "product" (the paper's equation, the exact expected count; under AdamW it shuts the group gates early)
     density: float = 0.005 # fraction of the diff's entries `project_diff` keeps (exactly round(density * n))
     l0_coef: float = 1.25e-7 # lambda: the loss gains lambda * E[number of nonzero diff entries] (the paper's, per parameter)
     alpha_init: float = 5.0 # the gate logits' start: E[z != 0] = 0.993 per entry with the default stretch
@@ -246,6 +252,7 @@ class DiffPruningConfig(TunerConfig):
         super().__post_init__()
         check_choice("mode", self.mode, DIFF_MODES)
         if not isinstance(self.structured, bool): raise TypeError(f"structured must be True or False, got {self.structured!r}")
+        check_choice("group_penalty", self.group_penalty, GROUP_PENALTIES)
         self.density = check_float("density (the fraction of diff entries kept)", self.density, low=0, high=1, low_open=True)
         self.l0_coef = check_float("l0_coef", self.l0_coef, low=0)
         self.alpha_init = check_float("alpha_init", self.alpha_init)
@@ -318,11 +325,13 @@ def diff_numel(model:nn.Module) -> int:
     "n: the number of diff entries (every parameter of the diffed modules)."
     return sum(w.numel() for l in diff_layers(model).values() for w in l.diff.values())
 
-def l0_norm(model:nn.Module) -> torch.Tensor:
+def l0_norm(model:nn.Module, # a diff model
+            group:str="product", # structured gates: 'product' (the exact expected count) or 'sum' (the penalty of the authors' code)
+           ) -> torch.Tensor:
     "Expected number of nonzero diff entries over the whole model (a 0-d tensor, differentiable in the gate logits)."
     layers = diff_layers(model)
     if not layers: raise ValueError(f"{type(model).__name__} has no diff layers: call get_diff_model first")
-    return sum(l.l0() for l in layers.values())
+    return sum(l.l0(group) for l in layers.values())
 
 # %% ../nbs/13_diff_pruning.ipynb #d1988167
 def diff_optimizer(model:nn.Module, # a diff model (get_diff_model)
@@ -346,13 +355,18 @@ def diff_optimizer(model:nn.Module, # a diff model (get_diff_model)
     return torch.optim.AdamW(groups, lr=lr)
 
 class L0Penalty(Callback):
-    "Add coef * E[nonzero diff entries] to the loss at every step; `history` keeps the expected count (and the fraction of n)."
-    def __init__(self, model:nn.Module, coef:float):
+    "Add coef * E[nonzero diff entries] to the loss at every step (structured gates counted as `group` says); `history` keeps the exact expected count (and the fraction of n)."
+    def __init__(self, model:nn.Module, coef:float, group:str="sum"):
         self.model, self.coef, self.n, self.history = model, check_float("coef", coef, low=0), diff_numel(model), []
+        self.group = check_choice("group", group, GROUP_PENALTIES)
+        self.exact = self.group == "product" or not any(l.group_alpha is not None for l in diff_layers(model).values())
     def after_loss(self, tr):
-        l0 = l0_norm(self.model)
-        tr.loss = tr.loss + self.coef * l0
-        self.history.append(dict(step=tr.step + 1, expected_l0=l0.item(), expected_density=l0.item() / max(self.n, 1)))
+        pen = l0_norm(self.model, self.group)
+        tr.loss = tr.loss + self.coef * pen
+        if self.exact: l0 = pen.item()
+        else:
+            with torch.no_grad(): l0 = l0_norm(self.model, "product").item()
+        self.history.append(dict(step=tr.step + 1, expected_l0=l0, expected_density=l0 / max(self.n, 1)))
 
 def fit_diff(model:nn.Module, # a diff model (get_diff_model)
              train_dl, # training batches
@@ -368,7 +382,7 @@ def fit_diff(model:nn.Module, # a diff model (get_diff_model)
     cfg = diff_config(model)
     if "opt" in kwargs or "lr" in kwargs: raise TypeError("fit_diff builds its own optimiser: pass lr and alpha_lr, not opt")
     opt = diff_optimizer(model, lr, alpha_lr, kwargs.pop("weight_decay", 0.0))
-    pen = [L0Penalty(model, cfg.l0_coef if l0_coef is None else l0_coef)] if cfg.mode == "gated" else []
+    pen = [L0Penalty(model, cfg.l0_coef if l0_coef is None else l0_coef, cfg.group_penalty)] if cfg.mode == "gated" else []
     hist = fit(model, train_dl, valid_dl, epochs=epochs, opt=opt, cbs=[*pen, *cbs], **kwargs)
     return dict(history=hist, l0=pen[0].history if pen else [])
 

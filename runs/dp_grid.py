@@ -6,6 +6,9 @@ fine-tuned 1 epoch with the mask fixed. The L0 weight is the one `calibrate_l0` 
 calibration runs first when lambdas are missing). One thread; rows are appended to runs/dp_grid_<task>.csv as they finish, and a
 second call resumes where the first stopped.
 
+The structured variant runs with the authors' code's penalty (`group_penalty="sum"`). Its seed-0 run with the paper's equation
+(`"product"`) is kept in runs/dp_structured_product_<task>.csv: its group gates shut within the first epoch (chapter 13 explains why).
+
     python runs/dp_grid.py rotten_tomatoes
 """
 import dataclasses, sys, time

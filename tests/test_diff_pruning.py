@@ -106,6 +106,35 @@ def test_the_structured_gate_multiplies_the_entry_gate():
     closed = sum(bool((layer.gate("weight") == 0).all()) for _ in range(3000)) / 3000   # the group gate closes the matrix at once
     assert abs(closed - hard_concrete_law(0.4)["P(z=0)"]) < 0.03
 
+def test_the_two_structured_penalties_differ_only_in_how_a_group_gate_counts():
+    layer = DiffLayer(nn.Linear(50, 4), structured=True)
+    with torch.no_grad(): layer.alpha["weight"].normal_(2, 1); layer.group_alpha["weight"].fill_(1.5)
+    e_w, e_b = expected_l0(layer.alpha["weight"]), expected_l0(layer.alpha["bias"])
+    g_w, g_b = expected_l0(layer.group_alpha["weight"]), expected_l0(layer.group_alpha["bias"])
+    with torch.no_grad():
+        assert torch.allclose(layer.l0("sum"), e_w.sum() + g_w + e_b.sum() + g_b)
+        assert torch.allclose(layer.l0("product"), e_w.sum() * g_w + e_b.sum() * g_b)
+    grads = {}
+    for form in ("sum", "product"):
+        layer.zero_grad(); layer.l0(form).backward(); grads[form] = layer.group_alpha["weight"].grad.item()
+    # the product's push on a group logit is the group's expected entry count times the sum's (here about 190 times)
+    assert grads["product"] == pytest.approx(grads["sum"] * e_w.sum().item(), rel=1e-5) and e_w.sum() > 100
+    with pytest.raises(ValueError, match="group"): layer.l0("mean")
+    plain = DiffLayer(nn.Linear(5, 3))
+    assert torch.equal(plain.l0("sum"), plain.l0("product"))
+
+def test_the_penalty_follows_group_penalty_and_the_record_stays_the_exact_count():
+    moved = {}
+    for form in ("sum", "product"):
+        set_seed(0); m = get_diff_model(bert(), DiffPruningConfig(structured=True, group_penalty=form, l0_coef=1e-6))
+        n = diff_numel(m)
+        rec = fit_diff(m, batches(3), device="cpu", progress=False)["l0"]
+        assert rec[0]["expected_l0"] == pytest.approx(n * expected_l0(torch.tensor(5.0)).item() ** 2, rel=1e-5)   # the exact count, either form
+        moved[form] = [5.0 - a.item() for l in diff_layers(m).values() for a in l.group_alpha.values()]
+    # three AdamW steps on fit's cosine schedule (0.1 + 0.075 + 0.025 = 0.2 at most): the product's gradient on a group logit dwarfs
+    # AdamW's eps, so each logit moves nearly the full 0.2; the sum's is near eps, so it moves under half of that
+    assert min(moved["product"]) > 0.18 and max(moved["sum"]) < 0.1
+
 @pytest.mark.parametrize("kw", [dict(l=0.0), dict(l=0.2), dict(r=1.0), dict(beta=0.0), dict(beta=-1.0)])
 def test_bad_gate_parameters_are_refused(kw):
     with pytest.raises(ValueError): hard_concrete(torch.zeros(3), **{**PAPER_GATE, **kw})
@@ -204,7 +233,8 @@ def test_config_round_trips_through_json_and_refuses_bad_values():
     c = DiffPruningConfig(structured=True, density=0.01, modules_to_save=["classifier"], **LOUIZOS_GATE)
     assert TunerConfig.from_json(c.to_json()) == c
     for kw, word in [(dict(density=0.0), "density"), (dict(density=1.5), "density"), (dict(mode="sparse"), "mode"),
-                     (dict(lr=0), "lr"), (dict(alpha_lr=-1), "alpha_lr"), (dict(l0_coef=-1e-7), "l0_coef")]:
+                     (dict(lr=0), "lr"), (dict(alpha_lr=-1), "alpha_lr"), (dict(l0_coef=-1e-7), "l0_coef"),
+                     (dict(group_penalty="mean"), "group_penalty")]:
         with pytest.raises(ValueError, match=word): DiffPruningConfig(**kw)
     with pytest.raises(TypeError): DiffPruningConfig(structured="yes")
     with pytest.raises(TypeError): DiffPruningConfig(modules_to_save="classifier")

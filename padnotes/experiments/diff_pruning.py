@@ -13,7 +13,7 @@ import torch
 import plotly.graph_objects as go
 
 from ..core import check_choice, clone_model, evaluate, set_seed, time_fns
-from ..diff_pruning import (DiffPruningConfig, TaskDiff, applied_task_diff, diff_numel, fit_diff, get_diff_model, l0_norm,
+from ..diff_pruning import (GROUP_PENALTIES, DiffPruningConfig, TaskDiff, applied_task_diff, diff_numel, fit_diff, get_diff_model, l0_norm,
                                    project_diff, remove_task_diff)
 from ..sparse import saved_bytes
 from ..tuners import merge_and_unload
@@ -46,6 +46,7 @@ class DiffPruningSweep:
     finetune_lr:float = 5e-5 # fixed-mask fine-tuning (the paper's 5e-5)
     alpha_lr:float = 0.1 # the gate logits' (the paper's)
     l0_coef:float = 1.25e-7 # lambda per entry: the paper's; the grid runs at the one `calibrate_l0` picks on dev (runs/dp_calibrate.py)
+    group_penalty:str = "sum" # the structured variant's penalty: "sum" (the authors' code) or "product" (the paper's equation; see chapter 13)
     max_steps:int|None = None # stop each training phase after this many steps (tests)
 
     def __post_init__(self):
@@ -57,6 +58,7 @@ class DiffPruningSweep:
         for k in ("lr", "finetune_lr", "alpha_lr"):
             if not getattr(self, k) > 0: raise ValueError(f"{k} must be > 0, got {getattr(self, k)!r}")
         if self.l0_coef < 0: raise ValueError(f"l0_coef must be >= 0, got {self.l0_coef!r}")
+        check_choice("group_penalty", self.group_penalty, GROUP_PENALTIES)
 
     @classmethod
     def tiny(cls, task="rotten_tomatoes", **kw):
@@ -126,7 +128,8 @@ def sweep_unit(cfg:DiffPruningSweep, # the grid's settings
     t0 = time.perf_counter(); rows = []
     set_seed(seed); _, model = load_minilm(DP_TASKS[cfg.task], seed=seed)
     get_diff_model(model, DiffPruningConfig(mode="dense" if method == "full" else "gated", structured=method == "diff_structured",
-                                            lr=cfg.lr, alpha_lr=cfg.alpha_lr, l0_coef=cfg.l0_coef))
+                                            lr=cfg.lr, alpha_lr=cfg.alpha_lr, l0_coef=cfg.l0_coef,
+                                            group_penalty=cfg.group_penalty))
     n = diff_numel(model)
     dls["train"].generator.manual_seed(seed)
     fit_diff(model, dls["train"], epochs=cfg.epochs, device=device, max_steps=cfg.max_steps, progress=progress)
