@@ -18,12 +18,14 @@ from ..diff_pruning import (GROUP_PENALTIES, DiffPruningConfig, TaskDiff, applie
 from ..sparse import saved_bytes
 from ..tuners import merge_and_unload
 from ..tour import grid_section, register_section
-from .pad import append_row, spread_runs
+from .pad import ASSETS, append_row, interval_reading, paired_difference, results_csv, spread_runs
 
 # %% auto #0
-__all__ = ['DP_TASKS', 'DP_METHODS', 'METHOD_COLORS', 'METHOD_NAMES', 'DiffPruningSweep', 'kept_by', 'sweep_unit',
-           'diff_pruning_sweep', 'summarize_diff_sweep', 'diff_claims', 'plot_accuracy_vs_density', 'plot_kept_share',
-           'calibrate_l0', 'save_full_model', 'serving_benchmark', 'tour_sweep']
+__all__ = ['DP_TASKS', 'DP_METHODS', 'METHOD_COLORS', 'METHOD_NAMES', 'RESULTS_FILE', 'CALIBRATION_FILE', 'PRODUCT_FILE',
+           'REGENERATE', 'DiffPruningSweep', 'kept_by', 'sweep_unit', 'diff_pruning_sweep', 'summarize_diff_sweep',
+           'diff_claims', 'plot_accuracy_vs_density', 'plot_kept_share', 'calibrate_l0', 'grid_results',
+           'calibration_results', 'product_penalty_results', 'diff_verdict', 'save_full_model', 'serving_benchmark',
+           'tour_sweep']
 
 # %% ../../nbs/13a_diff_pruning_lab.ipynb #c023cf9b
 DP_TASKS = {"rotten_tomatoes": 2, "twitter": 3}    # task -> classes
@@ -196,7 +198,6 @@ def summarize_diff_sweep(df:pd.DataFrame, # rows of `diff_pruning_sweep`
 def diff_claims(df:pd.DataFrame, # rows of `diff_pruning_sweep` for one task
                 metric:str="dev_acc", confidence:float=0.95) -> pd.DataFrame:
     "The paper's claims as paired differences over seeds, one row per density: diff pruning - full, structured - unstructured, diff - non-adaptive."
-    from padnotes.experiments.pad import paired_difference
     out = []
     for d in sorted({float(x) for x in df.density if x < 1}, reverse=True):
         comps = [("diff - full", dict(method="diff", density=d), dict(method="full")),
@@ -206,8 +207,9 @@ def diff_claims(df:pd.DataFrame, # rows of `diff_pruning_sweep` for one task
         for name, a, b in comps:
             try: r = paired_difference(df, a, b, metric, confidence)
             except ValueError: continue                              # a setting not run (or one seed only)
-            out.append(dict(density=d, comparison=name, **{k: r[k] for k in ("mean", "std", "n", "ci_low", "ci_high")}))
-    return pd.DataFrame(out)
+            out.append(dict(density=d, comparison=name, **{k: r[k] for k in ("mean", "std", "n", "ci_low", "ci_high")},
+                            reading=interval_reading(r["ci_low"], r["ci_high"])))
+    return pd.DataFrame(out, columns=["density", "comparison", "mean", "std", "n", "ci_low", "ci_high", "reading"])
 
 # %% ../../nbs/13a_diff_pruning_lab.ipynb #c9d52638
 METHOD_COLORS = {"diff": "#636efa", "diff_structured": "#00cc96", "nonadaptive": "#ef553b"}
@@ -282,6 +284,61 @@ def calibrate_l0(cfg:DiffPruningSweep, # the grid's settings (its seeds[0] and t
     table = pd.read_csv(out); table = table[(table.task == cfg.task) & np.isclose(table.density, density)].sort_values("l0_coef")
     best = table.loc[table.dev_acc.idxmax()]
     return dict(table=table.reset_index(drop=True), best_l0=float(best.l0_coef), best_dev=float(best.dev_acc))
+
+# %% ../../nbs/13a_diff_pruning_lab.ipynb #51f994dd
+RESULTS_FILE = ASSETS / "diff_pruning_grid.csv"
+CALIBRATION_FILE = ASSETS / "diff_pruning_calibration.csv"
+PRODUCT_FILE = ASSETS / "diff_pruning_structured_product.csv"
+REGENERATE = "python runs/dp_grid.py rotten_tomatoes; python runs/ship_results.py"
+
+def grid_results(task:str|None=None, # 'rotten_tomatoes'; None: every task in the file
+                 path:str|Path|None=None, # a CSV of `diff_pruning_sweep` rows (default: the file shipped with padnotes)
+                ) -> pd.DataFrame:
+    "The rows of the diff pruning grid, for one task or all."
+    return results_csv(RESULTS_FILE if path is None else path, task, f"they are made by: {REGENERATE}")
+
+def calibration_results(task:str|None=None, path:str|Path|None=None) -> pd.DataFrame:
+    "The L0 calibration's rows (`calibrate_l0`: seed 0, dev split), for one task or all."
+    return results_csv(CALIBRATION_FILE if path is None else path, task, f"they are made by: {REGENERATE}")
+
+def product_penalty_results(task:str|None=None, path:str|Path|None=None) -> pd.DataFrame:
+    "The structured variant's seed-0 rows under the paper's equation (`group_penalty='product'`), kept apart from the grid."
+    return results_csv(PRODUCT_FILE if path is None else path, task, "they were made by the grid before group_penalty existed")
+
+def _pts(r) -> str: return f"{100 * r['mean']:+.1f} points [{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}] over {int(r['n'])} seeds"
+
+def diff_verdict(df:pd.DataFrame, # rows of `diff_pruning_sweep` for one task
+                 chance:float|None=None, # the accuracy of guessing; None: 1 / classes of the task
+                 within:float=0.01, # "within about 1 point" of full fine-tuning
+                ) -> list[str]:
+    "The paper's findings read from `diff_claims`: diff pruning learns; 0.5% within about a point of full fine-tuning; structured >= unstructured; diff > non-adaptive."
+    c = diff_claims(df)
+    if df.task.nunique() != 1: raise ValueError(f"a verdict is per task, got {sorted(df.task.unique())}")
+    chance = 1 / DP_TASKS[df.task.iloc[0]] if chance is None else chance
+    get = lambda name, d: c[(c.comparison == name) & np.isclose(c.density, d)].iloc[0] if ((c.comparison == name) & np.isclose(c.density, d)).any() else None
+    out = []
+    g = df[df.method.isin(["diff", "diff_structured"])]
+    out.append("Learns: no gated rows yet." if not len(g) else
+               f"Learns: the gated runs reach {g.pre_dev_acc.min():.3f} to {g.pre_dev_acc.max():.3f} dev accuracy before projection and "
+               f"{g.dev_acc.min():.3f} to {g.dev_acc.max():.3f} after (chance {chance:.3f}): " +
+               ("it learns." if g.dev_acc.min() > chance + 0.1 else "some runs stay near chance."))
+    half = get("diff - full", 0.005)
+    out.append("0.5% within about 1 point of full fine-tuning: not yet measured on 2 seeds." if half is None else
+               f"0.5% within about 1 point of full fine-tuning: diff pruning minus full is {_pts(half)}: " +
+               ("it appears." if half["mean"] >= -within and half["ci_high"] >= -within else
+                "it does not appear here." if half["ci_high"] < -within else "the mean is further, but the interval still reaches it: more seeds would decide."))
+    for d in sorted({float(x) for x in c.density}, reverse=True):
+        s = get("diff_structured - diff", d)
+        if s is not None:
+            out.append(f"Structured >= unstructured at {100 * d:g}%: {_pts(s)}: " + {"higher": "better, as the paper finds.",
+                       "no clear difference": "level within the seed spread: consistent with >=, no gain shown.", "lower": "worse: the finding does not appear."}[s["reading"]])
+    if not (c.comparison == "diff_structured - diff").any():
+        out.append("Structured >= unstructured: not yet measured on 2 seeds.")
+    na = get("diff - nonadaptive", 0.005)
+    out.append("Diff pruning > non-adaptive at 0.5%: not yet measured on 2 seeds." if na is None else
+               f"Diff pruning > non-adaptive at 0.5%: {_pts(na)}: " + {"higher": "better, as the paper finds.",
+               "no clear difference": "not shown: within the seed spread.", "lower": "worse: the finding does not appear."}[na["reading"]])
+    return out
 
 # %% ../../nbs/13a_diff_pruning_lab.ipynb #1208b350
 def _folder_bytes(folder) -> int: return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())

@@ -20,10 +20,10 @@ from ..pad import (PAD_CRITERIA, MergedPartialConv2d, PartialDynamicConv2d, dyna
                           padify, partial_layers, partition_report)
 
 # %% auto #0
-__all__ = ['RESULTS_FILE', 'REGENERATE', 'PILOT_FILES', 'PILOT_SCRIPTS', 'plot_partition', 'SweepConfig', 'dynamicize_model',
-           'append_row', 'spread_runs', 'pad_sweep', 'summarize_sweep', 'plot_sweep', 'main_sweep', 'sweep_results',
-           'pad_trends', 'paired_difference', 'paired_claims', 'pilot_results', 'pilot_summary', 'layer_ratios',
-           'plot_layer_ratios', 'benchmark_pad']
+__all__ = ['ASSETS', 'RESULTS_FILE', 'REGENERATE', 'PILOT_FILES', 'PILOT_SCRIPTS', 'plot_partition', 'SweepConfig',
+           'dynamicize_model', 'append_row', 'spread_runs', 'pad_sweep', 'summarize_sweep', 'plot_sweep', 'main_sweep',
+           'results_csv', 'sweep_results', 'pad_trends', 'paired_difference', 'interval_reading', 'paired_claims',
+           'pilot_results', 'pilot_summary', 'layer_ratios', 'plot_layer_ratios', 'benchmark_pad']
 
 # %% ../../nbs/05a_pad_lab.ipynb #d328c79c
 def plot_partition(report:list[dict], title:str="Dynamic fraction per layer") -> go.Figure:
@@ -268,19 +268,27 @@ def main_sweep(out:str|Path="pad_sweep.csv", # the results file (appended to; an
 
 # %% ../../nbs/05a_pad_lab.ipynb #b848fc0d
 import importlib.resources
-RESULTS_FILE = Path(str(importlib.resources.files("padnotes") / "assets" / "pad_sweep.csv"))
+ASSETS = Path(str(importlib.resources.files("padnotes") / "assets"))   # the results files that ship with padnotes
+RESULTS_FILE = ASSETS / "pad_sweep.csv"
 REGENERATE = "python -c \"from padnotes.experiments.pad import main_sweep; main_sweep('padnotes/assets/pad_sweep.csv')\""
+
+def results_csv(path:str|Path, # a results CSV with a `task` column
+                task:str|None=None, # keep this task's rows only; None: all
+                how:str="", # what makes the file, named in the error when it is missing
+               ) -> pd.DataFrame:
+    "The rows of a results file, for one task or all, with errors that say what is missing and how to make it."
+    path = Path(path)
+    if not path.exists(): raise FileNotFoundError(f"no results at {path}" + (f"; {how}" if how else ""))
+    df = pd.read_csv(path)
+    if task is None: return df
+    if task not in set(df.task): raise ValueError(f"no rows for task {task!r} in {path}: it holds {sorted(set(df.task))}")
+    return df[df.task == task].reset_index(drop=True)
 
 def sweep_results(task:str|None=None, # 'fashion_mnist' or 'rotten_tomatoes'; None: both
                   path:str|Path|None=None, # a CSV written by `pad_sweep` (default: the file shipped with padnotes)
                  ) -> pd.DataFrame:
     "The rows of a PAD-Net sweep results file, for one task or all."
-    path = Path(path) if path is not None else RESULTS_FILE
-    if not path.exists(): raise FileNotFoundError(f"no sweep results at {path}; regenerate them with: {REGENERATE}")
-    df = pd.read_csv(path)
-    if task is None: return df
-    if task not in set(df.task): raise ValueError(f"no rows for task {task!r} in {path}: it holds {sorted(set(df.task))}")
-    return df[df.task == task].reset_index(drop=True)
+    return results_csv(RESULTS_FILE if path is None else path, task, f"regenerate them with: {REGENERATE}")
 
 # %% ../../nbs/05a_pad_lab.ipynb #56c4dd73
 def pad_trends(df:pd.DataFrame, # rows of `pad_sweep` for one task
@@ -327,6 +335,10 @@ def paired_difference(df:pd.DataFrame, # rows of `pad_sweep` (one task), one row
     n, mean, std = len(d), float(d.mean()), float(d.std(ddof=1))
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
     return dict(mean=mean, std=std, n=n, ci_low=mean - half, ci_high=mean + half, seeds=seeds)
+
+def interval_reading(ci_low:float, ci_high:float) -> str:
+    "How a paired difference's confidence interval reads: 'higher' when it lies above 0, 'lower' when below, else 'no clear difference'."
+    return "higher" if ci_low > 0 else "lower" if ci_high < 0 else "no clear difference"
 
 def paired_claims(df:pd.DataFrame, # rows of `pad_sweep` for one task
                   metric:str="dev_acc", confidence:float=0.95) -> pd.DataFrame:

@@ -13,13 +13,15 @@ import plotly.graph_objects as go
 
 from ..core import count_params, set_seed
 from ..tour import grid_section, register_section
-from .pad import append_row, spread_runs
+from .pad import ASSETS, append_row, interval_reading, paired_difference, results_csv, spread_runs
 from ..adapters import ADAPTER_KINDS, AdapterConfig
 from ..sparse_adapter import SPARSE_CRITERIA, large_sparse_config, realised_sparse_ratio, sparse_adapter_model, unpruned_numel
 
 # %% auto #0
-__all__ = ['SWEEP_METHODS', 'SWEEP_TASKS', 'CRITERION_COLORS', 'SparseAdapterSweep', 'sweep_run', 'sparse_adapter_sweep',
-           'summarize_sparse_sweep', 'plot_sparse_sweep', 'plot_accuracy_vs_trainable', 'calibrate', 'tour_sweep']
+__all__ = ['SWEEP_METHODS', 'SWEEP_TASKS', 'CRITERION_COLORS', 'RESULTS_FILE', 'CALIBRATION_FILE', 'REGENERATE',
+           'SparseAdapterSweep', 'sweep_run', 'sparse_adapter_sweep', 'summarize_sparse_sweep', 'plot_sparse_sweep',
+           'plot_accuracy_vs_trainable', 'calibrate', 'grid_results', 'calibration_results', 'sparse_claims',
+           'sparse_verdict', 'tour_sweep']
 
 # %% ../../nbs/12a_sparse_adapter_lab.ipynb #7ae0d606
 SWEEP_METHODS = ("full", "dense", "sparse", "large_sparse")
@@ -214,6 +216,78 @@ def calibrate(cfg:SparseAdapterSweep, # the grid's settings (its seeds[0] is use
     best = dense.loc[dense.dev_acc.idxmax()]
     return dict(table=table[["method", "lr", "dev_acc", "test_acc", "trainable", "seconds"]], full_dev=float(full), best_lr=float(best.lr),
                 gap=float(full - best.dev_acc), ok=bool(full - best.dev_acc <= tolerance))
+
+# %% ../../nbs/12a_sparse_adapter_lab.ipynb #ec3e6125
+RESULTS_FILE = ASSETS / "sparse_adapter_grid.csv"
+CALIBRATION_FILE = ASSETS / "sparse_adapter_calibration.csv"
+REGENERATE = "python runs/sa_grid.py rotten_tomatoes; python runs/sa_grid.py twitter; python runs/ship_results.py"
+
+def grid_results(task:str|None=None, # 'rotten_tomatoes' or 'twitter'; None: both
+                 path:str|Path|None=None, # a CSV of `sparse_adapter_sweep` rows (default: the file shipped with padnotes)
+                ) -> pd.DataFrame:
+    "The rows of the SparseAdapter grid, for one task or all."
+    return results_csv(RESULTS_FILE if path is None else path, task, f"they are made by: {REGENERATE}")
+
+def calibration_results(task:str|None=None, # 'rotten_tomatoes' or 'twitter'; None: both
+                        path:str|Path|None=None, # default: the file shipped with padnotes
+                       ) -> pd.DataFrame:
+    "The calibration rows (full fine-tuning and the dense adapter at each learning rate, seed 0, dev split), for one task or all."
+    return results_csv(CALIBRATION_FILE if path is None else path, task, f"they are made by: {REGENERATE}")
+
+def sparse_claims(df:pd.DataFrame, # rows of `sparse_adapter_sweep` for one task
+                  metric:str="dev_acc", # never 'test_acc' for a choice
+                  confidence:float=0.95) -> pd.DataFrame:
+    "Every setting minus the dense adapter, paired over seeds: full fine-tuning, each sparse (criterion, ratio), Large-Sparse at each m (the dense budget)."
+    if df.task.nunique() > 1: raise ValueError(f"claims are per task, got {sorted(df.task.unique())}")
+    comps = [("full fine-tuning", dict(method="full"))]
+    sp = df[df.method == "sparse"][["criterion", "sparse_ratio"]].drop_duplicates().sort_values(["criterion", "sparse_ratio"])
+    comps += [(f"{c} at {r:g}", dict(method="sparse", criterion=c, sparse_ratio=float(r))) for c, r in sp.itertuples(index=False)]
+    comps += [(f"Large-Sparse m={m}", dict(method="large_sparse", m=int(m))) for m in sorted(df[df.method == "large_sparse"].m.unique())]
+    out = []
+    for name, a in comps:
+        try: d = paired_difference(df, a, dict(method="dense"), metric, confidence)
+        except ValueError: continue                                    # not run, or on one seed only
+        out.append(dict(setting=name, method=a["method"], criterion=a.get("criterion", ""), sparse_ratio=a.get("sparse_ratio"), m=a.get("m", 1),
+                        **{k: d[k] for k in ("mean", "std", "n", "ci_low", "ci_high")}, reading=interval_reading(d["ci_low"], d["ci_high"])))
+    return pd.DataFrame(out, columns=["setting", "method", "criterion", "sparse_ratio", "m", "mean", "std", "n", "ci_low", "ci_high", "reading"])
+
+def _pts(r) -> str: return f"{100 * r['mean']:+.1f} points [{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}] over {int(r['n'])} seeds"
+
+def sparse_verdict(df:pd.DataFrame, # rows of `sparse_adapter_sweep` for one task
+                   criteria:tuple=("snip", "random", "magnitude"), # those run at every ratio
+                   flat_within:float=0.02, # "flat": no setting clearly below dense, and no drop larger than this left open by the intervals
+                  ) -> list[str]:
+    "The paper's three findings read from the paired claims, one sentence each (plus the budget check): what appears, what does not, what is not yet measured."
+    c = sparse_claims(df); get = lambda name: c[c.setting == name].iloc[0] if (c.setting == name).any() else None
+    out = []
+    full = get("full fine-tuning")
+    out.append("Budget: not yet measured on 2 seeds." if full is None else
+               f"Budget: full fine-tuning minus the dense adapter is {_pts(full)}; the issue asks for at most 3 points, "
+               + ("met." if full["mean"] <= 0.03 else "not met."))
+    flat, worst = [], 0.0
+    for crit in criteria:
+        rows = c[(c.method == "sparse") & (c.criterion == crit)].sort_values("sparse_ratio")
+        if not len(rows): continue
+        lower = rows[rows.reading == "lower"]; worst = min(worst, float(rows.ci_low.min()))
+        flat.append(f"{crit} is clearly below the dense adapter from a sparse ratio of {lower.sparse_ratio.min():g}" if len(lower)
+                    else f"{crit} is never clearly below the dense adapter up to {rows.sparse_ratio.max():g} (worst mean {100 * rows['mean'].min():+.1f} "
+                         f"points; a drop of up to {-100 * rows.ci_low.min():.1f} points is not ruled out)")
+    out.append("Flat up to 40-80% sparse: not yet measured on 2 seeds." if not flat else
+               "Flat up to 40-80% sparse: " + "; ".join(flat) + ". " +
+               ("The finding does not appear everywhere: see where the drops start." if not all("never" in f for f in flat) else
+                "The finding appears." if worst >= -flat_within else
+                f"No setting is clearly below, which is what the paper finds, but the intervals leave drops over {100 * flat_within:g} points open: more seeds would decide."))
+    snip = get("snip at 0.4")
+    out.append("SNIP at 40% >= dense: not yet measured on 2 seeds." if snip is None else
+               f"SNIP at 40% >= dense: {_pts(snip)}: " + {"higher": "better, as the paper finds.",
+                                                          "no clear difference": "level within the seed spread: consistent with >=, but no gain shown.",
+                                                          "lower": "worse: the finding does not appear."}[snip["reading"]])
+    for m in sorted(c[c.method == "large_sparse"].m.unique()):
+        r = get(f"Large-Sparse m={m}")
+        out.append(f"Large-Sparse m={m} > dense at equal budget: {_pts(r)}: " + {"higher": "better, as the paper finds.",
+                   "no clear difference": "not shown: the difference is within the seed spread.", "lower": "worse: the finding does not appear."}[r["reading"]])
+    if not len(c[c.method == "large_sparse"]): out.append("Large-Sparse > dense at equal budget: not yet measured on 2 seeds.")
+    return out
 
 # %% ../../nbs/12a_sparse_adapter_lab.ipynb #26e04995
 def tour_sweep(size:str, # 'quick', 'full' or 'tiny'

@@ -1,0 +1,44 @@
+"The results files that ship with padnotes (padnotes/assets): they hold what runs/ holds, every row belongs to its grid's plan, no run twice."
+import json, math
+from pathlib import Path
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).parents[1]
+
+def test_the_shipped_files_are_what_ship_results_makes_from_runs():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("ship_results", ROOT / "runs" / "ship_results.py")
+    ship = importlib.util.module_from_spec(spec); spec.loader.exec_module(ship)
+    for name, (pattern, add_task) in ship.FILES.items():
+        parts = sorted((ROOT / "runs").glob(pattern))
+        if not parts: continue
+        shipped = pd.read_csv(ROOT / "padnotes" / "assets" / name)
+        expected = pd.concat([pd.read_csv(p) for p in parts], ignore_index=True)
+        assert len(shipped) == len(expected), f"{name} holds {len(shipped)} rows, runs/ {len(expected)}: run python runs/ship_results.py"
+        pd.testing.assert_frame_equal(shipped[expected.columns], expected, check_dtype=False)
+
+def test_sparse_adapter_rows_belong_to_the_plan_once_each():
+    from padnotes.experiments.sparse_adapter import SparseAdapterSweep, grid_results, _key
+    df = grid_results()
+    for task, d in df.groupby("task"):
+        plan = {_key(dict(r, task=task)) for r in SparseAdapterSweep(task=task).runs()}
+        keys = [_key(r) for r in d.to_dict("records")]
+        assert len(keys) == len(set(keys)), f"{task}: a run appears twice"
+        assert set(keys) <= plan, f"{task}: rows outside the plan: {set(keys) - plan}"
+        lrs = {json.loads(s)["lr"] for s in d.settings}
+        assert len(lrs) == 1, f"{task}: the adapters ran at more than one learning rate: {lrs}"
+
+def test_diff_pruning_rows_belong_to_the_plan_once_each_at_one_setting():
+    from padnotes.experiments.diff_pruning import DiffPruningSweep, grid_results, product_penalty_results, _key
+    df = grid_results()
+    for task, d in df.groupby("task"):
+        plan = {_key(task, m, dd, s) for m, dd, s in DiffPruningSweep(task=task).rows()}
+        keys = [_key(task, r["method"], r["density"], r["seed"]) for r in d.to_dict("records")]
+        assert len(keys) == len(set(keys)) and set(keys) <= plan
+        gated = d[d.method.isin(["diff", "diff_structured"])]
+        assert len({json.loads(s)["l0_coef"] for s in gated.settings}) <= 1, f"{task}: gated rows at more than one L0 weight"
+        structured = [json.loads(s) for s in d[d.method == "diff_structured"].settings]
+        assert all(s.get("group_penalty") == "sum" for s in structured), "structured rows must record the penalty they ran with"
+    prod = product_penalty_results()
+    assert set(prod.method) == {"diff_structured"} and {json.loads(s)["group_penalty"] for s in prod.settings} == {"product"}
