@@ -18,10 +18,10 @@ from .core import check_choice, check_float, check_int, Callback, document_modul
 from .tuners import StateSettings, TunerConfig, TunerLayer, inject, inside_tuner
 
 # %% auto #0
-__all__ = ['KernelAttention', 'aggregate', 'dyconv_loop', 'per_sample_conv', 'dyconv_kernel_agg', 'dyconv_output_agg',
-           'auto_mode', 'DynamicConv2d', 'dyconv_reference', 'attention_entropy', 'dyconv_from_conv', 'dynamic_layers',
-           'set_temperature', 'DynamicConvConfig', 'dynamicize', 'dyconv_macs', 'count_flops', 'TemperatureSchedule',
-           'AttentionRecorder']
+__all__ = ['KernelAttention', 'aggregate', 'dyconv_loop', 'auto_chunk', 'per_sample_conv', 'dyconv_kernel_agg',
+           'dyconv_output_agg', 'auto_mode', 'DynamicConv2d', 'dyconv_reference', 'attention_entropy',
+           'dyconv_from_conv', 'dynamic_layers', 'set_temperature', 'DynamicConvConfig', 'dynamicize', 'dyconv_macs',
+           'count_flops', 'TemperatureSchedule', 'AttentionRecorder']
 
 # %% ../nbs/02_dynamic_conv.ipynb #d72a3998
 _check_int = check_int
@@ -74,13 +74,24 @@ def dyconv_loop(x:torch.Tensor, # (B, C, H, W) input
                       for i in range(x.shape[0])])  # (B, O, H', W')
 
 # %% ../nbs/02_dynamic_conv.ipynb #d25a89d4
+def auto_chunk(device_type:str, # 'cpu', 'cuda', ...
+               batch_size:int, # samples in the batch
+              ) -> int|None:
+    "Samples per grouped convolution that `chunk='auto'` uses: 16 on the CPU (measured: the backward of one grouped conv over a large batch is slow), the whole batch elsewhere (unmeasured)."
+    return 16 if device_type == "cpu" and batch_size > 16 else None
+
 def per_sample_conv(x:torch.Tensor, # (B, C, H, W) input
                     w:torch.Tensor, # (B, O, C/g, kh, kw): one kernel per sample
                     b:torch.Tensor|None, # (B, O) or None
                     stride=1, padding=0, dilation=1, groups:int=1, # as in F.conv2d
+                    chunk:int|str|None="auto", # samples per grouped convolution: an int, None (the whole batch in one) or 'auto' (`auto_chunk`)
                    ) -> torch.Tensor:
-    "Convolve each sample with its own kernel in ONE convolution: the batch folded into channels, groups = B * groups."
+    "Convolve each sample with its own kernel: the batch folded into channels, groups = B * groups, one convolution per chunk of samples."
     B, C, H, W = x.shape; O = w.shape[1]
+    c = auto_chunk(x.device.type, B) if chunk == "auto" else chunk
+    if c is not None and c < B:
+        return torch.cat([per_sample_conv(xc, wc, None if b is None else bc, stride, padding, dilation, groups, None)
+                          for xc, wc, bc in zip(x.split(c), w.split(c), (w if b is None else b).split(c))])
     y = F.conv2d(x.reshape(1, B * C, H, W), w.reshape(B * O, *w.shape[2:]),
                  None if b is None else b.reshape(B * O), stride, padding, dilation, B * groups)  # (1, B*O, H', W')
     return y.reshape(B, O, *y.shape[2:])                               # (B, O, H', W')
@@ -90,10 +101,11 @@ def dyconv_kernel_agg(x:torch.Tensor, # (B, C, H, W) input
                       bias:torch.Tensor|None, # (K, O) biases or None
                       pi:torch.Tensor, # (B, K) attention weights
                       stride=1, padding=0, dilation=1, groups:int=1, # as in F.conv2d
+                      chunk:int|str|None="auto", # samples per grouped convolution (see `per_sample_conv`)
                      ) -> torch.Tensor:
-    "Kernel aggregation: mix the kernels per sample, then ONE convolution with groups = B * groups."
+    "Kernel aggregation: mix the kernels per sample, then one grouped convolution (groups = samples * groups) per chunk of samples."
     w, b = aggregate(weight, bias, pi)                                 # (B, O, C/g, kh, kw), (B, O)
-    return per_sample_conv(x, w, b, stride, padding, dilation, groups)
+    return per_sample_conv(x, w, b, stride, padding, dilation, groups, chunk)
 
 # %% ../nbs/02_dynamic_conv.ipynb #ef28ec44
 def dyconv_output_agg(x:torch.Tensor, # (B, C, H, W) input
@@ -172,6 +184,7 @@ class DynamicConv2d(StateSettings, TunerLayer):
         self.bias = nn.Parameter(torch.empty(num_kernels, out_channels, **fk)) if bias else None                            # (K, O)
         self.attention = KernelAttention(in_channels, num_kernels, reduction, temperature).to(**fk)
         self.last_attention, self.last_mode = None, None
+        self.chunk = "auto"   # samples per grouped convolution in kernel mode: an int, None (the whole batch) or "auto" (`auto_chunk`)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -204,8 +217,8 @@ class DynamicConv2d(StateSettings, TunerLayer):
         pi = self.attention(x)                                             # (B, K)
         self.last_attention = pi.detach()
         mode = self.last_mode = self.resolve_mode(x)
-        f = dyconv_kernel_agg if mode == "kernel" else dyconv_output_agg
-        return f(self.prepad(x), self.weight, self.bias, pi, *self.conv_args())  # (B, O, H', W')
+        if mode == "output": return dyconv_output_agg(self.prepad(x), self.weight, self.bias, pi, *self.conv_args())
+        return dyconv_kernel_agg(self.prepad(x), self.weight, self.bias, pi, *self.conv_args(), chunk=self.chunk)  # (B, O, H', W')
 
     def macs(self, in_shape:tuple, out_shape:tuple) -> int:
         "Multiply-accumulates of one forward with these input and output shapes (see `dyconv_macs`)."

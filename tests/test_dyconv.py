@@ -373,6 +373,34 @@ def test_class_attention_and_specialisation():
 
 def test_benchmark_table_shape():
     df = benchmark_dyconv(batch_sizes=(1, 2), channels=4, size=6, min_run_time=0.01, rounds=2, device="cpu", num_threads=1)
-    assert len(df) == 8 and set(df.impl) == {"static conv", "dyconv kernel", "dyconv output", "per-sample loop"}
-    assert {"fwd_ms", "fwd_bwd_ms", "fwd_x_static", "fwd_bwd_x_static", "loop_x_fwd", "loop_x_fwd_bwd"} <= set(df.columns)
+    assert len(df) == 12 and set(df.impl) == {"static conv", "static conv channels_last", "dyconv kernel", "dyconv kernel, one grouped conv",
+                                              "dyconv output", "per-sample loop"}
+    assert {"fwd_ms", "fwd_bwd_ms", "fwd_x_static", "fwd_bwd_x_static", "fwd_x_best_static", "fwd_bwd_x_best_static", "loop_x_fwd",
+            "loop_x_fwd_bwd"} <= set(df.columns)
+    assert (df.groupby("batch").fwd_x_best_static.min() == 1).all()   # the faster static layout is the unit
     assert (df.fwd_ms > 0).all() and df.attrs["threads"] == 1
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 5, 16, None, "auto"])
+@pytest.mark.parametrize("groups,bias", [(1, True), (2, False)])
+def test_chunked_kernel_aggregation_equals_one_grouped_conv_forward_and_backward(chunk, groups, bias):
+    from padnotes.dyconv import dyconv_kernel_agg
+    torch.manual_seed(0); B = 20
+    x = torch.randn(B, 4, 7, 7, requires_grad=True)
+    w = torch.randn(3, 6, 4 // groups, 3, 3, requires_grad=True); b = torch.randn(3, 6, requires_grad=True) if bias else None
+    pi = torch.softmax(torch.randn(B, 3), 1).requires_grad_()
+    ins = [t for t in (x, w, b, pi) if t is not None]
+    outs = {}
+    for c in (None, chunk):
+        y = dyconv_kernel_agg(x, w, b, pi, 2, 1, 1, groups, chunk=c)
+        outs[c] = (y, torch.autograd.grad((y * torch.arange(y.numel()).view_as(y).sin()).sum(), ins))
+    torch.testing.assert_close(outs[chunk][0], outs[None][0], rtol=1e-5, atol=1e-5)
+    for g1, g0 in zip(outs[chunk][1], outs[None][1]): torch.testing.assert_close(g1, g0, rtol=1e-4, atol=1e-5)
+
+def test_the_layer_chunks_on_the_cpu_by_the_rule_and_can_be_told_not_to():
+    from padnotes.dyconv import auto_chunk
+    assert auto_chunk("cpu", 32) == 16 and auto_chunk("cpu", 16) is None and auto_chunk("cuda", 128) is None
+    torch.manual_seed(0); layer = DynamicConv2d(4, 4, 3, padding=1); x = torch.randn(40, 4, 6, 6)
+    y = layer(x); layer.chunk = None
+    torch.testing.assert_close(layer(x), y, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(dyconv_reference(layer, x), y, rtol=1e-4, atol=1e-5)

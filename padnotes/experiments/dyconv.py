@@ -4,7 +4,7 @@
 
 # %% ../../nbs/02a_dyconv_lab.ipynb #6b65ef15
 from __future__ import annotations
-import math
+import copy, math
 import numpy as np
 import pandas as pd
 import torch
@@ -68,20 +68,24 @@ def benchmark_dyconv(batch_sizes=(1, 32, 128), # batch sizes to time
                      loop:bool=True, # also time the per-sample loop
                      seed:int=0,
                     ) -> pd.DataFrame:
-    "Forward and forward+backward milliseconds of nn.Conv2d, DynamicConv2d (each mode) and the per-sample loop."
+    "Forward and forward+backward milliseconds of nn.Conv2d (contiguous and channels_last), DynamicConv2d (each mode; kernel mode also as one grouped conv over the whole batch) and the per-sample loop."
     from torch.utils.benchmark import Timer
     device, nt = get_device(device), num_threads or torch.get_num_threads()
     set_seed(seed)
     conv = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, groups=groups).to(device)
-    impls = {"static conv": conv}
+    conv_cl = copy.deepcopy(conv).to(memory_format=torch.channels_last)
+    impls = {"static conv": conv, "static conv channels_last": conv_cl}
     for m in ("kernel", "output"): impls[f"dyconv {m}"] = dyconv_from_conv(conv, num_kernels, mode=m, noise=0.1)
+    impls["dyconv kernel, one grouped conv"] = copy.deepcopy(impls["dyconv kernel"]); impls["dyconv kernel, one grouped conv"].chunk = None
     rows = []
     for B in batch_sizes:
         x = torch.randn(B, channels, size, size, device=device); xg = x.clone().requires_grad_()
+        x_cl = x.contiguous(memory_format=torch.channels_last); xg_cl = x_cl.clone().requires_grad_()
         fns = {}
         for name, layer in impls.items():
-            fns[name, "fwd"] = (lambda l=layer: l(x))
-            fns[name, "fwd_bwd"] = (lambda l=layer: l(xg).sum().backward())
+            xi, xgi = (x_cl, xg_cl) if layer is conv_cl else (x, xg)
+            fns[name, "fwd"] = (lambda l=layer, xi=xi: l(xi))
+            fns[name, "fwd_bwd"] = (lambda l=layer, xgi=xgi: l(xgi).sum().backward())
         if loop:
             ly = impls["dyconv kernel"]
             fns["per-sample loop", "fwd"] = lambda: dyconv_reference(ly, x)
@@ -101,6 +105,8 @@ def benchmark_dyconv(batch_sizes=(1, 32, 128), # batch sizes to time
             r = dict(batch=B, impl=name, fwd_ms=best[name, "fwd"], fwd_bwd_ms=best[name, "fwd_bwd"])
             r["fwd_x_static"] = r["fwd_ms"] / best["static conv", "fwd"]
             r["fwd_bwd_x_static"] = r["fwd_bwd_ms"] / best["static conv", "fwd_bwd"]
+            for ph in ("fwd", "fwd_bwd"):                          # against the faster static layout
+                r[f"{ph}_x_best_static"] = r[f"{ph}_ms"] / min(best["static conv", ph], best["static conv channels_last", ph])
             if loop: r["loop_x_fwd"] = best["per-sample loop", "fwd"] / r["fwd_ms"]; r["loop_x_fwd_bwd"] = best["per-sample loop", "fwd_bwd"] / r["fwd_bwd_ms"]
             rows.append(r)
     df = pd.DataFrame(rows)
