@@ -106,7 +106,7 @@ def test_shipped_results_are_the_full_grid():
         got = [_key(r) for r in rows.to_dict("records")]
         assert len(got) == len(set(got)), f"{task}: repeated runs in the results file"
         assert set(got) == want, f"{task}: missing {sorted(want - set(got), key=str)[:3]}, extra {sorted(set(got) - want, key=str)[:3]}"
-        added_later = dict(conv_warmup_epochs=0.0)            # fields added after the file was made, at the value it was made with
+        added_later = dict(conv_warmup_epochs=0.0, width=16, iterations=1, average_static=False)   # fields added after the file was made, at the values it was made with
         assert {json.dumps(added_later | json.loads(s), sort_keys=True) for s in rows.settings} == \
                {json.dumps(json.loads(json.dumps(dataclasses.asdict(cfg))), sort_keys=True)}
         assert rows.dev_acc.between(0.5, 1).all() and rows.test_acc.between(0.5, 1).all()   # every run learned something
@@ -182,3 +182,25 @@ def test_shipped_text_pilot_pairs_dense_and_moe():
     assert set(seeds) == {"dense", "moe_copy", "moe_split"} and len({frozenset(s) for s in seeds.values()}) == 1
     p = df.groupby("model").params.first()
     assert p.moe_copy > p.dense and (df.active <= df.params).all() and df.dev_acc.between(0.5, 1).all()
+
+
+def test_the_evidence_grid_and_its_settings_reach_the_run(tmp_path, monkeypatch):
+    "SweepConfig.evidence is issue 16's grid; width, iterations and the data-averaged static start reach the model IMP scores."
+    ev = SweepConfig.evidence()
+    assert len(ev.runs()) == 5 * (1 + 2 + 4 * 4) and ev.width == 8 and ev.conv_warmup_epochs == 1.0 and ev.average_static
+    with pytest.raises(ValueError, match="no setting"): SweepConfig.evidence("rotten_tomatoes")
+    import padnotes.experiments.pad as X
+    from padnotes.pad import PartialDynamicConv2d
+    seen = []
+    real = X.padify
+    def spy(model, *a, **k):
+        parts = [m for m in model.modules() if isinstance(m, PartialDynamicConv2d)]
+        seen.append(dict(width=model.stem.out_channels, partial_before=len(parts),
+                         iterations=k.get("iterations")))
+        return real(model, *a, **k)
+    monkeypatch.setattr(X, "padify", spy)
+    cfg = dataclasses.replace(ev, ratios=(0.5,), criteria=("imp",), ablate_scale=False, seeds=(0,), train_size=64, eval_size=32,
+                              epochs=1, batch_size=32, n_batches=1, conv_warmup_epochs=0.5, iterations=2)
+    res = pad_sweep(cfg, tmp_path / "e.csv", progress=False)
+    assert len(res) == 2 and seen[0] == dict(width=8, partial_before=seen[0]["partial_before"], iterations=2) and seen[0]["partial_before"] > 0   # already partial: static parts averaged first
+    assert abs(res[res.criterion == "imp"].realised_ratio.iloc[0] - 0.5) < 0.01
