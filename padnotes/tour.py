@@ -210,15 +210,22 @@ register_section(sweep_section("text", "rotten_tomatoes", "MoE and PAD-MoE on Ro
 def grid_section(name:str, title:str, about:str, order:int, # as in TourSection
                  csv:str, # the results file is ctx.out / f"{csv}-{size}.csv"
                  run:Callable, # run(ctx, path): the grid at ctx.size, appending rows to path and skipping those already there
-                 result:Callable, # result(ctx, path) -> SectionResult: what the report shows from the rows in path
+                 result:Callable, # result(ctx, rows, path) -> SectionResult: what the report shows from this tour's rows (a DataFrame)
+                 plan:Callable, # plan(ctx) -> set: the keys of the rows the grid at ctx.size writes
+                 key:Callable, # key(row) -> the key of a row of the file (a dict)
                 ) -> TourSection:
-    "A tour section that runs a chapter's resumable grid into a CSV in the tour's folder and reports from that file."
+    "A tour section that runs a chapter's resumable grid into a CSV in the tour's folder and reports from the rows of that file that belong to this tour's grid."
     path = lambda ctx: Path(ctx.out) / f"{csv}-{ctx.size}.csv"
+    def report(ctx):
+        p = path(ctx)
+        if not p.exists() or not p.stat().st_size: return SectionResult(notes=["no run finished yet"])
+        df, keys = pd.read_csv(p), plan(ctx)
+        return result(ctx, df[[key(r) in keys for r in df.to_dict("records")]].reset_index(drop=True), p)
     def go(ctx):
         from transformers.utils import logging as hf_logging; hf_logging.disable_progress_bar()   # MiniLM's bars would interleave
         run(ctx, path(ctx))
-        return result(ctx, path(ctx))
-    return TourSection(name, title, go, about, collect=lambda ctx: result(ctx, path(ctx)), order=order)
+        return report(ctx)
+    return TourSection(name, title, go, about, collect=report, order=order)
 
 # %% ../nbs/08_tour.ipynb #b4b2a95e
 @dataclasses.dataclass

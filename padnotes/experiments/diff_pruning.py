@@ -408,12 +408,9 @@ def tour_sweep(size:str, # 'quick', 'full' or 'tiny'
     return DiffPruningSweep(densities=(0.005,), structured=(False,), seeds=(seed,), train_size=480, eval_size=200, epochs=2,
                             finetune_epochs=1, batch_size=16, max_len=48, lr=1e-4)   # 60 steps: the grid's 5e-5 leaves them at chance
 
-def _tour_result(ctx, path):
+def _tour_result(ctx, df, path):
     from padnotes.tour import SectionResult
     cfg = tour_sweep(ctx.size, ctx.seed)
-    if not path.exists() or not path.stat().st_size: return SectionResult(notes=["no run finished yet"])
-    df = pd.read_csv(path); keys = {_key(cfg.task, *r) for r in cfg.rows()}
-    df = df[[_key(r["task"], r["method"], r["density"], r["seed"]) in keys for r in df.to_dict("records")]]
     s = summarize_diff_sweep(df)
     table = s[["method", "density", "mean ± std", "n", "file_bytes"]].rename(columns={"mean ± std": "dev accuracy (%)", "file_bytes": "bytes per task"})
     return SectionResult(table=table, figures=[plot_accuracy_vs_density(df)] if len(df) else [],
@@ -428,6 +425,8 @@ register_section(grid_section("diff_pruning", "Diff pruning on Rotten Tomatoes",
     "mask (the non-adaptive baseline); and diff pruning: a diff gated by hard-concrete gates under an L0 penalty, projected to 0.5% and "
     "fine-tuned with the mask fixed. Each task is then a file of under 1% of the model. The paper's claim: diff pruning at 0.5% comes "
     "within about a point of full fine-tuning, and above the non-adaptive baseline.", order=40, csv="diff-pruning", result=_tour_result,
+    plan=lambda ctx: {_key(tour_sweep(ctx.size).task, *r) for r in tour_sweep(ctx.size, ctx.seed).rows()},
+    key=lambda r: _key(r["task"], r["method"], r["density"], r["seed"]),
     run=lambda ctx, path: diff_pruning_sweep(tour_sweep(ctx.size, ctx.seed), path, device=ctx.device, progress=ctx.progress)), replace=True)
 
 # %% ../../nbs/13a_diff_pruning_lab.ipynb #526daabd

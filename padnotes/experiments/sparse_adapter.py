@@ -301,12 +301,9 @@ def tour_sweep(size:str, # 'quick', 'full' or 'tiny'
     return SparseAdapterSweep(ratios=(0.4,), criteria=("snip",), extra_criteria=(), large=(2,), seeds=(seed,), train_size=480, eval_size=200,
                               epochs=2, batch_size=16, max_len=48, lr=3e-3, full_lr=1e-4, n_batches=3)   # 60 steps: full fine-tuning needs 1e-4
 
-def _tour_result(ctx, path):
+def _tour_result(ctx, df, path):
     from padnotes.tour import SectionResult
     cfg = tour_sweep(ctx.size, ctx.seed)
-    if not path.exists() or not path.stat().st_size: return SectionResult(notes=["no run finished yet"])
-    df = pd.read_csv(path); keys = {_key(dict(r, task=cfg.task)) for r in cfg.runs()}
-    df = df[[_key(r) in keys for r in df.to_dict("records")]]
     s = summarize_sparse_sweep(df)
     table = s[["method", "criterion", "sparse_ratio", "m", "mean ± std", "n", "trainable"]].rename(columns={"mean ± std": "dev accuracy (%)"})
     return SectionResult(table=table, figures=[plot_accuracy_vs_trainable(df)] if len(df) else [],
@@ -320,6 +317,7 @@ register_section(grid_section("sparse_adapter", "SparseAdapter on Rotten Tomatoe
     "pruned at initialisation by SNIP to sparse ratio 0.4 (SparseAdapter), and with a bottleneck twice as wide pruned to the dense "
     "adapter's budget (Large-Sparse, m = 2). The paper's claims: a pruned adapter matches the dense one, and Large-Sparse beats it at "
     "the same budget.", order=30, csv="sparse-adapter", result=_tour_result,
+    plan=lambda ctx: {_key(dict(r, task=tour_sweep(ctx.size).task)) for r in tour_sweep(ctx.size, ctx.seed).runs()}, key=_key,
     run=lambda ctx, path: sparse_adapter_sweep(tour_sweep(ctx.size, ctx.seed), path, device=ctx.device, progress=ctx.progress)), replace=True)
 
 # %% ../../nbs/12a_sparse_adapter_lab.ipynb #2ced05db
