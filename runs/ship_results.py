@@ -9,22 +9,27 @@ import pandas as pd
 
 HERE = Path(__file__).parent
 ASSETS = HERE.parent / "padnotes" / "assets"
-FILES = {   # shipped file: (runs/ files it gathers, whether they lack a task column)
-    "sparse_adapter_grid.csv": ("sa_grid_*.csv", False),
-    "sparse_adapter_calibration.csv": ("sa_calibrate_*.csv", True),
-    "diff_pruning_grid.csv": ("dp_grid_*.csv", False),
-    "diff_pruning_calibration.csv": ("dp_calibrate_*.csv", True),
-    "diff_pruning_structured_product.csv": ("dp_structured_product_*.csv", False),
+FILES = {   # shipped file: (runs/ files it gathers, the column their names fill in when the rows lack it: "task" or "variant", or None)
+    "sparse_adapter_grid.csv": ("sa_grid_*.csv", None),
+    "sparse_adapter_calibration.csv": ("sa_calibrate_*.csv", "task"),
+    "diff_pruning_grid.csv": ("dp_grid_*.csv", None),
+    "diff_pruning_calibration.csv": ("dp_calibrate_*.csv", "task"),
+    "diff_pruning_structured_product.csv": ("dp_structured_product_*.csv", None),
+    "pad_evidence.csv": ("pad_evidence_*.csv", None),
+    "pad_evidence_ablations.csv": ("pad_ablation_*.csv", "variant"),
 }
 
-def task_of(path:Path, pattern:str) -> str: return path.stem[len(pattern.split("*")[0]):]
+def name_part(path:Path, pattern:str, column:str) -> str:
+    "What a file's name says: the task (sa_calibrate_twitter.csv -> 'twitter') or the variant (pad_ablation_init_fashion_mnist.csv -> 'init')."
+    rest = path.stem[len(pattern.split("*")[0]):]
+    return rest.split("_")[0] if column == "variant" else rest
 
 def main():
-    for name, (pattern, add_task) in FILES.items():
+    for name, (pattern, column) in FILES.items():
         parts = []
         for p in sorted(HERE.glob(pattern)):
             df = pd.read_csv(p)
-            if add_task and "task" not in df.columns: df.insert(0, "task", task_of(p, pattern))
+            if column and column not in df.columns: df.insert(0, column, name_part(p, pattern, column))
             parts.append(df)
         if not parts: continue
         out = pd.concat(parts, ignore_index=True)

@@ -10,7 +10,7 @@ def test_the_shipped_files_are_what_ship_results_makes_from_runs():
     import importlib.util
     spec = importlib.util.spec_from_file_location("ship_results", ROOT / "runs" / "ship_results.py")
     ship = importlib.util.module_from_spec(spec); spec.loader.exec_module(ship)
-    for name, (pattern, add_task) in ship.FILES.items():
+    for name, (pattern, column) in ship.FILES.items():
         parts = sorted((ROOT / "runs").glob(pattern))
         if not parts: continue
         shipped = pd.read_csv(ROOT / "padnotes" / "assets" / name)

@@ -20,10 +20,11 @@ from ..pad import (PAD_CRITERIA, MergedPartialConv2d, PartialDynamicConv2d, dyna
                           padify, partial_layers, partition_report, to_partial, average_static)
 
 # %% auto #0
-__all__ = ['ASSETS', 'RESULTS_FILE', 'REGENERATE', 'PILOT_FILES', 'PILOT_SCRIPTS', 'plot_partition', 'SweepConfig',
-           'dynamicize_model', 'append_row', 'spread_runs', 'pad_sweep', 'summarize_sweep', 'plot_sweep', 'main_sweep',
-           'results_csv', 'sweep_results', 'pad_trends', 'paired_difference', 'interval_reading', 'paired_claims',
-           'pilot_results', 'pilot_summary', 'layer_ratios', 'plot_layer_ratios', 'benchmark_pad']
+__all__ = ['ASSETS', 'RESULTS_FILE', 'REGENERATE', 'PILOT_FILES', 'PILOT_SCRIPTS', 'EVIDENCE_FILE', 'ABLATION_FILE',
+           'EVIDENCE_COMMAND', 'plot_partition', 'SweepConfig', 'dynamicize_model', 'append_row', 'spread_runs',
+           'pad_sweep', 'summarize_sweep', 'plot_sweep', 'main_sweep', 'results_csv', 'sweep_results', 'pad_trends',
+           'paired_difference', 'interval_reading', 'paired_claims', 'pilot_results', 'pilot_summary',
+           'evidence_results', 'ablation_results', 'pad_verdict', 'layer_ratios', 'plot_layer_ratios', 'benchmark_pad']
 
 # %% ../../nbs/05a_pad_lab.ipynb #d328c79c
 def plot_partition(report:list[dict], title:str="Dynamic fraction per layer") -> go.Figure:
@@ -398,6 +399,50 @@ def pilot_summary(df:pd.DataFrame, # pilot rows: one per (setting, model, seed)
                             diff=d["mean"], ci_low=d["ci_low"], ci_high=d["ci_high"], n=d["n"],
                             beats_by_2_std=bool(d["mean"] > 2 * max(cur.std(), base.std()))))
     return pd.DataFrame(out)
+
+# %% ../../nbs/05a_pad_lab.ipynb #e6975028
+EVIDENCE_FILE, ABLATION_FILE = ASSETS / "pad_evidence.csv", ASSETS / "pad_evidence_ablations.csv"
+EVIDENCE_COMMAND = "python runs/pad_evidence.py; python runs/ship_results.py"
+
+def evidence_results(path:str|Path|None=None) -> pd.DataFrame:
+    "The rows of the sweep in the pilot's setting (`SweepConfig.evidence()`: Fashion-MNIST, 5 seeds)."
+    return results_csv(EVIDENCE_FILE if path is None else path, None, f"they are made by: {EVIDENCE_COMMAND}")
+
+def ablation_results(path:str|Path|None=None) -> pd.DataFrame:
+    "The IMP ablations beside it, `variant` 'init' (partition at initialisation, no warm-up) or 'iter3' (3 IMP iterations)."
+    return results_csv(ABLATION_FILE if path is None else path, None, f"they are made by: {EVIDENCE_COMMAND}")
+
+def pad_verdict(df:pd.DataFrame, # rows of `pad_sweep` for one task
+                ablations:pd.DataFrame|None=None, # `ablation_results()` rows (variant 'init', 'iter3'), compared with IMP in `df`
+                metric:str="dev_acc", # 'dev_acc' (what choices use) or 'test_acc' (recorded, to see if a reading flips)
+                confidence:float=0.95) -> list[str]:
+    "The paper's findings, one sentence each, from differences paired over seeds: whether each appears, shows the opposite, or stays inside the seed spread."
+    def diff(a, b, d=df):
+        try: return paired_difference(d, a, b, metric, confidence)
+        except ValueError: return None                                     # not run, or on fewer than 2 seeds
+    fmt = lambda r: f"{100 * r['mean']:+.1f} [{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}]"
+    read = lambda r: interval_reading(r["ci_low"], r["ci_high"])
+    def line(claim, pairs, at_least=False):
+        got = [(lab, r) for lab, r in pairs if r is not None]
+        if not got: return f"{claim}: not yet measured on 2 seeds."
+        n = min(int(r["n"]) for _, r in got)
+        ok = {"higher": "yes", "lower": "no: the opposite shows",
+              "no clear difference": "level within the seed spread" if at_least else "not shown: within the seed spread"}
+        return f"{claim} (points, 95% interval, {n}+ seeds): " + "; ".join(f"{lab}: {fmt(r)}, {ok[read(r)]}" for lab, r in got) + "."
+    imp = lambda r, **kw: dict(criterion="imp", ratio=r, scale=True, **kw)
+    mids = sorted({float(r) for r, c in zip(df.ratio, df.criterion) if c in PAD_CRITERIA and r == r})
+    out = [line("The fully dynamic model beats the static one", [("vs ratio 0", diff(dict(criterion="dynamic"), dict(criterion="static"))),
+                                                                  ("vs the static ResNet", diff(dict(criterion="dynamic"), dict(criterion="reference")))]),
+           line("Partially dynamic (IMP) >= fully dynamic", [(f"at {r:g}", diff(imp(r), dict(criterion="dynamic"))) for r in mids], at_least=True),
+           line("IMP > random", [(f"at {r:g}", diff(imp(r), dict(criterion="random", ratio=r, scale=True))) for r in mids]),
+           line("IMP > magnitude", [(f"at {r:g}", diff(imp(r), dict(criterion="magnitude", ratio=r, scale=True))) for r in mids]),
+           line("Scale factors help", [(f"at {r:g}", diff(imp(r), dict(criterion="imp", ratio=r, scale=False))) for r in mids])]
+    if ablations is not None and len(ablations):
+        both = pd.concat([df.assign(variant="main"), ablations], ignore_index=True)
+        for v, claim in (("init", "IMP after the warm-up > IMP at initialisation"), ("iter3", "One IMP iteration vs three (one minus three)")):
+            rs = sorted({float(r) for r in ablations[ablations.variant == v].ratio.dropna()})
+            out.append(line(claim, [(f"at {r:g}", diff(imp(r, variant="main"), imp(r, variant=v), both)) for r in rs]))
+    return out
 
 # %% ../../nbs/05a_pad_lab.ipynb #5cbacabf
 def layer_ratios(df:pd.DataFrame, # rows of `pad_sweep` for one task
