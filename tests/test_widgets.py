@@ -197,3 +197,15 @@ def test_live_point_carries_its_error_bar_and_says_what_it_is(explorer):
     star = next(t for t in fig.data if t.name == "live model: held-out batch")
     assert list(star.error_y.array) == [st.accuracy_se]
     assert "re-partitioned from cached scores" in star.hovertemplate
+
+
+def test_the_fine_tune_button_moves_the_live_point_toward_the_shipped_curve():
+    "A briefly trained ResNet-8 explorer on real Fashion-MNIST: 60 steps at the chosen partition close most of the gap to the full-size IMP curve."
+    from padnotes.experiments.pad import summarize_sweep, sweep_results
+    s = summarize_sweep(sweep_results("fashion_mnist"))
+    curve = float(s[(s.criterion == "imp") & s.scale.astype(bool) & np.isclose(s.ratio.astype(float), 0.3)]["mean"].iloc[0])
+    ex = Explorer.for_resnet(train_size=1024, epochs=1, heldout_size=1000, progress=False, device="cpu")
+    before = ex.set_ratio(0.3).accuracy
+    after = ex.fine_tune(60)
+    assert after.realised_ratio == pytest.approx(0.3, abs=1e-3)                     # the partition held while it trained
+    assert abs(curve - after.accuracy) < abs(curve - before) - 2 * after.accuracy_se   # closer to the curve by more than the noise
