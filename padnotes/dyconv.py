@@ -90,8 +90,9 @@ def per_sample_conv(x:torch.Tensor, # (B, C, H, W) input
     B, C, H, W = x.shape; O = w.shape[1]
     c = auto_chunk(x.device.type, B) if chunk == "auto" else chunk
     if c is not None and c < B:
-        return torch.cat([per_sample_conv(xc, wc, None if b is None else bc, stride, padding, dilation, groups, None)
-                          for xc, wc, bc in zip(x.split(c), w.split(c), (w if b is None else b).split(c))])
+        bs = [None] * len(x.split(c)) if b is None else b.split(c)
+        return torch.cat([per_sample_conv(xc, wc, bc, stride, padding, dilation, groups, None)
+                          for xc, wc, bc in zip(x.split(c), w.split(c), bs)])
     y = F.conv2d(x.reshape(1, B * C, H, W), w.reshape(B * O, *w.shape[2:]),
                  None if b is None else b.reshape(B * O), stride, padding, dilation, B * groups)  # (1, B*O, H', W')
     return y.reshape(B, O, *y.shape[2:])                               # (B, O, H', W')

@@ -18,7 +18,7 @@ from ..diff_pruning import (GROUP_PENALTIES, DiffPruningConfig, TaskDiff, applie
 from ..sparse import saved_bytes
 from ..tuners import merge_and_unload
 from ..tour import grid_section, register_section
-from .pad import ASSETS, append_row, interval_reading, paired_difference, results_csv, spread_runs
+from .pad import ASSETS, append_row, finding, interval_reading, paired_difference, points, results_csv, spread_runs
 
 # %% auto #0
 __all__ = ['DP_TASKS', 'DP_METHODS', 'METHOD_COLORS', 'METHOD_NAMES', 'RESULTS_FILE', 'CALIBRATION_FILE', 'PRODUCT_FILE',
@@ -305,8 +305,6 @@ def product_penalty_results(task:str|None=None, path:str|Path|None=None) -> pd.D
     "The structured variant's seed-0 rows under the paper's equation (`group_penalty='product'`), kept apart from the grid."
     return results_csv(PRODUCT_FILE if path is None else path, task, "they were made by the grid before group_penalty existed")
 
-def _pts(r) -> str: return f"{100 * r['mean']:+.1f} points [{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}] over {int(r['n'])} seeds"
-
 def diff_verdict(df:pd.DataFrame, # rows of `diff_pruning_sweep` for one task
                  chance:float|None=None, # the accuracy of guessing; None: 1 / classes of the task
                  within:float=0.01, # "within about 1 point" of full fine-tuning
@@ -315,7 +313,9 @@ def diff_verdict(df:pd.DataFrame, # rows of `diff_pruning_sweep` for one task
     c = diff_claims(df)
     if df.task.nunique() != 1: raise ValueError(f"a verdict is per task, got {sorted(df.task.unique())}")
     chance = 1 / DP_TASKS[df.task.iloc[0]] if chance is None else chance
-    get = lambda name, d: c[(c.comparison == name) & np.isclose(c.density, d)].iloc[0] if ((c.comparison == name) & np.isclose(c.density, d)).any() else None
+    def get(name, d):
+        hit = (c.comparison == name) & np.isclose(c.density, d)
+        return c[hit].iloc[0] if hit.any() else None
     out = []
     g = df[df.method.isin(["diff", "diff_structured"])]
     out.append("Learns: no gated rows yet." if not len(g) else
@@ -324,20 +324,18 @@ def diff_verdict(df:pd.DataFrame, # rows of `diff_pruning_sweep` for one task
                ("it learns." if g.dev_acc.min() > chance + 0.1 else "some runs stay near chance."))
     half = get("diff - full", 0.005)
     out.append("0.5% within about 1 point of full fine-tuning: not yet measured on 2 seeds." if half is None else
-               f"0.5% within about 1 point of full fine-tuning: diff pruning minus full is {_pts(half)}: " +
+               f"0.5% within about 1 point of full fine-tuning: diff pruning minus full is {points(half)}: " +
                ("it appears." if half["mean"] >= -within and half["ci_high"] >= -within else
                 "it does not appear here." if half["ci_high"] < -within else "the mean is further, but the interval still reaches it: more seeds would decide."))
     for d in sorted({float(x) for x in c.density}, reverse=True):
         s = get("diff_structured - diff", d)
         if s is not None:
-            out.append(f"Structured >= unstructured at {100 * d:g}%: {_pts(s)}: " + {"higher": "better, as the paper finds.",
-                       "no clear difference": "level within the seed spread: consistent with >=, no gain shown.", "lower": "worse: the finding does not appear."}[s["reading"]])
+            out.append(f"Structured >= unstructured at {100 * d:g}%: {points(s)}: " + finding(s["reading"], at_least=True))
     if not (c.comparison == "diff_structured - diff").any():
         out.append("Structured >= unstructured: not yet measured on 2 seeds.")
     na = get("diff - nonadaptive", 0.005)
     out.append("Diff pruning > non-adaptive at 0.5%: not yet measured on 2 seeds." if na is None else
-               f"Diff pruning > non-adaptive at 0.5%: {_pts(na)}: " + {"higher": "better, as the paper finds.",
-               "no clear difference": "not shown: within the seed spread.", "lower": "worse: the finding does not appear."}[na["reading"]])
+               f"Diff pruning > non-adaptive at 0.5%: {points(na)}: " + finding(na["reading"]))
     return out
 
 # %% ../../nbs/13a_diff_pruning_lab.ipynb #1208b350
@@ -420,12 +418,16 @@ def _tour_result(ctx, df, path):
                          settings={k: getattr(cfg, k) for k in ("task", "densities", "structured", "seeds", "train_size", "eval_size", "epochs",
                                                                  "finetune_epochs", "lr", "alpha_lr", "l0_coef", "max_len")})
 
+def _tour_plan(ctx) -> set:
+    cfg = tour_sweep(ctx.size, ctx.seed)
+    return {_key(cfg.task, *r) for r in cfg.rows()}
+
 register_section(grid_section("diff_pruning", "Diff pruning on Rotten Tomatoes",
     "MiniLM-L6 fine-tuned whole (full fine-tuning); its fine-tuning diff cut by magnitude to 0.5% of the entries and fine-tuned with that "
     "mask (the non-adaptive baseline); and diff pruning: a diff gated by hard-concrete gates under an L0 penalty, projected to 0.5% and "
     "fine-tuned with the mask fixed. Each task is then a file of under 1% of the model. The paper's claim: diff pruning at 0.5% comes "
     "within about a point of full fine-tuning, and above the non-adaptive baseline.", order=40, csv="diff-pruning", result=_tour_result,
-    plan=lambda ctx: {_key(tour_sweep(ctx.size).task, *r) for r in tour_sweep(ctx.size, ctx.seed).rows()},
+    plan=_tour_plan,
     key=lambda r: _key(r["task"], r["method"], r["density"], r["seed"]),
     run=lambda ctx, path: diff_pruning_sweep(tour_sweep(ctx.size, ctx.seed), path, device=ctx.device, progress=ctx.progress)), replace=True)
 

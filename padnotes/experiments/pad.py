@@ -23,8 +23,9 @@ from ..pad import (PAD_CRITERIA, MergedPartialConv2d, PartialDynamicConv2d, dyna
 __all__ = ['ASSETS', 'RESULTS_FILE', 'REGENERATE', 'PILOT_FILES', 'PILOT_SCRIPTS', 'EVIDENCE_FILE', 'ABLATION_FILE',
            'EVIDENCE_COMMAND', 'plot_partition', 'SweepConfig', 'dynamicize_model', 'append_row', 'spread_runs',
            'pad_sweep', 'summarize_sweep', 'plot_sweep', 'main_sweep', 'results_csv', 'sweep_results', 'pad_trends',
-           'paired_difference', 'interval_reading', 'paired_claims', 'pilot_results', 'pilot_summary',
-           'evidence_results', 'ablation_results', 'pad_verdict', 'layer_ratios', 'plot_layer_ratios', 'benchmark_pad']
+           'paired_difference', 'interval_reading', 'points', 'finding', 'paired_claims', 'pilot_results',
+           'pilot_summary', 'evidence_results', 'ablation_results', 'pad_verdict', 'layer_ratios', 'plot_layer_ratios',
+           'benchmark_pad']
 
 # %% ../../nbs/05a_pad_lab.ipynb #d328c79c
 def plot_partition(report:list[dict], title:str="Dynamic fraction per layer") -> go.Figure:
@@ -352,6 +353,20 @@ def paired_difference(df:pd.DataFrame, # rows of `pad_sweep` (one task), one row
 def interval_reading(ci_low:float, ci_high:float) -> str:
     "How a paired difference's confidence interval reads: 'higher' when it lies above 0, 'lower' when below, else 'no clear difference'."
     return "higher" if ci_low > 0 else "lower" if ci_high < 0 else "no clear difference"
+
+def points(r) -> str:
+    "A paired difference (a row or dict with mean, ci_low, ci_high, n) as text, in accuracy points."
+    return f"{100 * r['mean']:+.1f} points [{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}] over {int(r['n'])} seeds"
+
+def finding(reading:str, # an `interval_reading`
+            at_least:bool=False, # the paper claims '>=' (a level result is consistent with it), not '>'
+           ) -> str:
+    "What a reading says of a paper's claim that a setting is better (or at least as good)."
+    said = {"higher": "better, as the paper finds.", "lower": "worse: the finding does not appear.",
+            "no clear difference": "level within the seed spread: consistent with >=, but no gain shown." if at_least
+                                   else "not shown: the difference is within the seed spread."}
+    if reading not in said: raise ValueError(f"reading must be one of {sorted(said)}, got {reading!r}")
+    return said[reading]
 
 def paired_claims(df:pd.DataFrame, # rows of `pad_sweep` for one task
                   metric:str="dev_acc", confidence:float=0.95) -> pd.DataFrame:

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 
 from ..core import count_params, set_seed
 from ..tour import grid_section, register_section
-from .pad import ASSETS, append_row, interval_reading, paired_difference, results_csv, spread_runs
+from .pad import ASSETS, append_row, finding, interval_reading, paired_difference, points, results_csv, spread_runs
 from ..adapters import ADAPTER_KINDS, AdapterConfig
 from ..sparse_adapter import SPARSE_CRITERIA, large_sparse_config, realised_sparse_ratio, sparse_adapter_model, unpruned_numel
 
@@ -251,8 +251,6 @@ def sparse_claims(df:pd.DataFrame, # rows of `sparse_adapter_sweep` for one task
                         **{k: d[k] for k in ("mean", "std", "n", "ci_low", "ci_high")}, reading=interval_reading(d["ci_low"], d["ci_high"])))
     return pd.DataFrame(out, columns=["setting", "method", "criterion", "sparse_ratio", "m", "mean", "std", "n", "ci_low", "ci_high", "reading"])
 
-def _pts(r) -> str: return f"{100 * r['mean']:+.1f} points [{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}] over {int(r['n'])} seeds"
-
 def sparse_verdict(df:pd.DataFrame, # rows of `sparse_adapter_sweep` for one task
                    criteria:tuple=("snip", "random", "magnitude"), # those run at every ratio
                    flat_within:float=0.02, # "flat": no setting clearly below dense, and no drop larger than this left open by the intervals
@@ -262,7 +260,7 @@ def sparse_verdict(df:pd.DataFrame, # rows of `sparse_adapter_sweep` for one tas
     out = []
     full = get("full fine-tuning")
     out.append("Budget: not yet measured on 2 seeds." if full is None else
-               f"Budget: full fine-tuning minus the dense adapter is {_pts(full)}; the issue asks for at most 3 points, "
+               f"Budget: full fine-tuning minus the dense adapter is {points(full)}; the issue asks for at most 3 points, "
                + ("met." if full["mean"] <= 0.03 else "not met."))
     flat, worst = [], 0.0
     for crit in criteria:
@@ -279,13 +277,10 @@ def sparse_verdict(df:pd.DataFrame, # rows of `sparse_adapter_sweep` for one tas
                 f"No setting is clearly below, which is what the paper finds, but the intervals leave drops over {100 * flat_within:g} points open: more seeds would decide."))
     snip = get("snip at 0.4")
     out.append("SNIP at 40% >= dense: not yet measured on 2 seeds." if snip is None else
-               f"SNIP at 40% >= dense: {_pts(snip)}: " + {"higher": "better, as the paper finds.",
-                                                          "no clear difference": "level within the seed spread: consistent with >=, but no gain shown.",
-                                                          "lower": "worse: the finding does not appear."}[snip["reading"]])
+               f"SNIP at 40% >= dense: {points(snip)}: " + finding(snip["reading"], at_least=True))
     for m in sorted(c[c.method == "large_sparse"].m.unique()):
         r = get(f"Large-Sparse m={m}")
-        out.append(f"Large-Sparse m={m} > dense at equal budget: {_pts(r)}: " + {"higher": "better, as the paper finds.",
-                   "no clear difference": "not shown: the difference is within the seed spread.", "lower": "worse: the finding does not appear."}[r["reading"]])
+        out.append(f"Large-Sparse m={m} > dense at equal budget: {points(r)}: " + finding(r["reading"]))
     if not len(c[c.method == "large_sparse"]): out.append("Large-Sparse > dense at equal budget: not yet measured on 2 seeds.")
     return out
 
@@ -312,12 +307,16 @@ def _tour_result(ctx, df, path):
                          settings={k: getattr(cfg, k) for k in ("task", "kind", "bottleneck", "ratios", "criteria", "large", "seeds", "train_size",
                                                                  "eval_size", "epochs", "lr", "max_len")})
 
+def _tour_plan(ctx) -> set:
+    cfg = tour_sweep(ctx.size, ctx.seed)
+    return {_key(dict(r, task=cfg.task)) for r in cfg.runs()}
+
 register_section(grid_section("sparse_adapter", "SparseAdapter on Rotten Tomatoes",
     "MiniLM-L6 fine-tuned whole (full fine-tuning), with a dense Pfeiffer adapter of bottleneck 32 on a frozen base, with that adapter "
     "pruned at initialisation by SNIP to sparse ratio 0.4 (SparseAdapter), and with a bottleneck twice as wide pruned to the dense "
     "adapter's budget (Large-Sparse, m = 2). The paper's claims: a pruned adapter matches the dense one, and Large-Sparse beats it at "
     "the same budget.", order=30, csv="sparse-adapter", result=_tour_result,
-    plan=lambda ctx: {_key(dict(r, task=tour_sweep(ctx.size).task)) for r in tour_sweep(ctx.size, ctx.seed).runs()}, key=_key,
+    plan=_tour_plan, key=_key,
     run=lambda ctx, path: sparse_adapter_sweep(tour_sweep(ctx.size, ctx.seed), path, device=ctx.device, progress=ctx.progress)), replace=True)
 
 # %% ../../nbs/12a_sparse_adapter_lab.ipynb #2ced05db
