@@ -18,7 +18,8 @@ from ..diff_pruning import (GROUP_PENALTIES, DiffPruningConfig, TaskDiff, applie
 from ..sparse import saved_bytes
 from ..tuners import merge_and_unload
 from ..tour import grid_section, register_section
-from .pad import ASSETS, append_row, finding, interval_reading, paired_difference, points, results_csv, spread_runs
+from .pad import (ASSETS, append_row, finding, interval_reading, paired_difference, points, resolution, results_csv,
+                                      settings_value, spread_runs)
 
 # %% auto #0
 __all__ = ['DP_TASKS', 'DP_METHODS', 'METHOD_COLORS', 'METHOD_NAMES', 'RESULTS_FILE', 'CALIBRATION_FILE', 'PRODUCT_FILE',
@@ -336,6 +337,7 @@ def diff_verdict(df:pd.DataFrame, # rows of `diff_pruning_sweep` for one task
     na = get("diff - nonadaptive", 0.005)
     out.append("Diff pruning > non-adaptive at 0.5%: not yet measured on 2 seeds." if na is None else
                f"Diff pruning > non-adaptive at 0.5%: {points(na)}: " + finding(na["reading"]))
+    out.append(resolution(c, settings_value(df, "eval_size"), float(df.dev_acc.mean())))
     return out
 
 # %% ../../nbs/13a_diff_pruning_lab.ipynb #1208b350

@@ -23,9 +23,9 @@ from ..pad import (PAD_CRITERIA, MergedPartialConv2d, PartialDynamicConv2d, dyna
 __all__ = ['ASSETS', 'RESULTS_FILE', 'REGENERATE', 'PILOT_FILES', 'PILOT_SCRIPTS', 'EVIDENCE_FILE', 'ABLATION_FILE',
            'EVIDENCE_COMMAND', 'plot_partition', 'SweepConfig', 'dynamicize_model', 'append_row', 'spread_runs',
            'pad_sweep', 'summarize_sweep', 'plot_sweep', 'main_sweep', 'results_csv', 'sweep_results', 'pad_trends',
-           'paired_difference', 'interval_reading', 'points', 'finding', 'paired_claims', 'pilot_results',
-           'pilot_summary', 'evidence_results', 'ablation_results', 'pad_verdict', 'layer_ratios', 'plot_layer_ratios',
-           'benchmark_pad']
+           'paired_difference', 'interval_reading', 'points', 'finding', 'resolution', 'settings_value',
+           'paired_claims', 'pilot_results', 'pilot_summary', 'evidence_results', 'ablation_results', 'pad_verdict',
+           'layer_ratios', 'plot_layer_ratios', 'benchmark_pad']
 
 # %% ../../nbs/05a_pad_lab.ipynb #d328c79c
 def plot_partition(report:list[dict], title:str="Dynamic fraction per layer") -> go.Figure:
@@ -367,6 +367,32 @@ def finding(reading:str, # an `interval_reading`
                                    else "not shown: the difference is within the seed spread."}
     if reading not in said: raise ValueError(f"reading must be one of {sorted(said)}, got {reading!r}")
     return said[reading]
+
+def resolution(claims:pd.DataFrame, # paired differences with columns ci_low, ci_high and n (as `paired_difference` gives)
+               eval_size:int|None=None, # examples each accuracy is measured on; None leaves out their binomial error
+               accuracy:float=0.8, # a typical accuracy, for that error
+               target:float|None=None, # a difference to resolve (say the paper's gain): how many seeds would give intervals that narrow
+               confidence:float=0.95) -> str:
+    "How small a difference a grid can resolve: the half-widths of its intervals, beside one evaluation's own binomial standard error."
+    if not len(claims): return "Resolution: no paired differences yet."
+    half = 50 * (claims.ci_high - claims.ci_low).astype(float)
+    lo, hi = int(claims.n.min()), int(claims.n.max())
+    s = (f"Resolution: the 95% intervals reach {half.min():.1f} to {half.max():.1f} points either side of their means (median {half.median():.1f}; "
+         f"{lo if lo == hi else f'{lo} to {hi}'} seeds)")
+    if eval_size: s += f"; one run's accuracy on {eval_size} examples alone has a binomial standard error of {100 * math.sqrt(accuracy * (1 - accuracy) / eval_size):.1f} points"
+    s += ". A true difference well under the median half-width reads as no clear difference here."
+    if target:
+        from scipy import stats
+        sd = float(claims["std"].median())                                # the typical spread of one paired difference
+        n = next((n for n in range(2, 1001) if stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n) <= target), None)
+        s += (f" Intervals of ±{100 * target:.1f} points would take about {n} seeds per setting (at the median paired std of {100 * sd:.1f} points)."
+              if n else f" Intervals of ±{100 * target:.1f} points would take over 1000 seeds per setting.")
+    return s
+
+def settings_value(df:pd.DataFrame, key:str, default=None):
+    "One field of the JSON `settings` column that sweep rows carry (the first row's), or `default` when the rows have none."
+    if "settings" not in df.columns or not len(df): return default
+    return json.loads(df.settings.iloc[0]).get(key, default)
 
 def paired_claims(df:pd.DataFrame, # rows of `pad_sweep` for one task
                   metric:str="dev_acc", confidence:float=0.95) -> pd.DataFrame:
