@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_explorer.ipynb #8eb42e58
 from __future__ import annotations
-import copy, dataclasses, html, json, math, statistics, time
+import copy, dataclasses, html, json, math, statistics, threading, time
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -23,7 +23,7 @@ from .scoring import _check_ratio, ranking
 from .viz import (accuracy_traces, layer_fraction_traces, live_point_trace, load_results, mask_grid, mask_traces)
 
 # %% auto #0
-__all__ = ['ExplorerState', 'readout_html', 'Explorer', 'figure_output', 'static_figure', 'set_ratio', 'set_criterion',
+__all__ = ['ExplorerState', 'readout_html', 'Explorer', 'refine', 'figure_output', 'static_figure', 'set_ratio', 'set_criterion',
            'set_layer', 'fine_tune', 'resnet_explorer_args', 'for_resnet', 'benchmark_slider', 'for_minilm']
 
 # %% ../nbs/07_explorer.ipynb #12515d22
@@ -36,18 +36,22 @@ class ExplorerState:
     realised_ratio:float = float("nan") # dynamic entries / all entries after the partition
     dynamic_params:int = 0 # numbers held by dynamic entries (K per entry)
     deploy:int = 0 # numbers stored to deploy the merged model
-    accuracy:float = float("nan") # on the held-out batch
+    accuracy:float = float("nan") # on the held-out examples measured so far
     accuracy_se:float = float("nan") # its standard error, sqrt(p (1 - p) / n): differences smaller than about twice it are noise
-    latency_ms:float = float("nan") # forward pass of the held-out batch
-    batch:int = 0 # held-out examples
+    change:float = float("nan") # accuracy minus the previous partition's, on the examples both were measured on
+    change_se:float = float("nan") # its standard error, paired: sqrt(var(d) / n) over the per-example differences d in {-1, 0, 1}
+    latency_ms:float = float("nan") # forward pass of the first `quick` held-out examples (what a move waits for)
+    batch:int = 0 # held-out examples the accuracy rests on so far (a move measures `quick` of them; `refine` the rest)
+    heldout:int = 0 # held-out examples in all
     device:str = "cpu"
     fine_tune_steps:int = 0 # steps trained since the scores were cached
 
 _READOUTS = (("ratio", "dynamic ratio asked", "{:.2f}"), ("realised_ratio", "dynamic ratio realised", "{:.4f}"),
              ("criterion", "criterion", "{}"), ("dynamic_params", "dynamic parameters", "{:,}"), ("deploy", "deploy size (parameters)", "{:,}"),
-             ("accuracy", "accuracy on the held-out batch", "{:.2%}"),
-             ("accuracy_se", "its standard error", "± {:.2%}"), ("latency_ms", "forward latency (ms)", "{:.1f}"),
-             ("batch", "held-out batch size", "{}"), ("device", "device", "{}"), ("fine_tune_steps", "fine-tune steps", "{}"))
+             ("accuracy", "accuracy on held-out examples", "{:.2%}"), ("accuracy_se", "its standard error", "± {:.2%}"),
+             ("change", "change from the last partition", "{:+.2%}"), ("change_se", "its standard error (paired)", "± {:.2%}"),
+             ("batch", "held-out examples measured", "{}"), ("heldout", "held-out examples in all", "{}"),
+             ("latency_ms", "forward latency (ms)", "{:.1f}"), ("device", "device", "{}"), ("fine_tune_steps", "fine-tune steps", "{}"))
 
 def readout_html(state:ExplorerState) -> str:
     "The readouts as an HTML table; each value carries a stable class and its raw value in data-value (for tests and scripts)."
@@ -55,8 +59,9 @@ def readout_html(state:ExplorerState) -> str:
     for key, label, fmt in _READOUTS:
         v = getattr(state, key)
         raw = repr(float(v)) if isinstance(v, float) else str(v)
+        shown = "n/a" if isinstance(v, float) and math.isnan(v) else fmt.format(v)
         rows.append(f'<tr><td style="padding-right:12px">{label}</td><td><b class="pn-readout pn-{key.replace("_", "-")}" '
-                    f'data-key="{key}" data-value="{html.escape(raw)}">{html.escape(fmt.format(v))}</b></td></tr>')
+                    f'data-key="{key}" data-value="{html.escape(raw)}">{html.escape(shown)}</b></td></tr>')
     return '<table class="pn-readouts" style="font-size:14px">' + "".join(rows) + "</table>"
 
 # %% ../nbs/07_explorer.ipynb #45b3bb0c
@@ -73,7 +78,7 @@ class Explorer:
     "Widgets over a live partially dynamic model: dynamic-ratio slider, criterion, layer, fine-tuning; one four-panel figure and readouts."
     def __init__(self, model:nn.Module, # a model with partially dynamic layers (to_partial / padify)
                  scores:Mapping[str, Mapping[str, torch.Tensor]], # criterion -> mode_scores(model, criterion, ...)
-                 heldout, # a batch to evaluate on: (x, y) or a dict with 'labels' (or a loader: its first batch)
+                 heldout, # the held-out examples, as one batch: (x, y) or a dict with 'labels' (or a loader: its first batch)
                  train_data:Iterable|None=None, # batches for the fine-tune button (None: no button)
                  results:pd.DataFrame|None=None, # rows of pad_sweep for this task (None: no measured curve)
                  ratio:float=0.3, # starting dynamic ratio
@@ -84,6 +89,8 @@ class Explorer:
                  curve_points:int=21, # ratios of the live deploy curve
                  device=None, # None: the GPU when there is one, else the CPU
                  num_threads:int|None=None, # CPU threads for a move's forward pass (None: torch's setting; 1 is faster when other jobs keep the cores busy)
+                 quick:int|None=128, # held-out examples a move measures before it returns (None: all); `refine` measures the rest
+                 background:bool=True, # after a widget move, refine in a background thread while the reader looks
                  title:str="PAD-Net explorer"):
         if not partial_layers(model): raise ValueError(f"{type(model).__name__} has no partially dynamic layer: convert it with to_partial or padify")
         bad = [c for c in scores if c not in PAD_CRITERIA]
@@ -93,13 +100,18 @@ class Explorer:
         self.scores = {c: {k: v.to(self.device) for k, v in s.items()} for c, s in scores.items()}
         self.heldout = to_device(_first_batch(heldout), self.device)
         self.inputs, self.labels = split_batch(self.heldout)
+        n = len(self.labels)
+        if quick is not None and (not isinstance(quick, int) or quick < 1): raise ValueError(f"quick must be a positive number of examples or None, got {quick!r}")
+        self.quick, self.background = n if quick is None else min(quick, n), background
+        self._records, self._key, self._prev_key, self._gen, self._worker = {}, None, None, 0, None
+        self._lock = threading.RLock()          # one forward pass at a time: a move waits for the background chunk in flight
         self.train_data, self.results, self.lr, self.title, self.num_threads = train_data, results, lr, title, num_threads
         self.layers = list(partial_layers(model)); self._rankings = {}
         criterion = criterion or ("imp" if "imp" in self.scores else next(iter(self.scores)))
         self._check_criterion(criterion); layer = layer or self.layers[0]; self._check_layer(layer)
-        self.state = ExplorerState(ratio=self._check_ratio(ratio), criterion=criterion, layer=layer, batch=len(self.labels), device=str(self.device))
+        self.state = ExplorerState(ratio=self._check_ratio(ratio), criterion=criterion, layer=layer, heldout=n, device=str(self.device))
         self.deploy_curve = self._deploy_curve(curve_points)
-        self._partition(); self._measure()
+        self._partition(); self._measure(); self._refine_loop(self._gen, draw=False)     # the first picture rests on every example
         self._build_widgets(fine_tune_steps)
         self.fig = self._build_figure()
         self.plot.outputs = (figure_output(self.fig),)
@@ -127,9 +139,30 @@ def _ranking(self:Explorer, criterion:str):
 def _partition(self:Explorer):
     "Set the masks for the current ratio and criterion: the first round(ratio * N) entries of the cached order are dynamic."
     targets, order = self._ranking(self.state.criterion)
-    keep = torch.zeros(order.numel(), dtype=torch.bool); keep[order[:round(self.state.ratio * order.numel())]] = True
+    k = round(self.state.ratio * order.numel())
+    keep = torch.zeros(order.numel(), dtype=torch.bool); keep[order[:k]] = True
     with torch.no_grad():
-        for t, k in zip(targets, keep.split([t.numel() for t in targets])): t.copy_(k.view(t.shape).to(t))
+        for t, kt in zip(targets, keep.split([t.numel() for t in targets])): t.copy_(kt.view(t.shape).to(t))
+    key = (self.state.criterion, k, self.state.fine_tune_steps)          # what names a partition of these weights
+    if key != self._key: self._prev_key, self._key = self._key, key
+
+def _rows(inputs, lo:int, hi:int):
+    return {k: v[lo:hi] for k, v in inputs.items()} if isinstance(inputs, dict) else inputs[lo:hi]
+
+def _correct(self:Explorer, lo:int, hi:int) -> torch.Tensor:
+    "Whether the live model gets held-out examples lo..hi right (bool, on the CPU)."
+    with torch.no_grad(): logits = forward_logits(self.model, _rows(self.inputs, lo, hi))
+    return (logits.argmax(-1) == self.labels[lo:hi]).cpu()
+
+def _read_record(self:Explorer):
+    "Accuracy and its error from the current partition's record; the change from the previous partition, paired over shared examples."
+    s, c = self.state, self._records[self._key]
+    s.batch = n = len(c); s.accuracy = float(c.float().mean())
+    s.accuracy_se = math.sqrt(s.accuracy * (1 - s.accuracy) / n)
+    p = self._records.get(self._prev_key)
+    if p is None: s.change = s.change_se = float("nan"); return
+    m = min(n, len(p)); d = c[:m].float() - p[:m].float()
+    s.change = float(d.mean()); s.change_se = float(d.std() / math.sqrt(m)) if m > 1 else float("nan")
 
 def _measure(self:Explorer):
     "Evaluate the current partition: accuracy and latency on the held-out batch, ratio, dynamic parameters, deploy size."
@@ -139,12 +172,11 @@ def _measure(self:Explorer):
     threads = torch.get_num_threads()
     if self.num_threads: torch.set_num_threads(self.num_threads)
     try:
-        with torch.no_grad():
-            sync(); t0 = time.perf_counter(); logits = forward_logits(m, self.inputs); sync(); t = time.perf_counter() - t0
+        sync(); t0 = time.perf_counter(); c = self._correct(0, self.quick); sync(); t = time.perf_counter() - t0
     finally: torch.set_num_threads(threads); m.train(was)
+    if len(self._records.get(self._key, ())) < len(c): self._records[self._key] = c     # a partition seen before keeps its longer record
     rep = partition_report(m)
-    s.accuracy = float((logits.argmax(-1) == self.labels).float().mean())
-    s.accuracy_se = math.sqrt(s.accuracy * (1 - s.accuracy) / len(self.labels))
+    self._read_record()
     s.latency_ms = 1e3 * t
     s.realised_ratio = sum(r["dynamic"] for r in rep) / sum(r["entries"] for r in rep)
     s.dynamic_params = int(sum(r["dynamic"] * r["copies"] for r in rep))
@@ -154,14 +186,54 @@ def _measure(self:Explorer):
 
 def _deploy_curve(self:Explorer, n:int) -> pd.DataFrame:
     "Deploy size of the live model at `n` ratios from 0 to 1 (partitioned with the starting criterion's scores)."
-    rows, r0 = [], self.state.ratio
+    rows, r0, keys = [], self.state.ratio, (self._key, self._prev_key)
     for r in np.linspace(0, 1, n):
         self.state.ratio = float(r); self._partition()
         rows.append(dict(ratio=float(r), deploy=deploy_numel(self.model)))
-    self.state.ratio = r0
+    self.state.ratio, (self._key, self._prev_key) = r0, keys
     return pd.DataFrame(rows)
 
+def _refine_loop(self:Explorer, gen:int, max_seconds:float|None=None, draw:bool=True) -> bool:
+    "Measure the current partition's remaining held-out examples, `quick` at a time; stop as soon as a move makes `gen` stale."
+    t0 = time.perf_counter()
+    while True:
+        with self._lock:
+            if gen != self._gen: return False                            # the reader moved on: this partition is no longer shown
+            c = self._records[self._key]
+            if len(c) >= len(self.labels): break
+            was = self.model.training; self.model.eval(); threads = torch.get_num_threads()
+            if self.num_threads: torch.set_num_threads(self.num_threads)
+            try: self._records[self._key] = torch.cat([c, self._correct(len(c), min(len(self.labels), len(c) + self.quick))])
+            finally: torch.set_num_threads(threads); self.model.train(was)
+            self._read_record()
+            if draw: self.readouts.value = readout_html(self.state)
+        if max_seconds is not None and time.perf_counter() - t0 > max_seconds: return False
+    with self._lock:
+        if draw and gen == self._gen: self._redraw()
+    return True
+
+def refine(self:Explorer, max_seconds:float|None=None, # stop after about this long (None: measure every held-out example)
+          ) -> ExplorerState:
+    "Measure the current partition on the rest of the held-out examples (a move measures only the first `quick`); returns the state."
+    self._stop_background()
+    self._refine_loop(self._gen, max_seconds)
+    return self.state
+
+def _stop_background(self:Explorer):
+    "Make any background refinement stale and wait for it (it stops after the chunk in flight)."
+    with self._lock: self._gen += 1
+    w, self._worker = self._worker, None
+    if w is not None and w is not threading.current_thread(): w.join()
+
+def _start_background(self:Explorer):
+    "After a widget move: refine the new partition in a daemon thread (the widget stays live; a further move stops it)."
+    if not self.background or len(self._records[self._key]) >= len(self.labels): return
+    self._worker = threading.Thread(target=self._refine_loop, args=(self._gen,), daemon=True, name="padnotes-explorer-refine")
+    self._worker.start()
+
 Explorer._ranking, Explorer._partition, Explorer._measure, Explorer._deploy_curve = _ranking, _partition, _measure, _deploy_curve
+Explorer._correct, Explorer._read_record, Explorer._refine_loop, Explorer.refine = _correct, _read_record, _refine_loop, refine
+Explorer._stop_background, Explorer._start_background = _stop_background, _start_background
 
 # %% ../nbs/07_explorer.ipynb #3ca9f0ad
 _PANELS = ("accuracy against the dynamic ratio", "deploy size against the dynamic ratio", "dynamic fraction per layer", "mode mask")
@@ -252,10 +324,11 @@ def _build_widgets(self:Explorer, steps:int):
     self.progress = W.IntProgress(value=0, min=0, max=steps, description="", layout=W.Layout(width="340px"))
     self.plot = W.Output(layout=W.Layout(width="1000px", min_height="780px"))
     self._quiet = False                                                  # True while code sets a widget's value
-    self.slider.observe(lambda ch: self._quiet or self.set_ratio(ch["new"]), names="value")
-    self.criterion_w.observe(lambda ch: self._quiet or self.set_criterion(ch["new"]), names="value")
+    def then_refine(f): return lambda *a: (f(*a), self._start_background())     # a widget's move returns at once, then refines
+    self.slider.observe(lambda ch: self._quiet or then_refine(self.set_ratio)(ch["new"]), names="value")
+    self.criterion_w.observe(lambda ch: self._quiet or then_refine(self.set_criterion)(ch["new"]), names="value")
     self.layer_w.observe(lambda ch: self._quiet or self.set_layer(ch["new"]), names="value")
-    self.button.on_click(lambda b: self.fine_tune(self.steps_w.value))
+    self.button.on_click(lambda b: then_refine(self.fine_tune)(self.steps_w.value))
 
 def _layout(self:Explorer) -> W.Widget:
     controls = W.VBox([W.HTML(f"<b>{html.escape(self.title)}</b>"), self.slider, self.criterion_w, self.layer_w,
@@ -280,25 +353,30 @@ def _show(self:Explorer, widget, value):
 def set_ratio(self:Explorer, ratio:float) -> ExplorerState:
     "Re-partition at `ratio` from the cached scores, measure, redraw; returns the state."
     r = self._check_ratio(ratio)
-    self.state.ratio = r
-    self._show(self.slider, r)
-    self._partition(); self._measure(); self._redraw()
+    self._stop_background()
+    with self._lock:
+        self.state.ratio = r
+        self._show(self.slider, r)
+        self._partition(); self._measure(); self._redraw()
     return self.state
 
 def set_criterion(self:Explorer, criterion:str) -> ExplorerState:
     "Partition with another criterion's cached scores at the same ratio."
     self._check_criterion(criterion)
-    self.state.criterion = criterion
-    self._show(self.criterion_w, criterion)
-    self._partition(); self._measure(); self._redraw()
+    self._stop_background()
+    with self._lock:
+        self.state.criterion = criterion
+        self._show(self.criterion_w, criterion)
+        self._partition(); self._measure(); self._redraw()
     return self.state
 
 def set_layer(self:Explorer, layer:str) -> ExplorerState:
     "Draw another layer's mode mask (the partition is unchanged)."
     self._check_layer(layer)
-    self.state.layer = layer
-    self._show(self.layer_w, layer)
-    self._redraw()
+    with self._lock:
+        self.state.layer = layer
+        self._show(self.layer_w, layer)
+        self._redraw()
     return self.state
 
 def fine_tune(self:Explorer, steps:int|None=None) -> ExplorerState:
@@ -306,15 +384,17 @@ def fine_tune(self:Explorer, steps:int|None=None) -> ExplorerState:
     if self.train_data is None: raise ValueError("this explorer has no training data: pass train_data=... to fine-tune")
     steps = int(steps or self.steps_w.value)
     if steps < 1: raise ValueError(f"steps must be >= 1, got {steps}")
+    self._stop_background()
     self.button.disabled = True; self.status.value = f"fine-tuning for {steps} steps..."
-    try:
-        n = len(self.train_data)
-        fit(self.model, self.train_data, epochs=max(1, math.ceil(steps / n)), max_steps=steps, lr=self.lr, sched="constant",
-            cbs=[_Progress(self.progress)], device=self.device, progress=False)
-    finally: self.button.disabled = False
-    self.model.eval()
-    self.state.fine_tune_steps += steps
-    self._measure(); self._redraw()
+    with self._lock:
+        try:
+            n = len(self.train_data)
+            fit(self.model, self.train_data, epochs=max(1, math.ceil(steps / n)), max_steps=steps, lr=self.lr, sched="constant",
+                cbs=[_Progress(self.progress)], device=self.device, progress=False)
+        finally: self.button.disabled = False
+        self.model.eval()
+        self.state.fine_tune_steps += steps
+        self._partition(); self._measure(); self._redraw()                     # new weights: a new record, its change paired with the old
     self.status.value = f"fine-tuned {self.state.fine_tune_steps} steps in all (the cached scores are from before)"
     return self.state
 
@@ -323,12 +403,12 @@ Explorer._show, Explorer.set_ratio, Explorer.set_criterion, Explorer.set_layer, 
 # %% ../nbs/07_explorer.ipynb #5be01a39
 def resnet_explorer_args() -> dict:
     "Arguments of `Explorer.for_resnet`: a reader's size, or a tiny one under test (IN_TEST)."
-    return dict(train_size=tiny(6000, 128), epochs=tiny(2, 1), heldout_size=tiny(128, 32), n_batches=tiny(10, 1), seed=0)
+    return dict(train_size=tiny(6000, 128), epochs=tiny(2, 1), heldout_size=tiny(2000, 48), quick=tiny(128, 16), n_batches=tiny(10, 1), seed=0)
 
 @classmethod
 def for_resnet(cls, train_size:int=6000, # Fashion-MNIST training images
                epochs:int=2, # training epochs before scoring
-               heldout_size:int=128, # images in the held-out batch (from the test split)
+               heldout_size:int=2000, # held-out images (from the test split): a move measures the first `quick`, `refine` the rest
                n_batches:int=10, # batches for IMP scores
                num_kernels:int=4, batch_size:int=64, lr:float=3e-3, seed:int=0,
                results:pd.DataFrame|None|str="shipped", # sweep rows; 'shipped': the file shipped with padnotes (None when missing)
@@ -356,21 +436,28 @@ Explorer.for_resnet = for_resnet
 def benchmark_slider(explorer:Explorer, # the explorer to move
                      ratios:Sequence[float]=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.5), # the moves, in order
                      repeats:int=1, # passes over the ratios
+                     refine:bool=True, # also time `refine` after each move (every held-out example; the widget does it in the background)
                     ) -> dict:
-    "Median, min and max seconds of server-side work per slider move (`set_ratio`)."
-    start = explorer.state.ratio; ts = []
+    "Seconds of server-side work per slider move (`set_ratio`: the first `quick` examples; median, min, max), then per refinement; median standard errors of each."
+    start = explorer.state.ratio; ts, tr, se_move, se_all, se_change = [], [], [], [], []
     for _ in range(repeats):
         for r in ratios:
-            t0 = time.perf_counter(); explorer.set_ratio(r); ts.append(time.perf_counter() - t0)
+            t0 = time.perf_counter(); se_move.append(explorer.set_ratio(r).accuracy_se); ts.append(time.perf_counter() - t0)
+            if refine:
+                t0 = time.perf_counter(); st = explorer.refine(); tr.append(time.perf_counter() - t0)
+                se_all.append(st.accuracy_se); se_change.append(st.change_se)
     explorer.set_ratio(start)
-    return dict(median_s=statistics.median(ts), min_s=min(ts), max_s=max(ts), moves=len(ts), device=explorer.state.device,
-                threads=explorer.num_threads or torch.get_num_threads(), batch=explorer.state.batch)
+    out = dict(median_s=statistics.median(ts), min_s=min(ts), max_s=max(ts), moves=len(ts), device=explorer.state.device,
+               threads=explorer.num_threads or torch.get_num_threads(), batch=explorer.quick, se_median=statistics.median(se_move))
+    if refine: out.update(heldout=explorer.state.heldout, refine_median_s=statistics.median(tr), refined_se_median=statistics.median(se_all),
+                          change_se_median=float(np.nanmedian(se_change)))
+    return out
 
 # %% ../nbs/07_explorer.ipynb #6caa70c6
 @classmethod
 def for_minilm(cls, train_size:int=512, # Rotten Tomatoes training snippets
                steps:int=40, # fine-tuning steps (fully dynamic) before scoring
-               heldout_size:int=64, # snippets in the held-out batch
+               heldout_size:int=256, # held-out snippets (a move measures the first 64, `refine` the rest)
                n_batches:int=4, # batches for IMP scores
                num_experts:int=4, max_len:int=48, batch_size:int=16, lr:float=1e-4, seed:int=0,
                results:pd.DataFrame|None|str="shipped", device=None, progress:bool=True, **kwargs) -> Explorer:
@@ -391,6 +478,6 @@ def for_minilm(cls, train_size:int=512, # Rotten Tomatoes training snippets
     heldout = next(iter(torch.utils.data.DataLoader(dls["test"].dataset, batch_size=heldout_size, collate_fn=dls["test"].collate_fn)))
     set_seed(seed)
     return cls(model, scores, heldout, train_data=dls["train"], results=results, lr=lr, device=device,
-               title="MiniLM-L6 with MoE FFNs on Rotten Tomatoes", **kwargs)
+               title="MiniLM-L6 with MoE FFNs on Rotten Tomatoes", **{"quick": 64, **kwargs})
 
 Explorer.for_minilm = for_minilm

@@ -17,6 +17,7 @@ FILES = {   # shipped file: (runs/ files it gathers, the column their names fill
     "diff_pruning_structured_product.csv": ("dp_structured_product_*.csv", None),
     "pad_evidence.csv": ("pad_evidence_*.csv", None),
     "pad_evidence_ablations.csv": ("pad_ablation_*.csv", "variant"),
+    "explorer_slider.csv": ("explorer_slider_*.csv", None),
 }
 
 def name_part(path:Path, pattern:str, column:str) -> str:

@@ -100,9 +100,11 @@ def page_state(page) -> dict:
 
 
 def wait_for(page, key:str, value:str):
-    "Wait until readout `key` shows `value` and the figure's live point sits at the ratio the readouts show."
+    "Wait until readout `key` shows `value`, the refinement in the background is done, and the figure's live point sits at the readouts' ratio."
     page.wait_for_function("""([k, v]) => {
         const e = document.querySelector('.pn-readout[data-key="' + k + '"]'); if (!e || e.dataset.value !== v) return false;
+        const q = key => document.querySelector('.pn-readout[data-key="' + key + '"]').dataset.value;
+        if (q('batch') !== q('heldout')) return false;     // the background refinement has measured every held-out example
         const r = parseFloat(document.querySelector('.pn-readout[data-key="ratio"]').dataset.value);
         const p = document.querySelector('.js-plotly-plot'); if (!p || !p.data) return false;
         const star = p.data.find(t => t.name === 'live model: held-out batch');
@@ -116,7 +118,8 @@ def check_against_library(got:dict, ex):
     from padnotes.viz import mask_grid
     r = got["readouts"]
     if ex.state.criterion != r["criterion"]: ex.set_criterion(r["criterion"])
-    st = ex.set_ratio(float(r["ratio"]))
+    ex.set_ratio(float(r["ratio"])); st = ex.refine()                 # the page refined in the background; here, at once
+    assert int(r["heldout"]) == st.heldout == st.batch > ex.quick         # the move measured `quick` examples, the refinement the rest
     assert r["criterion"] == st.criterion
     assert float(r["realised_ratio"]) == pytest.approx(st.realised_ratio, abs=1e-12)
     assert int(r["dynamic_params"]) == st.dynamic_params

@@ -205,7 +205,70 @@ def test_the_fine_tune_button_moves_the_live_point_toward_the_shipped_curve():
     s = summarize_sweep(sweep_results("fashion_mnist"))
     curve = float(s[(s.criterion == "imp") & s.scale.astype(bool) & np.isclose(s.ratio.astype(float), 0.3)]["mean"].iloc[0])
     ex = Explorer.for_resnet(train_size=1024, epochs=1, heldout_size=1000, progress=False, device="cpu")
-    before = ex.set_ratio(0.3).accuracy
-    after = ex.fine_tune(60)
+    ex.set_ratio(0.3); before = ex.refine().accuracy                               # every held-out image, before and after
+    ex.fine_tune(60); after = ex.refine()
     assert after.realised_ratio == pytest.approx(0.3, abs=1e-3)                     # the partition held while it trained
     assert abs(curve - after.accuracy) < abs(curve - before) - 2 * after.accuracy_se   # closer to the curve by more than the noise
+
+
+def quick_explorer(quick=16, **kw):
+    m = conv_model(); data = batches()
+    return Explorer(m, {"random": mode_scores(m, "random", seed=1)}, batches(1, seed=9, size=40)[0], train_data=data, ratio=0.4,
+                    curve_points=3, lr=1e-2, quick=quick, **kw)
+
+
+def correct_on_all(ex):
+    x, y = ex.heldout
+    with torch.no_grad(): return ex.model.eval()(x).argmax(-1) == y
+
+
+def test_a_move_measures_quick_examples_and_refine_measures_the_rest():
+    "A move runs the model on the first `quick` held-out examples only; refine() brings the readout to all of them, and the record stays."
+    import math
+    ex = quick_explorer()
+    seen = []; h = ex.model.register_forward_hook(lambda mod, inp, out: seen.append(len(inp[0])))
+    st = ex.set_ratio(0.7)
+    assert seen == [16] and st.batch == 16 and st.heldout == 40
+    ok = correct_on_all(ex)
+    assert st.accuracy == pytest.approx(float(ok[:16].float().mean())) and st.accuracy_se == pytest.approx(math.sqrt(st.accuracy * (1 - st.accuracy) / 16))
+    seen.clear(); st = ex.refine()
+    assert seen == [16, 8] and st.batch == 40 and st.accuracy == pytest.approx(float(ok.float().mean()))
+    assert st.accuracy_se == pytest.approx(math.sqrt(st.accuracy * (1 - st.accuracy) / 40))
+    ex.set_ratio(0.2); seen.clear(); st = ex.set_ratio(0.7)                       # back to a partition measured before: its whole record
+    assert seen == [16] and st.batch == 40 and st.accuracy == pytest.approx(float(ok.float().mean()))
+    h.remove()
+    with pytest.raises(ValueError, match="quick must be a positive number of examples or None, got 0"): quick_explorer(quick=0)
+    assert quick_explorer(quick=None).set_ratio(0.1).batch == 40                  # None: every example on every move
+
+
+def test_the_change_readout_is_paired_over_the_same_examples():
+    ex = quick_explorer()
+    ex.set_ratio(1.0); a = correct_on_all(ex).float(); ex.refine()
+    st = ex.set_ratio(0.0); b = correct_on_all(ex).float()
+    d = (b - a)[:16]                                                           # the new partition is measured on 16 so far
+    assert st.change == pytest.approx(float(d.mean())) and st.change_se == pytest.approx(float(d.std() / 4))
+    st = ex.refine(); d = b - a
+    assert st.change == pytest.approx(float(d.mean())) and st.change_se == pytest.approx(float(d.std() / 40 ** 0.5))
+    before = correct_on_all(ex).float()
+    st = ex.fine_tune(5); ex.refine()                                          # new weights at the same partition: paired with before
+    assert st.batch == 40 and st.change == pytest.approx(float((correct_on_all(ex).float() - before).mean()))
+    assert "n/a" in readout_html(ExplorerState(ratio=0.5, criterion="imp", layer="a"))   # no previous partition: no change to show
+
+
+def test_background_refinement_finishes_and_a_move_makes_it_stale():
+    ex = quick_explorer(quick=4)
+    ex.set_ratio(0.9); ex._start_background(); w = ex._worker
+    st = ex.set_ratio(0.1)                                                     # waits for the chunk in flight, then measures anew
+    assert not w.is_alive() and st.ratio == 0.1 and st.batch == 4
+    ex._start_background(); ex._worker.join(timeout=60)
+    assert ex.state.batch == 40 and ex.state.accuracy == pytest.approx(float(correct_on_all(ex).float().mean()))
+    assert 'data-key="batch" data-value="40"' in ex.readouts.value              # the readout widget was updated from the thread
+    ex.set_ratio(0.5); ex.background = False; ex._start_background()
+    assert ex._worker is None and ex.state.batch == 4                            # background off: only refine() measures more
+
+
+def test_benchmark_reports_the_move_and_the_refinement():
+    ex = quick_explorer()
+    b = benchmark_slider(ex, ratios=(0.1, 0.6))
+    assert b["batch"] == 16 and b["heldout"] == 40 and b["refine_median_s"] > 0 and b["refined_se_median"] < b["se_median"]
+    assert "refine_median_s" not in benchmark_slider(ex, ratios=(0.3,), refine=False)
