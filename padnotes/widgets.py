@@ -439,18 +439,19 @@ def benchmark_slider(explorer:Explorer, # the explorer to move
                      refine:bool=True, # also time `refine` after each move (every held-out example; the widget does it in the background)
                     ) -> dict:
     "Seconds of server-side work per slider move (`set_ratio`: the first `quick` examples; median, min, max), then per refinement; median standard errors of each."
-    start = explorer.state.ratio; ts, tr, se_move, se_all, se_change = [], [], [], [], []
+    start = explorer.state.ratio; ts, tr, se_move, se_all, se_change, changes = [], [], [], [], [], []
     for _ in range(repeats):
         for r in ratios:
             t0 = time.perf_counter(); se_move.append(explorer.set_ratio(r).accuracy_se); ts.append(time.perf_counter() - t0)
             if refine:
                 t0 = time.perf_counter(); st = explorer.refine(); tr.append(time.perf_counter() - t0)
-                se_all.append(st.accuracy_se); se_change.append(st.change_se)
+                se_all.append(st.accuracy_se); se_change.append(st.change_se); changes.append(st.change)
     explorer.set_ratio(start)
     out = dict(median_s=statistics.median(ts), min_s=min(ts), max_s=max(ts), moves=len(ts), device=explorer.state.device,
                threads=explorer.num_threads or torch.get_num_threads(), batch=explorer.quick, se_median=statistics.median(se_move))
     if refine: out.update(heldout=explorer.state.heldout, refine_median_s=statistics.median(tr), refined_se_median=statistics.median(se_all),
-                          change_se_median=float(np.nanmedian(se_change)))
+                          change_se_median=float(np.nanmedian(se_change)), change_abs_median=float(np.nanmedian(np.abs(changes))),
+                          clear_changes=int(sum(abs(c) > 2 * e for c, e in zip(changes, se_change) if e == e)))   # |change| > 2 errors
     return out
 
 # %% ../nbs/07_explorer.ipynb #6caa70c6

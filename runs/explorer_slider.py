@@ -32,7 +32,7 @@ def main():
             b = benchmark_slider(ex, ratios=MOVES)
             rows.append(dict(task="fashion_mnist", device="cpu", threads=threads, quick=quick, heldout=b["heldout"], moves=b["moves"],
                              move_median_s=b["median_s"], move_max_s=b["max_s"], move_se_median=b["se_median"],
-                             refine_median_s=b["refine_median_s"], refined_se_median=b["refined_se_median"], change_se_median=b["change_se_median"], cores=os.cpu_count(),
+                             refine_median_s=b["refine_median_s"], refined_se_median=b["refined_se_median"], change_se_median=b["change_se_median"], change_abs_median=b["change_abs_median"], clear_changes=b["clear_changes"], cores=os.cpu_count(),
                              load_average=round(os.getloadavg()[0], 2), torch=torch.__version__, commit=commit))
             print(rows[-1], flush=True)
     out = here / "explorer_slider_cpu.csv"
