@@ -165,7 +165,7 @@ def _read_record(self:Explorer):
     s.change = float(d.mean()); s.change_se = float(d.std() / math.sqrt(m)) if m > 1 else float("nan")
 
 def _measure(self:Explorer):
-    "Evaluate the current partition: accuracy and latency on the held-out batch, ratio, dynamic parameters, deploy size."
+    "Evaluate the current partition: accuracy and latency on the first `quick` held-out examples, ratio, dynamic parameters, deploy size."
     m, s = self.model, self.state
     was = m.training; m.eval()
     sync = (lambda: torch.cuda.synchronize(self.device)) if self.device.type == "cuda" else (lambda: None)
