@@ -8,6 +8,7 @@
 #   bash scripts/run.sh device-check  install, then check and benchmark every method on the GPU (or --device, --size tiny);
 #                                writes device-check.json (sized for 8 minutes on one GPU; not yet run on one)
 #   bash scripts/run.sh readme   regenerate README.md from nbs/index.ipynb
+#   bash scripts/run.sh docs     install, then build the book (every chapter as a web page, offline) into ./_site
 # PADNOTES_VENV picks another folder for the environment; PADNOTES_PYTHON another interpreter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -139,5 +140,9 @@ case "${1:-help}" in
     log "device check: exactness, benchmarks, the explorer's slider and the cuda-tagged notebooks on one device"
     exec "$PY" scripts/device_check.py "${@:2}" ;;
   readme) readme >README.md; log "README.md written from nbs/index.ipynb" ;;
-  *) sed -n '2,11p' "$0"; exit 2 ;;
+  docs)
+    install dev
+    log "building the book: every notebook run at the test size, then the site (python scripts/book.py --help)"
+    exec "$PY" scripts/book.py "${@:2}" ;;
+  *) sed -n '2,12p' "$0"; exit 2 ;;
 esac
