@@ -111,3 +111,14 @@ def test_import_padnotes_is_light():
             "padnotes.viz; assert 'plotly' in sys.modules")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_every_chapter_ends_with_summary_and_exercises():
+    "Issue 14: each chapter's last two sections are '## Summary' and '## Exercises', and Exercises holds at least three numbered items."
+    import json
+    for nb in sorted((Path(__file__).parents[1] / "nbs").glob("[0-9]*.ipynb")):
+        md = ["".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "markdown"]
+        heads = [l.strip() for m in md for l in m.splitlines() if l.startswith("## ")]
+        assert heads[-2:] == ["## Summary", "## Exercises"], f"{nb.name} ends with {heads[-2:]}"
+        ex = "\n".join(md)["\n".join(md).rindex("## Exercises"):]
+        assert len(re.findall(r"^\d+\. ", ex, re.M)) >= 3, f"{nb.name}: fewer than three exercises"
