@@ -19,10 +19,11 @@ from .experiments.pad import _CRIT_COLORS, summarize_sweep, sweep_results
 from .moe import moe_layers
 
 # %% auto #0
-__all__ = ['CRITERION_COLORS', 'check_report', 'layer_fraction_traces', 'plot_layer_fractions', 'find_layer', 'mask_grid',
-           'mask_traces', 'plot_mode_mask', 'load_results', 'accuracy_curves', 'reference_levels', 'accuracy_traces',
-           'live_point_trace', 'plot_accuracy_vs_ratio', 'deploy_curve', 'deploy_traces', 'plot_deploy_vs_ratio',
-           'router_loads', 'router_load_traces', 'plot_router_load', 'plot_hard_concrete']
+__all__ = ['CRITERION_COLORS', 'PALETTE', 'check_report', 'layer_fraction_traces', 'plot_layer_fractions', 'find_layer',
+           'mask_grid', 'mask_traces', 'plot_mode_mask', 'load_results', 'accuracy_curves', 'reference_levels',
+           'accuracy_traces', 'live_point_trace', 'plot_accuracy_vs_ratio', 'deploy_curve', 'deploy_traces',
+           'plot_deploy_vs_ratio', 'router_loads', 'router_load_traces', 'plot_router_load', 'plot_hard_concrete',
+           'plot_blocks']
 
 # %% ../nbs/06_viz.ipynb #112edabb
 _REPORT_KEYS = ("layer", "kind", "copies", "entries", "dynamic", "ratio", "lambda_d", "lambda_s", "kernel_units")
@@ -300,4 +301,35 @@ def plot_hard_concrete(alphas:Sequence[float]=(-2.0, 0.0, 2.0, 5.0), # gate logi
         fig.update_xaxes(title_text="z (on the open interval)", row=1, col=j); fig.update_yaxes(title_text="density", row=1, col=j)
         fig.update_yaxes(title_text="probability", range=[0, 1], row=2, col=j)
     fig.update_layout(title="The hard-concrete gate: a density on (0, 1) and real mass at exactly 0 and 1", barmode="group", height=620)
+    return fig
+
+# %% ../nbs/06_viz.ipynb #7aa34e4b
+PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#9d755d")
+
+def plot_blocks(boxes:Sequence[Mapping], # each dict(x=, y=, w=, h=, text=, color=None): a box from (x, y) of size w x h
+                arrows:Sequence[tuple]=(), # each (x0, y0, x1, y1) or (x0, y0, x1, y1, label): an arrow to (x1, y1)
+                notes:Sequence[tuple]=(), # each (x, y, text): free text, <b>bold</b> allowed
+                width:int=820, height:int=300, # the figure's size in pixels
+               ) -> go.Figure:
+    "A block diagram: labelled boxes, arrows and notes on a blank canvas."
+    if not boxes: raise ValueError("a diagram needs at least one box")
+    fig, xs, ys = go.Figure(), [], []
+    for i, b in enumerate(boxes):
+        missing = {"x", "y", "w", "h", "text"} - set(b)
+        if missing: raise ValueError(f"box {i} lacks {sorted(missing)}: give x, y, w, h and text")
+        fig.add_shape(type="rect", x0=b["x"], y0=b["y"], x1=b["x"] + b["w"], y1=b["y"] + b["h"], opacity=0.55,
+                      fillcolor=b.get("color") or PALETTE[i % len(PALETTE)], line=dict(color="black", width=1))
+        fig.add_annotation(x=b["x"] + b["w"] / 2, y=b["y"] + b["h"] / 2, text=b["text"], showarrow=False, font=dict(size=12))
+        xs += [b["x"], b["x"] + b["w"]]; ys += [b["y"], b["y"] + b["h"]]
+    for a in arrows:
+        x0, y0, x1, y1, *label = a
+        fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y", showarrow=True, arrowhead=2, text="")
+        if label: fig.add_annotation(x=(x0 + x1) / 2, y=max(y0, y1) + 0.25, text=label[0], showarrow=False, font=dict(size=11))
+        xs += [x0, x1]; ys += [y0, y1]
+    for x, y, t in notes:
+        fig.add_annotation(x=x, y=y, text=t, showarrow=False); xs.append(x); ys.append(y)
+    pad = 0.3
+    fig.update_xaxes(visible=False, range=[min(xs) - pad, max(xs) + pad])
+    fig.update_yaxes(visible=False, range=[min(ys) - pad, max(ys) + 2 * pad])
+    fig.update_layout(width=width, height=height, margin=dict(l=10, r=10, t=10, b=10), plot_bgcolor="white", showlegend=False)
     return fig
