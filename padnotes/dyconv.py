@@ -141,6 +141,30 @@ def _same_pads(kernel_size, dilation):
         total = d * (k - 1); pads += [total // 2, total - total // 2]
     return tuple(pads)
 
+def _int_pair(name, v, least:int=1):
+    v = _pair(v)
+    if len(v) != 2 or not all(isinstance(i, int) and not isinstance(i, bool) and i >= least for i in v):
+        raise ValueError(f"{name} must be an int >= {least} or a pair of them, got {v!r}")
+    return v
+
+def _conv_geometry(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode) -> dict:
+    "nn.Conv2d's arguments checked and normalised (pairs, the F.pad amounts); a clear error for each bad one."
+    in_channels, out_channels, groups = _check_int("in_channels", in_channels), _check_int("out_channels", out_channels), _check_int("groups", groups)
+    if in_channels % groups: raise ValueError(f"in_channels must be divisible by groups, got in_channels={in_channels}, groups={groups}")
+    if out_channels % groups: raise ValueError(f"out_channels must be divisible by groups, got out_channels={out_channels}, groups={groups}")
+    check_choice("padding_mode", padding_mode, _PADDING_MODES)
+    kernel_size, stride, dilation = _int_pair("kernel_size", kernel_size), _int_pair("stride", stride), _int_pair("dilation", dilation)
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"): raise ValueError(f"padding must be 'same', 'valid', an int or a pair, got {padding!r}")
+        if padding == "same" and stride != (1, 1): raise ValueError(f"padding='same' needs stride 1, got stride={stride!r}")
+        pads = (0, 0, 0, 0) if padding == "valid" else _same_pads(kernel_size, dilation)
+    else:
+        try: padding = _int_pair("padding", padding, least=0)
+        except ValueError: raise ValueError(f"padding must be 'same', 'valid', an int >= 0 or a pair of them, got {padding!r}") from None
+        pads = (padding[1], padding[1], padding[0], padding[0])
+    return dict(in_channels=in_channels, out_channels=out_channels, groups=groups, kernel_size=kernel_size, stride=stride,
+                padding=padding, dilation=dilation, padding_mode=padding_mode, _pads=pads)
+
 # %% ../nbs/02_dynamic_conv.ipynb #f05b4c43
 class DynamicConv2d(StateSettings, TunerLayer):
     "Dynamic convolution (Chen et al. 2020): nn.Conv2d whose kernel is an input-dependent mix of K kernels."
@@ -160,26 +184,9 @@ class DynamicConv2d(StateSettings, TunerLayer):
                  mode:str='auto', # 'kernel', 'output' or 'auto' (see `auto_mode`)
                  device=None, dtype=None):
         super().__init__()
-        in_channels, out_channels = _check_int("in_channels", in_channels), _check_int("out_channels", out_channels)
-        groups, num_kernels = _check_int("groups", groups), _check_int("num_kernels", num_kernels)
-        if in_channels % groups: raise ValueError(f"in_channels must be divisible by groups, got in_channels={in_channels}, groups={groups}")
-        if out_channels % groups: raise ValueError(f"out_channels must be divisible by groups, got out_channels={out_channels}, groups={groups}")
-        check_choice("padding_mode", padding_mode, _PADDING_MODES); check_choice("mode", mode, _MODES)
-        self.kernel_size, self.stride, self.dilation = _pair(kernel_size), _pair(stride), _pair(dilation)
-        for n, v in (("kernel_size", self.kernel_size), ("stride", self.stride), ("dilation", self.dilation)):
-            if len(v) != 2 or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 1 for i in v):
-                raise ValueError(f"{n} must be an int >= 1 or a pair of them, got {v!r}")
-        if isinstance(padding, str):
-            if padding not in ("same", "valid"): raise ValueError(f"padding must be 'same', 'valid', an int or a pair, got {padding!r}")
-            if padding == "same" and self.stride != (1, 1): raise ValueError(f"padding='same' needs stride 1, got stride={stride!r}")
-            pads = (0, 0, 0, 0) if padding == "valid" else _same_pads(self.kernel_size, self.dilation)
-        else:
-            padding = _pair(padding)
-            if len(padding) != 2 or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in padding):
-                raise ValueError(f"padding must be 'same', 'valid', an int >= 0 or a pair of them, got {padding!r}")
-            pads = (padding[1], padding[1], padding[0], padding[0])
-        self.in_channels, self.out_channels, self.groups, self.num_kernels = in_channels, out_channels, groups, num_kernels
-        self.padding, self.padding_mode, self.mode, self._pads = padding, padding_mode, mode, pads
+        for k, v in _conv_geometry(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode).items(): setattr(self, k, v)
+        self.num_kernels, self.mode = _check_int("num_kernels", num_kernels), check_choice("mode", mode, _MODES)
+        in_channels, out_channels, groups = self.in_channels, self.out_channels, self.groups
         fk = dict(device=device, dtype=dtype)
         self.weight = nn.Parameter(torch.empty(num_kernels, out_channels, in_channels // groups, *self.kernel_size, **fk))  # (K, O, C/g, kh, kw)
         self.bias = nn.Parameter(torch.empty(num_kernels, out_channels, **fk)) if bias else None                            # (K, O)
