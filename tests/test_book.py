@@ -76,7 +76,7 @@ def test_every_page_loads_offline_draws_and_links(site, server):
             page.wait_for_load_state("networkidle")                      # nothing still loading when the next page replaces this one
             got = page.evaluate("""() => ({
                 divs: document.querySelectorAll('.plotly-graph-div').length,
-                drawn: [...document.querySelectorAll('.plotly-graph-div')].filter(d => d.data && d.data.length && d.querySelector('.main-svg')).length,
+                drawn: [...document.querySelectorAll('.plotly-graph-div')].filter(d => d._fullLayout && d.data && d.querySelector('.main-svg')).length,   // diagrams have no traces
                 math_left: [...document.querySelectorAll('.jp-RenderedMarkdown, .jp-MarkdownOutput')].filter(e => /(^|[^\\\\$])\\$[^$\\s][^$]*\\$/.test(e.innerText)).length,
                 links: [...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href'))})""")
             drawn[name] = got["drawn"]
