@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_explorer.ipynb #8eb42e58
 from __future__ import annotations
-import copy, dataclasses, html, json, math, statistics, threading, time
+import contextlib, copy, dataclasses, html, json, math, statistics, threading, time
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -154,6 +154,15 @@ def _correct(self:Explorer, lo:int, hi:int) -> torch.Tensor:
     with torch.no_grad(): logits = forward_logits(self.model, _rows(self.inputs, lo, hi))
     return (logits.argmax(-1) == self.labels[lo:hi]).cpu()
 
+@contextlib.contextmanager
+def _measuring(self:Explorer):
+    "The model in eval mode and torch at the explorer's thread count while held-out examples are measured; both restored after."
+    was, threads = self.model.training, torch.get_num_threads()
+    self.model.eval()
+    if self.num_threads: torch.set_num_threads(self.num_threads)
+    try: yield
+    finally: torch.set_num_threads(threads); self.model.train(was)
+
 def _read_record(self:Explorer):
     "Accuracy and its error from the current partition's record; the change from the previous partition, paired over shared examples."
     s, c = self.state, self._records[self._key]
@@ -167,13 +176,9 @@ def _read_record(self:Explorer):
 def _measure(self:Explorer):
     "Evaluate the current partition: accuracy and latency on the first `quick` held-out examples, ratio, dynamic parameters, deploy size."
     m, s = self.model, self.state
-    was = m.training; m.eval()
     sync = (lambda: torch.cuda.synchronize(self.device)) if self.device.type == "cuda" else (lambda: None)
-    threads = torch.get_num_threads()
-    if self.num_threads: torch.set_num_threads(self.num_threads)
-    try:
+    with self._measuring():
         sync(); t0 = time.perf_counter(); c = self._correct(0, self.quick); sync(); t = time.perf_counter() - t0
-    finally: torch.set_num_threads(threads); m.train(was)
     if len(self._records.get(self._key, ())) < len(c): self._records[self._key] = c     # a partition seen before keeps its longer record
     rep = partition_report(m)
     self._read_record()
@@ -201,10 +206,7 @@ def _refine_loop(self:Explorer, gen:int, max_seconds:float|None=None, draw:bool=
             if gen != self._gen: return False                            # the reader moved on: this partition is no longer shown
             c = self._records[self._key]
             if len(c) >= len(self.labels): break
-            was = self.model.training; self.model.eval(); threads = torch.get_num_threads()
-            if self.num_threads: torch.set_num_threads(self.num_threads)
-            try: self._records[self._key] = torch.cat([c, self._correct(len(c), min(len(self.labels), len(c) + self.quick))])
-            finally: torch.set_num_threads(threads); self.model.train(was)
+            with self._measuring(): self._records[self._key] = torch.cat([c, self._correct(len(c), min(len(self.labels), len(c) + self.quick))])
             self._read_record()
             if draw: self.readouts.value = readout_html(self.state)
         if max_seconds is not None and time.perf_counter() - t0 > max_seconds: return False
@@ -232,7 +234,7 @@ def _start_background(self:Explorer):
     self._worker.start()
 
 Explorer._ranking, Explorer._partition, Explorer._measure, Explorer._deploy_curve = _ranking, _partition, _measure, _deploy_curve
-Explorer._correct, Explorer._read_record, Explorer._refine_loop, Explorer.refine = _correct, _read_record, _refine_loop, refine
+Explorer._correct, Explorer._measuring, Explorer._read_record, Explorer._refine_loop, Explorer.refine = _correct, _measuring, _read_record, _refine_loop, refine
 Explorer._stop_background, Explorer._start_background = _stop_background, _start_background
 
 # %% ../nbs/07_explorer.ipynb #3ca9f0ad
