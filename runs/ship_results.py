@@ -15,6 +15,7 @@ FILES = {   # shipped file: (runs/ files it gathers, the column their names fill
     "diff_pruning_grid.csv": ("dp_grid_*.csv", None),
     "diff_pruning_calibration.csv": ("dp_calibrate_*.csv", "task"),
     "diff_pruning_structured_product.csv": ("dp_structured_product_*.csv", None),
+    "diff_pruning_finetune_epochs.csv": ("dp_finetune_epochs_*.csv", None),
     "pad_evidence.csv": ("pad_evidence_*.csv", None),
     "pad_evidence_ablations.csv": ("pad_ablation_*.csv", "variant"),
     "explorer_slider.csv": ("explorer_slider_*.csv", None),

@@ -23,10 +23,10 @@ from .pad import (ASSETS, append_row, finding, interval_reading, paired_differen
 
 # %% auto #0
 __all__ = ['DP_TASKS', 'DP_METHODS', 'METHOD_COLORS', 'METHOD_NAMES', 'RESULTS_FILE', 'CALIBRATION_FILE', 'PRODUCT_FILE',
-           'REGENERATE', 'DiffPruningSweep', 'kept_by', 'sweep_unit', 'diff_pruning_sweep', 'summarize_diff_sweep',
-           'diff_claims', 'plot_accuracy_vs_density', 'plot_kept_share', 'calibrate_l0', 'grid_results',
-           'calibration_results', 'product_penalty_results', 'diff_verdict', 'save_full_model', 'serving_benchmark',
-           'tour_sweep']
+           'REGENERATE', 'FINETUNE_FILE', 'DiffPruningSweep', 'kept_by', 'sweep_unit', 'diff_pruning_sweep',
+           'summarize_diff_sweep', 'diff_claims', 'plot_accuracy_vs_density', 'plot_kept_share', 'calibrate_l0',
+           'grid_results', 'calibration_results', 'product_penalty_results', 'finetune_epochs_results', 'gap_stages',
+           'diff_verdict', 'save_full_model', 'serving_benchmark', 'tour_sweep']
 
 # %% ../../nbs/13a_diff_pruning_lab.ipynb #c023cf9b
 DP_TASKS = {"rotten_tomatoes": 2, "twitter": 3}    # task -> classes
@@ -305,6 +305,38 @@ def calibration_results(task:str|None=None, path:str|Path|None=None) -> pd.DataF
 def product_penalty_results(task:str|None=None, path:str|Path|None=None) -> pd.DataFrame:
     "The structured variant's seed-0 rows under the paper's equation (`group_penalty='product'`), kept apart from the grid."
     return results_csv(PRODUCT_FILE if path is None else path, task, "they were made by the grid before group_penalty existed")
+
+FINETUNE_FILE = ASSETS / "diff_pruning_finetune_epochs.csv"
+
+def finetune_epochs_results(task:str|None=None, path:str|Path|None=None) -> pd.DataFrame:
+    "The grid's unstructured units rerun with the paper's 3 epochs of fixed-mask fine-tuning at 0.5% (runs/dp_finetune_epochs.py), kept apart from the grid."
+    return results_csv(FINETUNE_FILE if path is None else path, task, "they are made by: python runs/dp_finetune_epochs.py rotten_tomatoes; python runs/ship_results.py")
+
+def gap_stages(df:pd.DataFrame, # rows of `diff_pruning_sweep` for one task
+               more:pd.DataFrame|None=None, # rows of the same units run with other settings (e.g. `finetune_epochs_results`)
+               method:str="diff", # 'diff' or 'diff_structured'
+               metric:str="dev_acc", confidence:float=0.95) -> pd.DataFrame:
+    "Where a gated diff loses accuracy against full fine-tuning: each stage (after gated training, after each projection and fixed-mask fine-tune) minus full, paired by seed."
+    if df.task.nunique() != 1: raise ValueError(f"gap_stages is per task, got {sorted(df.task.unique())}")
+    check_choice("method", method, ("diff", "diff_structured"))
+    pre = "pre_" + metric
+    g = df[df.method == method]
+    if not len(g): raise ValueError(f"no {method!r} rows in the results: they hold {sorted(df.method.unique())}")
+    full = df[df.method == "full"].set_index("seed")[metric]
+    def epochs(rows): return settings_value(rows, "finetune_epochs", DiffPruningSweep.finetune_epochs)
+    stages = [(f"after gated training (expected density {100 * g.expected_density.mean():.1f}%)", None,
+               g.drop_duplicates("seed").set_index("seed")[pre])]
+    for rows in [g] + ([more[more.method == method]] if more is not None and len(more) else []):
+        for d in sorted({float(x) for x in rows.density}, reverse=True):
+            r = rows[np.isclose(rows.density, d)]
+            stages.append((f"projected to {100 * d:g}%, fine-tuned {epochs(r)} epoch{'s' if epochs(r) != 1 else ''}", d, r.set_index("seed")[metric]))
+    out = []
+    for name, d, acc in stages:
+        long = pd.concat([pd.DataFrame(dict(seed=full.index, stage="full", v=full.values)), pd.DataFrame(dict(seed=acc.index, stage=name, v=acc.values))])
+        try: p = paired_difference(long, dict(stage=name), dict(stage="full"), "v", confidence)
+        except ValueError: p = dict(mean=np.nan, ci_low=np.nan, ci_high=np.nan, n=len(set(acc.index) & set(full.index)))
+        out.append(dict(stage=name, density=d, mean=float(acc.mean()), minus_full=p["mean"], ci_low=p["ci_low"], ci_high=p["ci_high"], n=p["n"]))
+    return pd.DataFrame(out)
 
 def diff_verdict(df:pd.DataFrame, # rows of `diff_pruning_sweep` for one task
                  chance:float|None=None, # the accuracy of guessing; None: 1 / classes of the task
