@@ -19,6 +19,7 @@ FILES = {   # shipped file: (runs/ files it gathers, the column their names fill
     "pad_evidence.csv": ("pad_evidence_*.csv", None),
     "pad_evidence_ablations.csv": ("pad_ablation_*.csv", "variant"),
     "explorer_slider.csv": ("explorer_slider_*.csv", None),
+    "dyconv_benchmark.csv": ("dyconv_benchmark_*.csv", "device"),
 }
 
 def name_part(path:Path, pattern:str, column:str) -> str:

@@ -18,7 +18,8 @@ from ..dyconv import (DynamicConv2d, attention_entropy, dyconv_from_conv, dyconv
 
 # %% auto #0
 __all__ = ['entropy_vs_temperature', 'plot_entropy_vs_temperature', 'plot_entropy', 'benchmark_dyconv', 'plot_benchmark',
-           'class_attention', 'specialisation', 'plot_class_attention', 'compare_static_dynamic']
+           'benchmark_results', 'benchmark_ratios', 'class_attention', 'specialisation', 'plot_class_attention',
+           'compare_static_dynamic']
 
 # %% ../../nbs/02a_dyconv_lab.ipynb #ed320b46
 def entropy_vs_temperature(layer:DynamicConv2d, # the layer to probe (its temperature is restored)
@@ -122,6 +123,31 @@ def plot_benchmark(df:pd.DataFrame, # from benchmark_dyconv
     fig.update_layout(barmode="group", yaxis=dict(type="log", title=f"{col} (static conv = 1)"), xaxis_title="batch size",
                       height=350, width=650, margin=dict(t=30), title=f"{df.attrs.get('device', '')}, {df.attrs.get('threads', '')} threads")
     return fig
+
+# %% ../../nbs/02a_dyconv_lab.ipynb #3b32e808
+def benchmark_results(path=None, # a CSV of `benchmark_dyconv` rows (default: the file shipped with padnotes)
+                     ) -> pd.DataFrame:
+    "Chapter 02's benchmark at full size (64 channels, 28x28, K = 4, 2 CPU threads; `python runs/dyconv_benchmark.py`), as shipped."
+    import importlib.resources
+    from pathlib import Path
+    from padnotes.experiments.pad import results_csv
+    path = Path(str(importlib.resources.files("padnotes") / "assets" / "dyconv_benchmark.csv")) if path is None else path
+    return results_csv(path, None, "they are made by: python runs/dyconv_benchmark.py; python runs/ship_results.py")
+
+def benchmark_ratios(df:pd.DataFrame, # rows of `benchmark_dyconv` (or `benchmark_results()`)
+                    ) -> pd.DataFrame:
+    "The ratios chapter 02 reads off a benchmark, one row each, one column per batch size (times: 2.0 means twice as long)."
+    if "batch" not in df.columns or "impl" not in df.columns: raise ValueError(f"expected rows of benchmark_dyconv, got columns {list(df.columns)}")
+    t = df.set_index(["impl", "batch"])
+    def r(num, den, ph): return t.loc[num, f"{ph}_ms"] / t.loc[den, f"{ph}_ms"]
+    rows = {}
+    for ph, name in (("fwd", "forward"), ("fwd_bwd", "forward+backward")):
+        rows[f"dyconv kernel / best static, {name}"] = t.loc["dyconv kernel", f"{ph}_x_best_static"]
+        rows[f"dyconv output / dyconv kernel, {name}"] = r("dyconv output", "dyconv kernel", ph)
+        rows[f"per-sample loop / dyconv kernel, {name}"] = r("per-sample loop", "dyconv kernel", ph)
+        rows[f"per-sample loop / best static, {name}"] = t.loc["per-sample loop", f"{ph}_x_best_static"]
+        rows[f"one grouped conv / chunks of 16, {name}"] = r("dyconv kernel, one grouped conv", "dyconv kernel", ph)
+    return pd.DataFrame(rows).T.rename_axis(columns="batch")
 
 # %% ../../nbs/02a_dyconv_lab.ipynb #36eff768
 @torch.no_grad()
