@@ -6,8 +6,9 @@
 __all__ = ['RouterOutput', 'Router', 'DispatchPlan', 'dispatch_plan', 'Experts', 'cv_squared', 'switch_balance_loss',
            'router_z_loss', 'shazeer_load', 'importance', 'MoEStats', 'MoE', 'moe_reference', 'MoEFFN', 'FFNBypass',
            'ffn_parts', 'find_ffn_blocks', 'balanced_kmeans', 'add_aux_loss_hook', 'remove_aux_loss_hook',
-           'has_aux_loss_hook', 'MoEConfig', 'moefy', 'moe_layers', 'moe_param_counts', 'ExpertParallelMoE',
-           'expert_parallel_check', 'run_expert_parallel_check', 'MoEAuxLoss', 'RouterLoadRecorder', 'moe_optimizer']
+           'has_aux_loss_hook', 'MoEConfig', 'moefy', 'moe_layers', 'moe_param_counts', 'MoEAuxLoss',
+           'RouterLoadRecorder', 'moe_optimizer', 'ExpertParallelMoE', 'expert_parallel_check',
+           'run_expert_parallel_check']
 
 # %% ../nbs/03_moe.ipynb #6173fcc5
 import math, os, time, copy, socket
@@ -560,6 +561,38 @@ def moe_param_counts(model:nn.Module) -> dict:
         idle += (m.num_experts - m.top_k) * m.experts.expert_numel()
     return dict(total=total, active=total - idle)
 
+# %% ../nbs/03_moe.ipynb #0134cff4
+class MoEAuxLoss(Callback):
+    "Add coef * (sum of every MoE layer's latest aux_loss) to the training loss."
+    def __init__(self, coef:float=1.0): self.coef = coef   # overall multiplier; the per-term weights live on each MoE
+    def after_loss(self, tr):
+        aux = [m.aux_loss for m in moe_layers(tr.model) if m.aux_loss is not None]
+        if aux: tr.loss = tr.loss + self.coef * sum(aux)
+
+class RouterLoadRecorder(Callback):
+    "Per epoch, each MoE layer's kept assignments per expert, summed over the training batches: `loads[epoch]` is (L, E)."
+    def before_fit(self, tr): self.loads = []
+    def before_epoch(self, tr): self._acc = None
+    def after_batch(self, tr):
+        ms = [m for m in moe_layers(tr.model) if m.last_stats is not None]
+        if not ms: return
+        cur = torch.stack([m.last_stats.load.float().cpu() for m in ms])
+        self._acc = cur if self._acc is None else self._acc + cur
+    def after_epoch(self, tr):
+        if self._acc is not None: self.loads.append(self._acc)
+
+# %% ../nbs/03_moe.ipynb #2010f4df
+def moe_optimizer(model:nn.Module, lr:float=5e-5, router_lr:float=1e-3, weight_decay:float=0.01):
+    "AdamW with the routers' parameters in their own group at `router_lr` (no weight decay on biases, norms, routers)."
+    router_ids = {id(p) for m in model.modules() if isinstance(m, Router) for p in m.parameters()}
+    params = [p for p in model.parameters() if p.requires_grad]
+    router = [p for p in params if id(p) in router_ids]
+    rest = [p for p in params if id(p) not in router_ids]
+    groups = [dict(params=[p for p in rest if p.ndim > 1], weight_decay=weight_decay),
+              dict(params=[p for p in rest if p.ndim <= 1], weight_decay=0.0)]
+    if router: groups.append(dict(params=router, weight_decay=0.0, lr=router_lr))
+    return torch.optim.AdamW(groups, lr=lr)
+
 # %% ../nbs/03_moe.ipynb #0434c3e2
 class _AllToAll(torch.autograd.Function):
     "all_to_all_single with uneven row splits; backward sends the gradients back the same way."
@@ -689,38 +722,6 @@ def run_expert_parallel_check(world_size:int=2, # processes
     with tempfile.TemporaryDirectory() as d:
         mp.spawn(entry, args=(world_size, _free_port(), d, configs or [{}]), nprocs=world_size, join=True)
         return [torch.load(os.path.join(d, f"rank{r}.pt")) for r in range(world_size)]
-
-# %% ../nbs/03_moe.ipynb #0134cff4
-class MoEAuxLoss(Callback):
-    "Add coef * (sum of every MoE layer's latest aux_loss) to the training loss."
-    def __init__(self, coef:float=1.0): self.coef = coef   # overall multiplier; the per-term weights live on each MoE
-    def after_loss(self, tr):
-        aux = [m.aux_loss for m in moe_layers(tr.model) if m.aux_loss is not None]
-        if aux: tr.loss = tr.loss + self.coef * sum(aux)
-
-class RouterLoadRecorder(Callback):
-    "Per epoch, each MoE layer's kept assignments per expert, summed over the training batches: `loads[epoch]` is (L, E)."
-    def before_fit(self, tr): self.loads = []
-    def before_epoch(self, tr): self._acc = None
-    def after_batch(self, tr):
-        ms = [m for m in moe_layers(tr.model) if m.last_stats is not None]
-        if not ms: return
-        cur = torch.stack([m.last_stats.load.float().cpu() for m in ms])
-        self._acc = cur if self._acc is None else self._acc + cur
-    def after_epoch(self, tr):
-        if self._acc is not None: self.loads.append(self._acc)
-
-# %% ../nbs/03_moe.ipynb #2010f4df
-def moe_optimizer(model:nn.Module, lr:float=5e-5, router_lr:float=1e-3, weight_decay:float=0.01):
-    "AdamW with the routers' parameters in their own group at `router_lr` (no weight decay on biases, norms, routers)."
-    router_ids = {id(p) for m in model.modules() if isinstance(m, Router) for p in m.parameters()}
-    params = [p for p in model.parameters() if p.requires_grad]
-    router = [p for p in params if id(p) in router_ids]
-    rest = [p for p in params if id(p) not in router_ids]
-    groups = [dict(params=[p for p in rest if p.ndim > 1], weight_decay=weight_decay),
-              dict(params=[p for p in rest if p.ndim <= 1], weight_decay=0.0)]
-    if router: groups.append(dict(params=router, weight_decay=0.0, lr=router_lr))
-    return torch.optim.AdamW(groups, lr=lr)
 
 # %% ../nbs/03_moe.ipynb #634c90e5
 document_module(globals())
