@@ -20,7 +20,10 @@ SCREENSHOT_PAGE = "05_padnet.html"
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     "The whole book, built once for this module (or the one PADNOTES_SITE names, already built)."
-    if os.environ.get("PADNOTES_SITE"): return Path(os.environ["PADNOTES_SITE"])
+    if os.environ.get("PADNOTES_SITE"):
+        site = Path(os.environ["PADNOTES_SITE"])
+        if not (site / "index.html").exists(): pytest.fail(f"PADNOTES_SITE={site} holds no built book (its build failed, or it was not run)")
+        return site
     out = tmp_path_factory.mktemp("book") / "site"
     t0 = time.time()
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "book.py"), "--site", str(out)], cwd=ROOT, capture_output=True, text=True)
