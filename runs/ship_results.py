@@ -21,6 +21,7 @@ FILES = {   # shipped file: (runs/ files it gathers, the column their names fill
     "explorer_slider.csv": ("explorer_slider_*.csv", None),
     "dyconv_benchmark.csv": ("dyconv_benchmark_*.csv", "device"),
     "pad_benchmark.csv": ("pad_benchmark_*.csv", "device"),
+    "threshold_benchmark.csv": ("threshold_benchmark_*.csv", "device"),
 }
 
 def name_part(path:Path, pattern:str, column:str) -> str:
