@@ -50,3 +50,20 @@ def test_diff_pruning_rows_belong_to_the_plan_once_each_at_one_setting():
         assert all(s.get("group_penalty") == "sum" for s in structured), "structured rows must record the penalty they ran with"
     prod = product_penalty_results()
     assert set(prod.method) == {"diff_structured"} and {json.loads(s)["group_penalty"] for s in prod.settings} == {"product"}
+
+def test_diff_pruning_finetune_rerun_starts_from_the_grids_gated_models():
+    "The 3-epoch rerun (runs/dp_finetune_epochs.py) differs from the grid only in the fixed-mask fine-tuning: same L0 weight, same gated models."
+    import numpy as np
+    from padnotes.experiments.diff_pruning import FINETUNE_FILE, finetune_epochs_results, grid_results
+    if not FINETUNE_FILE.exists(): pytest.skip("the rerun is not shipped yet")
+    ft, grid = finetune_epochs_results(), grid_results()
+    assert set(ft.method) == {"diff"} and np.allclose(ft.density, 0.005) and ft.seed.is_unique
+    for s in ft.settings.map(json.loads):
+        assert s["finetune_epochs"] == 3
+    g = grid[(grid.method == "diff") & np.isclose(grid.density, 0.005)].set_index(["task", "seed"])
+    for r in ft.itertuples():
+        row = g.loc[(r.task, r.seed)]
+        assert r.pre_dev_acc == row.pre_dev_acc and r.expected_density == pytest.approx(row.expected_density, rel=1e-9)
+        ours, theirs = json.loads(r.settings), json.loads(row.settings)
+        same = (set(ours) & set(theirs)) - {"finetune_epochs", "densities", "structured"}   # the grid's rows predate group_penalty
+        assert {k: ours[k] for k in same} == {k: theirs[k] for k in same} and len(same) > 10
