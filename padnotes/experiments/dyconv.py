@@ -128,11 +128,8 @@ def plot_benchmark(df:pd.DataFrame, # from benchmark_dyconv
 def benchmark_results(path=None, # a CSV of `benchmark_dyconv` rows (default: the file shipped with padnotes)
                      ) -> pd.DataFrame:
     "Chapter 02's benchmark at full size (64 channels, 28x28, K = 4, 2 CPU threads; `python runs/dyconv_benchmark.py`), as shipped."
-    import importlib.resources
-    from pathlib import Path
-    from padnotes.experiments.pad import results_csv
-    path = Path(str(importlib.resources.files("padnotes") / "assets" / "dyconv_benchmark.csv")) if path is None else path
-    return results_csv(path, None, "they are made by: python runs/dyconv_benchmark.py; python runs/ship_results.py")
+    from padnotes.experiments.pad import ASSETS, results_csv
+    return results_csv(ASSETS / "dyconv_benchmark.csv" if path is None else path, None, "they are made by: python runs/dyconv_benchmark.py; python runs/ship_results.py")
 
 def benchmark_ratios(df:pd.DataFrame, # rows of `benchmark_dyconv` (or `benchmark_results()`)
                     ) -> pd.DataFrame:
