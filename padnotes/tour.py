@@ -15,14 +15,14 @@ from plotly.offline import get_plotlyjs
 import torch
 
 from .core import get_device
-from .experiments.pad import SweepConfig, pad_sweep, plot_sweep, summarize_sweep, sweep_results, RESULTS_FILE, REGENERATE
+from .experiments.pad import SweepConfig, pad_sweep, plot_sweep, summarize_sweep, sweep_results, results_csv, ASSETS, RESULTS_FILE, REGENERATE
 
 # %% auto #0
 __all__ = ['SIZES', 'SECTIONS', 'tour_config', 'TourContext', 'SectionResult', 'TourSection', 'register_section', 'tour_sections',
            'runs_file', 'run_label', 'results_table', 'shipped_results', 'plot_tour_sweep', 'plot_deploy', 'sweep_rows',
            'sweep_result', 'sweep_section', 'grid_section', 'SectionRun', 'report_html', 'write_report',
            'check_output_folder', 'check_sections', 'TourOutcome', 'run_tour', 'discover_sections', 'tour_parser',
-           'main']
+           'main', 'tour_timing']
 
 # %% ../nbs/08_tour.ipynb #45629bb5
 SIZES = ("quick", "full", "tiny")
@@ -441,6 +441,13 @@ def main(argv:list[str]|None=None, # the arguments (default: sys.argv[1:])
 
 # %% ../nbs/08_tour.ipynb #f3c27a51
 #| eval: false
-if __name__ == "__main__":                       # python -m padnotes.tour tour ...
+if __name__ == "__main__" and "ipykernel" not in sys.modules:   # python -m padnotes.tour tour ... (not a notebook kernel, whose __name__ is "__main__" too)
     from padnotes.tour import main as _main     # the imported module: the one whose registry the chapters fill
     sys.exit(_main())
+
+# %% ../nbs/08_tour.ipynb #167792f2
+def tour_timing(path=None, # a CSV written by runs/tour_quick.py (default: the file shipped with padnotes)
+               ) -> pd.DataFrame:
+    "The quick tour's time per section and in all, measured once on 2 CPU cores (`python runs/tour_quick.py`), as shipped."
+    return results_csv(ASSETS / "tour_quick.csv" if path is None else path, None, "it is made by: python runs/tour_quick.py; python runs/ship_results.py")
+

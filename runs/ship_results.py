@@ -22,6 +22,9 @@ FILES = {   # shipped file: (runs/ files it gathers, the column their names fill
     "dyconv_benchmark.csv": ("dyconv_benchmark_*.csv", "device"),
     "pad_benchmark.csv": ("pad_benchmark_*.csv", "device"),
     "threshold_benchmark.csv": ("threshold_benchmark_*.csv", "device"),
+    "dyconv_compare.csv": ("dyconv_compare_*.csv", "device"),
+    "dyconv_class_attention.csv": ("dyconv_class_attention_*.csv", "device"),
+    "tour_quick.csv": ("tour_quick_*.csv", "device"),
 }
 
 def name_part(path:Path, pattern:str, column:str) -> str:

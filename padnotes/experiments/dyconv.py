@@ -19,7 +19,7 @@ from ..dyconv import (DynamicConv2d, attention_entropy, dyconv_from_conv, dyconv
 # %% auto #0
 __all__ = ['entropy_vs_temperature', 'plot_entropy_vs_temperature', 'plot_entropy', 'benchmark_dyconv', 'plot_benchmark',
            'benchmark_results', 'benchmark_ratios', 'class_attention', 'specialisation', 'plot_class_attention',
-           'compare_static_dynamic']
+           'compare_static_dynamic', 'compare_results']
 
 # %% ../../nbs/02a_dyconv_lab.ipynb #ed320b46
 def entropy_vs_temperature(layer:DynamicConv2d, # the layer to probe (its temperature is restored)
@@ -221,3 +221,20 @@ def compare_static_dynamic(dls:dict, # image_loaders(...) output: train, dev, te
         models[kind] = model
     ca = class_attention(models["dynamic"], dls["test"], len(dls["classes"]))
     return dict(table=pd.DataFrame(rows), models=models, class_attention=ca)
+
+# %% ../../nbs/02a_dyconv_lab.ipynb #a70e71cd
+def compare_results(seed:int=0, # the seed whose class attention to return
+                    path=None, # a CSV of `compare_static_dynamic` tables, one row per model and seed (default: the file shipped with padnotes)
+                    attention_path=None, # a CSV of class attention: seed, layer, class, kernel, weight (default: the file shipped)
+                   ) -> dict:
+    "Chapter 02's static-vs-dynamic ResNet-8 at full size (`python runs/dyconv_compare.py 0 1 2`), as shipped: every seed's table, and one seed's class attention."
+    from padnotes.experiments.pad import ASSETS, results_csv
+    how = "they are made by: python runs/dyconv_compare.py 0 1 2; python runs/ship_results.py"
+    tab = results_csv(ASSETS / "dyconv_compare.csv" if path is None else path, None, how)
+    att = results_csv(ASSETS / "dyconv_class_attention.csv" if attention_path is None else attention_path, None, how)
+    if seed not in set(att.seed): raise ValueError(f"no class attention for seed {seed!r}: the file holds seeds {sorted(set(att.seed))}")
+    att = att[att.seed == seed]
+    classes = list(dict.fromkeys(att["class"]))
+    ca = {n: d.pivot(index="class", columns="kernel", values="weight").loc[classes].to_numpy() for n, d in att.groupby("layer", sort=False)}
+    return dict(table=tab, class_attention=ca, classes=classes)
+
