@@ -1,5 +1,6 @@
 """How long each chapter takes to run top to bottom in a fresh kernel, as a reader runs it (every cell, `#| slow` ones included,
-IN_TEST unset) and at the test size (IN_TEST=1, as `nbdev_test` runs it), on this machine. Run it with the machine otherwise
+IN_TEST unset: `jupyter nbconvert --execute`, as "Run All" in JupyterLab) and at the test size (`nbdev_test --path`, as the README
+tells a reader to run one chapter alone: IN_TEST set, `#| slow` cells left out), on this machine. Run it with the machine otherwise
 quiet. Appends one row per notebook and size to runs/chapter_times_cpu.csv and skips those already there, so an interrupted run
 resumes; a notebook still running after LIMIT seconds is stopped and recorded as such. Then `python runs/ship_results.py` copies
 the file to padnotes/assets/chapter_times.csv, which the first page of the book reads (tests/test_book.py checks it says them).
@@ -15,12 +16,11 @@ NBS = HERE.parent / "nbs"
 OUT = HERE / "chapter_times_cpu.csv"
 
 def run(nb:Path, size:str, limit:int) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "IN_TEST"}
-    if size == "test": env["IN_TEST"] = "1"
+    env = {k: v for k, v in os.environ.items() if k not in ("IN_TEST", "NBDEV_FLAGS")}
     load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as d:
-        cmd = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--ExecutePreprocessor.timeout=-1",
-               "--output-dir", d, str(nb)]
+        cmd = ([str(Path(sys.executable).parent / "nbdev_test"), "--path", str(nb)] if size == "test" else
+               [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--ExecutePreprocessor.timeout=-1", "--output-dir", d, str(nb)])
         t0 = time.perf_counter()
         try:
             p = subprocess.run(cmd, cwd=NBS, env=env, capture_output=True, text=True, timeout=limit)

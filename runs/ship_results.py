@@ -25,6 +25,7 @@ FILES = {   # shipped file: (runs/ files it gathers, the column their names fill
     "dyconv_compare.csv": ("dyconv_compare_*.csv", "device"),
     "dyconv_class_attention.csv": ("dyconv_class_attention_*.csv", "device"),
     "tour_quick.csv": ("tour_quick_*.csv", "device"),
+    "chapter_times.csv": ("chapter_times_*.csv", "device"),
 }
 
 def name_part(path:Path, pattern:str, column:str) -> str:
