@@ -85,8 +85,14 @@ install() {  # install [EXTRAS [DEBIAN PACKAGES...]]
   log "installed in $((SECONDS - t0)) s; torch $("$PY" -c 'import torch; print(torch.__version__)'), environment $(du -sh "$VENV" | cut -f1)"
 }
 
-readme() {  # README.md is nbs/index.ipynb as markdown (nbdev_readme needs Quarto, which these machines lack)
-  "$PY" -m nbconvert --to markdown --stdout --log-level ERROR nbs/index.ipynb 2>/dev/null
+readme() {  # README.md is nbs/index.ipynb as markdown, its `#| hide` cells left out as nbdev_readme does (it needs Quarto, which these machines lack)
+  "$PY" - <<'PYEOF'
+import re, sys, nbformat
+from nbconvert import MarkdownExporter
+nb = nbformat.read("nbs/index.ipynb", as_version=4)
+nb.cells = [c for c in nb.cells if not (c.cell_type == "code" and re.match(r"\s*#\|\s*hide\s*$", c.source.split("\n", 1)[0]))]
+sys.stdout.write(MarkdownExporter().from_notebook_node(nb)[0])
+PYEOF
 }
 
 run_tests() {
