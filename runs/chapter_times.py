@@ -3,13 +3,15 @@ IN_TEST unset: `jupyter nbconvert --execute`, as "Run All" in JupyterLab) and at
 tells a reader to run one chapter alone: IN_TEST set, `#| slow` cells left out), on this machine. Run it with the machine otherwise
 quiet. Appends one row per notebook and size to runs/chapter_times_cpu.csv and skips those already there, so an interrupted run
 resumes; a notebook still running after LIMIT seconds is stopped and recorded as such. Then `python runs/ship_results.py` copies
-the file to padnotes/assets/chapter_times.csv, which the first page of the book reads (tests/test_book.py checks it says them).
+the file to padnotes/assets/chapter_times.csv, which the first page of the book reads (a hidden cell of nbs/index.ipynb checks that it says them).
 
     python runs/chapter_times.py [LIMIT]     # LIMIT: seconds per notebook and size, default 900
 """
 import json, os, subprocess, sys, tempfile, time
 from pathlib import Path
 import pandas as pd
+
+from padnotes.experiments.pad import append_row
 
 HERE = Path(__file__).parent
 NBS = HERE.parent / "nbs"
@@ -38,5 +40,5 @@ if __name__ == "__main__":
         for nb in sorted(NBS.glob("*.ipynb")):
             if (nb.stem, size) in done: continue
             row = run(nb, size, limit)
-            pd.DataFrame([row]).to_csv(OUT, mode="a", header=not OUT.exists(), index=False)
+            append_row(OUT, row)
             print(f"{row['notebook']:28s} {size:6s} {row['status']:30s} {row['seconds']:8.1f} s", flush=True)

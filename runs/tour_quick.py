@@ -3,7 +3,7 @@ folder, as a new user runs it. Run it with the machine otherwise quiet. Writes r
 seconds, how many runs it trained, the lowest and highest dev accuracy of its results table) and a row "total" with the tour's wall
 time; then `python runs/ship_results.py` copies it to padnotes/assets/tour_quick.csv, which chapter 08 reads (`tour_timing()`).
 
-    python runs/tour_quick.py          # about ten minutes on 2 CPU cores
+    python runs/tour_quick.py          # about 8 minutes on 2 CPU cores
 """
 import os, tempfile
 from pathlib import Path
