@@ -21,7 +21,7 @@ __all__ = ['in_test', 'tiny', 'get_device', 'set_seed', 'check_int', 'check_floa
            'count_buffers', 'count_params', 'param_report', 'deploy_numel', 'clone_model', 'to_device', 'split_batch',
            'forward_logits', 'accuracy', 'world_info', 'dist_info', 'local_training', 'init_distributed',
            'distributed_loader', 'evaluate', 'Callback', 'make_scheduler', 'Trainer', 'make_optimizer', 'fit',
-           'AddLoss', 'time_fn', 'time_fns', 'prose_says', 'document', 'document_module']
+           'AddLoss', 'KeepBest', 'time_fn', 'time_fns', 'prose_says', 'document', 'document_module']
 
 # %% ../nbs/00_core.ipynb #bc249903
 def in_test() -> bool:
@@ -303,6 +303,7 @@ class Callback:
     def before_epoch(self, tr): pass
     def before_batch(self, tr): pass
     def after_loss(self, tr): pass
+    def before_step(self, tr): pass
     def after_batch(self, tr): pass
     def after_epoch(self, tr): pass
     def after_fit(self, tr): pass
@@ -412,6 +413,7 @@ def fit(model:nn.Module, # the model to train (moved to `device`)
                 for cb in cbs: cb.after_loss(tr)
                 opt.zero_grad(set_to_none=True)
                 tr.loss.backward()
+                for cb in cbs: cb.before_step(tr)
                 if grad_clip: nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
                 opt.step(); tr.sched.step()
                 l = tr.loss.item(); tot += l; nb += 1; tr.step += 1
@@ -435,6 +437,31 @@ class AddLoss(Callback):
     "Add `coef * fn(trainer)` to the loss after it is computed (auxiliary losses, penalties)."
     def __init__(self, fn:Callable, coef:float=1.0): self.fn, self.coef = fn, coef
     def after_loss(self, tr): tr.loss = tr.loss + self.coef * self.fn(tr)
+
+# %% ../nbs/00_core.ipynb #51686278
+class KeepBest(Callback):
+    "Keep the weights of the epoch with the best `metric` (fit's record after each epoch; needs fit's `valid_dl`) and restore them after training; `best` is that epoch's record."
+    def __init__(self, metric:str="valid_acc", # a key of fit's epoch record
+                 mode:str="max", # 'max' (accuracy) or 'min' (a loss)
+                ):
+        self.metric, self.mode = metric, check_choice("mode", mode, ("max", "min"))
+        self.best, self.state = None, None
+    def _tensors(self, model):
+        params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        return {**params, **dict(model.named_buffers())}
+    def after_epoch(self, tr):
+        rec = tr.history[-1]
+        if self.metric not in rec:
+            raise ValueError(f"KeepBest reads {self.metric!r} from fit's epoch record, which has {sorted(rec)}: pass valid_dl to fit")
+        better = self.best is None or (rec[self.metric] > self.best[self.metric] if self.mode == "max" else rec[self.metric] < self.best[self.metric])
+        if better:
+            self.best = dict(rec)
+            self.state = {n: t.detach().clone() for n, t in self._tensors(tr.model).items()}
+    def after_fit(self, tr):
+        if self.state is None: return
+        now = self._tensors(tr.model)
+        with torch.no_grad():
+            for n, t in self.state.items(): now[n].copy_(t)
 
 # %% ../nbs/00_core.ipynb #af2c6ff8
 def time_fn(fn:Callable, # the function to time, called without arguments

@@ -15,13 +15,14 @@ from torch import nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from .core import get_device, set_seed, tiny, count_params, fit, evaluate
+from .core import check_choice, check_int, get_device, set_seed, tiny, count_params, fit, evaluate
 
 # %% auto #0
-__all__ = ['FASHION_MNIST_DIR', 'FASHION_CLASSES', 'IMAGE_DATASETS', 'TEXT_DATASETS', 'LITE0_STAGES', 'stratified_split',
-           'read_idx', 'image_splits', 'image_grid', 'label_balance', 'image_loaders', 'load_texts', 'text_splits',
-           'minilm_path', 'load_tokenizer', 'load_minilm', 'TokenizedText', 'text_loaders', 'BasicBlock', 'ResNet',
-           'resnet8', 'resnet20', 'SamePad', 'MBConv', 'EfficientNetLite0', 'efficientnet_lite0', 'imagenet_classes',
+__all__ = ['FASHION_MNIST_DIR', 'FASHION_CLASSES', 'IMAGE_DATASETS', 'REGIMES', 'TEXT_DATASETS', 'LITE0_STAGES',
+           'stratified_split', 'read_idx', 'image_splits', 'image_grid', 'label_balance', 'image_loaders',
+           'regime_transform', 'assign_regimes', 'apply_regimes', 'load_texts', 'text_splits', 'minilm_path',
+           'load_tokenizer', 'load_minilm', 'TokenizedText', 'text_loaders', 'BasicBlock', 'ResNet', 'resnet8',
+           'resnet20', 'SamePad', 'MBConv', 'EfficientNetLite0', 'efficientnet_lite0', 'imagenet_classes',
            'preprocess_lite0', 'sample_photos']
 
 # %% ../nbs/01_data.ipynb #6b47c85d
@@ -96,8 +97,10 @@ def image_splits(name:str, # 'fashion_mnist', 'mnist5k' or 'digits'
                  dev_frac:float=1/12, # dev share of the official training set (Fashion-MNIST: 5,000 images)
                  seed:int=0, # split seed
                  root=None, # Fashion-MNIST folder (default: the Debian package's)
+                 regimes:int=1, # draw each image in one of this many regimes (`REGIMES`, in order); 1: the images as they are
+                 mix=None, # the regimes' shares (R weights); None: equal
                 ) -> dict:
-    "Normalised float tensors (N, 1, H, W) for train/dev/test, with the class names."
+    "Normalised float tensors (N, 1, H, W) for train/dev/test, with the class names (and each image's regime when `regimes` > 1)."
     x, y, classes, n_train = _raw_images(name, root)
     if n_train is not None:
         tr, dv = stratified_split(y[:n_train], (1 - dev_frac, dev_frac), seed)
@@ -105,10 +108,19 @@ def image_splits(name:str, # 'fashion_mnist', 'mnist5k' or 'digits'
     else:
         idx = dict(zip(("train", "dev", "test"), stratified_split(y, fracs, seed)))
     xf = torch.from_numpy(x).float().div_(255).unsqueeze(1)
-    mean, std = xf[idx["train"]].mean().item(), xf[idx["train"]].std().item()
-    xf = (xf - mean) / std
-    out = {k: TensorDataset(xf[v], torch.from_numpy(y[v])) for k, v in idx.items()}
-    return dict(**out, classes=list(classes), mean=mean, std=std)
+    regimes = check_int("regimes", regimes)
+    if regimes > 1:
+        reg = {k: assign_regimes(y[v], regimes, mix, seed=seed + i) for i, (k, v) in enumerate(idx.items())}
+        xs = {k: apply_regimes(xf[v], reg[k]) for k, v in idx.items()}
+    else:
+        xs = {k: xf[v] for k, v in idx.items()}
+    mean, std = xs["train"].mean().item(), xs["train"].std().item()
+    out = {k: TensorDataset((xs[k] - mean) / std, torch.from_numpy(y[v])) for k, v in idx.items()}
+    res = dict(**out, classes=list(classes), mean=mean, std=std)
+    if regimes > 1:
+        res["regime"] = {k: torch.from_numpy(r) for k, r in reg.items()}
+        res["regimes"] = list(REGIMES[:regimes])
+    return res
 
 # %% ../nbs/01_data.ipynb #71104a42
 def image_grid(ds:TensorDataset, classes:list, n:int=16, title:str=""):
@@ -135,10 +147,14 @@ def label_balance(splits:dict):
     return pd.DataFrame(rows)
 
 # %% ../nbs/01_data.ipynb #311b9522
-def _subset(ds, n:int|None, seed:int=0):
-    if n is None or n >= len(ds): return ds
+def _subset_index(n_all:int, n:int|None, seed:int=0) -> torch.Tensor|None:
+    if n is None or n >= n_all: return None
     if n < 1: raise ValueError(f"subset must be a positive number of examples, got {n}")
-    idx = torch.from_numpy(np.sort(np.random.default_rng(seed).permutation(len(ds))[:n]))
+    return torch.from_numpy(np.sort(np.random.default_rng(seed).permutation(n_all)[:n]))
+
+def _subset(ds, n:int|None, seed:int=0):
+    idx = _subset_index(len(ds), n, seed)
+    if idx is None: return ds
     if isinstance(ds, TensorDataset): return TensorDataset(*(t[idx] for t in ds.tensors))
     return torch.utils.data.Subset(ds, idx.tolist())
 
@@ -146,16 +162,82 @@ def image_loaders(name:str, # 'fashion_mnist', 'mnist5k' or 'digits'
                   batch_size:int=128, # training batch size (evaluation uses 2x)
                   subset:int|dict|None=None, # examples per split (int), or per split name (dict)
                   seed:int=0, # shuffling seed (the split itself is fixed)
-                  **kwargs, # passed to `image_splits`
+                  **kwargs, # passed to `image_splits` (regimes=4 makes the regime task)
                  ) -> dict:
-    "Train/dev/test DataLoaders for an image dataset (train shuffled with a seeded generator)."
+    "Train/dev/test DataLoaders for an image dataset (train shuffled with a seeded generator); with regimes, also each example's regime."
     sp = image_splits(name, **kwargs)
     sub = subset if isinstance(subset, dict) else {k: subset for k in ("train", "dev", "test")}
     g = torch.Generator().manual_seed(seed)
     dls = {k: DataLoader(_subset(sp[k], sub.get(k)), batch_size=batch_size if k == "train" else 2 * batch_size,
                          shuffle=(k == "train"), generator=g if k == "train" else None)
            for k in ("train", "dev", "test")}
-    return dict(**dls, classes=sp["classes"])
+    out = dict(**dls, classes=sp["classes"])
+    if "regime" in sp:
+        reg = {}
+        for k, r in sp["regime"].items():
+            idx = _subset_index(len(r), sub.get(k))
+            reg[k] = r if idx is None else r[idx]
+        out.update(regime=reg, regimes=sp["regimes"])
+    return out
+
+# %% ../nbs/01_data.ipynb #d8caf08c
+def _regime_name(flip:bool, turn:int, invert:bool) -> str:
+    parts = ["flip"] * flip + [f"rot{turn}"] * (turn > 0) + ["invert"] * invert
+    return "_".join(parts) or "identity"
+
+REGIMES = tuple(_regime_name(f, t, i) for f in (False, True) for t in (0, 90, 180, 270) for i in (False, True))
+
+def regime_transform(x:torch.Tensor, # raw images in [0, 1]: (..., H, W), square
+                     regime:str, # one of REGIMES, e.g. 'rot90_invert'
+                    ) -> torch.Tensor:
+    "One regime's fixed transform: a mirror image (flip), a rotation by a multiple of 90 degrees, then contrast inversion (1 - x), as the name says."
+    check_choice("regime", regime, REGIMES)
+    if x.shape[-1] != x.shape[-2]:
+        raise ValueError(f"regimes rotate images, so they must be square: got (..., {x.shape[-2]}, {x.shape[-1]})")
+    parts = regime.split("_")
+    if "flip" in parts:
+        x = x.flip(-1)
+    turn = next((int(p[3:]) for p in parts if p.startswith("rot")), 0)
+    x = torch.rot90(x, turn // 90, dims=(-2, -1))
+    return 1 - x if "invert" in parts else x
+
+# %% ../nbs/01_data.ipynb #ec530bfe
+def assign_regimes(labels, # class label per example
+                   regimes:int, # R: how many regimes (the first R of REGIMES)
+                   mix=None, # the regimes' shares: R non-negative weights; None: equal
+                   seed:int=0, # the assignment's seed (fixed, like a split's)
+                  ) -> np.ndarray:
+    "A regime index per example: inside each class a seeded shuffle is dealt out in the shares of `mix`, so every class is spread over the regimes alike."
+    regimes = check_int("regimes", regimes)
+    if regimes > len(REGIMES): raise ValueError(f"regimes must be at most {len(REGIMES)}, got {regimes}")
+    w = np.full(regimes, 1.0) if mix is None else np.asarray(mix, dtype=float)
+    if w.shape != (regimes,) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"mix must hold {regimes} non-negative weights, not all zero; got {mix!r}")
+    w = w / w.sum()
+    labels = np.asarray(labels); rng = np.random.default_rng(seed)
+    out = np.empty(len(labels), dtype=np.int64)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        idx = idx[rng.permutation(len(idx))]
+        # the shares as counts that sum to the class size (largest remainders)
+        exact = w * len(idx)
+        counts = np.floor(exact).astype(int)
+        short = len(idx) - counts.sum()
+        counts[np.argsort(-(exact - counts), kind="stable")[:short]] += 1
+        out[idx] = np.repeat(np.arange(regimes), counts)
+    return out
+
+def apply_regimes(x:torch.Tensor, # raw images in [0, 1], (N, 1, H, W)
+                  regime:np.ndarray|torch.Tensor, # one index into REGIMES per image
+                 ) -> torch.Tensor:
+    "Each image drawn in its regime (a new tensor)."
+    regime = torch.as_tensor(regime)
+    if len(regime) != len(x): raise ValueError(f"one regime per image: got {len(regime)} regimes for {len(x)} images")
+    out = x.clone()
+    for r in regime.unique().tolist():
+        at = regime == r
+        out[at] = regime_transform(x[at], REGIMES[r])
+    return out
 
 # %% ../nbs/01_data.ipynb #fe49d0c9
 TEXT_DATASETS = ("rotten_tomatoes", "imdb", "twitter")

@@ -19,12 +19,12 @@ from .tuners import (StateSettings, TunerConfig, TunerLayer, _name_match, _set_m
                              tuner_layers, tuner_records)
 
 # %% auto #0
-__all__ = ['PAPER_GATE', 'LOUIZOS_GATE', 'DIFF_MODES', 'GROUP_PENALTIES', 'DEFAULT_HEADS', 'DIFF_JSON', 'DIFF_WEIGHTS',
-           'hard_concrete', 'hard_concrete_mean_gate', 'expected_l0', 'hard_concrete_cdf', 'hard_concrete_density',
-           'hard_concrete_law', 'DiffLayer', 'TrainedCopy', 'DiffPruningConfig', 'get_diff_model', 'diff_layers',
-           'diff_config', 'head_copies', 'diff_numel', 'l0_norm', 'diff_optimizer', 'L0Penalty', 'fit_diff',
-           'diff_deltas', 'project_diff', 'base_parameters', 'fingerprint', 'checked_fingerprint', 'TaskDiff',
-           'applied_task_diff', 'remove_task_diff']
+__all__ = ['PAPER_GATE', 'LOUIZOS_GATE', 'DIFF_MODES', 'GROUP_PENALTIES', 'DEFAULT_HEADS', 'ALPHA_SCHEDULES', 'PROJECTION_STARTS',
+           'DIFF_JSON', 'DIFF_WEIGHTS', 'hard_concrete', 'hard_concrete_mean_gate', 'expected_l0', 'hard_concrete_cdf',
+           'hard_concrete_density', 'hard_concrete_law', 'DiffLayer', 'TrainedCopy', 'DiffPruningConfig',
+           'get_diff_model', 'diff_layers', 'diff_config', 'head_copies', 'diff_numel', 'l0_norm', 'diff_optimizer',
+           'L0Penalty', 'GroupControl', 'fit_diff', 'diff_deltas', 'project_diff', 'base_parameters', 'fingerprint',
+           'checked_fingerprint', 'TaskDiff', 'applied_task_diff', 'remove_task_diff']
 
 # %% ../nbs/13_diff_pruning.ipynb #12c51009
 PAPER_GATE = dict(l=-1.5, r=1.5, beta=1.0)           # the diff pruning code's stretch and temperature (the default)
@@ -339,7 +339,7 @@ def diff_optimizer(model:nn.Module, # a diff model (get_diff_model)
                    alpha_lr:float|None=None, # the gate logits'; None: the config's
                    weight_decay:float=0.0, # AdamW's decoupled weight decay on the head's matrices (the diff is regularised by L0 and the mask)
                   ) -> torch.optim.AdamW:
-    "AdamW with three groups: the diffs w (lr), the gate logits (alpha_lr), the trained head (lr)."
+    "AdamW with three groups, each named in its `name` key: the diffs w ('diff', lr), the gate logits ('gates', alpha_lr), the trained head ('head', lr)."
     cfg = diff_config(model)
     lr = cfg.lr if lr is None else check_float("lr", lr, low=0, low_open=True)
     alpha_lr = cfg.alpha_lr if alpha_lr is None else check_float("alpha_lr", alpha_lr, low=0, low_open=True)
@@ -347,9 +347,10 @@ def diff_optimizer(model:nn.Module, # a diff model (get_diff_model)
     diffs = [w for l in layers for w in l.diff.values() if w.requires_grad]
     gates = [a for l in layers for d in (l.alpha, l.group_alpha) if d is not None for a in d.values() if a.requires_grad]
     head = [p for h in head_copies(model).values() for p in h.module.parameters() if p.requires_grad]
-    groups = [dict(params=diffs, lr=lr, weight_decay=0.0), dict(params=gates, lr=alpha_lr, weight_decay=0.0),
-              dict(params=[p for p in head if p.ndim > 1], lr=lr, weight_decay=weight_decay),
-              dict(params=[p for p in head if p.ndim <= 1], lr=lr, weight_decay=0.0)]
+    groups = [dict(params=diffs, lr=lr, weight_decay=0.0, name="diff"),
+              dict(params=gates, lr=alpha_lr, weight_decay=0.0, name="gates"),
+              dict(params=[p for p in head if p.ndim > 1], lr=lr, weight_decay=weight_decay, name="head"),
+              dict(params=[p for p in head if p.ndim <= 1], lr=lr, weight_decay=0.0, name="head")]
     groups = [g for g in groups if g["params"]]
     if not groups: raise ValueError("the diff model has nothing trainable")
     return torch.optim.AdamW(groups, lr=lr)
@@ -368,6 +369,28 @@ class L0Penalty(Callback):
             with torch.no_grad(): l0 = l0_norm(self.model, "product").item()
         self.history.append(dict(step=tr.step + 1, expected_l0=l0, expected_density=l0 / max(self.n, 1)))
 
+ALPHA_SCHEDULES = ("shared", "constant")
+
+class GroupControl(Callback):
+    "The authors' training controls: the gate logits' learning rate held constant, and the gradient norms of the diff (with the head) and of the gates clipped apart."
+    def __init__(self, alpha_schedule:str="shared", # 'shared': the gates follow fit's schedule; 'constant': they keep alpha_lr
+                 clip:float|None=None, # clip each group's gradient norm (diff + head, gates) at this; None: no clipping
+                ):
+        self.alpha_schedule = check_choice("alpha_schedule", alpha_schedule, ALPHA_SCHEDULES)
+        self.clip = None if clip is None else check_float("clip", clip, low=0, low_open=True)
+    def before_fit(self, tr):
+        if self.alpha_schedule == "constant":
+            for i, g in enumerate(tr.opt.param_groups):
+                if g.get("name") == "gates":
+                    tr.sched.lr_lambdas[i] = lambda step: 1.0        # the gates' scheduler is never stepped
+                    g["lr"] = g["initial_lr"]
+    def before_step(self, tr):
+        if self.clip is None: return
+        gates = [p for g in tr.opt.param_groups if g.get("name") == "gates" for p in g["params"]]
+        rest = [p for g in tr.opt.param_groups if g.get("name") != "gates" for p in g["params"]]
+        for params in (rest, gates):
+            if params: nn.utils.clip_grad_norm_(params, self.clip)
+
 def fit_diff(model:nn.Module, # a diff model (get_diff_model)
              train_dl, # training batches
              epochs:int=1,
@@ -375,6 +398,8 @@ def fit_diff(model:nn.Module, # a diff model (get_diff_model)
              lr:float|None=None, # the diff's and head's learning rate; None: the config's
              alpha_lr:float|None=None, # the gate logits'; None: the config's
              l0_coef:float|None=None, # lambda of the L0 penalty (gated mode only); None: the config's
+             alpha_schedule:str="shared", # 'shared': the gates follow `sched` like the diff; 'constant': they keep alpha_lr (the authors' code)
+             clip:float|None=None, # clip the diff's and the gates' gradient norms apart at this (the authors' code: 1.0); None: no clipping
              cbs=(), # more callbacks
              **kwargs, # passed on to padnotes.core.fit (sched, warmup, device, max_steps, progress, ...)
             ) -> dict:
@@ -383,7 +408,8 @@ def fit_diff(model:nn.Module, # a diff model (get_diff_model)
     if "opt" in kwargs or "lr" in kwargs: raise TypeError("fit_diff builds its own optimiser: pass lr and alpha_lr, not opt")
     opt = diff_optimizer(model, lr, alpha_lr, kwargs.pop("weight_decay", 0.0))
     pen = [L0Penalty(model, cfg.l0_coef if l0_coef is None else l0_coef, cfg.group_penalty)] if cfg.mode == "gated" else []
-    hist = fit(model, train_dl, valid_dl, epochs=epochs, opt=opt, cbs=[*pen, *cbs], **kwargs)
+    ctl = GroupControl(alpha_schedule, clip)
+    hist = fit(model, train_dl, valid_dl, epochs=epochs, opt=opt, cbs=[ctl, *pen, *cbs], **kwargs)
     return dict(history=hist, l0=pen[0].history if pen else [])
 
 # %% ../nbs/13_diff_pruning.ipynb #df9109ec
@@ -392,22 +418,28 @@ def diff_deltas(model:nn.Module) -> dict[str, torch.Tensor]:
     with torch.no_grad():
         return {f"{n}.{p}": l.delta(k, deterministic=True).detach() for n, l in diff_layers(model).items() for p, k in zip(l.names, l.keys)}
 
+PROJECTION_STARTS = ("gated", "ungated")
+
 def project_diff(model:nn.Module, # a diff model, gated or dense
                  density:float|None=None, # fraction of the diff's entries kept; None: the config's
                  seed:int=0, # orders entries tied at the threshold
+                 start:str="gated", # the kept entries' value: 'gated' (delta, the gates folded into w) or 'ungated' (w itself, as the authors' fixed-mask stage restarts)
                 ) -> dict[str, torch.Tensor]:
-    "Magnitude projection: keep exactly round(density * n) entries of the diff (the largest |delta|, one global threshold), fold the gates into w and fix the mask."
+    "Magnitude projection: keep exactly round(density * n) entries of the diff (the largest |delta|, one global threshold), fold the gates into w (or keep w, `start='ungated'`) and fix the mask."
     from padnotes.scoring import keep_masks
     cfg = diff_config(model)
     if any(l.merged for l in tuner_layers(model).values()): raise ValueError("unmerge the model before projecting its diff")
     density = cfg.density if density is None else check_float("density (the fraction of diff entries kept)", density, low=0, high=1, low_open=True)
+    check_choice("start", start, PROJECTION_STARTS)
     deltas = diff_deltas(model)
     masks = keep_masks({k: d.abs() for k, d in deltas.items()}, density, scope="global", seed=seed)   # may raise: nothing changed yet
     with torch.no_grad():
         for n, l in diff_layers(model).items():
             for p, k in zip(l.names, l.keys):
                 m = masks[f"{n}.{p}"].to(deltas[f"{n}.{p}"].device)
-                l.diff[k].copy_(deltas[f"{n}.{p}"] * m); setattr(l.mask, k, m)      # w = delta at the kept entries, exactly 0 elsewhere
+                kept = deltas[f"{n}.{p}"] if start == "gated" else l.diff[k]
+                l.diff[k].copy_(kept * m)                    # w = delta (or w) at the kept entries, exactly 0 elsewhere
+                setattr(l.mask, k, m)
             l.alpha = l.group_alpha = None; l.mode = "masked"; l._merged_params = None
     _set_diff_config(model, dataclasses.replace(cfg, mode="masked", density=density))
     return masks

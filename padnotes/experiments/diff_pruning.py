@@ -12,8 +12,8 @@ import pandas as pd
 import torch
 import plotly.graph_objects as go
 
-from ..core import check_choice, clone_model, evaluate, set_seed, time_fns
-from ..diff_pruning import (GROUP_PENALTIES, DiffPruningConfig, TaskDiff, applied_task_diff, diff_numel, fit_diff, get_diff_model, l0_norm,
+from ..core import KeepBest, check_choice, clone_model, evaluate, set_seed, time_fns
+from ..diff_pruning import (ALPHA_SCHEDULES, GROUP_PENALTIES, PROJECTION_STARTS, DiffPruningConfig, TaskDiff, applied_task_diff, diff_numel, fit_diff, get_diff_model, l0_norm,
                                    project_diff, remove_task_diff)
 from ..sparse import saved_bytes
 from ..tuners import merge_and_unload
@@ -22,15 +22,16 @@ from .pad import (ASSETS, append_row, finding, interval_reading, paired_differen
                                       settings_value, spread_runs)
 
 # %% auto #0
-__all__ = ['DP_TASKS', 'DP_METHODS', 'METHOD_COLORS', 'METHOD_NAMES', 'RESULTS_FILE', 'CALIBRATION_FILE', 'PRODUCT_FILE',
-           'REGENERATE', 'FINETUNE_FILE', 'DiffPruningSweep', 'kept_by', 'sweep_unit', 'diff_pruning_sweep',
-           'summarize_diff_sweep', 'diff_claims', 'plot_accuracy_vs_density', 'plot_kept_share', 'calibrate_l0',
-           'grid_results', 'calibration_results', 'product_penalty_results', 'finetune_epochs_results', 'gap_stages',
-           'diff_verdict', 'save_full_model', 'serving_benchmark', 'tour_sweep']
+__all__ = ['DP_TASKS', 'DP_METHODS', 'DP_PROTOCOLS', 'METHOD_COLORS', 'METHOD_NAMES', 'RESULTS_FILE', 'CALIBRATION_FILE',
+           'PRODUCT_FILE', 'REGENERATE', 'FINETUNE_FILE', 'DiffPruningSweep', 'kept_by', 'train_unit', 'sweep_unit',
+           'diff_pruning_sweep', 'summarize_diff_sweep', 'diff_claims', 'plot_accuracy_vs_density', 'plot_kept_share',
+           'calibrate_l0', 'grid_results', 'calibration_results', 'product_penalty_results', 'finetune_epochs_results',
+           'gap_stages', 'diff_verdict', 'save_full_model', 'serving_benchmark', 'tour_sweep']
 
 # %% ../../nbs/13a_diff_pruning_lab.ipynb #c023cf9b
 DP_TASKS = {"rotten_tomatoes": 2, "twitter": 3}    # task -> classes
 DP_METHODS = ("full", "nonadaptive", "diff", "diff_structured")
+DP_PROTOCOLS = ("padnotes", "authors")
 
 @dataclasses.dataclass
 class DiffPruningSweep:
@@ -51,6 +52,12 @@ class DiffPruningSweep:
     l0_coef:float = 1.25e-7 # lambda per entry: the paper's; the grid runs at the one `calibrate_l0` picks on dev (runs/dp_calibrate.py)
     group_penalty:str = "sum" # the structured variant's penalty: "sum" (the authors' code) or "product" (the paper's equation; see chapter 13)
     max_steps:int|None = None # stop each training phase after this many steps (tests)
+    protocol:str = "padnotes" # the name recorded in every row: 'padnotes' (this grid's schedule) or 'authors' (`DiffPruningSweep.authors`)
+    full_lr:float|None = None # full fine-tuning's learning rate; None: `lr`
+    alpha_schedule:str = "shared" # the gates' learning rate: 'shared' (the cosine of the diff) or 'constant' (the authors' code)
+    clip:float|None = None # clip the diff's and the gates' gradient norms apart (the authors' code: 1.0); None: no clipping
+    finetune_start:str = "gated" # fixed-mask fine-tuning starts from the gated delta ('gated') or the ungated w ('ungated', the authors')
+    keep_best:bool = False # full fine-tuning and fixed-mask fine-tuning keep their best dev epoch (the authors' fixed-mask stage)
 
     def __post_init__(self):
         if self.task not in DP_TASKS: raise ValueError(f"task must be one of {sorted(DP_TASKS)}, got {self.task!r}")
@@ -62,6 +69,18 @@ class DiffPruningSweep:
             if not getattr(self, k) > 0: raise ValueError(f"{k} must be > 0, got {getattr(self, k)!r}")
         if self.l0_coef < 0: raise ValueError(f"l0_coef must be >= 0, got {self.l0_coef!r}")
         check_choice("group_penalty", self.group_penalty, GROUP_PENALTIES)
+        check_choice("protocol", self.protocol, DP_PROTOCOLS)
+        check_choice("alpha_schedule", self.alpha_schedule, ALPHA_SCHEDULES)
+        check_choice("finetune_start", self.finetune_start, PROJECTION_STARTS)
+        if self.full_lr is not None and not self.full_lr > 0: raise ValueError(f"full_lr must be > 0 or None, got {self.full_lr!r}")
+        if self.clip is not None and not self.clip > 0: raise ValueError(f"clip must be > 0 or None, got {self.clip!r}")
+
+    @classmethod
+    def authors(cls, task="rotten_tomatoes", **kw):
+        "The authors' protocol, as their code runs it: the whole training split for 3 epochs, the gates' learning rate constant, gradients clipped at 1.0 per group, the structured variant, projection to 0.5%, then 3 fixed-mask epochs from the ungated w keeping the best dev epoch."
+        return cls(**{**dict(task=task, protocol="authors", densities=(0.005,), structured=(True,), seeds=(0, 1, 2, 3),
+                             train_size=None, eval_size=None, epochs=3, finetune_epochs=3, alpha_schedule="constant", clip=1.0,
+                             finetune_start="ungated", keep_best=True), **kw})
 
     @classmethod
     def tiny(cls, task="rotten_tomatoes", **kw):
@@ -116,6 +135,41 @@ def _eval(model, dls) -> dict:
     model.eval()
     return dict(dev_acc=evaluate(model, dls["dev"])["accuracy"], test_acc=evaluate(model, dls["test"])["accuracy"])
 
+def _curve(l0:list, every:int=10) -> str:
+    "The expected density every `every` steps (and at the last), as JSON: the gate clock of a run."
+    pts = [r for r in l0 if r["step"] % every == 0 or r is l0[-1]]
+    return json.dumps([[r["step"], round(r["expected_density"], 6)] for r in pts])
+
+def train_unit(cfg:DiffPruningSweep, # the grid's settings
+               unit:dict, # one of cfg.units()
+               dls:dict, # text_loaders(cfg.task, ...)
+               device=None, # None: GPU when present
+               progress:bool=False, # a progress bar inside the training phase
+              ) -> tuple:
+    "Train one unit (full fine-tuning as a dense diff, or a gated diff) under `cfg`'s protocol: (model, the row fields every row of the unit shares)."
+    from padnotes.core import get_device
+    from padnotes.data import load_minilm
+    device = get_device(device); seed, method = unit["seed"], unit["method"]
+    t0 = time.perf_counter()
+    set_seed(seed); _, model = load_minilm(DP_TASKS[cfg.task], seed=seed)
+    full = method == "full"
+    lr = cfg.full_lr if full and cfg.full_lr is not None else cfg.lr
+    get_diff_model(model, DiffPruningConfig(mode="dense" if full else "gated", structured=method == "diff_structured",
+                                            lr=lr, alpha_lr=cfg.alpha_lr, l0_coef=cfg.l0_coef,
+                                            group_penalty=cfg.group_penalty))
+    n = diff_numel(model)
+    keep = [KeepBest()] if full and cfg.keep_best else []
+    dls["train"].generator.manual_seed(seed)
+    res = fit_diff(model, dls["train"], epochs=cfg.epochs, valid_dl=dls["dev"] if keep else None, device=device,
+                   max_steps=cfg.max_steps, progress=progress, alpha_schedule=cfg.alpha_schedule, clip=cfg.clip, cbs=keep)
+    pre = _eval(model, dls)
+    exp_density = l0_norm(model).item() / n
+    base = dict(task=cfg.task, protocol=cfg.protocol, seed=seed, numel=n, lr=lr, l0_coef=cfg.l0_coef,
+                pre_dev_acc=pre["dev_acc"], pre_test_acc=pre["test_acc"], expected_density=exp_density,
+                density_curve=_curve(res["l0"]) if res["l0"] else "[]", best_epoch=keep[0].best["epoch"] if keep else None,
+                settings=json.dumps(dataclasses.asdict(cfg)), train_seconds=time.perf_counter() - t0)
+    return model, base
+
 def sweep_unit(cfg:DiffPruningSweep, # the grid's settings
                unit:dict, # one of cfg.units()
                dls:dict, # text_loaders(cfg.task, ...)
@@ -126,19 +180,13 @@ def sweep_unit(cfg:DiffPruningSweep, # the grid's settings
               ) -> list[dict]:
     "Train one unit (full fine-tuning or a gated diff), then project it to every density and fine-tune with the mask fixed; returns its rows."
     from padnotes.core import get_device
-    from padnotes.data import load_minilm
     device = get_device(device); seed, method = unit["seed"], unit["method"]
-    t0 = time.perf_counter(); rows = []
-    set_seed(seed); _, model = load_minilm(DP_TASKS[cfg.task], seed=seed)
-    get_diff_model(model, DiffPruningConfig(mode="dense" if method == "full" else "gated", structured=method == "diff_structured",
-                                            lr=cfg.lr, alpha_lr=cfg.alpha_lr, l0_coef=cfg.l0_coef,
-                                            group_penalty=cfg.group_penalty))
-    n = diff_numel(model)
-    dls["train"].generator.manual_seed(seed)
-    fit_diff(model, dls["train"], epochs=cfg.epochs, device=device, max_steps=cfg.max_steps, progress=progress)
-    pre = _eval(model, dls); exp_density = l0_norm(model).item() / n
-    train_s = time.perf_counter() - t0
-    base = dict(task=cfg.task, seed=seed, numel=n, pre_dev_acc=pre["dev_acc"], expected_density=exp_density, settings=json.dumps(dataclasses.asdict(cfg)))
+    model, base = train_unit(cfg, unit, dls, device, progress)
+    rows, train_s, n = [], base["train_seconds"], base["numel"]
+    pre = dict(dev_acc=base["pre_dev_acc"], test_acc=base["pre_test_acc"])
+    if cfg.protocol == "padnotes":                       # the first grid's columns, as its shipped file has them
+        base = {k: v for k, v in base.items() if k not in ("protocol", "lr", "l0_coef", "pre_test_acc", "density_curve", "best_epoch",
+                                                    "train_seconds")}
     def emit(row):
         rows.append(row)
         if write is not None: write(row)
@@ -149,13 +197,16 @@ def sweep_unit(cfg:DiffPruningSweep, # the grid's settings
         name = "nonadaptive" if method == "full" else method
         if _key(cfg.task, name, d, seed) in skip: continue
         t1 = time.perf_counter(); m = clone_model(model)
-        project_diff(m, density=d, seed=seed)
+        project_diff(m, density=d, seed=seed, start=cfg.finetune_start)
+        keep = [KeepBest()] if cfg.keep_best else []
         dls["train"].generator.manual_seed(seed + 1)
-        fit_diff(m, dls["train"], epochs=cfg.finetune_epochs, lr=cfg.finetune_lr, device=device, max_steps=cfg.max_steps, progress=progress)
+        fit_diff(m, dls["train"], epochs=cfg.finetune_epochs, lr=cfg.finetune_lr, device=device, max_steps=cfg.max_steps,
+                 progress=progress, valid_dl=dls["dev"] if keep else None, clip=cfg.clip, cbs=keep)
         acc = _eval(m, dls); td = TaskDiff.from_model(m)
         with tempfile.TemporaryDirectory() as tmp: fb = TaskDiff.file_bytes(td.save(tmp))
+        extra = dict(best_epoch=keep[0].best["epoch"] if keep else None) if "best_epoch" in base else {}
         emit(dict(base, method=name, density=float(d), **acc, nnz=td.nnz(), file_bytes=fb, kept_by_block=json.dumps(kept_by(td, "block")),
-                  kept_by_kind=json.dumps(kept_by(td, "kind")), seconds=train_s + time.perf_counter() - t1))
+                  kept_by_kind=json.dumps(kept_by(td, "kind")), seconds=train_s + time.perf_counter() - t1, **extra))
         del m
     return rows
 
