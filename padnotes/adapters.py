@@ -362,33 +362,59 @@ def _lora_only(model) -> dict[str, LoRALinear]:
     if any(l.merged for l in layers.values()): raise ValueError("unmerge the model before saving it (merged layers hold folded copies)")
     return layers
 
+def _trained_modules(model:nn.Module, layers:dict) -> list[str]:
+    "The modules outside the LoRA layers whose parameters train (a new head, say): peft's `modules_to_save`."
+    inside = lambda n: any(n == l or n.startswith(l + ".") for l in layers)
+    owners = sorted({n.rpartition(".")[0] for n, p in model.named_parameters() if p.requires_grad and not inside(n)})
+    if "" in owners:
+        raise ValueError(f"{type(model).__name__} trains parameters of its own (not of a submodule), which peft's modules_to_save cannot name")
+    holds_lora = [o for o in owners if any(l.startswith(o + ".") for l in layers)]
+    if holds_lora:
+        raise ValueError(f"these trained modules hold LoRA layers, which peft's modules_to_save cannot store: {holds_lora[:4]}; "
+                         "freeze their own parameters or save with padnotes' save_pretrained")
+    return [o for o in owners if not any(o.startswith(p + ".") for p in owners)]   # outermost
+
 def save_peft(model:nn.Module, # a model with LoRA adapters only (AdapterConfig(kind="lora"))
               folder:str|Path, # created if missing
               base_model_name_or_path:str|None=None, # recorded in adapter_config.json, as peft does
              ) -> Path:
-    "Write the LoRA adapters in peft's format (adapter_config.json + adapter_model.safetensors) so `peft.PeftModel.from_pretrained` loads them."
+    "Write the LoRA adapters, and every other module that trains (as peft's `modules_to_save`), in peft's format so `peft.PeftModel.from_pretrained` loads them."
     from safetensors.torch import save_file
     layers = _lora_only(model)
     cfgs = {(l.r, l.alpha, l.lora_dropout.p) for l in layers.values()}
     if len(cfgs) > 1: raise ValueError(f"peft's LoraConfig has one r, alpha and dropout; these layers have {sorted(cfgs)}")
     (r, alpha, p), = cfgs
+    extra = _trained_modules(model, layers)
     tensors = {}
     for n, l in layers.items():
         for k, (_, attr, lin) in adapter_weights(l).items():
             mask = getattr(l, attr)
             tensors[f"{PEFT_PREFIX}{n}.{k}"] = (lin.weight if mask is None else lin.weight * mask).detach().cpu().contiguous().clone()
+    for m in extra:                                   # peft stores a module to save under its own name, the whole module
+        for k, v in model.get_submodule(m).state_dict().items():
+            tensors[f"{PEFT_PREFIX}{m}.{k}"] = v.detach().cpu().contiguous().clone()
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(folder / PEFT_WEIGHTS_NAME), metadata={"format": "pt"})
     cfg = dict(peft_type="LORA", task_type=None, base_model_name_or_path=base_model_name_or_path, revision=None, inference_mode=True,
                r=r, lora_alpha=alpha, lora_dropout=p, target_modules=sorted(layers), exclude_modules=None, bias="none",
-               fan_in_fan_out=False, use_rslora=False, use_dora=False, init_lora_weights=True, modules_to_save=None,
+               fan_in_fan_out=False, use_rslora=False, use_dora=False, init_lora_weights=True, modules_to_save=extra or None,
                rank_pattern={}, alpha_pattern={}, layers_to_transform=None, layers_pattern=None,
                auto_mapping=dict(base_model_class=type(model).__name__, parent_library=type(model).__module__))
     (folder / PEFT_CONFIG_NAME).write_text(json.dumps(cfg, indent=2))
     return folder
 
 _PEFT_UNSUPPORTED = dict(use_dora=False, use_rslora=False, fan_in_fan_out=False, bias="none", rank_pattern={}, alpha_pattern={},
-                         modules_to_save=None, layers_to_transform=None, target_parameters=None, lora_bias=False, trainable_token_indices=None)
+                         layers_to_transform=None, target_parameters=None, lora_bias=False, trainable_token_indices=None)
+
+def _modules_to_keep(base:nn.Module, patterns:list) -> list[str]:
+    "The modules of `base` that peft's `modules_to_save` names (a module's name, or the end of it)."
+    names = [n for n, _ in base.named_modules() if n]
+    out = []
+    for p_ in patterns:
+        hits = [n for n in names if n == p_ or n.endswith("." + p_)]
+        if not hits: raise ValueError(f"modules_to_save names {p_!r}, which is no module of {type(base).__name__}")
+        out += hits
+    return sorted(set(out))
 
 def load_peft(base:nn.Module, # the base model the peft adapter was trained on (changed in place)
               folder:str|Path, # written by peft's save_pretrained (or save_peft)
@@ -402,8 +428,12 @@ def load_peft(base:nn.Module, # the base model the peft adapter was trained on (
     bad = {k: cfg[k] for k, ok in _PEFT_UNSUPPORTED.items() if cfg.get(k, ok) not in (ok, None, {}, [])}
     if bad: raise ValueError(f"this peft adapter uses options padnotes' LoRA does not have: {bad}")
     saved = load_file(str(folder / PEFT_WEIGHTS_NAME))
-    odd = [k for k in saved if not (k.startswith(PEFT_PREFIX) and k.endswith((".lora_A.weight", ".lora_B.weight")))]
-    if odd: raise ValueError(f"{PEFT_WEIGHTS_NAME} holds tensors that are not LoRA A/B weights: {odd[:8]}")
+    keep = _modules_to_keep(base, cfg.get("modules_to_save") or [])
+    is_kept = lambda k: any(k.startswith(f"{PEFT_PREFIX}{m}.") for m in keep)
+    odd = [k for k in saved if not is_kept(k) and not (k.startswith(PEFT_PREFIX) and k.endswith((".lora_A.weight", ".lora_B.weight")))]
+    if odd: raise ValueError(f"{PEFT_WEIGHTS_NAME} holds tensors that are not LoRA A/B weights or modules to save: {odd[:8]}")
+    kept = {k[len(PEFT_PREFIX):]: v for k, v in saved.items() if is_kept(k)}
+    saved = {k: v for k, v in saved.items() if not is_kept(k)}
     names = sorted({k[len(PEFT_PREFIX):].rsplit(".", 2)[0] for k in saved})
     inject(base, AdapterConfig(kind="lora", r=int(cfg["r"]), alpha=float(cfg["lora_alpha"]), dropout=float(cfg.get("lora_dropout") or 0.0),
                                target_modules=names))
@@ -412,8 +442,14 @@ def load_peft(base:nn.Module, # the base model the peft adapter was trained on (
         want = {f"{n}.{k}": lin.weight for n, l in adapter_layers(base).items() for k, (_, _, lin) in adapter_weights(l).items()}
         wrong = [f"{k}: saved {tuple(sd[k].shape)}, model {tuple(w.shape)}" for k, w in want.items() if k not in sd or sd[k].shape != w.shape]
         if wrong or set(sd) - set(want): raise ValueError(f"{PEFT_WEIGHTS_NAME} does not fit this base model: {wrong[:8]} {sorted(set(sd) - set(want))[:8]}")
+        mods = {f"{m}.{k}": v for m in keep for k, v in base.get_submodule(m).state_dict(keep_vars=True).items()}
+        bad = [f"{k}: saved {tuple(kept[k].shape)}, model {tuple(v.shape)}" for k, v in mods.items() if k not in kept or kept[k].shape != v.shape]
+        if bad: raise ValueError(f"{PEFT_WEIGHTS_NAME}: its modules to save do not fit this base model: {bad[:8]}")
         with torch.no_grad():
             for k, w in want.items(): w.copy_(sd[k])
+            for k, v in mods.items(): v.copy_(kept[k])
+        for m in keep:
+            for p_ in base.get_submodule(m).parameters(): p_.requires_grad_(True)      # they train, as peft's copies do
     except Exception:
         from padnotes.tuners import unload
         unload(base); raise

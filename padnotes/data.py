@@ -18,11 +18,11 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from .core import check_choice, check_int, get_device, set_seed, tiny, count_params, fit, evaluate
 
 # %% auto #0
-__all__ = ['FASHION_MNIST_DIR', 'FASHION_CLASSES', 'IMAGE_DATASETS', 'REGIMES', 'TEXT_DATASETS', 'LITE0_STAGES',
-           'stratified_split', 'read_idx', 'image_splits', 'image_grid', 'label_balance', 'image_loaders',
-           'regime_transform', 'assign_regimes', 'apply_regimes', 'load_texts', 'text_splits', 'minilm_path',
-           'load_tokenizer', 'load_minilm', 'TokenizedText', 'text_loaders', 'BasicBlock', 'ResNet', 'resnet8',
-           'resnet20', 'SamePad', 'MBConv', 'EfficientNetLite0', 'efficientnet_lite0', 'imagenet_classes',
+__all__ = ['FASHION_MNIST_DIR', 'FASHION_CLASSES', 'IMAGE_DATASETS', 'EVAL_ORDER_SEED', 'REGIMES', 'TEXT_DATASETS',
+           'LITE0_STAGES', 'stratified_split', 'read_idx', 'image_splits', 'image_grid', 'label_balance',
+           'image_loaders', 'regime_transform', 'assign_regimes', 'apply_regimes', 'load_texts', 'text_splits',
+           'minilm_path', 'load_tokenizer', 'load_minilm', 'TokenizedText', 'text_loaders', 'BasicBlock', 'ResNet',
+           'resnet8', 'resnet20', 'SamePad', 'MBConv', 'EfficientNetLite0', 'efficientnet_lite0', 'imagenet_classes',
            'preprocess_lite0', 'sample_photos']
 
 # %% ../nbs/01_data.ipynb #6b47c85d
@@ -158,26 +158,41 @@ def _subset(ds, n:int|None, seed:int=0):
     if isinstance(ds, TensorDataset): return TensorDataset(*(t[idx] for t in ds.tensors))
     return torch.utils.data.Subset(ds, idx.tolist())
 
+EVAL_ORDER_SEED = 0   # dev and test come in one fixed shuffled order, so that any prefix is a fair sample
+
+def _eval_order(n:int) -> torch.Tensor:
+    "The fixed shuffled order of an evaluation split of n examples: the same on every run and machine."
+    return torch.from_numpy(np.random.default_rng(EVAL_ORDER_SEED).permutation(n))
+
+def _shuffled(ds, order:torch.Tensor):
+    if isinstance(ds, TensorDataset): return TensorDataset(*(t[order] for t in ds.tensors))
+    return torch.utils.data.Subset(ds, order.tolist())
+
 def image_loaders(name:str, # 'fashion_mnist', 'mnist5k' or 'digits'
                   batch_size:int=128, # training batch size (evaluation uses 2x)
                   subset:int|dict|None=None, # examples per split (int), or per split name (dict)
                   seed:int=0, # shuffling seed (the split itself is fixed)
                   **kwargs, # passed to `image_splits` (regimes=4 makes the regime task)
                  ) -> dict:
-    "Train/dev/test DataLoaders for an image dataset (train shuffled with a seeded generator); with regimes, also each example's regime."
+    "Train/dev/test DataLoaders for an image dataset (train shuffled with a seeded generator, dev and test in one fixed shuffled order); with regimes, also each example's regime."
     sp = image_splits(name, **kwargs)
     sub = subset if isinstance(subset, dict) else {k: subset for k in ("train", "dev", "test")}
     g = torch.Generator().manual_seed(seed)
-    dls = {k: DataLoader(_subset(sp[k], sub.get(k)), batch_size=batch_size if k == "train" else 2 * batch_size,
-                         shuffle=(k == "train"), generator=g if k == "train" else None)
-           for k in ("train", "dev", "test")}
+    dls, reg = {}, {}
+    for k in ("train", "dev", "test"):
+        ds = _subset(sp[k], sub.get(k))
+        idx = _subset_index(len(sp[k]), sub.get(k))
+        r = sp["regime"][k] if "regime" in sp else None
+        r = r if r is None or idx is None else r[idx]
+        if k != "train":                                  # evaluation splits: one fixed shuffled order, classes mixed
+            order = _eval_order(len(ds))
+            ds = _shuffled(ds, order)
+            r = None if r is None else r[order]
+        dls[k] = DataLoader(ds, batch_size=batch_size if k == "train" else 2 * batch_size,
+                            shuffle=(k == "train"), generator=g if k == "train" else None)
+        reg[k] = r
     out = dict(**dls, classes=sp["classes"])
-    if "regime" in sp:
-        reg = {}
-        for k, r in sp["regime"].items():
-            idx = _subset_index(len(r), sub.get(k))
-            reg[k] = r if idx is None else r[idx]
-        out.update(regime=reg, regimes=sp["regimes"])
+    if "regime" in sp: out.update(regime=reg, regimes=sp["regimes"])
     return out
 
 # %% ../nbs/01_data.ipynb #d8caf08c
@@ -319,7 +334,7 @@ def text_loaders(name:str, # 'rotten_tomatoes', 'imdb' or 'twitter'
                  subset:int|dict|None=None, # examples per split (int), or per split name (dict)
                  seed:int=0, # shuffling and subset seed (the split itself is fixed)
                 ) -> dict:
-    "Train/dev/test DataLoaders of tokenised text, yielding dicts with labels."
+    "Train/dev/test DataLoaders of tokenised text, yielding dicts with labels (dev and test in one fixed shuffled order)."
     tokenizer = tokenizer or load_tokenizer()
     sp = text_splits(name)
     sub = subset if isinstance(subset, dict) else {k: subset for k in ("train", "dev", "test")}
@@ -329,6 +344,7 @@ def text_loaders(name:str, # 'rotten_tomatoes', 'imdb' or 'twitter'
         if sub.get(k) is not None:
             if sub[k] < 1: raise ValueError(f"subset must be a positive number of examples, got {sub[k]}")
             df = df.iloc[np.sort(np.random.default_rng(seed).permutation(len(df))[:sub[k]])]
+        if k != "train": df = df.iloc[_eval_order(len(df)).numpy()]      # evaluation splits: one fixed shuffled order
         ds = TokenizedText(df.text, df.label, tokenizer, max_len)
         out[k] = DataLoader(ds, batch_size=batch_size if k == "train" else 2 * batch_size, shuffle=(k == "train"),
                             generator=g if k == "train" else None, collate_fn=ds.collate)

@@ -431,6 +431,10 @@ def project_diff(model:nn.Module, # a diff model, gated or dense
     if any(l.merged for l in tuner_layers(model).values()): raise ValueError("unmerge the model before projecting its diff")
     density = cfg.density if density is None else check_float("density (the fraction of diff entries kept)", density, low=0, high=1, low_open=True)
     check_choice("start", start, PROJECTION_STARTS)
+    n = diff_numel(model)
+    if round(density * n) == 0:
+        raise ValueError(f"density {density:g} of the diff's {n:,} entries keeps round({density * n:.3g}) = 0 entries: "
+                         f"give at least {0.5 / n:.3g} to keep one")
     deltas = diff_deltas(model)
     masks = keep_masks({k: d.abs() for k, d in deltas.items()}, density, scope="global", seed=seed)   # may raise: nothing changed yet
     with torch.no_grad():
@@ -624,8 +628,8 @@ class TaskDiff:
         except Exception:
             _undo(model, saved, old_head, old_labels); raise
         model.__dict__.pop("_padnotes_fingerprint", None)
-        model.__dict__["_padnotes_task_diff"] = dict(diff=self, saved=saved, old_head=old_head, old_labels=old_labels, heads=heads,
-                                                     after=_versions(model, heads), fingerprint=known)
+        model.__dict__["_padnotes_task_diff"] = dict(diff=self, saved=saved, names=list(self.diffs)[:len(saved)], old_head=old_head,
+                                                     old_labels=old_labels, heads=heads, after=_versions(model, heads), fingerprint=known)
         return model
 
     def remove(self, model:nn.Module) -> nn.Module:
@@ -654,13 +658,41 @@ def applied_task_diff(model:nn.Module) -> TaskDiff|None:
     rec = model.__dict__.get("_padnotes_task_diff")
     return None if rec is None else rec["diff"]
 
-def remove_task_diff(model:nn.Module) -> TaskDiff:
-    "Remove whichever task diff is applied to `model` (bit-exact restore); returns it."
-    rec = model.__dict__.pop("_padnotes_task_diff", None)
+def _changed_since_apply(model:nn.Module, rec:dict) -> list[str]:
+    "Base tensors that are not as `apply` left them: replaced or changed in place (version counters), or their diffed entries moved."
+    now = {n: (i, ptr, v) for n, i, ptr, v in _versions(model, rec["heads"])}
+    then = {n: (i, ptr, v) for n, i, ptr, v in rec["after"]}
+    changed = sorted(n for n in then.keys() | now.keys() if then.get(n) != now.get(n))
+    with torch.no_grad():                                                   # a change through .data escapes the counters
+        for n, (flat, idx, orig) in zip(rec["names"], rec["saved"]):
+            if n in changed: continue
+            vals = rec["diff"].diffs[n].values.to(flat.device, flat.dtype)
+            if not torch.equal(flat[idx], orig + vals): changed.append(n)
+    return changed
+
+def remove_task_diff(model:nn.Module, # a base model with a task diff applied (TaskDiff.apply)
+                     force:bool=False, # the base changed since apply: put the saved entries and the old head back anyway, leaving every other change in place
+                    ) -> TaskDiff:
+    "Remove whichever task diff is applied to `model`: its weights bit for bit as before `apply`; refused, naming what changed, when the model was trained or converted since (unless `force`). Returns the diff."
+    rec = model.__dict__.get("_padnotes_task_diff")
     if rec is None: raise ValueError(f"{type(model).__name__} has no task diff applied")
-    untouched = _versions(model, rec["heads"]) == rec["after"]             # nothing changed the weights while the diff was in
+    changed = _changed_since_apply(model, rec)
+    if changed and not force:
+        names = ", ".join(changed[:4]) + (", ..." if len(changed) > 4 else "")
+        raise ValueError(f"{len(changed)} of {len(rec['after'])} base tensors of {type(model).__name__} changed since the diff was applied "
+                         f"({names}): removing the diff would not give the base back. Remove a diff before training or converting "
+                         "the model; remove_task_diff(model, force=True) puts the saved entries and the old head back into the "
+                         "current tensors and leaves every other change in place")
+    model.__dict__.pop("_padnotes_task_diff")
+    if changed:                                                             # force: write into the tensors the model has now
+        params = base_parameters(model, rec["heads"])
+        with torch.no_grad():
+            for n, (_, idx, orig) in zip(rec["names"], rec["saved"]):
+                if n in params: params[n].view(-1)[idx.to(params[n].device)] = orig.to(params[n].device, params[n].dtype)
+        _undo(model, [], rec["old_head"], rec["old_labels"])
+        return rec["diff"]
     _undo(model, rec["saved"], rec["old_head"], rec["old_labels"])
-    if untouched and rec["fingerprint"] is not None:                       # bit for bit the base that was hashed before `apply`
+    if rec["fingerprint"] is not None:                                      # bit for bit the base that was hashed before `apply`
         model.__dict__["_padnotes_fingerprint"] = (_versions(model, rec["heads"]), rec["fingerprint"])
     return rec["diff"]
 

@@ -34,6 +34,39 @@ def scale_factors(phi:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 # %% ../nbs/05_padnet.ipynb #51befee7
 def _float_mask_like(t:torch.Tensor) -> torch.Tensor: return torch.ones_like(t, dtype=t.dtype)
 
+def _compact_modes(sd:dict, prefix:str, triples):
+    "In a state dict to be saved: each (dynamic, static, mask) triple becomes the mask's bits, the static values where it is 0 and the K dynamic values where it is 1."
+    for dyn, stat, mask in triples:
+        keys = [prefix + k for k in (dyn, stat, mask)]
+        if not all(k in sd for k in keys): continue
+        d, s, m = (sd.pop(k) for k in keys)
+        m = m.bool()
+        sd[f"{prefix}{mask}_bits"] = pack_bits(m)            # 1 bit per entry
+        sd[f"{prefix}{stat}_kept"] = s[~m]                    # ((1 - r) n,)
+        sd[f"{prefix}{dyn}_kept"] = d[:, m]                   # (K, r n)
+
+def _expand_modes(module:nn.Module, sd:dict, prefix:str, triples):
+    "The inverse of `_compact_modes`, in a loaded state dict: dense tensors shaped as `module`'s, zero where an entry is unused."
+    for dyn, stat, mask in triples:
+        bk = f"{prefix}{mask}_bits"
+        if bk not in sd: continue
+        ref_d, ref_s, ref_m = getattr(module, dyn), getattr(module, stat), getattr(module, mask)
+        n, bits = ref_m.numel(), sd.pop(bk)
+        if bits.dtype != torch.uint8 or bits.numel() != (n + 7) // 8:
+            raise ValueError(f"{bk}: expected {(n + 7) // 8} uint8 bytes for a mask of {n} entries, got {bits.dtype} {tuple(bits.shape)}")
+        m = unpack_bits(bits, n).view(ref_m.shape)
+        k = int(m.sum())
+        sk, dk = sd.pop(f"{prefix}{stat}_kept", None), sd.pop(f"{prefix}{dyn}_kept", None)
+        if sk is None or dk is None or sk.shape != (n - k,) or dk.shape != (ref_d.shape[0], k):
+            got = [None if t is None else tuple(t.shape) for t in (sk, dk)]
+            raise ValueError(f"{prefix}{dyn}: the mask keeps {k} of {n} entries dynamic, so expected {stat}_kept ({n - k},) and "
+                             f"{dyn}_kept ({ref_d.shape[0]}, {k}); got {got}")
+        s = sk.new_zeros(ref_s.shape)
+        s[~m] = sk
+        d = dk.new_zeros(ref_d.shape)
+        d[:, m] = dk
+        sd[prefix + stat], sd[prefix + dyn], sd[prefix + mask] = s, d, m.to(ref_m.dtype)
+
 class PartialDynamicConv2d(DynamicConv2d):
     "DY-Conv with a mode mask: dynamic entries mix K kernels per input, static entries share one kernel (PAD-Net)."
     state_settings = DynamicConv2d.state_settings | {"use_scale": bool}      # travels with the weights: see padnotes.tuners
@@ -41,6 +74,15 @@ class PartialDynamicConv2d(DynamicConv2d):
     def __init__(self, *args, use_scale:bool=True, **kwargs):
         super().__init__(*args, **kwargs)
         self._init_partial(use_scale)
+
+    def _mode_triples(self):
+        return [("weight", "static_weight", "weight_mask")] + ([("bias", "static_bias", "bias_mask")] if self.bias is not None else [])
+    def compact_state(self, sd:dict, prefix:str=""):
+        "What `save_pretrained` stores: the masks as bits, each entry's value in its own mode only (see `padnotes.tuners`)."
+        _compact_modes(sd, prefix, self._mode_triples())
+    def expand_state(self, sd:dict, prefix:str=""):
+        "Undo `compact_state` in a loaded state dict."
+        _expand_modes(self, sd, prefix, self._mode_triples())
 
     def _init_partial(self, use_scale:bool=True):
         "Add the static kernel (mean of the K kernels), all-dynamic masks and phi = 0."
@@ -163,6 +205,14 @@ class PartialExperts(StateSettings, Experts):
         new.phi = nn.Parameter(torch.zeros((), dtype=ex.w1.dtype, device=ex.w1.device), requires_grad=use_scale)
         new.use_scale = use_scale
         return new.train(ex.training)
+
+    def _mode_triples(self): return [(f"dyn_{n}", f"static_{n}", f"{n}_mask") for n in _EXPERT_TENSORS]
+    def compact_state(self, sd:dict, prefix:str=""):
+        "What `save_pretrained` stores: the masks as bits, each entry's value in its own mode only."
+        _compact_modes(sd, prefix, self._mode_triples())
+    def expand_state(self, sd:dict, prefix:str=""):
+        "Undo `compact_state` in a loaded state dict."
+        _expand_modes(self, sd, prefix, self._mode_triples())
 
     def lambdas(self):
         if not self.use_scale: return self.phi.new_ones(()), self.phi.new_ones(())

@@ -99,21 +99,30 @@ def keep_masks(scores:Mapping[str, torch.Tensor], # name -> scores (higher = kee
                scope:str="global", # 'global': one threshold over all tensors; 'layer': the same fraction in each
                seed:int=0, # orders the entries tied at the threshold
               ) -> dict[str, torch.Tensor]:
-    "Boolean masks keeping exactly round(keep_ratio * N) entries (globally, or per tensor), on the scores' device."
+    "Boolean masks keeping exactly round(keep_ratio * N) entries (globally, or per tensor), on the scores' device; a ratio above 0 that would keep no entry is refused."
     keep_ratio = _check_ratio(keep_ratio); check_choice("scope", scope, ("global", "layer"))
     if not scores: raise ValueError("no scores given: nothing to threshold")
     flats = {n: _flat_scores(s, f"scores[{n!r}]") for n, s in scores.items()}
     seed = check_int("seed", seed, minimum=None)
     if scope == "layer":
         _check_no_nan(flats)
-        return {n: _select(f, round(keep_ratio * f.numel()), seed + i).view(scores[n].shape) for i, (n, f) in enumerate(flats.items())}
+        ks = [round(keep_ratio * f.numel()) for f in flats.values()]
+        if keep_ratio > 0 and not any(ks):
+            sizes = ", ".join(f"{n} {f.numel():,}" for n, f in list(flats.items())[:4])
+            raise ValueError(f"keep_ratio {keep_ratio:g} keeps round(keep_ratio * n) = 0 entries of every tensor ({sizes}{', ...' if len(flats) > 4 else ''}): "
+                             "give a ratio that keeps at least one entry, or 0 to keep none")
+        return {n: _select(f, k, seed + i).view(scores[n].shape) for i, ((n, f), k) in enumerate(zip(flats.items(), ks))}
     devices = {}
     for n, f in flats.items(): devices.setdefault(str(f.device), []).append(n)
     if len(devices) > 1: raise ValueError(f"a global threshold ranks all scores together, so they must be on one device; got {devices}")
     dtype = functools.reduce(torch.promote_types, [f.dtype for f in flats.values()])
     flat = torch.cat([f.to(dtype) for f in flats.values()])          # (N,) on the scores' device
     if torch.isnan(flat.max()): _check_no_nan(flats)                 # one pass over all scores; the names only on failure
-    mask = _select(flat, round(keep_ratio * flat.numel()), seed)
+    k = round(keep_ratio * flat.numel())
+    if keep_ratio > 0 and k == 0:
+        raise ValueError(f"keep_ratio {keep_ratio:g} of {flat.numel():,} entries keeps round({keep_ratio * flat.numel():.3g}) = 0 entries: "
+                         f"give at least {0.5 / flat.numel():.3g} to keep one, or 0 to keep none")
+    mask = _select(flat, k, seed)
     return {n: m.view(scores[n].shape) for n, m in zip(scores, mask.split([f.numel() for f in flats.values()]))}
 
 def mask_stats(masks:Mapping[str, torch.Tensor]) -> list[dict]:

@@ -16,9 +16,9 @@ from .core import clone_model, count_buffers, deploy_numel, document_module
 
 # %% auto #0
 __all__ = ['HF_KEY', 'CONFIG_NAME', 'WEIGHTS_NAME', 'TunerLayer', 'StateSettings', 'TunerConfig', 'inside_tuner', 'find_targets',
-           'tuner_layers', 'tuner_records', 'apply_freeze', 'inject', 'disable_tuners', 'set_tuners_enabled', 'merge',
-           'unmerge', 'unload', 'merge_and_unload', 'trainable_parameters', 'print_trainable_parameters',
-           'save_pretrained', 'load_config', 'from_pretrained']
+           'tuner_layers', 'tuner_records', 'apply_freeze', 'inject', 'changed_outside', 'disable_tuners',
+           'set_tuners_enabled', 'merge', 'unmerge', 'unload', 'merge_and_unload', 'trainable_parameters',
+           'print_trainable_parameters', 'save_pretrained', 'load_config', 'from_pretrained']
 
 # %% ../nbs/01b_tuners.ipynb #df1da243
 class TunerLayer(nn.Module):
@@ -330,14 +330,43 @@ def inject(model:nn.Module, # the model to tune, changed in place (all or nothin
     config.after_inject(model)                                      # model-level parts (from_pretrained re-installs them too)
     model.__dict__.setdefault("_padnotes_flags", flags)              # the flags before the first method: unload restores them
     apply_freeze(model, config.freeze_base)
+    model.__dict__.setdefault("_padnotes_outside", _outside_state(model))   # what "switched off" is compared with
     return model
 
+def _outside_tensors(model:nn.Module) -> dict[str, torch.Tensor]:
+    "Every parameter and buffer outside the tuned layers, by name."
+    tuned = list(tuner_layers(model))
+    inside = lambda k: any(t == "" or k.startswith(t + ".") for t in tuned)
+    named = list(model.named_parameters()) + list(model.named_buffers())
+    return {k: v for k, v in named if not inside(k)}
+
+def _outside_state(model:nn.Module) -> dict[str, tuple]:
+    "A stamp of each tensor outside the tuned layers: (which tensor, its storage, its in-place version)."
+    return {k: (id(v), v.data_ptr(), v._version) for k, v in _outside_tensors(model).items()}
+
+def changed_outside(model:nn.Module) -> list[str]:
+    "Names of the parameters and buffers outside the tuned layers that changed (trained, loaded or replaced) since the first method was put in."
+    then = model.__dict__.get("_padnotes_outside")
+    if then is None: return []
+    now = _outside_state(model)
+    return sorted(k for k in then.keys() & now.keys() if then[k] != now[k])
+
 # %% ../nbs/01b_tuners.ipynb #ad1a81ad
+def _warn_outside(model:nn.Module):
+    changed = changed_outside(model)
+    if not changed: return
+    names = ", ".join(changed[:4]) + (", ..." if len(changed) > 4 else "")
+    warnings.warn(f"switched off, {type(model).__name__} runs its base layers, but {len(changed)} tensors outside the tuned layers "
+                  f"changed since the method was put in ({names}): the outputs are not the original model's. Train with "
+                  "freeze_base=True and BatchNorm in eval mode to keep them, or compare with a copy of the model taken before tuning",
+                  stacklevel=3)
+
 @contextlib.contextmanager
 def disable_tuners(model:nn.Module):
-    "Inside the block every tuned layer runs its base layer only: the base model's outputs, exactly."
+    "Inside the block every tuned layer runs its base layer only: the original model's outputs, exactly, if nothing outside the tuned layers changed since the method was put in (otherwise a warning names what did)."
     layers = list(tuner_layers(model).values())
     if not layers: raise ValueError(f"{type(model).__name__} has no tuned layer to switch off")
+    _warn_outside(model)
     old = [l.disabled for l in layers]
     for l in layers: l.disabled = True
     try: yield model
@@ -345,7 +374,8 @@ def disable_tuners(model:nn.Module):
         for l, o in zip(layers, old): l.disabled = o
 
 def set_tuners_enabled(model:nn.Module, enabled:bool=True) -> nn.Module:
-    "Switch every tuned layer on (True) or off (False), until switched again."
+    "Switch every tuned layer on (True) or off (False), until switched again (off: warns as `disable_tuners` does)."
+    if not enabled: _warn_outside(model)
     for l in tuner_layers(model).values(): l.disabled = not enabled
     return model
 
@@ -375,7 +405,7 @@ def unload(model:nn.Module) -> nn.Module:
     for r in reversed(tuner_records(model)): r["config"].before_unload(model)
     for n, l in _all_names(model, layers): _set_module(model, n, l.restore_base())
     for p, f in model.__dict__.pop("_padnotes_flags", []): p.requires_grad_(f)
-    model.__dict__.pop("padnotes_tuners", None); _sync_hf_config(model)
+    model.__dict__.pop("padnotes_tuners", None); model.__dict__.pop("_padnotes_outside", None); _sync_hf_config(model)
     return model
 
 def merge_and_unload(model:nn.Module) -> nn.Module:
@@ -384,7 +414,8 @@ def merge_and_unload(model:nn.Module) -> nn.Module:
     out = clone_model(model)
     layers = tuner_layers(out); new = {id(l): l.deploy() for l in layers.values()}
     for n, l in _all_names(out, layers): _set_module(out, n, new[id(l)])
-    out.__dict__.pop("padnotes_tuners", None); out.__dict__.pop("_padnotes_flags", None); _sync_hf_config(out)
+    out.__dict__.pop("padnotes_tuners", None); out.__dict__.pop("_padnotes_flags", None); out.__dict__.pop("_padnotes_outside", None)
+    _sync_hf_config(out)
     return out.eval()
 
 # %% ../nbs/01b_tuners.ipynb #ba2f2260
@@ -404,38 +435,47 @@ def print_trainable_parameters(model:nn.Module) -> dict:
 # %% ../nbs/01b_tuners.ipynb #b9c867c8
 CONFIG_NAME, WEIGHTS_NAME = "padnotes_config.json", "padnotes_model.safetensors"
 
-def _method_tensors(model) -> dict[str, torch.Tensor]:
+def _method_tensors(model, compact:bool=False) -> dict[str, torch.Tensor]:
+    "The method's tensors by name; `compact`: as saved (modules with `compact_state`, such as PAD-Net's mode masks, store less)."
     out = {}
     for n, l in tuner_layers(model).items():
         for k, v in l.method_state_dict().items():
             if v is not None: out[f"{n}.{k}" if n else k] = v
+    if compact:
+        for name, m in model.named_modules():
+            if hasattr(m, "compact_state"): m.compact_state(out, f"{name}." if name else "")
     return out
 
-def _base_tensors(model, buffers_only:bool=False) -> dict[str, torch.Tensor]:
-    tuned = list(tuner_layers(model))
-    params = {id(p) for p in model.parameters()}
-    return {k: v for k, v in model.state_dict(keep_vars=True).items()
-            if not any(t == "" or k.startswith(t + ".") for t in tuned) and not (buffers_only and id(v) in params)}
+def _expand_saved(model, saved:dict) -> dict:
+    "`saved` with every compact entry (`compact_state`) expanded to the tensors the model holds."
+    for name, m in model.named_modules():
+        if hasattr(m, "expand_state"): m.expand_state(saved, f"{name}." if name else "")
+    return saved
 
-def _base_trained(model) -> bool:
-    inside = {id(p) for l in tuner_layers(model).values() for p in l.parameters()}
-    return any(p.requires_grad for p in model.parameters() if id(p) not in inside)
+def _base_tensors(model, which:str="buffers") -> dict[str, torch.Tensor]:
+    "Tensors outside the tuned layers: 'buffers', 'trained' (the buffers and the parameters that train) or 'all'."
+    tuned = list(tuner_layers(model))
+    params = {id(p): p for p in model.parameters()}
+    keep = lambda v: which == "all" or id(v) not in params or (which == "trained" and params[id(v)].requires_grad)
+    return {k: v for k, v in model.state_dict(keep_vars=True).items()
+            if not any(t == "" or k.startswith(t + ".") for t in tuned) and keep(v)}
 
 def save_pretrained(model:nn.Module, # a model with tuned layers (from inject, dynamicize, moefy, padify, ...)
                     folder:str|Path, # created if missing
-                    include_base:bool|None=None, # also save the tensors outside the tuned layers (None: when any of them trains)
+                    include_base:bool|None=None, # the tensors outside the tuned layers: None, those that train (and the buffers); True, all; False, the buffers only
                    ) -> Path:
-    "Write the model's tuner configs (JSON) and the method's tensors (safetensors) to `folder`; returns the folder."
+    "Write the model's tuner configs (JSON) and the method's tensors (safetensors), with the trained tensors outside the tuned layers, to `folder`; returns the folder."
     from safetensors.torch import save_file
     recs = tuner_records(model)
     if not recs or not tuner_layers(model):
         raise ValueError(f"{type(model).__name__} has no tuned layers to save: tune it with inject (or dynamicize, moefy, padify) first")
     if any(l.merged for l in tuner_layers(model).values()): raise ValueError("unmerge the model before saving it (merged layers hold folded copies)")
-    include_base = _base_trained(model) if include_base is None else include_base
-    tensors = _method_tensors(model) | _base_tensors(model, buffers_only=not include_base)
+    which = "trained" if include_base is None else "all" if include_base else "buffers"
+    base = _base_tensors(model, which)
+    tensors = _method_tensors(model, compact=True) | base
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, str(folder / WEIGHTS_NAME))
-    meta = dict(format="padnotes-tuners", version=1, model_class=type(model).__name__, include_base=include_base,
+    meta = dict(format="padnotes-tuners", version=2, model_class=type(model).__name__, include_base=which, base_keys=sorted(base),
                 tuners=[dict(config=r["config"].to_dict(), layers=r["layers"]) for r in recs])
     (folder / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
     return folder
@@ -471,8 +511,15 @@ def from_pretrained(base:nn.Module, # the base model the tuned one was made from
     before = {k: v.clone() for k, v in base.state_dict().items()}
     try:
         for t in meta["tuners"]: t["config"].rebuild(base, t["layers"])
-        want = (_method_tensors(base) | _base_tensors(base, buffers_only=not meta["include_base"]) if "weights" not in meta
-                else base.state_dict())                                   # transformers' file: the whole model, base layers too
+        saved = _expand_saved(base, saved)
+        if "weights" in meta: want = base.state_dict()                    # transformers' file: the whole model, base layers too
+        elif "base_keys" in meta:                                         # version 2: the base tensors it lists
+            outside = _base_tensors(base, "all")
+            unknown = sorted(set(meta["base_keys"]) - set(outside))
+            if unknown: raise ValueError(f"{wpath} holds base tensors this model does not have: {unknown[:8]}")
+            want = _method_tensors(base) | {k: outside[k] for k in meta["base_keys"]}
+        else:                                                             # version 1: all of the base, or its buffers
+            want = _method_tensors(base) | _base_tensors(base, "all" if meta["include_base"] else "buffers")
         missing, unexpected = sorted(set(want) - set(saved)), sorted(set(saved) - set(want))
         if missing or unexpected:
             raise ValueError(f"{wpath} does not fit this base model: missing tensors {missing[:8]}{' ...' if len(missing) > 8 else ''}, "
