@@ -17,7 +17,8 @@ from .dyconv import DynamicConv2d, KernelAttention, dyconv_kernel_agg, dyconv_ou
 from .moe import Experts, MoE
 from .scoring import UnrankableScoresWarning, ScoreContext, grad_scores, iterative_masks, keep_masks, random_scores, register_criterion, score
 from .sparse import pack_bits, unpack_bits
-from .tuners import StateSettings, TunerConfig, TunerLayer, merge_and_unload, tuner_layers, _record, _set_module
+from .tuners import (StateSettings, TunerConfig, TunerLayer, merge_and_unload, record_deployment, register_deployer,
+                             tuner_layers, _record, _set_module)
 
 # %% auto #0
 __all__ = ['PAD_CRITERIA', 'scale_factors', 'PartialDynamicConv2d', 'pad_conv_reference', 'PartialExperts', 'partial_layers',
@@ -616,7 +617,10 @@ def merge_for_inference(model:nn.Module) -> nn.Module:
     merged = merge_and_unload(model) if tuner_layers(model) else clone_model(model)   # conv layers: their deploy() form
     for n, l in partial_layers(merged).items():
         _set(merged, n, MergedPartialConv2d.from_partial(l) if isinstance(l, PartialDynamicConv2d) else MergedPartialExperts.from_partial(l))
+    if tuner_layers(model): record_deployment(model, merged, "merge_for_inference")   # save_pretrained / from_pretrained rebuild it
     return merged.eval()
+
+register_deployer("merge_for_inference", merge_for_inference)
 
 # %% ../nbs/05_padnet.ipynb #699d1d45
 class ScaleRecorder(Callback):

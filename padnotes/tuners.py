@@ -15,10 +15,11 @@ from torch import nn
 from .core import clone_model, count_buffers, deploy_numel, document_module
 
 # %% auto #0
-__all__ = ['HF_KEY', 'CONFIG_NAME', 'WEIGHTS_NAME', 'TunerLayer', 'StateSettings', 'TunerConfig', 'inside_tuner', 'find_targets',
-           'tuner_layers', 'tuner_records', 'apply_freeze', 'inject', 'changed_outside', 'disable_tuners',
-           'set_tuners_enabled', 'merge', 'unmerge', 'unload', 'merge_and_unload', 'trainable_parameters',
-           'print_trainable_parameters', 'save_pretrained', 'load_config', 'from_pretrained']
+__all__ = ['HF_KEY', 'DEPLOYERS', 'CONFIG_NAME', 'WEIGHTS_NAME', 'TunerLayer', 'StateSettings', 'TunerConfig', 'inside_tuner',
+           'find_targets', 'tuner_layers', 'tuner_records', 'apply_freeze', 'inject', 'changed_outside',
+           'disable_tuners', 'set_tuners_enabled', 'merge', 'unmerge', 'unload', 'register_deployer',
+           'record_deployment', 'merge_and_unload', 'trainable_parameters', 'print_trainable_parameters',
+           'save_pretrained', 'load_config', 'from_pretrained']
 
 # %% ../nbs/01b_tuners.ipynb #df1da243
 class TunerLayer(nn.Module):
@@ -408,15 +409,32 @@ def unload(model:nn.Module) -> nn.Module:
     model.__dict__.pop("padnotes_tuners", None); model.__dict__.pop("_padnotes_outside", None); _sync_hf_config(model)
     return model
 
+DEPLOYERS: dict = {}   # name -> function(tuned model) -> deployed copy; `from_pretrained` replays the one a deployed model records
+
+def register_deployer(name:str, fn):
+    "Make `fn` (a tuned model -> its deployed copy) replayable by name when a deployed model is loaded."
+    DEPLOYERS[name] = fn
+    return fn
+
+def record_deployment(tuned:nn.Module, deployed:nn.Module, how:str) -> nn.Module:
+    "Note on `deployed` how it was made from `tuned` (its tuner configs and the deployer's name), so save_pretrained / from_pretrained can rebuild it."
+    recs = [dict(config=r["config"].to_dict(), layers=r["layers"]) for r in tuner_records(tuned)]
+    deployed.__dict__["padnotes_deployed"] = dict(how=how, tuners=recs)
+    return deployed
+
 def merge_and_unload(model:nn.Module) -> nn.Module:
     "A merged copy of `model` for deployment: every tuned layer folded and standing alone, no base layers; `model` is unchanged."
     if not tuner_layers(model): raise ValueError(f"{type(model).__name__} has no tuned layer to merge")
+    recs = [dict(config=r["config"].to_dict(), layers=r["layers"]) for r in tuner_records(model)]
     out = clone_model(model)
     layers = tuner_layers(out); new = {id(l): l.deploy() for l in layers.values()}
     for n, l in _all_names(out, layers): _set_module(out, n, new[id(l)])
     out.__dict__.pop("padnotes_tuners", None); out.__dict__.pop("_padnotes_flags", None); out.__dict__.pop("_padnotes_outside", None)
     _sync_hf_config(out)
+    out.__dict__["padnotes_deployed"] = dict(how="merge_and_unload", tuners=recs)
     return out.eval()
+
+register_deployer("merge_and_unload", merge_and_unload)
 
 # %% ../nbs/01b_tuners.ipynb #ba2f2260
 def trainable_parameters(model:nn.Module) -> dict:
@@ -467,7 +485,13 @@ def save_pretrained(model:nn.Module, # a model with tuned layers (from inject, d
     "Write the model's tuner configs (JSON) and the method's tensors (safetensors), with the trained tensors outside the tuned layers, to `folder`; returns the folder."
     from safetensors.torch import save_file
     recs = tuner_records(model)
+    if (not recs or not tuner_layers(model)) and "padnotes_deployed" in model.__dict__:
+        return _save_deployed(model, folder)
     if not recs or not tuner_layers(model):
+        merged = [n for n, m in model.named_modules() if getattr(m, "is_deployed", False)]
+        if merged:
+            raise ValueError(f"{type(model).__name__} is a deployed copy (merged layers {merged[:3]}) that does not record how it was made: "
+                             "make it with merge_and_unload or merge_for_inference of this padnotes, or save the tuned model before merging")
         raise ValueError(f"{type(model).__name__} has no tuned layers to save: tune it with inject (or dynamicize, moefy, padify) first")
     if any(l.merged for l in tuner_layers(model).values()): raise ValueError("unmerge the model before saving it (merged layers hold folded copies)")
     which = "trained" if include_base is None else "all" if include_base else "buffers"
@@ -479,6 +503,31 @@ def save_pretrained(model:nn.Module, # a model with tuned layers (from inject, d
                 tuners=[dict(config=r["config"].to_dict(), layers=r["layers"]) for r in recs])
     (folder / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
     return folder
+
+def _save_deployed(model:nn.Module, folder) -> Path:
+    "A deployed copy: every tensor it holds, and how to rebuild its structure (the tuners, then the deployer)."
+    from safetensors.torch import save_file
+    rec = model.__dict__["padnotes_deployed"]
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}, str(folder / WEIGHTS_NAME))
+    meta = dict(format="padnotes-tuners", version=2, model_class=type(model).__name__, deployed=rec["how"], tuners=rec["tuners"])
+    (folder / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
+    return folder
+
+def _load_deployed(base:nn.Module, meta:dict, saved:dict, wpath) -> nn.Module:
+    "Rebuild a deployed copy on `base`: the tuners' structure, the deployer replayed, then every saved tensor (layers resize to fit)."
+    how = meta["deployed"]
+    if how not in DEPLOYERS:
+        raise ValueError(f"{wpath.parent} holds a model deployed by {how!r}, which is not registered here: import the module that defines it "
+                         f"(registered: {sorted(DEPLOYERS)})")
+    for t in meta["tuners"]: t["config"].rebuild(base, t["layers"])
+    out = DEPLOYERS[how](base)
+    unload(base)
+    missing, unexpected = sorted(set(out.state_dict()) - set(saved)), sorted(set(saved) - set(out.state_dict()))
+    if missing or unexpected:
+        raise ValueError(f"{wpath} does not fit this base model: missing tensors {missing[:8]}, unexpected tensors {unexpected[:8]}")
+    out.load_state_dict(saved)
+    return out.eval()
 
 def load_config(folder:str|Path) -> dict:
     "The contents of a saved `padnotes_config.json` (or of the padnotes record in a transformers `config.json`), with the configs rebuilt."
@@ -495,10 +544,27 @@ def load_config(folder:str|Path) -> dict:
     meta["tuners"] = [dict(config=TunerConfig.from_dict(t["config"]), layers=t["layers"]) for t in meta["tuners"]]
     return meta
 
-def from_pretrained(base:nn.Module, # the base model the tuned one was made from (changed in place)
-                    folder:str|Path, # written by save_pretrained
+def _base_from_folder(folder) -> nn.Module:
+    "The plain architecture a transformers folder describes (its config.json), randomly initialised: every tensor then comes from the file."
+    folder = Path(folder)
+    if (folder / CONFIG_NAME).exists() or not (folder / "config.json").exists():
+        raise ValueError(f"{folder} holds the method's tensors only (save_pretrained leaves the untouched base out, to keep files small): "
+                         "pass the base model it was made from, from_pretrained(base, folder)")
+    import transformers
+    cfg = transformers.AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    arch = (getattr(cfg, "architectures", None) or [None])[0]
+    cls = getattr(transformers, arch, None) if arch else None
+    if cls is None: raise ValueError(f"{folder}/config.json names no transformers architecture padnotes can build ({arch!r}): pass the base model")
+    if hasattr(cfg, HF_KEY): delattr(cfg, HF_KEY)                # the tuners are rebuilt below, from the record in the file
+    return cls(cfg)
+
+def from_pretrained(base:nn.Module|str|Path, # the base model the tuned one was made from (changed in place); or the folder alone, for a folder written by transformers' save_pretrained
+                    folder:str|Path|None=None, # written by save_pretrained
                    ) -> nn.Module:
-    "Rebuild the tuned model saved in `folder` on `base`: structure from the configs, tensors from the file; returns `base`."
+    "Rebuild the tuned model saved in `folder` on `base`: structure from the configs, tensors from the file; returns `base` (for a deployed copy, a new model built on it). `from_pretrained(folder)` builds the base from a transformers folder's config.json."
+    if folder is None:
+        if not isinstance(base, (str, Path)): raise TypeError("from_pretrained needs a folder: from_pretrained(base, folder), or from_pretrained(folder)")
+        folder, base = base, _base_from_folder(base)
     from safetensors.torch import load_file
     meta = load_config(folder)
     wpath = Path(folder) / meta.get("weights", WEIGHTS_NAME)          # transformers' save_pretrained writes model.safetensors
@@ -506,6 +572,7 @@ def from_pretrained(base:nn.Module, # the base model the tuned one was made from
                                                    (Path(folder) / f"{wpath.name}.index.json").exists() else ""))
     saved = load_file(str(wpath))
     if tuner_layers(base): raise ValueError(f"{type(base).__name__} already has tuned layers: from_pretrained needs the plain base model")
+    if meta.get("deployed"): return _load_deployed(base, meta, saved, wpath)
     c = _hf_config(base); old_rec = getattr(c, HF_KEY, None) if c is not None else None
     if old_rec is not None: delattr(c, HF_KEY)                        # a plain model that transformers loaded from a tuned folder
     before = {k: v.clone() for k, v in base.state_dict().items()}

@@ -278,3 +278,69 @@ def test_save_peft_refuses_what_peft_cannot_hold(tmp_path):
     bad.bert.encoder.layer[0].attention.self.register_parameter("own", torch.nn.Parameter(torch.zeros(3)))
     with pytest.raises(ValueError, match="hold LoRA layers, which peft's modules_to_save cannot store"):
         save_peft(bad, tmp_path / "bad")
+
+
+# --- merged models go through save_pretrained / from_pretrained like every tuned model --------------------------------------------
+def test_a_merged_padified_conv_saves_and_loads_without_a_hand_built_shell(tmp_path):
+    from padnotes.pad import merge_for_inference
+    torch.manual_seed(0)
+    m = dynamicize(SmallNet(), copy_weights=False, temperature=1.0)
+    padify(m, 0.3, "random", seed=0)
+    merged = merge_for_inference(m.eval())
+    d = save_pretrained(merged, tmp_path / "merged")
+    torch.manual_seed(7)
+    back = from_pretrained(SmallNet(), d)
+    x = conv_data(1)[0][0]
+    with torch.no_grad(): assert torch.equal(back(x), merged(x))
+    assert folder_bytes(d) < folder_bytes(save_pretrained(m, tmp_path / "tuned"))
+
+
+def test_a_merged_pad_moe_and_a_merged_lora_round_trip(tmp_path):
+    from padnotes.adapters import AdapterConfig, get_adapter_model
+    from padnotes.pad import merge_for_inference
+    from padnotes.tuners import merge_and_unload
+    m = moe_model()
+    padify(m, 0.5, "random", seed=0)
+    merged = merge_for_inference(m.eval())
+    back = from_pretrained(tiny_moe_base(), save_pretrained(merged, tmp_path / "moe"))
+    b = moe_data(1)[0]
+    assert torch.equal(pad_out(back, b), pad_out(merged, b))
+    lora = get_adapter_model(tiny_bert_classifier(), AdapterConfig(kind="lora", r=4, alpha=8))
+    with torch.no_grad():
+        for n, p in lora.named_parameters():
+            if "lora_B" in n: p.normal_()
+    plain = merge_and_unload(lora.eval())
+    back = from_pretrained(tiny_bert_classifier(), save_pretrained(plain, tmp_path / "lora"))
+    x = batches(1)[0][0]
+    with torch.no_grad(): assert torch.equal(back(x).logits, plain(x).logits)
+
+
+def test_a_merged_model_without_its_record_names_the_cause(tmp_path):
+    from padnotes.pad import merge_for_inference
+    torch.manual_seed(0)
+    m = padify(dynamicize(SmallNet(), copy_weights=False), 0.3, "random", seed=0)
+    merged = merge_for_inference(m)
+    merged.__dict__.pop("padnotes_deployed")
+    with pytest.raises(ValueError, match="is a deployed copy .* that does not record how it was made"):
+        save_pretrained(merged, tmp_path / "x")
+
+
+def tiny_moe_base(seed=3):
+    from transformers import BertConfig, BertForSequenceClassification
+    torch.manual_seed(seed)
+    return BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                                    intermediate_size=24, max_position_embeddings=32, num_labels=2))
+
+
+# --- a transformers folder of a tuned model rebuilds from the folder alone ---------------------------------------------------------
+def test_from_pretrained_with_the_folder_alone(tmp_path):
+    from padnotes.moe import moefy
+    from test_reload import bert_batches, logits, moe_saved
+    m = moe_saved()
+    b = bert_batches()[0]
+    m.save_pretrained(tmp_path / "hf")
+    r = from_pretrained(tmp_path / "hf")
+    assert torch.equal(logits(r, b), logits(m, b))
+    torch.manual_seed(0)
+    d = save_pretrained(dynamicize(SmallNet(), copy_weights=False), tmp_path / "pn")
+    with pytest.raises(ValueError, match=r"holds the method's tensors only .* from_pretrained\(base, folder\)"): from_pretrained(d)

@@ -65,6 +65,11 @@ def test_keep_masks_exact_counts(shapes, ratio, scope, ties, seed, tie_seed):
         if ties == "all": return torch.zeros(s)
         return torch.randint(0, 3, s, generator=g).float() if ties == "some" else torch.randn(s, generator=g)
     scores = {f"t{i}": make(s) for i, s in enumerate(shapes)}
+    counts = ([round(ratio * sum(s.numel() for s in scores.values()))] if scope == "global"
+              else [round(ratio * s.numel()) for s in scores.values()])
+    if ratio > 0 and not any(counts):                   # a ratio above 0 that keeps nothing is refused, with the count
+        with pytest.raises(ValueError, match="0 entries"): keep_masks(scores, ratio, scope, seed=tie_seed)
+        return
     masks = keep_masks(scores, ratio, scope, seed=tie_seed)
     assert {k: m.shape for k, m in masks.items()} == {k: s.shape for k, s in scores.items()}
     if scope == "global":
