@@ -341,16 +341,29 @@ def _outside_tensors(model:nn.Module) -> dict[str, torch.Tensor]:
     named = list(model.named_parameters()) + list(model.named_buffers())
     return {k: v for k, v in named if not inside(k)}
 
+def _digest(t:torch.Tensor) -> str:
+    "A hash of a tensor's dtype, shape and bytes."
+    import hashlib
+    b = t.detach().contiguous().cpu().reshape(-1)
+    h = hashlib.blake2b(f"{t.dtype}|{tuple(t.shape)}".encode(), digest_size=16)
+    h.update(b.view(torch.uint8).numpy() if b.numel() else b"")
+    return h.hexdigest()
+
 def _outside_state(model:nn.Module) -> dict[str, tuple]:
-    "A stamp of each tensor outside the tuned layers: (which tensor, its storage, its in-place version)."
-    return {k: (id(v), v.data_ptr(), v._version) for k, v in _outside_tensors(model).items()}
+    "A stamp of each tensor outside the tuned layers: (which tensor, its storage, its in-place version), and a hash of its values."
+    return {k: ((id(v), v.data_ptr(), v._version), _digest(v)) for k, v in _outside_tensors(model).items()}
 
 def changed_outside(model:nn.Module) -> list[str]:
-    "Names of the parameters and buffers outside the tuned layers that changed (trained, loaded or replaced) since the first method was put in."
+    "Names of the parameters and buffers outside the tuned layers whose values changed (trained, loaded or replaced) since the first method was put in."
     then = model.__dict__.get("_padnotes_outside")
     if then is None: return []
-    now = _outside_state(model)
-    return sorted(k for k in then.keys() & now.keys() if then[k] != now[k])
+    now = _outside_tensors(model)
+    out = []
+    for k in sorted(then.keys() & now.keys()):
+        v = now[k]
+        if then[k][0] == (id(v), v.data_ptr(), v._version): continue      # untouched since: no need to hash it again
+        if then[k][1] != _digest(v): out.append(k)                         # touched: changed only if its values did
+    return out
 
 # %% ../nbs/01b_tuners.ipynb #ad1a81ad
 def _warn_outside(model:nn.Module):

@@ -204,3 +204,14 @@ def test_the_evidence_grid_and_its_settings_reach_the_run(tmp_path, monkeypatch)
     res = pad_sweep(cfg, tmp_path / "e.csv", progress=False)
     assert len(res) == 2 and seen[0] == dict(width=8, partial_before=seen[0]["partial_before"], iterations=2) and seen[0]["partial_before"] > 0   # already partial: static parts averaged first
     assert abs(res[res.criterion == "imp"].realised_ratio.iloc[0] - 0.5) < 0.01
+
+
+def test_the_regime_grid_runs_on_the_teaching_task_and_names_its_rows(tmp_path):
+    import dataclasses
+    from padnotes.experiments.pad import pad_sweep
+    cfg = SweepConfig.regime(4, 4)
+    assert (cfg.regimes, cfg.width, cfg.row_task, cfg.seeds) == (4, 4, "fashion_mnist_r4", (0, 1, 2, 3, 4))
+    tiny = dataclasses.replace(SweepConfig.tiny(), regimes=4, width=4)
+    df = pad_sweep(tiny, tmp_path / "r.csv", device="cpu", progress=False)
+    assert set(df.task) == {"fashion_mnist_r4"} and len(df) == len(tiny.runs())
+    with pytest.raises(ValueError, match="regimes apply to the image task only"): SweepConfig(task="rotten_tomatoes", regimes=4)

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 from torch import nn
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 from padnotes.scoring import (CRITERIA, ScoreContext, _check_ratio, _kth_largest, grad_scores, grasp_scores, iterative_masks,
                               jaccard, keep_masks, magnitude_scores, ratio_schedule, register_criterion, score, scoring_mode,
@@ -92,6 +92,8 @@ def test_equals_full_sort_when_nothing_ties(shapes, ratio, scope, seed):
     sizes = [math.prod(s) for s in shapes]
     values = torch.randperm(sum(sizes), generator=g).double() * 0.37 - 5    # distinct values
     scores = {f"t{i}": v.view(s) for i, (v, s) in enumerate(zip(values.split(sizes), shapes))}
+    counts = [round(ratio * sum(sizes))] if scope == "global" else [round(ratio * n) for n in sizes]
+    assume(ratio == 0 or any(counts))                 # a ratio above 0 that keeps nothing is refused (test_keep_masks_exact_counts)
     ours, ref = keep_masks(scores, ratio, scope, seed=seed), sort_reference(scores, ratio, scope)
     assert all(torch.equal(ours[k], ref[k]) for k in scores)
 
@@ -126,6 +128,7 @@ def test_minus_inf_never_kept_while_finite_remain(n, n_removed, ratio, seed):
     s = torch.randint(-2, 2, (n,), generator=g).float()
     removed = torch.randperm(n, generator=g)[:min(n_removed, n)]
     s[removed] = float("-inf")
+    assume(ratio == 0 or round(ratio * n) > 0)
     m = keep_masks({"s": s}, ratio, seed=seed)["s"]
     finite, k = torch.isfinite(s), round(ratio * n)
     assert int(m.sum()) == k

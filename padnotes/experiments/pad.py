@@ -65,6 +65,7 @@ class SweepConfig:
     iterations:int = 1 # IMP: partition in this many steps, re-scoring in between
     average_static:bool = False # start every static part at the data-averaged dynamic one (`average_static`) before scoring
     max_len:int = 64 # MoE only: tokens per snippet
+    regimes:int = 1 # DY-Conv only: the regime teaching task's R (`image_loaders(..., regimes=R)`); 1: Fashion-MNIST as it is
     def __post_init__(self):
         if self.lr is None: self.lr = 3e-3 if self.task == "fashion_mnist" else 1e-4
         if self.task not in ("fashion_mnist", "rotten_tomatoes"): raise ValueError(f"task must be 'fashion_mnist' or 'rotten_tomatoes', got {self.task!r}")
@@ -72,6 +73,18 @@ class SweepConfig:
         bad = [c for c in self.criteria if c not in PAD_CRITERIA]
         if bad: raise ValueError(f"unknown criteria {bad}: expected some of {PAD_CRITERIA}")
         if not self.seeds: raise ValueError("seeds must not be empty")
+        if self.regimes != 1 and self.task != "fashion_mnist": raise ValueError(f"regimes apply to the image task only, got task {self.task!r}")
+
+    @property
+    def row_task(self) -> str:
+        "The task as its rows name it: 'fashion_mnist', 'fashion_mnist_r4' for four regimes, or 'rotten_tomatoes'."
+        return self.task if self.regimes == 1 else f"{self.task}_r{self.regimes}"
+
+    @classmethod
+    def regime(cls, regimes:int, width:int, **kw):
+        "The grid on the regime teaching task: a DY-Conv ResNet-8 of `width` on Fashion-MNIST drawn in `regimes` regimes, 5 seeds; 1 epoch fully dynamic, static parts at the data-averaged kernels, the partition, 3 more epochs (the pilot's 4-epoch budget in all)."
+        return cls(**{**dict(task="fashion_mnist", regimes=regimes, width=width, train_size=8000, eval_size=2000, epochs=3,
+                             conv_warmup_epochs=1.0, average_static=True, seeds=(0, 1, 2, 3, 4)), **kw})
 
     @classmethod
     def full(cls, task="fashion_mnist"):
@@ -213,9 +226,9 @@ def pad_sweep(cfg:SweepConfig, # what to run
     if out.exists() and out.stat().st_size:
         done = {_key(r) for r in pd.read_csv(out).to_dict("records")}
     sub = dict(train=cfg.train_size, dev=cfg.eval_size, test=cfg.eval_size)
-    if cfg.task == "fashion_mnist": dls = image_loaders("fashion_mnist", batch_size=cfg.batch_size, subset=sub)
+    if cfg.task == "fashion_mnist": dls = image_loaders("fashion_mnist", batch_size=cfg.batch_size, subset=sub, regimes=cfg.regimes)
     else: dls = text_loaders("rotten_tomatoes", max_len=cfg.max_len, batch_size=cfg.batch_size, subset=sub)
-    todo = [r for r in cfg.runs() if _key(dict(r, task=cfg.task)) not in done]
+    todo = [r for r in cfg.runs() if _key(dict(r, task=cfg.row_task)) not in done]
     cache = {}
     with spread_runs(todo, spread) as mine:
         for run in tqdm(mine, desc=f"PAD sweep {cfg.task}", disable=not progress):
@@ -223,14 +236,14 @@ def pad_sweep(cfg:SweepConfig, # what to run
             model = _conv_run(cfg, run, dls, device) if cfg.task == "fashion_mnist" else _moe_run(cfg, run, dls, device, cache)
             secs = time.perf_counter() - t0
             model.eval()
-            row = dict(task=cfg.task, **run, dev_acc=evaluate(model, dls["dev"])["accuracy"], test_acc=evaluate(model, dls["test"])["accuracy"],
+            row = dict(task=cfg.row_task, **run, dev_acc=evaluate(model, dls["dev"])["accuracy"], test_acc=evaluate(model, dls["test"])["accuracy"],
                        params=count_params(model), deploy=deploy_numel(merge_for_inference(model)) if partial_layers(model) else count_params(model),
                        realised_ratio=dynamic_ratio_of(model) if partial_layers(model) else float("nan"), seconds=secs,
                        layers=json.dumps({r["layer"]: round(r["ratio"], 5) for r in partition_report(model)}),
                        settings=json.dumps(dataclasses.asdict(cfg)))
             append_row(out, row)
     df = pd.read_csv(out)
-    return df[df.task == cfg.task].reset_index(drop=True)
+    return df[df.task == cfg.row_task].reset_index(drop=True)
 
 # %% ../../nbs/05a_pad_lab.ipynb #af08bd0d
 def summarize_sweep(df:pd.DataFrame, # rows of `pad_sweep`
