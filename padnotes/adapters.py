@@ -317,6 +317,7 @@ def prune_adapters(model:nn.Module, # a model with adapters (get_adapter_model)
                    seed:int=0, # random scores and ties
                    zero_init:str="noise", # all-zero matrices (LoRA's B, identity init's W_up): "noise" scores them filled with N(0, noise_std) (restored to 0 after); "none" scores them as they are (and warns)
                    noise_std:float=0.02, # the scoring noise of zero_init="noise"
+                   train:bool=True, # the model's mode while scoring (restored after); the authors' code scores in eval mode (False)
                   ) -> dict[str, torch.Tensor]:
     "Prune the adapter weight matrices at initialisation: exactly round((1 - sparse_ratio) N) entries kept, the rest set to 0 and masked in every forward."
     from padnotes.scoring import keep_masks, score, UnrankableScoresWarning
@@ -337,7 +338,7 @@ def prune_adapters(model:nn.Module, # a model with adapters (get_adapter_model)
             if zero_init == "noise":                                   # scoring only: B ~ N(0, noise_std^2), back to exactly 0 below
                 for k in zeros: w = where[k][2].weight; w.copy_(torch.randn(w.shape, generator=g).mul_(noise_std))
         scores = score(criterion, {k: lin.weight for k, (_, _, lin) in where.items()}, model=model, data=data,
-                       n_batches=n_batches, loss_fn=loss_fn, seed=seed)
+                       n_batches=n_batches, loss_fn=loss_fn, seed=seed, train=train)
     except Exception:
         for k, (o, a, _) in where.items(): setattr(o, a, old[k])
         raise

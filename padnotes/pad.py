@@ -281,7 +281,7 @@ def mode_scores(model:nn.Module, # a model with partially dynamic layers (from `
                 n_batches:int=10, # batches to accumulate IMP scores over
                 loss_fn:Callable|None=None, # defaults to cross-entropy
                 seed:int=0, # for 'random' (and dropout while scoring)
-                train:bool=True, # the model's mode while IMP scores (the authors score in train mode; nothing of the model changes)
+                train:bool=True, # the model's mode while IMP scores (the authors' code: eval mode, False; nothing of the model changes)
                ) -> dict[str, torch.Tensor]:
     "Scores of every mode-mask entry ('layer.param' -> scores; higher = stays dynamic) at the current masks, from `padnotes.scoring`'s registry."
     check_choice("criterion", criterion, PAD_CRITERIA)
@@ -341,7 +341,7 @@ class PadConfig(TunerConfig):
     n_batches: int = 10 # batches per IMP scoring
     use_scale: bool = True # learn the scale factors lambda_d, lambda_s
     seed: int = 0 # for 'random' (and the ties)
-    train: bool = True # the model's mode while IMP scores (the authors score in train mode)
+    train: bool = True # the model's mode while IMP scores (the authors' code: eval mode, False)
     freeze_base: bool = False # PAD-Net trains the whole network after the partition
     def __post_init__(self):
         super().__post_init__()

@@ -227,7 +227,7 @@ def grad_scores(model:nn.Module, # the model whose loss is differentiated
                 n_batches:int=10, # batches to accumulate over
                 loss_fn:Callable|None=None, # defaults to cross-entropy
                 times_value:bool=True, # |w * dL/dw| (SNIP); False: |dL/dw| (Taylor score of a mask)
-                train:bool=True, # the model's mode while scoring (restored after); the authors score in train mode
+                train:bool=True, # the model's mode while scoring (restored after); the authors' code scores in eval mode (False)
                 seed:int=0, # seeds dropout (and a shuffling loader) while scoring
                ) -> dict[str, torch.Tensor]:
     "First-order (SNIP / Taylor) scores: |dL/dt| (times |t|), gradients accumulated over `n_batches`; the model is left as it was."
@@ -310,7 +310,7 @@ class ScoreContext:
     n_batches:int=10 # batches to accumulate over
     loss_fn:Callable|None=None # defaults to cross-entropy
     seed:int=0 # random scores, dropout while scoring
-    train:bool=True # the model's mode while scoring (the authors score in train mode)
+    train:bool=True # the model's mode while scoring (the authors' code: eval mode, False)
     example_input:Any=None # an input for data-free criteria (SynFlow); None: the first batch's
 
     def __post_init__(self):
@@ -405,7 +405,7 @@ def score(criterion:str, # a name registered in CRITERIA
           n_batches:int=10, # batches to accumulate over
           loss_fn:Callable|None=None, # defaults to cross-entropy
           seed:int=0, # random scores; dropout while scoring
-          train:bool=True, # the model's mode while scoring (restored after); the authors score in train mode
+          train:bool=True, # the model's mode while scoring (restored after); the authors' code scores in eval mode (False)
           example_input:Any=None, # for synflow without data
          ) -> dict[str, torch.Tensor]:
     "Scores (higher = keep) of every entry of `targets` under the registered `criterion`."

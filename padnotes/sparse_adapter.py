@@ -24,6 +24,7 @@ def sparse_adapter_model(model:nn.Module, # a Hugging Face BERT, RoBERTa or Dist
                          n_batches:int=10, # batches to score on (the paper: 10 of 32 examples)
                          seed:int=0, # random scores, ties, dropout while scoring, the zero matrices' scoring noise
                          train_modules:tuple=(), # names (prefixes) of parameters that train besides the adapters, e.g. ("classifier",)
+                         train:bool=True, # the model's mode while scoring (restored after); the authors' code scores in eval mode (False)
                         ) -> nn.Module:
     "SparseAdapter in one call: `get_adapter_model`, then the adapter weights pruned at initialisation to `config.sparse_ratio` (mask fixed from then on)."
     from padnotes.scoring import CRITERIA
@@ -32,7 +33,7 @@ def sparse_adapter_model(model:nn.Module, # a Hugging Face BERT, RoBERTa or Dist
         raise ValueError(f"criterion {config.criterion!r} scores with the loss on real batches: pass data (nothing was changed)")
     get_adapter_model(model, config)
     if config.sparse_ratio > 0:
-        prune_adapters(model, config.sparse_ratio, config.criterion, data=data, n_batches=n_batches, seed=seed)
+        prune_adapters(model, config.sparse_ratio, config.criterion, data=data, n_batches=n_batches, seed=seed, train=train)
     for n, p in model.named_parameters():
         if any(n == t or n.startswith(t + ".") for t in train_modules): p.requires_grad_(True)
     return model

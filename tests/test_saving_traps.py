@@ -344,3 +344,26 @@ def test_from_pretrained_with_the_folder_alone(tmp_path):
     torch.manual_seed(0)
     d = save_pretrained(dynamicize(SmallNet(), copy_weights=False), tmp_path / "pn")
     with pytest.raises(ValueError, match=r"holds the method's tensors only .* from_pretrained\(base, folder\)"): from_pretrained(d)
+
+
+# --- eval-mode scoring, the authors' setting -------------------------------------------------------------------------------------
+def test_eval_mode_scoring_gives_the_masks_of_the_model_in_eval_mode():
+    from padnotes.adapters import AdapterConfig, get_adapter_model, prune_adapters
+    from transformers import BertConfig, BertForSequenceClassification
+    def model(dropout):
+        torch.manual_seed(0)
+        cfg = BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                         max_position_embeddings=64, num_labels=2, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+        return get_adapter_model(BertForSequenceClassification(cfg), AdapterConfig(kind="pfeiffer", reduction_factor=4))
+    data = batches(2)
+    eval_masks = {}
+    for mode in ("train", "eval"):                      # the model's own mode before scoring does not matter
+        m = model(0.3)
+        getattr(m, mode)()
+        eval_masks[mode] = prune_adapters(m, 0.5, "snip", data=data, n_batches=2, seed=0, train=False)
+        assert m.training == (mode == "train")           # restored
+    assert all(torch.equal(eval_masks["train"][k], eval_masks["eval"][k]) for k in eval_masks["eval"])
+    no_dropout = prune_adapters(model(0.0), 0.5, "snip", data=data, n_batches=2, seed=0, train=False)
+    assert all(torch.equal(no_dropout[k], eval_masks["eval"][k]) for k in no_dropout)      # eval mode: dropout plays no part
+    in_train = [prune_adapters(model(0.3), 0.5, "snip", data=data, n_batches=2, seed=s, train=True) for s in (0, 1)]
+    assert any(not torch.equal(in_train[0][k], in_train[1][k]) for k in in_train[0])       # train mode: dropout draws move them
