@@ -341,9 +341,10 @@ def _outside_tensors(model:nn.Module) -> dict[str, torch.Tensor]:
     named = list(model.named_parameters()) + list(model.named_buffers())
     return {k: v for k, v in named if not inside(k)}
 
-def _digest(t:torch.Tensor) -> str:
-    "A hash of a tensor's dtype, shape and bytes."
+def _digest(t:torch.Tensor) -> str|None:
+    "A hash of a tensor's dtype, shape and bytes (None for a tensor without data: on the meta device)."
     import hashlib
+    if t.is_meta: return None
     b = t.detach().contiguous().cpu().reshape(-1)
     h = hashlib.blake2b(f"{t.dtype}|{tuple(t.shape)}".encode(), digest_size=16)
     h.update(b.view(torch.uint8).numpy() if b.numel() else b"")
@@ -362,7 +363,7 @@ def changed_outside(model:nn.Module) -> list[str]:
     for k in sorted(then.keys() & now.keys()):
         v = now[k]
         if then[k][0] == (id(v), v.data_ptr(), v._version): continue      # untouched since: no need to hash it again
-        if then[k][1] != _digest(v): out.append(k)                         # touched: changed only if its values did
+        if then[k][1] is None or then[k][1] != _digest(v): out.append(k)   # touched: changed only if its values did
     return out
 
 # %% ../nbs/01b_tuners.ipynb #ad1a81ad

@@ -25,8 +25,9 @@ from .pad import (ASSETS, append_row, finding, interval_reading, paired_differen
 __all__ = ['DP_TASKS', 'DP_METHODS', 'DP_PROTOCOLS', 'METHOD_COLORS', 'METHOD_NAMES', 'RESULTS_FILE', 'CALIBRATION_FILE',
            'PRODUCT_FILE', 'REGENERATE', 'FINETUNE_FILE', 'DiffPruningSweep', 'kept_by', 'train_unit', 'sweep_unit',
            'diff_pruning_sweep', 'summarize_diff_sweep', 'diff_claims', 'plot_accuracy_vs_density', 'plot_kept_share',
-           'calibrate_l0', 'grid_results', 'calibration_results', 'product_penalty_results', 'finetune_epochs_results',
-           'gap_stages', 'diff_verdict', 'save_full_model', 'serving_benchmark', 'tour_sweep']
+           'calibrate_l0', 'gate_clock', 'plot_gate_clock', 'grid_results', 'calibration_results',
+           'product_penalty_results', 'finetune_epochs_results', 'gap_stages', 'diff_verdict', 'save_full_model',
+           'serving_benchmark', 'tour_sweep']
 
 # %% ../../nbs/13a_diff_pruning_lab.ipynb #c023cf9b
 DP_TASKS = {"rotten_tomatoes": 2, "twitter": 3}    # task -> classes
@@ -336,6 +337,44 @@ def calibrate_l0(cfg:DiffPruningSweep, # the grid's settings (its seeds[0] and t
     table = pd.read_csv(out); table = table[(table.task == cfg.task) & np.isclose(table.density, density)].sort_values("l0_coef")
     best = table.loc[table.dev_acc.idxmax()]
     return dict(table=table.reset_index(drop=True), best_l0=float(best.l0_coef), best_dev=float(best.dev_acc))
+
+# %% ../../nbs/13a_diff_pruning_lab.ipynb #742e84e3
+def gate_clock(steps:int, # optimiser steps
+               l0_coef:float, # lambda of the L0 penalty, per entry
+               alpha_schedule:str="shared", # 'shared': the cosine schedule of the diff; 'constant': alpha_lr throughout (the authors' code)
+               alpha_lr:float=0.1, # the gate logits' learning rate
+               alpha_init:float=5.0, # the logits' start
+               l:float=-1.5, r:float=1.5, beta:float=1.0, # the hard-concrete stretch and temperature
+              ) -> np.ndarray:
+    "The expected density of a gate that only the L0 penalty moves (no task gradient), after each of `steps` AdamW steps: the clock every untouched gate follows."
+    from padnotes.core import make_scheduler
+    from padnotes.diff_pruning import expected_l0
+    check_choice("alpha_schedule", alpha_schedule, ALPHA_SCHEDULES)
+    a = torch.nn.Parameter(torch.tensor([float(alpha_init)], dtype=torch.float64))
+    opt = torch.optim.AdamW([dict(params=[a], lr=alpha_lr, weight_decay=0.0)])
+    sched = make_scheduler(opt, "cosine" if alpha_schedule == "shared" else "constant", steps)
+    out = np.empty(steps)
+    for t in range(steps):
+        opt.zero_grad()
+        (l0_coef * expected_l0(a, l, r, beta).sum()).backward()
+        opt.step()
+        sched.step()
+        out[t] = expected_l0(a.detach(), l, r, beta).item()
+    return out
+
+def plot_gate_clock(budgets:dict, # label -> (steps, alpha_schedule)
+                    l0_coefs=(1.25e-7, 1e-6, 1e-5), # one line each
+                   ) -> go.Figure:
+    "Expected density of an untouched gate against steps, per lambda and budget (log scale)."
+    fig = go.Figure()
+    dashes = ("solid", "dash", "dot")
+    for (label, (steps, sched)), dash in zip(budgets.items(), dashes):
+        for lam, color in zip(l0_coefs, ("#636efa", "#ef553b", "#00cc96")):
+            fig.add_trace(go.Scatter(x=np.arange(1, steps + 1), y=gate_clock(steps, lam, sched), mode="lines",
+                                     line=dict(dash=dash, color=color), name=f"λ = {lam:g}, {label}"))
+    fig.add_hline(y=0.005, line_dash="dot", line_color="grey", annotation_text="0.5%", annotation_position="bottom left")
+    return fig.update_layout(title="The gate clock: an untouched gate's expected density under the penalty alone",
+                             xaxis_title="step", yaxis=dict(title="expected density", type="log"), height=420, width=760)
 
 # %% ../../nbs/13a_diff_pruning_lab.ipynb #51f994dd
 RESULTS_FILE = ASSETS / "diff_pruning_grid.csv"
