@@ -18,10 +18,10 @@ from .tuners import (StateSettings, TunerConfig, TunerLayer, inject, inside_tune
                              print_trainable_parameters)
 
 # %% auto #0
-__all__ = ['ACTIVATIONS', 'BOTTLENECK_KINDS', 'ADAPTER_KINDS', 'LORA_DEFAULT_TARGETS', 'PEFT_CONFIG_NAME', 'PEFT_WEIGHTS_NAME',
-           'PEFT_PREFIX', 'masked_linear', 'Bottleneck', 'adapter_sites', 'AdapterLayer', 'DeployedAdapter',
-           'LoRALinear', 'AdapterConfig', 'adapter_weights', 'get_adapter_model', 'adapter_layers', 'bottleneck_numel',
-           'adapter_numel', 'adapter_masks', 'prune_adapters', 'save_peft', 'load_peft']
+__all__ = ['ACTIVATIONS', 'ADAPTER_LAYER_NORMS', 'BOTTLENECK_KINDS', 'ADAPTER_KINDS', 'LORA_DEFAULT_TARGETS', 'PEFT_CONFIG_NAME',
+           'PEFT_WEIGHTS_NAME', 'PEFT_PREFIX', 'masked_linear', 'Bottleneck', 'adapter_sites', 'AdapterLayer',
+           'DeployedAdapter', 'LoRALinear', 'AdapterConfig', 'adapter_weights', 'get_adapter_model', 'adapter_layers',
+           'bottleneck_numel', 'adapter_numel', 'adapter_masks', 'prune_adapters', 'save_peft', 'load_peft']
 
 # %% ../nbs/11_adapters.ipynb #eee341af
 ACTIVATIONS = {"relu": F.relu, "swish": F.silu, "gelu": F.gelu, "tanh": torch.tanh}   # AdapterHub's names ("swish" is SiLU)
@@ -33,8 +33,10 @@ def masked_linear(lin:nn.Linear, # the layer whose weight is used
     "`lin(x)` with the weight multiplied by `mask`: a pruned entry is zero in every forward, whatever an optimizer does to it."
     return F.linear(x, lin.weight if mask is None else lin.weight * mask, lin.bias)
 
+ADAPTER_LAYER_NORMS = ("none", "in", "out")
+
 class Bottleneck(StateSettings, nn.Module):
-    "A bottleneck adapter: h -> s * W_up f(W_down h + b_down) + b_up (dropout on the output), with optional weight masks."
+    "A bottleneck adapter: h -> s * W_up f(W_down h + b_down) + b_up (dropout on the output), with optional weight masks and an optional LayerNorm on its input or output."
     state_settings = {"non_linearity": tuple(ACTIVATIONS), "scaling": float}
     def __init__(self, hidden:int, # d: the width of the hidden states it reads and writes
                  bottleneck:int, # m: the width in the middle
@@ -42,11 +44,14 @@ class Bottleneck(StateSettings, nn.Module):
                  scaling:float=1.0, # s: multiplies the output (4.0 for AdapterHub's parallel adapter)
                  dropout:float=0.0, # on the output
                  init:str="bert", # "bert": weights N(0, 0.02), biases 0 (AdapterHub's default); "identity": W_up, b_up = 0
+                 layer_norm:str="none", # "in": a LayerNorm on the adapter's input (SparseAdapter's code); "out": on its output; "none"
                 ):
         super().__init__()
         self.down, self.up = nn.Linear(hidden, bottleneck), nn.Linear(bottleneck, hidden)   # weights (m, d) and (d, m)
         self.non_linearity, self.scaling, self.dropout = check_choice("non_linearity", non_linearity, tuple(ACTIVATIONS)), scaling, nn.Dropout(dropout)
         self.register_buffer("down_mask", None); self.register_buffer("up_mask", None)   # set by pruning; None: dense
+        self.layer_norm = check_choice("layer_norm", layer_norm, ADAPTER_LAYER_NORMS)
+        self.ln = nn.LayerNorm(hidden) if layer_norm != "none" else None
         with torch.no_grad():
             if init == "bert":
                 for l in (self.down, self.up): l.weight.normal_(0.0, 0.02); l.bias.zero_()
@@ -54,10 +59,13 @@ class Bottleneck(StateSettings, nn.Module):
             else: raise ValueError(f"init must be 'bert' or 'identity', got {init!r}")
 
     def forward(self, h:torch.Tensor) -> torch.Tensor:                                # (..., d)
+        if self.layer_norm == "in": h = self.ln(h)                                      # LN(h), the adapter's input only
         z = ACTIVATIONS[self.non_linearity](masked_linear(self.down, self.down_mask, h))  # f(W_down h + b_down): (..., m)
-        return self.dropout(masked_linear(self.up, self.up_mask, z) * self.scaling)      # s (W_up z + b_up): (..., d)
+        out = masked_linear(self.up, self.up_mask, z) * self.scaling                     # s (W_up z + b_up): (..., d)
+        if self.layer_norm == "out": out = self.ln(out)
+        return self.dropout(out)
 
-    def extra_repr(self): return f"non_linearity={self.non_linearity!r}, scaling={self.scaling:g}"
+    def extra_repr(self): return f"non_linearity={self.non_linearity!r}, scaling={self.scaling:g}, layer_norm={self.layer_norm!r}"
 
 # %% ../nbs/11_adapters.ipynb #552197af
 def _bert_output(m) -> bool:
@@ -204,6 +212,7 @@ class AdapterConfig(TunerConfig):
     r: int = 8 # LoRA rank
     alpha: float = 8.0 # LoRA scale: the update is (alpha / r) B A
     dropout: float = 0.0 # dropout on the adapter's output (bottleneck) or on LoRA's input
+    layer_norm: str = "none" # bottleneck adapters: a LayerNorm on the adapter's input ("in", SparseAdapter's code) or output ("out")
     sparse_ratio: float = 0.0 # fraction of adapter weights pruned at initialisation, in [0, 1) (the SparseAdapter chapter)
     criterion: str = "snip" # pruning criterion, a name in padnotes.scoring.CRITERIA
     freeze_base: bool = True # adapters train, the model does not
@@ -218,6 +227,8 @@ class AdapterConfig(TunerConfig):
         if self.non_linearity is not None: check_choice("non_linearity", self.non_linearity, tuple(ACTIVATIONS))
         if self.scaling is not None: self.scaling = check_float("scaling", self.scaling)
         check_choice("init", self.init, ("bert", "identity"))
+        check_choice("layer_norm", self.layer_norm, ADAPTER_LAYER_NORMS)
+        if self.kind == "lora" and self.layer_norm != "none": raise ValueError("layer_norm belongs to bottleneck adapters, not LoRA")
         self.r = check_int("r", self.r, minimum=1)
         self.alpha = check_float("alpha", self.alpha, low=0, low_open=True)
         self.dropout = check_float("dropout", self.dropout, low=0, high=1, high_open=True)
@@ -259,7 +270,7 @@ class AdapterConfig(TunerConfig):
             w = next(m.parameters())
             ad = Bottleneck(d, self.width(d), self.non_linearity or _DEFAULT_ACT[self.kind],
                             self.scaling if self.scaling is not None else (4.0 if self.kind == "parallel" else 1.0),
-                            self.dropout, self.init).to(device=w.device, dtype=w.dtype)
+                            self.dropout, self.init, self.layer_norm).to(device=w.device, dtype=w.dtype)
             new[id(m)] = AdapterLayer(m, ad, self.kind, style, ln).train(m.training)
         if self.sparse_ratio > 0:                                     # masks reserved now (all entries kept); pruning fills them
             for l in new.values():
@@ -271,7 +282,6 @@ def adapter_weights(layer:nn.Module) -> dict[str, tuple[nn.Module, str, nn.Linea
     if isinstance(layer, LoRALinear): return {"lora_A.weight": (layer, "lora_A_mask", layer.lora_A), "lora_B.weight": (layer, "lora_B_mask", layer.lora_B)}
     a = layer.adapter
     return {"adapter.down.weight": (a, "down_mask", a.down), "adapter.up.weight": (a, "up_mask", a.up)}
-
 
 # %% ../nbs/11_adapters.ipynb #5bc3db45
 def get_adapter_model(model:nn.Module, # a Hugging Face BERT, RoBERTa or DistilBERT model (changed in place)
@@ -287,9 +297,10 @@ def adapter_layers(model:nn.Module) -> dict[str, AdapterLayer|LoRALinear]:
 
 def bottleneck_numel(hidden:int, # d
                      m:int, # bottleneck width
+                     layer_norm:bool=False, # the adapter has its own LayerNorm (2d more: its weight and bias)
                     ) -> int:
-    "Parameters of one bottleneck adapter: W_down (m, d) + b_down (m) + W_up (d, m) + b_up (d) = 2dm + m + d (no layer norm)."
-    return 2 * hidden * m + m + hidden
+    "Parameters of one bottleneck adapter: W_down (m, d) + b_down (m) + W_up (d, m) + b_up (d) = 2dm + m + d, plus 2d with a LayerNorm."
+    return 2 * hidden * m + m + hidden + (2 * hidden if layer_norm else 0)
 
 def adapter_numel(config:AdapterConfig, # the adapter
                   hidden:int, # the model's hidden size d
@@ -300,7 +311,7 @@ def adapter_numel(config:AdapterConfig, # the adapter
     if config.kind == "lora":
         return n_layers * sum(config.r * (i + o) for i, o in (lora_shapes or [(hidden, hidden)] * 2))   # A (r, in) + B (out, r)
     per_block = 2 if config.kind == "houlsby" else 1
-    return n_layers * per_block * bottleneck_numel(hidden, config.width(hidden))
+    return n_layers * per_block * bottleneck_numel(hidden, config.width(hidden), config.layer_norm != "none")
 
 # %% ../nbs/11_adapters.ipynb #02591db3
 def adapter_masks(model:nn.Module) -> dict[str, torch.Tensor|None]:

@@ -137,3 +137,22 @@ def test_method_module_stays_light():
     code = ("import sys; import padnotes.sparse_adapter; bad = [m for m in ('pandas', 'plotly', 'transformers') if m in sys.modules]; assert not bad, bad")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_the_authors_adapter_and_scoring():
+    "SparseAdapterSweep.authors(): Houlsby's placement, bottleneck 64, ReLU, a LayerNorm on the adapter's input, eval-mode scoring."
+    import dataclasses
+    from padnotes.adapters import AdapterConfig, adapter_numel, bottleneck_numel, get_adapter_model
+    from padnotes.experiments.sparse_adapter import SparseAdapterSweep, _adapter_config
+    cfg = SparseAdapterSweep.authors()
+    assert (cfg.kind, cfg.bottleneck, cfg.non_linearity, cfg.layer_norm, cfg.score_train, cfg.protocol) == \
+           ("houlsby", 64, "relu", "in", False, "authors")
+    assert len(cfg.runs()) == 5 * (2 + 2 * 2 + 1)                # per seed: full, dense, 2 criteria x 2 ratios, Large-Sparse m = 2
+    acfg = _adapter_config(cfg, dict(method="sparse", sparse_ratio=0.4, criterion="snip"), 32)
+    assert (acfg.kind, acfg.bottleneck, acfg.non_linearity, acfg.layer_norm, acfg.sparse_ratio) == ("houlsby", 64, "relu", "in", 0.4)
+    torch.manual_seed(0)
+    m = get_adapter_model(bert(), dataclasses.replace(acfg, bottleneck=8, sparse_ratio=0.0))
+    n = sum(p.numel() for p in m.parameters() if p.requires_grad)
+    assert n == adapter_numel(dataclasses.replace(acfg, bottleneck=8), 32, 2) == 2 * 2 * bottleneck_numel(32, 8, layer_norm=True)
+    with pytest.raises(ValueError, match="layer_norm belongs to bottleneck adapters"): AdapterConfig(kind="lora", layer_norm="in")
+    with pytest.raises(ValueError, match="protocol must be"): SparseAdapterSweep(protocol="paper")

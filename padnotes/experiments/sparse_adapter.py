@@ -50,6 +50,10 @@ class SparseAdapterSweep:
     full_lr:float = 5e-5 # full fine-tuning
     n_batches:int = 10 # scoring batches (the paper: 10 of 32)
     max_steps:int|None = None # stop training after this many steps (tests)
+    non_linearity:str|None = None # the adapter's f (AdapterConfig.non_linearity); None: the kind's default
+    layer_norm:str = "none" # the adapter's own LayerNorm (AdapterConfig.layer_norm): "in" in the authors' code
+    score_train:bool = True # the model's mode while scoring: train (padnotes' default) or eval (False, the authors' code)
+    protocol:str = "padnotes" # recorded in the settings of every row: 'padnotes' or 'authors' (`SparseAdapterSweep.authors`)
 
     def __post_init__(self):
         if self.task not in SWEEP_TASKS: raise ValueError(f"task must be one of {sorted(SWEEP_TASKS)}, got {self.task!r}")
@@ -61,6 +65,7 @@ class SparseAdapterSweep:
         if bad: raise ValueError(f"unknown criteria {bad}: expected some of {SPARSE_CRITERIA}")
         if any(not isinstance(m, int) or m < 2 for m in self.large): raise ValueError(f"Large-Sparse factors m must be integers >= 2, got {self.large}")
         if not self.seeds: raise ValueError("seeds must not be empty")
+        if self.protocol not in ("padnotes", "authors"): raise ValueError(f"protocol must be 'padnotes' or 'authors', got {self.protocol!r}")
         for k in ("lr", "full_lr"):
             if not getattr(self, k) > 0: raise ValueError(f"{k} must be > 0, got {getattr(self, k)!r}")
 
@@ -69,6 +74,13 @@ class SparseAdapterSweep:
         "A grid that finishes in seconds: full, dense, SNIP at 0.4, Large-Sparse m = 2, one seed, 32 snippets, 2 steps."
         return cls(**{**dict(task=task, ratios=(0.4,), criteria=("snip",), extra_criteria=(), large=(2,), seeds=(0,), train_size=32,
                              eval_size=32, epochs=1, batch_size=16, max_len=32, n_batches=1, max_steps=2), **kw})
+
+    @classmethod
+    def authors(cls, task="twitter", **kw):
+        "The authors' adapter and scoring: after attention and after the FFN (Houlsby's placement), bottleneck 64, ReLU, a LayerNorm on the adapter's input, scored in eval mode; dense, SNIP and random at 40% and 80%, Large-Sparse m = 2; 5 seeds."
+        return cls(**{**dict(task=task, kind="houlsby", bottleneck=64, non_linearity="relu", layer_norm="in", score_train=False,
+                             protocol="authors", ratios=(0.4, 0.8), criteria=("snip", "random"), extra_criteria=(), large=(2,),
+                             seeds=(0, 1, 2, 3, 4)), **kw})
 
     def runs(self) -> list[dict]:
         "Every run of the grid, in order: dict(method, criterion, sparse_ratio, m, seed)."
@@ -88,7 +100,7 @@ def _key(r:dict) -> tuple:
             int(r["m"]), int(r["seed"]))
 
 def _adapter_config(cfg:SparseAdapterSweep, run:dict, hidden:int) -> AdapterConfig:
-    dense = AdapterConfig(kind=cfg.kind, bottleneck=cfg.bottleneck)
+    dense = AdapterConfig(kind=cfg.kind, bottleneck=cfg.bottleneck, non_linearity=cfg.non_linearity, layer_norm=cfg.layer_norm)
     if run["method"] == "dense": return dense
     if run["method"] == "sparse": return dataclasses.replace(dense, sparse_ratio=run["sparse_ratio"], criterion=run["criterion"])
     return dataclasses.replace(large_sparse_config(dense, run["m"], hidden), criterion=run["criterion"])
@@ -106,7 +118,8 @@ def sweep_run(cfg:SparseAdapterSweep, # the grid's settings
     if run["method"] != "full":
         acfg = _adapter_config(cfg, run, model.config.hidden_size)
         model.to(device); dls["train"].generator.manual_seed(run["seed"] + 1000)
-        sparse_adapter_model(model, acfg, data=dls["train"], n_batches=cfg.n_batches, seed=run["seed"], train_modules=("classifier",))
+        sparse_adapter_model(model, acfg, data=dls["train"], n_batches=cfg.n_batches, seed=run["seed"], train_modules=("classifier",),
+                             train=cfg.score_train)
     dls["train"].generator.manual_seed(run["seed"])
     fit(model, dls["train"], epochs=cfg.epochs, lr=cfg.full_lr if run["method"] == "full" else cfg.lr, max_steps=cfg.max_steps,
         device=device, progress=False)
