@@ -215,3 +215,10 @@ def test_the_regime_grid_runs_on_the_teaching_task_and_names_its_rows(tmp_path):
     df = pad_sweep(tiny, tmp_path / "r.csv", device="cpu", progress=False)
     assert set(df.task) == {"fashion_mnist_r4"} and len(df) == len(tiny.runs())
     with pytest.raises(ValueError, match="regimes apply to the image task only"): SweepConfig(task="rotten_tomatoes", regimes=4)
+
+
+def test_the_pad_moe_grid():
+    cfg = SweepConfig.pad_moe()
+    runs = cfg.runs()
+    assert {(r["criterion"], r["ratio"]) for r in runs} == {("reference", None), ("imp", 0.5), ("dynamic", 1.0)}
+    assert len(runs) == 5 * 3 and cfg.task == "rotten_tomatoes" and cfg.eval_size is None

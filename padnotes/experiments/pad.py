@@ -81,6 +81,12 @@ class SweepConfig:
         return self.task if self.regimes == 1 else f"{self.task}_r{self.regimes}"
 
     @classmethod
+    def pad_moe(cls, **kw):
+        "PAD-Net's MoE claim, PAD-MoE at 50% against the fully dynamic MoE (and the dense model), on Rotten Tomatoes: 2000 training snippets, the whole dev and test splits, half an epoch of MoE fine-tuning, the partition (IMP), 2 more epochs; 5 seeds."
+        return cls(**{**dict(task="rotten_tomatoes", ratios=(0.5, 1.0), criteria=("imp",), ablate_scale=False, seeds=(0, 1, 2, 3, 4),
+                             train_size=2000, eval_size=None, epochs=2, batch_size=32, max_len=64, warmup_epochs=0.5), **kw})
+
+    @classmethod
     def regime(cls, regimes:int, width:int, **kw):
         "The grid on the regime teaching task: a DY-Conv ResNet-8 of `width` on Fashion-MNIST drawn in `regimes` regimes, 5 seeds; 1 epoch fully dynamic, static parts at the data-averaged kernels, the partition, 3 more epochs (the pilot's 4-epoch budget in all)."
         return cls(**{**dict(task="fashion_mnist", regimes=regimes, width=width, train_size=8000, eval_size=2000, epochs=3,
