@@ -21,10 +21,10 @@ from .tuners import (StateSettings, TunerConfig, TunerLayer, merge_and_unload, r
                              tuner_layers, _record, _set_module)
 
 # %% auto #0
-__all__ = ['PAD_CRITERIA', 'scale_factors', 'PartialDynamicConv2d', 'pad_conv_reference', 'PartialExperts', 'partial_layers',
-           'imp_scores', 'mode_scores', 'apply_partition', 'to_partial', 'PadConfig', 'padify', 'partition_report',
-           'dynamic_ratio_of', 'average_static', 'MergedPartialConv2d', 'MergedPartialExperts', 'merge_for_inference',
-           'ScaleRecorder']
+__all__ = ['PAD_CRITERIA', 'scale_factors', 'CompactModes', 'PartialDynamicConv2d', 'pad_conv_reference', 'PartialExperts',
+           'partial_layers', 'imp_scores', 'mode_scores', 'apply_partition', 'to_partial', 'PadConfig', 'padify',
+           'partition_report', 'dynamic_ratio_of', 'average_static', 'MergedPartialConv2d', 'MergedPartialExperts',
+           'merge_for_inference', 'ScaleRecorder']
 
 # %% ../nbs/05_padnet.ipynb #824ea39b
 def scale_factors(phi:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,7 +68,12 @@ def _expand_modes(module:nn.Module, sd:dict, prefix:str, triples):
         d[:, m] = dk
         sd[prefix + stat], sd[prefix + dyn], sd[prefix + mask] = s, d, m.to(ref_m.dtype)
 
-class PartialDynamicConv2d(DynamicConv2d):
+class CompactModes:
+    "Mix into a partially dynamic module that lists its (dynamic, static, mask) tensors in `_mode_triples`: `save_pretrained` stores the masks as bits and each entry's value in its own mode only, and loading expands them (see `padnotes.tuners`)."
+    def compact_state(self, sd:dict, prefix:str=""): _compact_modes(sd, prefix, self._mode_triples())
+    def expand_state(self, sd:dict, prefix:str=""): _expand_modes(self, sd, prefix, self._mode_triples())
+
+class PartialDynamicConv2d(CompactModes, DynamicConv2d):
     "DY-Conv with a mode mask: dynamic entries mix K kernels per input, static entries share one kernel (PAD-Net)."
     state_settings = DynamicConv2d.state_settings | {"use_scale": bool}      # travels with the weights: see padnotes.tuners
     def settings_loaded(self): self.phi.requires_grad_(self.use_scale)
@@ -78,12 +83,6 @@ class PartialDynamicConv2d(DynamicConv2d):
 
     def _mode_triples(self):
         return [("weight", "static_weight", "weight_mask")] + ([("bias", "static_bias", "bias_mask")] if self.bias is not None else [])
-    def compact_state(self, sd:dict, prefix:str=""):
-        "What `save_pretrained` stores: the masks as bits, each entry's value in its own mode only (see `padnotes.tuners`)."
-        _compact_modes(sd, prefix, self._mode_triples())
-    def expand_state(self, sd:dict, prefix:str=""):
-        "Undo `compact_state` in a loaded state dict."
-        _expand_modes(self, sd, prefix, self._mode_triples())
 
     def _init_partial(self, use_scale:bool=True):
         "Add the static kernel (mean of the K kernels), all-dynamic masks and phi = 0."
@@ -187,7 +186,7 @@ def pad_conv_reference(layer:PartialDynamicConv2d, x:torch.Tensor) -> torch.Tens
 # %% ../nbs/05_padnet.ipynb #1c19a77b
 _EXPERT_TENSORS = ("w1", "b1", "w2", "b2")
 
-class PartialExperts(StateSettings, Experts):
+class PartialExperts(CompactModes, StateSettings, Experts):
     "MoE experts whose entries are dynamic (one value per expert) where the mask is 1 and static (shared) elsewhere."
     state_settings = {"use_scale": bool}
     def settings_loaded(self): self.phi.requires_grad_(self.use_scale)
@@ -208,12 +207,6 @@ class PartialExperts(StateSettings, Experts):
         return new.train(ex.training)
 
     def _mode_triples(self): return [(f"dyn_{n}", f"static_{n}", f"{n}_mask") for n in _EXPERT_TENSORS]
-    def compact_state(self, sd:dict, prefix:str=""):
-        "What `save_pretrained` stores: the masks as bits, each entry's value in its own mode only."
-        _compact_modes(sd, prefix, self._mode_triples())
-    def expand_state(self, sd:dict, prefix:str=""):
-        "Undo `compact_state` in a loaded state dict."
-        _expand_modes(self, sd, prefix, self._mode_triples())
 
     def lambdas(self):
         if not self.use_scale: return self.phi.new_ones(()), self.phi.new_ones(())
