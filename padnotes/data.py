@@ -180,8 +180,8 @@ def image_loaders(name:str, # 'fashion_mnist', 'mnist5k' or 'digits'
     g = torch.Generator().manual_seed(seed)
     dls, reg = {}, {}
     for k in ("train", "dev", "test"):
-        ds = _subset(sp[k], sub.get(k))
         idx = _subset_index(len(sp[k]), sub.get(k))
+        ds = sp[k] if idx is None else TensorDataset(*(t[idx] for t in sp[k].tensors))
         r = sp["regime"][k] if "regime" in sp else None
         r = r if r is None or idx is None else r[idx]
         if k != "train":                                  # evaluation splits: one fixed shuffled order, classes mixed

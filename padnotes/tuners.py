@@ -439,14 +439,12 @@ def record_deployment(tuned:nn.Module, deployed:nn.Module, how:str) -> nn.Module
 def merge_and_unload(model:nn.Module) -> nn.Module:
     "A merged copy of `model` for deployment: every tuned layer folded and standing alone, no base layers; `model` is unchanged."
     if not tuner_layers(model): raise ValueError(f"{type(model).__name__} has no tuned layer to merge")
-    recs = [dict(config=r["config"].to_dict(), layers=r["layers"]) for r in tuner_records(model)]
     out = clone_model(model)
     layers = tuner_layers(out); new = {id(l): l.deploy() for l in layers.values()}
     for n, l in _all_names(out, layers): _set_module(out, n, new[id(l)])
     out.__dict__.pop("padnotes_tuners", None); out.__dict__.pop("_padnotes_flags", None); out.__dict__.pop("_padnotes_outside", None)
     _sync_hf_config(out)
-    out.__dict__["padnotes_deployed"] = dict(how="merge_and_unload", tuners=recs)
-    return out.eval()
+    return record_deployment(model, out, "merge_and_unload").eval()
 
 register_deployer("merge_and_unload", merge_and_unload)
 
