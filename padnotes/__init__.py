@@ -21,7 +21,9 @@ __all__ = ['set_seed', 'get_device', 'fit', 'evaluate', 'Callback', 'AddLoss', '
 __version__ = "0.1.0"
 
 # %% ../nbs/09_api.ipynb #253eb8a4
-from .core import set_seed, get_device, fit, evaluate, Callback, AddLoss, count_params, count_buffers, param_report, deploy_numel, document
+from .core import set_seed, get_device, count_params, count_buffers, param_report, deploy_numel
+from .train import fit, evaluate, Callback, AddLoss
+from .docs import document
 from .tuners import TunerConfig, inject, disable_tuners, set_tuners_enabled, merge, unmerge, unload, merge_and_unload, trainable_parameters, print_trainable_parameters, save_pretrained, load_config, from_pretrained, tuner_layers
 from .dyconv import DynamicConvConfig, dynamicize, DynamicConv2d, dynamic_layers, set_temperature, TemperatureSchedule, AttentionRecorder, count_flops
 from .moe import MoEConfig, moefy, MoE, moe_layers, moe_param_counts, MoEAuxLoss, RouterLoadRecorder, moe_optimizer

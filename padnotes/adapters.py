@@ -13,7 +13,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .core import check_choice, check_float, check_int, document_module
+from .core import check_choice, check_float, check_int
+from .docs import document_module
 from .tuners import (StateSettings, TunerConfig, TunerLayer, inject, inside_tuner, tuner_layers, tuner_records,
                              print_trainable_parameters)
 

@@ -15,7 +15,8 @@ from torch import nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from .core import check_choice, check_int, get_device, set_seed, tiny, count_params, fit, evaluate
+from .core import check_choice, check_int, get_device, set_seed, tiny, count_params
+from .train import fit, evaluate
 
 # %% auto #0
 __all__ = ['FASHION_MNIST_DIR', 'FASHION_CLASSES', 'IMAGE_DATASETS', 'EVAL_ORDER_SEED', 'REGIMES', 'TEXT_DATASETS',

@@ -13,9 +13,11 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from .core import Callback, check_choice, check_float, clone_model, document_module, fit
+from .core import check_choice, check_float, clone_model
+from .train import Callback, fit
+from .docs import document_module
 from .sparse import Packed, pack
-from .tuners import (StateSettings, TunerConfig, TunerLayer, _name_match, _set_module, _sync_hf_config, inject, inside_tuner,
+from .tuners import (StateSettings, TunerConfig, TunerLayer, name_matches, replace_module, sync_hf_config, inject, inside_tuner,
                              tuner_layers, tuner_records)
 
 # %% auto #0
@@ -269,11 +271,11 @@ class DiffPruningConfig(TunerConfig):
         names = [n for n, m in model.named_modules() if n and not isinstance(m, TrainedCopy)]
         if self.modules_to_save is not None:
             for p in self.modules_to_save:
-                if not any(_name_match(n, p) for n in names): raise ValueError(f"modules_to_save entry {p!r} names no module of {type(model).__name__}")
+                if not any(name_matches(n, p) for n in names): raise ValueError(f"modules_to_save entry {p!r} names no module of {type(model).__name__}")
         pats = DEFAULT_HEADS if self.modules_to_save is None else self.modules_to_save
         out = []
         for n in names:
-            if any(_name_match(n, p) for p in pats) and not any(n.startswith(o + ".") for o in out): out.append(n)
+            if any(name_matches(n, p) for p in pats) and not any(n.startswith(o + ".") for o in out): out.append(n)
         return out
 
     def candidates(self, model):
@@ -288,7 +290,7 @@ class DiffPruningConfig(TunerConfig):
         return {id(m): DiffLayer(m, self.mode, self.structured, self.l, self.r, self.beta, self.alpha_init) for _, m in targets}
 
     def after_inject(self, model):
-        for n in self.head_names(model): _set_module(model, n, TrainedCopy(model.get_submodule(n)))
+        for n in self.head_names(model): replace_module(model, n, TrainedCopy(model.get_submodule(n)))
 
     def nothing_to_convert(self, model):
         return f"DiffPruningConfig found no module with parameters to diff in {type(model).__name__}"
@@ -315,7 +317,7 @@ def diff_config(model:nn.Module) -> DiffPruningConfig:
 def _set_diff_config(model, config):
     for r in tuner_records(model):
         if isinstance(r["config"], DiffPruningConfig): r["config"] = config
-    _sync_hf_config(model)
+    sync_hf_config(model)
 
 def head_copies(model:nn.Module) -> dict[str, TrainedCopy]:
     "The densely trained head modules of a diff model, by name."
@@ -401,7 +403,7 @@ def fit_diff(model:nn.Module, # a diff model (get_diff_model)
              alpha_schedule:str="shared", # 'shared': the gates follow `sched` like the diff; 'constant': they keep alpha_lr (the authors' code)
              clip:float|None=None, # clip the diff's and the gates' gradient norms apart at this (the authors' code: 1.0); None: no clipping
              cbs=(), # more callbacks
-             **kwargs, # passed on to padnotes.core.fit (sched, warmup, device, max_steps, progress, ...)
+             **kwargs, # passed on to padnotes.train.fit (sched, warmup, device, max_steps, progress, ...)
             ) -> dict:
     "Train a diff model with its own optimiser groups, plus the L0 penalty in gated mode: dict(history, l0) (l0: the penalty's per-step record)."
     cfg = diff_config(model)

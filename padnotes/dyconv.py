@@ -14,17 +14,18 @@ from torch import nn
 import torch.nn.functional as F
 from torch.nn.modules.utils import _pair
 
-from .core import check_choice, check_float, check_int, Callback, document_module
+from .core import check_choice, check_float, check_int
+from .train import Callback
+from .docs import document_module
 from .tuners import StateSettings, TunerConfig, TunerLayer, inject, inside_tuner
 
 # %% auto #0
 __all__ = ['KernelAttention', 'aggregate', 'dyconv_loop', 'auto_chunk', 'per_sample_conv', 'dyconv_kernel_agg',
-           'dyconv_output_agg', 'auto_mode', 'DynamicConv2d', 'dyconv_reference', 'attention_entropy',
-           'dyconv_from_conv', 'dynamic_layers', 'set_temperature', 'DynamicConvConfig', 'dynamicize', 'dyconv_macs',
+           'dyconv_output_agg', 'DynamicConv2d', 'dyconv_reference', 'attention_entropy', 'dyconv_from_conv',
+           'dynamic_layers', 'set_temperature', 'DynamicConvConfig', 'dynamicize', 'conv_macs', 'dyconv_macs',
            'count_flops', 'TemperatureSchedule', 'AttentionRecorder']
 
 # %% ../nbs/02_dynamic_conv.ipynb #d72a3998
-_check_int = check_int
 def _check_temperature(t): return check_float("temperature", t, low=0, low_open=True)
 
 class KernelAttention(nn.Module):
@@ -35,8 +36,8 @@ class KernelAttention(nn.Module):
                  temperature:float=30.0, # softmax temperature tau: large is near uniform
                 ):
         super().__init__()
-        in_channels, num_kernels = _check_int("in_channels", in_channels), _check_int("num_kernels", num_kernels)
-        self.hidden = max(in_channels // _check_int("reduction", reduction), 4)
+        in_channels, num_kernels = check_int("in_channels", in_channels), check_int("num_kernels", num_kernels)
+        self.hidden = max(in_channels // check_int("reduction", reduction), 4)
         self.fc1 = nn.Linear(in_channels, self.hidden)   # W1
         self.fc2 = nn.Linear(self.hidden, num_kernels)   # W2
         # a buffer, not a Python attribute: it travels with the state_dict, so a reloaded model runs at the trained temperature
@@ -128,12 +129,6 @@ def dyconv_output_agg(x:torch.Tensor, # (B, C, H, W) input
 _PADDING_MODES = ('zeros', 'reflect', 'replicate', 'circular')
 _MODES = ('kernel', 'output', 'auto')
 
-def auto_mode(device_type:str, # 'cpu', 'cuda', ...
-              batch_size:int, # samples in the batch
-             ) -> str:
-    "The formulation `mode='auto'` uses: kernel aggregation everywhere (measured fastest on CPU; unmeasured on GPU)."
-    return 'kernel'
-
 def _same_pads(kernel_size, dilation):
     "F.pad amounts (left, right, top, bottom) for padding='same', as nn.Conv2d computes them."
     pads = []
@@ -149,7 +144,7 @@ def _int_pair(name, v, least:int=1):
 
 def _conv_geometry(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode) -> dict:
     "nn.Conv2d's arguments checked and normalised (pairs, the F.pad amounts); a clear error for each bad one."
-    in_channels, out_channels, groups = _check_int("in_channels", in_channels), _check_int("out_channels", out_channels), _check_int("groups", groups)
+    in_channels, out_channels, groups = check_int("in_channels", in_channels), check_int("out_channels", out_channels), check_int("groups", groups)
     if in_channels % groups: raise ValueError(f"in_channels must be divisible by groups, got in_channels={in_channels}, groups={groups}")
     if out_channels % groups: raise ValueError(f"out_channels must be divisible by groups, got out_channels={out_channels}, groups={groups}")
     check_choice("padding_mode", padding_mode, _PADDING_MODES)
@@ -181,11 +176,11 @@ class DynamicConv2d(StateSettings, TunerLayer):
                  num_kernels:int=4, # K, number of kernels
                  reduction:int=4, # attention hidden width is max(in_channels // reduction, 4)
                  temperature:float=30.0, # softmax temperature tau (anneal it towards 1 while training)
-                 mode:str='auto', # 'kernel', 'output' or 'auto' (see `auto_mode`)
+                 mode:str='auto', # 'kernel', 'output' or 'auto' (kernel aggregation: measured fastest on the CPU)
                  device=None, dtype=None):
         super().__init__()
         for k, v in _conv_geometry(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode).items(): setattr(self, k, v)
-        self.num_kernels, self.mode = _check_int("num_kernels", num_kernels), check_choice("mode", mode, _MODES)
+        self.num_kernels, self.mode = check_int("num_kernels", num_kernels), check_choice("mode", mode, _MODES)
         in_channels, out_channels, groups = self.in_channels, self.out_channels, self.groups
         fk = dict(device=device, dtype=dtype)
         self.weight = nn.Parameter(torch.empty(num_kernels, out_channels, in_channels // groups, *self.kernel_size, **fk))  # (K, O, C/g, kh, kw)
@@ -216,8 +211,8 @@ class DynamicConv2d(StateSettings, TunerLayer):
         "Pad the input for non-zero padding modes (zeros padding is left to the convolution)."
         return x if self.padding_mode == "zeros" else F.pad(x, self._pads, mode=self.padding_mode)
     def resolve_mode(self, x) -> str:
-        "The formulation `forward` uses for input `x`."
-        return auto_mode(x.device.type, x.shape[0]) if self.mode == "auto" else self.mode
+        "The formulation `forward` uses for input `x`: 'auto' is kernel aggregation on every device."
+        return "kernel" if self.mode == "auto" else self.mode
 
     def tuned_forward(self, x):                                            # x: (B, C, H, W)
         if x.dim() != 4 or x.shape[1] != self.in_channels:
@@ -378,7 +373,7 @@ def dynamicize(model:nn.Module, # the network to convert, in place
     return inject(model, cfg)
 
 # %% ../nbs/02_dynamic_conv.ipynb #bf7d5f3c
-def _conv_macs(B, O, cin_per_group, kernel_size, out_hw):
+def conv_macs(B, O, cin_per_group, kernel_size, out_hw):
     return B * O * cin_per_group * kernel_size[0] * kernel_size[1] * out_hw[0] * out_hw[1]
 
 def dyconv_macs(layer:nn.Module, # a DynamicConv2d (or a layer with its geometry, attention and num_kernels)
@@ -390,7 +385,7 @@ def dyconv_macs(layer:nn.Module, # a DynamicConv2d (or a layer with its geometry
     B, C, H, W = in_shape; O, hw = out_shape[1], out_shape[2:]
     K, a = layer.num_kernels, layer.attention
     attn = B * (C * H * W + C * a.hidden + a.hidden * K)                # GAP (as adds), W1, W2
-    conv = _conv_macs(B, O, C // layer.groups, layer.kernel_size, hw)
+    conv = conv_macs(B, O, C // layer.groups, layer.kernel_size, hw)
     kernel = O * (C // layer.groups) * layer.kernel_size[0] * layer.kernel_size[1]
     if mode == "kernel": return attn + B * K * kernel + conv                  # mix kernels, one conv
     return attn + K * conv + B * K * O * hw[0] * hw[1]                         # K convs, mix outputs
@@ -404,7 +399,7 @@ def count_flops(model:nn.Module, # any model
         def f(m, inp, out):
             s_in, s_out = tuple(inp[0].shape), tuple(out.shape)
             if callable(getattr(m, "macs", None)): macs = m.macs(s_in, s_out)      # a layer that counts itself (dynamic, merged, ...)
-            elif isinstance(m, nn.Conv2d): macs = _conv_macs(s_out[0], m.out_channels, m.in_channels // m.groups, m.kernel_size, s_out[2:])
+            elif isinstance(m, nn.Conv2d): macs = conv_macs(s_out[0], m.out_channels, m.in_channels // m.groups, m.kernel_size, s_out[2:])
             else: macs = inp[0].numel() * m.out_features
             rows.append(dict(layer=name, type=type(m).__name__, macs=int(macs)))
         return f
@@ -432,8 +427,8 @@ class TemperatureSchedule(Callback):
                 ):
         self.start, self.end = _check_temperature(start), _check_temperature(end)
         if (epochs is None) == (steps is None): raise ValueError(f"give exactly one of epochs or steps, got epochs={epochs!r}, steps={steps!r}")
-        self.epochs = None if epochs is None else _check_int("epochs", epochs)
-        self.steps = None if steps is None else _check_int("steps", steps)
+        self.epochs = None if epochs is None else check_int("epochs", epochs)
+        self.steps = None if steps is None else check_int("steps", steps)
         self.history = []
     def temperature_at(self, t:float) -> float:
         "tau after `t` epochs (or steps) of training."
@@ -452,7 +447,7 @@ class TemperatureSchedule(Callback):
 
 class AttentionRecorder(Callback):
     "Record the normalised attention entropy of each DynamicConv2d every `every` training steps."
-    def __init__(self, every:int=1): self.every, self.records = _check_int("every", every), []
+    def __init__(self, every:int=1): self.every, self.records = check_int("every", every), []
     def after_batch(self, tr):
         if (tr.step - 1) % self.every: return
         for n, m in dynamic_layers(tr.model).items():

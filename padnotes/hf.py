@@ -10,7 +10,8 @@ import torch
 
 from transformers import TrainerCallback
 
-from .core import Callback, document_module
+from .train import Callback
+from .docs import document_module
 from .dyconv import TemperatureSchedule
 from .moe import RouterLoadRecorder
 
@@ -19,10 +20,10 @@ __all__ = ['FitCallback', 'TemperatureCallback', 'RouterLoadCallback']
 
 # %% ../nbs/10_hf.ipynb #361be01a
 class FitCallback(TrainerCallback):
-    "Run a `padnotes.core.Callback` in a Hugging Face `Trainer`: its hooks are called at the matching Trainer events."
+    "Run a `padnotes.train.Callback` in a Hugging Face `Trainer`: its hooks are called at the matching Trainer events."
     def __init__(self, cb:Callback, # the padnotes callback to run (any but one that changes the loss in `after_loss`)
                 ):
-        if not isinstance(cb, Callback): raise TypeError(f"FitCallback needs a padnotes.core.Callback, got {type(cb).__name__}")
+        if not isinstance(cb, Callback): raise TypeError(f"FitCallback needs a padnotes.train.Callback, got {type(cb).__name__}")
         if type(cb).after_loss is not Callback.after_loss:
             raise ValueError(f"{type(cb).__name__} changes the loss in after_loss, which a Trainer callback cannot do; with the Trainer the "
                              "model's output carries such a term (moefy's aux_loss_in_output for the MoE auxiliary loss), or use compute_loss_func")

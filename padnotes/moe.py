@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Optional, Union
 import torch, torch.nn as nn, torch.nn.functional as F
 import torch.distributed as dist
-from .core import _without_graphs, Callback, check_choice, check_float, check_int, deploy_numel, fit, get_device, tiny, set_seed, time_fns, document_module
+from .core import (without_graphs, check_choice, check_float, check_int, deploy_numel, get_device, tiny, set_seed, time_fns)
+from .train import Callback, fit
+from .docs import document_module
 from .tuners import StateSettings, TunerConfig, TunerLayer, inject, inside_tuner
 
 # %% ../nbs/03_moe.ipynb #895adc95
@@ -32,8 +34,6 @@ class RouterOutput:
     gates: torch.Tensor            # (T, k) weight of each chosen expert
 
 # %% ../nbs/03_moe.ipynb #1594a44f
-def _check_int(name, v, lo=1): return check_int(name, v, minimum=lo)     # padnotes' one rule: TypeError for a type, ValueError for a value
-
 def _check_topk(top_k, num_experts):
     check_int("num_experts", num_experts); check_int("top_k", top_k)
     if not 1 <= top_k <= num_experts:
@@ -51,7 +51,7 @@ class Router(nn.Module):
                  init_std:float=0.02, # std of the initial W_g (W_noise starts at 0: noise std softplus(0) = 0.69)
                 ):
         super().__init__()
-        _check_int("d_model", d_model); _check_topk(top_k, num_experts)
+        check_int("d_model", d_model); _check_topk(top_k, num_experts)
         if gate not in ("softmax", "probs", "ones"): raise ValueError(f"gate must be 'softmax', 'probs' or 'ones', got {gate!r}")
         self.d_model, self.num_experts, self.top_k, self.noisy_gating, self.gate = d_model, num_experts, top_k, noisy_gating, gate
         self.w_gate = nn.Parameter(torch.randn(d_model, num_experts) * init_std)
@@ -112,7 +112,7 @@ class Experts(nn.Module):
                  activation:Callable=F.gelu, # activation between the two layers
                 ):
         super().__init__()
-        _check_int("num_experts", num_experts); _check_int("d_model", d_model); _check_int("d_ff", d_ff)
+        check_int("num_experts", num_experts); check_int("d_model", d_model); check_int("d_ff", d_ff)
         self.num_experts, self.d_model, self.d_ff, self.activation = num_experts, d_model, d_ff, activation
         b1, b2 = 1 / math.sqrt(d_model), 1 / math.sqrt(d_ff)   # nn.Linear's default init
         self.w1 = nn.Parameter(torch.empty(num_experts, d_model, d_ff).uniform_(-b1, b1))
@@ -254,7 +254,7 @@ class MoE(StateSettings, nn.Module):
 
     def __getstate__(self):
         "For copy.deepcopy and pickle: the latest aux_loss (a live autograd graph, for the next backward) is not copied."
-        return _without_graphs(super().__getstate__())
+        return without_graphs(super().__getstate__())
 
     def capacity(self, n_tokens:int) -> Optional[int]:
         "Per-expert capacity for n_tokens tokens (None when dropless)."

@@ -12,13 +12,15 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .core import Callback, check_choice, check_int, check_ratio, clone_model, count_params, deploy_numel, set_seed, document_module
-from .dyconv import DynamicConv2d, KernelAttention, dyconv_kernel_agg, dyconv_output_agg, per_sample_conv, dyconv_macs, _conv_macs
+from .core import (check_choice, check_int, check_ratio, clone_model, count_params, deploy_numel, set_seed)
+from .train import Callback
+from .docs import document_module
+from .dyconv import DynamicConv2d, KernelAttention, dyconv_kernel_agg, dyconv_output_agg, per_sample_conv, dyconv_macs, conv_macs
 from .moe import Experts, MoE
 from .scoring import UnrankableScoresWarning, ScoreContext, grad_scores, iterative_masks, keep_masks, random_scores, register_criterion, score
 from .sparse import pack_bits, unpack_bits
 from .tuners import (StateSettings, TunerConfig, TunerLayer, merge_and_unload, record_deployment, register_deployer,
-                             tuner_layers, _record, _set_module)
+                             tuner_layers, record_tuner, replace_module)
 
 # %% auto #0
 __all__ = ['PAD_CRITERIA', 'scale_factors', 'CompactModes', 'PartialDynamicConv2d', 'pad_conv_reference', 'PartialExperts',
@@ -255,7 +257,7 @@ def _to_partial(m:nn.Module, use_scale:bool) -> nn.Module:
     return (PartialDynamicConv2d.from_dynamic(m, use_scale) if isinstance(m, DynamicConv2d)
             else PartialExperts.from_experts(m, use_scale))
 
-_set = _set_module                       # one way to put a module in its parent's place: the tuners'
+_set = replace_module                       # one way to put a module in its parent's place: the tuners'
 
 def _mask_targets(layers:Mapping[str, nn.Module]) -> dict[str, torch.Tensor]:
     return {f"{ln}.{mn}": m for ln, l in layers.items() for mn, m in l.masks().items()}
@@ -354,7 +356,7 @@ class PadConfig(TunerConfig):
         layers = _convertible(model); missing = [n for n in names if n not in layers]
         if missing: raise ValueError(f"the saved PAD-Net layers {missing} are not fully dynamic layers of this model: {list(layers)}")
         for n in names: _set(model, n, _to_partial(layers[n], self.use_scale))
-        _record(model, self, names)
+        record_tuner(model, self, names)
 
 def padify(model:nn.Module, # a fully (or partially) dynamic model, converted in place
            dynamic_ratio:float=None, # fraction of the dynamic entries that stay dynamic, in [0, 1]
@@ -400,7 +402,7 @@ def padify(model:nn.Module, # a fully (or partially) dynamic model, converted in
             for n, t in _mask_targets(partial_layers(model)).items():
                 if n in before: t.copy_(before[n])
         raise
-    _record(model, c, list(new))
+    record_tuner(model, c, list(new))
     return model
 
 # %% ../nbs/05_padnet.ipynb #1daba4e0
@@ -429,7 +431,7 @@ def average_static(model:nn.Module, # a model with partially dynamic layers (fro
                   ) -> dict[str, torch.Tensor]:
     "Set every static part to the data-averaged dynamic one, sum_k E_x[pi_k(x)] W_k; returns the mean attention (or gate share) per layer."
     from padnotes.core import forward_logits, split_batch, to_device
-    from padnotes.scoring import _batches
+    from padnotes.scoring import take_batches
     layers = partial_layers(model)
     if not layers: raise ValueError("the model has no partially dynamic layer: convert it with to_partial or padify first")
     owners = {n.rpartition(".")[0]: n for n, l in layers.items() if isinstance(l, PartialExperts)}   # the MoE that holds the experts
@@ -445,7 +447,7 @@ def average_static(model:nn.Module, # a model with partially dynamic layers (fro
     was = model.training; model.eval()
     dev = next(model.parameters()).device
     try:
-        for batch in _batches(data, n_batches):
+        for batch in take_batches(data, n_batches):
             inputs, _ = split_batch(to_device(batch, dev)); forward_logits(model, inputs)
     finally:
         for h in hooks: h.remove()
@@ -557,7 +559,7 @@ class MergedPartialConv2d(StateSettings, nn.Module):
 
     def macs(self, in_shape:tuple, out_shape:tuple) -> int:
         "Multiply-accumulates of one forward: what a kernel-aggregation DY-Conv does (attention, one mixing matmul, one conv), or a static conv."
-        if self.attention is None: return _conv_macs(in_shape[0], out_shape[1], in_shape[1] // self.groups, self.kernel_size, out_shape[2:])
+        if self.attention is None: return conv_macs(in_shape[0], out_shape[1], in_shape[1] // self.groups, self.kernel_size, out_shape[2:])
         return dyconv_macs(self, in_shape, out_shape, "kernel")
 
     def deploy_numel(self) -> int:

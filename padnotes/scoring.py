@@ -13,19 +13,16 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .core import check_choice, check_int, check_ratio, forward_logits, split_batch, to_device, document_module
+from .core import (check_choice, check_int, check_ratio, forward_logits, model_device, split_batch, to_device)
+from .docs import document_module
 
 # %% auto #0
-__all__ = ['CRITERIA', 'tie_keys', 'ranking', 'topk_mask', 'keep_masks', 'mask_stats', 'random_scores', 'magnitude_scores',
-           'scoring_mode', 'grad_scores', 'grasp_scores', 'synflow_scores', 'ScoreContext', 'Criterion',
-           'register_criterion', 'UnrankableScoresWarning', 'unrankable', 'score', 'jaccard', 'ratio_schedule',
-           'iterative_masks']
+__all__ = ['CRITERIA', 'tie_keys', 'ranking', 'topk_mask', 'keep_masks', 'mask_stats', 'take_batches', 'random_scores',
+           'magnitude_scores', 'scoring_mode', 'grad_scores', 'grasp_scores', 'synflow_scores', 'ScoreContext',
+           'Criterion', 'register_criterion', 'UnrankableScoresWarning', 'unrankable', 'score', 'jaccard',
+           'ratio_schedule', 'iterative_masks']
 
 # %% ../nbs/04_scoring.ipynb #323ee2c9
-def _check_ratio(keep_ratio, name="keep_ratio"):
-    "`padnotes.core.check_ratio` with the argument order that pad and widgets import."
-    return check_ratio(name, keep_ratio)
-
 def _flat_scores(s, name:str="scores") -> torch.Tensor:
     "1-d `s` in a float dtype at least as precise as float32 (no copy when it already is one)."
     if not isinstance(s, torch.Tensor): raise TypeError(f"{name} is a {type(s).__name__}, expected a tensor")
@@ -100,7 +97,7 @@ def keep_masks(scores:Mapping[str, torch.Tensor], # name -> scores (higher = kee
                seed:int=0, # orders the entries tied at the threshold
               ) -> dict[str, torch.Tensor]:
     "Boolean masks keeping exactly round(keep_ratio * N) entries (globally, or per tensor), on the scores' device; a ratio above 0 that would keep no entry is refused."
-    keep_ratio = _check_ratio(keep_ratio); check_choice("scope", scope, ("global", "layer"))
+    keep_ratio = check_ratio("keep_ratio", keep_ratio); check_choice("scope", scope, ("global", "layer"))
     if not scores: raise ValueError("no scores given: nothing to threshold")
     flats = {n: _flat_scores(s, f"scores[{n!r}]") for n, s in scores.items()}
     seed = check_int("seed", seed, minimum=None)
@@ -139,7 +136,7 @@ def _describe(batch) -> str:
     if isinstance(batch, (list, tuple)): return ("(" if isinstance(batch, tuple) else "[") + ", ".join(_describe(v) for v in batch) + (")" if isinstance(batch, tuple) else "]")
     return type(batch).__name__
 
-def _batches(data:Iterable, n_batches:int):
+def take_batches(data:Iterable, n_batches:int):
     n_batches = check_int("n_batches", n_batches, minimum=1)
     one = ("one dict of tensors" if isinstance(data, dict) else "one tensor" if isinstance(data, torch.Tensor)
            else "one (inputs, labels) pair of tensors" if isinstance(data, (list, tuple)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)
@@ -194,9 +191,6 @@ def magnitude_scores(targets:Mapping[str, torch.Tensor]) -> dict[str, torch.Tens
 def _cuda_indices(model:nn.Module) -> list[int]:
     return sorted({t.device.index for t in itertools.chain(model.parameters(), model.buffers()) if t.device.type == "cuda"})
 
-def _model_device(model:nn.Module) -> torch.device:
-    return next((p.device for p in model.parameters()), torch.device("cpu"))
-
 @contextmanager
 def scoring_mode(model:nn.Module, # the model being scored
                  train:bool=True, # its mode while scoring: True (the authors': dropout on, BatchNorm on batch statistics) or False
@@ -238,7 +232,7 @@ def grad_scores(model:nn.Module, # the model whose loss is differentiated
     with scoring_mode(model, train, seed):
         try:
             for t in tensors: t.requires_grad_(True)
-            for i, batch in enumerate(_batches(data, n_batches)):
+            for i, batch in enumerate(take_batches(data, n_batches)):
                 loss = _run_batch(model, batch, i, loss_fn, dev)
                 for a, gr in zip(acc, torch.autograd.grad(loss, tensors, allow_unused=True)):
                     if gr is not None: a += gr.detach()
@@ -261,7 +255,7 @@ def grasp_scores(model:nn.Module, targets:Mapping[str, torch.Tensor], data:Itera
     with scoring_mode(model, train, seed):
         try:
             for t in tensors: t.requires_grad_(True)
-            batches = _batches(data, n_batches)
+            batches = take_batches(data, n_batches)
             g0 = [torch.zeros_like(t) for t in tensors]     # the gradient, without graph
             with torch.random.fork_rng(devices=_cuda_indices(model)):
                 for b in batches:
@@ -288,7 +282,7 @@ def synflow_scores(model:nn.Module, targets:Mapping[str, torch.Tensor],
     names = {id(p): n for n, p in model.named_parameters()}
     missing = [n for n, t in targets.items() if id(t) not in names]
     if missing: raise ValueError(f"SynFlow scores parameters of the model; these targets are not parameters: {missing}")
-    dev = _model_device(model)
+    dev = model_device(model)
     ref = copy.deepcopy(model).double().eval()
     params = dict(ref.named_parameters())
     with torch.no_grad():
@@ -359,7 +353,7 @@ def _synflow_criterion(targets, ctx):
     x = ctx.example_input
     if x is None:
         if ctx.data is None: raise ValueError("criterion 'synflow' needs the input's shape: pass data (its first batch is used) or example_input")
-        x, _ = split_batch(_batches(ctx.data, 1)[0])
+        x, _ = split_batch(take_batches(ctx.data, 1)[0])
     return synflow_scores(ctx.model, targets, x)
 
 register_criterion("random", lambda targets, ctx: random_scores(targets, ctx.seed), needs_model=False, needs_data=False, overwrite=True)
@@ -437,7 +431,7 @@ def ratio_schedule(keep_ratio:float, # the final kept fraction
                    kind:str="exp", # 'exp': keep_ratio^((t+1)/T); 'linear'
                   ) -> list[float]:
     "Kept fractions after each of the T iterations, ending at `keep_ratio`."
-    keep_ratio = _check_ratio(keep_ratio)
+    keep_ratio = check_ratio("keep_ratio", keep_ratio)
     iterations = check_int("iterations", iterations, minimum=1); check_choice("kind", kind, ("exp", "linear"))
     if kind == "exp": return [keep_ratio ** ((t + 1) / iterations) for t in range(iterations)]
     return [1 - (1 - keep_ratio) * (t + 1) / iterations for t in range(iterations)]

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 from safetensors.torch import save_file
 
-from .core import check_choice, check_int, document_module
+from .core import check_choice, check_int
+from .docs import document_module
 
 # %% auto #0
 __all__ = ['INDEX_DTYPES', 'ENCODINGS', 'pack_bits', 'unpack_bits', 'index_dtype', 'encoding_bytes', 'Packed', 'pack',

@@ -9,7 +9,8 @@ import dataclasses
 import torch
 from torch import nn
 
-from .core import check_choice, check_int, count_params, document_module
+from .core import check_choice, check_int, count_params
+from .docs import document_module
 from .adapters import AdapterConfig, adapter_masks, bottleneck_numel, get_adapter_model, prune_adapters
 
 # %% auto #0

@@ -15,28 +15,26 @@ from plotly.offline import get_plotlyjs
 import torch
 
 from .core import get_device
-from .experiments.pad import SweepConfig, pad_sweep, plot_sweep, summarize_sweep, sweep_results, results_csv, ASSETS, RESULTS_FILE, REGENERATE
+from .experiments.pad import (REGENERATE, RESULTS_FILE, SweepConfig, pad_sweep, plot_sweep, summarize_sweep,
+                                      sweep_results)
+from .experiments.results import ASSETS, results_csv
+from .experiments.sections import SIZES, SectionResult, TourContext, TourSection, check_size, grid_section
+from .experiments import diff_pruning as diff_pruning_lab
+from .experiments import sparse_adapter as sparse_adapter_lab
 
 # %% auto #0
-__all__ = ['SIZES', 'SECTIONS', 'tour_config', 'TourContext', 'SectionResult', 'TourSection', 'register_section', 'tour_sections',
-           'runs_file', 'run_label', 'results_table', 'shipped_results', 'plot_tour_sweep', 'plot_deploy', 'sweep_rows',
-           'sweep_result', 'sweep_section', 'grid_section', 'SectionRun', 'report_html', 'write_report',
-           'check_output_folder', 'check_sections', 'TourOutcome', 'run_tour', 'discover_sections', 'tour_parser',
-           'main', 'tour_timing']
+__all__ = ['SECTIONS', 'LAB_SECTIONS', 'tour_config', 'register_section', 'tour_sections', 'runs_file', 'run_label',
+           'results_table', 'shipped_results', 'plot_tour_sweep', 'plot_deploy', 'sweep_rows', 'sweep_result',
+           'sweep_section', 'SectionRun', 'report_html', 'write_report', 'check_output_folder', 'check_sections',
+           'TourOutcome', 'run_tour', 'tour_parser', 'main', 'tour_timing']
 
 # %% ../nbs/08_tour.ipynb #45629bb5
-SIZES = ("quick", "full", "tiny")
-
-def _check_size(size:str) -> str:
-    if size not in SIZES: raise ValueError(f"unknown size {size!r}: expected one of {SIZES}")
-    return size
-
 def tour_config(task:str, # 'fashion_mnist' or 'rotten_tomatoes'
                 size:str="quick", # 'quick', 'full' or 'tiny'
                 seed:int=0, # the one seed of quick and tiny tours; full tours use SweepConfig.full's seeds
                ) -> SweepConfig:
     "The `SweepConfig` a tour of `size` runs for `task`."
-    _check_size(size)
+    check_size(size)
     if size == "full": return SweepConfig.full(task)
     if task == "fashion_mnist":
         if size == "quick":
@@ -53,36 +51,6 @@ def tour_config(task:str, # 'fashion_mnist' or 'rotten_tomatoes'
     raise ValueError(f"unknown task {task!r}: expected 'fashion_mnist' or 'rotten_tomatoes'")
 
 # %% ../nbs/08_tour.ipynb #9c3baa7b
-@dataclasses.dataclass
-class TourContext:
-    "What every section of one tour gets."
-    size:str = "quick" # 'quick', 'full' or 'tiny'
-    device:torch.device = dataclasses.field(default_factory=lambda: torch.device("cpu"))
-    seed:int = 0 # the seed of quick and tiny runs
-    out:Path = Path("padnotes-tour") # the output folder (results CSVs and report.html)
-    progress:bool = True # progress bars
-
-@dataclasses.dataclass
-class SectionResult:
-    "What a section shows in the report."
-    table:pd.DataFrame|None = None # one row per run
-    figures:list = dataclasses.field(default_factory=list) # plotly figures
-    notes:list = dataclasses.field(default_factory=list) # short paragraphs (plain text)
-    settings:dict = dataclasses.field(default_factory=dict) # the sizes this section ran at
-
-@dataclasses.dataclass
-class TourSection:
-    "One part of the tour: `run(ctx)` trains (resuming from `ctx.out`) and returns a `SectionResult`."
-    name:str # the key `--sections` takes
-    title:str # the report's heading
-    run:Callable # run(ctx: TourContext) -> SectionResult
-    about:str = "" # a paragraph for the report
-    collect:Callable|None = None # collect(ctx) -> SectionResult from what is on disk, without training (after an interrupt)
-    order:int = 100 # sections run in increasing order
-    def __post_init__(self):
-        if not self.name or not self.name.replace("_", "").isalnum():
-            raise ValueError(f"a section name must be letters, digits and underscores (it is a --sections key), got {self.name!r}")
-
 SECTIONS:dict[str, TourSection] = {}
 
 def register_section(section:TourSection, # the section to add
@@ -207,25 +175,10 @@ register_section(sweep_section("text", "rotten_tomatoes", "MoE and PAD-MoE on Ro
     "dynamic (PAD-MoE at ratio 0.5).", order=20), replace=True)
 
 # %% ../nbs/08_tour.ipynb #e7886a69
-def grid_section(name:str, title:str, about:str, order:int, # as in TourSection
-                 csv:str, # the results file is ctx.out / f"{csv}-{size}.csv"
-                 run:Callable, # run(ctx, path): the grid at ctx.size, appending rows to path and skipping those already there
-                 result:Callable, # result(ctx, rows, path) -> SectionResult: what the report shows from this tour's rows (a DataFrame)
-                 plan:Callable, # plan(ctx) -> set: the keys of the rows the grid at ctx.size writes
-                 key:Callable, # key(row) -> the key of a row of the file (a dict)
-                ) -> TourSection:
-    "A tour section that runs a chapter's resumable grid into a CSV in the tour's folder and reports from the rows of that file that belong to this tour's grid."
-    path = lambda ctx: Path(ctx.out) / f"{csv}-{ctx.size}.csv"
-    def report(ctx):
-        p = path(ctx)
-        if not p.exists() or not p.stat().st_size: return SectionResult(notes=["no run finished yet"])
-        df, keys = pd.read_csv(p), plan(ctx)
-        return result(ctx, df[[key(r) in keys for r in df.to_dict("records")]].reset_index(drop=True), p)
-    def go(ctx):
-        from transformers.utils import logging as hf_logging; hf_logging.disable_progress_bar()   # MiniLM's bars would interleave
-        run(ctx, path(ctx))
-        return report(ctx)
-    return TourSection(name, title, go, about, collect=report, order=order)
+LAB_SECTIONS = (sparse_adapter_lab.TOUR_SECTION,     # chapter 12a
+                diff_pruning_lab.TOUR_SECTION)       # chapter 13a
+for section in LAB_SECTIONS:
+    register_section(section, replace=True)
 
 # %% ../nbs/08_tour.ipynb #b4b2a95e
 @dataclasses.dataclass
@@ -334,7 +287,7 @@ def run_tour(size:str="quick", # 'quick' (minutes), 'full' (hours on a CPU) or '
             ) -> TourOutcome:
     "Run the tour's sections, rewriting `out/report.html` after each; an interrupt or a failure still leaves a report."
     t_start = time.perf_counter(); started = datetime.datetime.now(datetime.timezone.utc)
-    _check_size(size)
+    check_size(size)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0: raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if threads is not None and (not isinstance(threads, int) or threads < 1): raise ValueError(f"threads must be a positive integer, got {threads!r}")
     dev = get_device(device); names = check_sections(sections); out = check_output_folder(out)
@@ -372,18 +325,6 @@ def run_tour(size:str="quick", # 'quick' (minutes), 'full' (hours on a CPU) or '
         path = report()
     finally: torch.set_num_threads(old_threads)
     return TourOutcome(path, runs, settings)
-
-# %% ../nbs/08_tour.ipynb #9f106640
-def discover_sections() -> list[str]:
-    "Import the padnotes modules that register tour sections (their source calls `register_section`), the chapters' experiments included; returns every section's name."
-    import importlib, pkgutil, padnotes, padnotes.experiments
-    for pkg in (padnotes, padnotes.experiments):
-        prefix = pkg.__name__ + "."
-        for m in pkgutil.iter_modules(pkg.__path__):
-            if m.name.startswith("_") or m.name == "tour": continue
-            src = Path(pkg.__path__[0]) / f"{m.name}.py"
-            if src.exists() and "register_section(" in src.read_text(encoding="utf-8"): importlib.import_module(prefix + m.name)
-    return tour_sections()
 
 # %% ../nbs/08_tour.ipynb #90d2b19d
 def _seed(s:str) -> int:
@@ -424,7 +365,6 @@ def tour_parser() -> argparse.ArgumentParser:
 def main(argv:list[str]|None=None, # the arguments (default: sys.argv[1:])
         ) -> int:
     "The `padnotes` console script; returns the exit code (argument errors exit with code 2)."
-    discover_sections()
     parser = tour_parser(); args = parser.parse_args(argv)
     tour = parser.tour_parser
     try: get_device(args.device)

@@ -12,14 +12,15 @@ from typing import Any, ClassVar, Iterable
 import torch
 from torch import nn
 
-from .core import clone_model, count_buffers, deploy_numel, document_module
+from .core import clone_model, count_buffers, deploy_numel
+from .docs import document_module
 
 # %% auto #0
-__all__ = ['HF_KEY', 'DEPLOYERS', 'CONFIG_NAME', 'WEIGHTS_NAME', 'TunerLayer', 'StateSettings', 'TunerConfig', 'inside_tuner',
-           'find_targets', 'tuner_layers', 'tuner_records', 'apply_freeze', 'inject', 'changed_outside',
-           'disable_tuners', 'set_tuners_enabled', 'merge', 'unmerge', 'unload', 'register_deployer',
-           'record_deployment', 'merge_and_unload', 'trainable_parameters', 'print_trainable_parameters',
-           'save_pretrained', 'load_config', 'from_pretrained']
+__all__ = ['HF_KEY', 'DEPLOYERS', 'CONFIG_NAME', 'WEIGHTS_NAME', 'TunerLayer', 'StateSettings', 'TunerConfig', 'name_matches',
+           'inside_tuner', 'find_targets', 'replace_module', 'tuner_layers', 'tuner_records', 'sync_hf_config',
+           'record_tuner', 'apply_freeze', 'inject', 'changed_outside', 'disable_tuners', 'set_tuners_enabled', 'merge',
+           'unmerge', 'unload', 'register_deployer', 'record_deployment', 'merge_and_unload', 'trainable_parameters',
+           'print_trainable_parameters', 'save_pretrained', 'load_config', 'from_pretrained']
 
 # %% ../nbs/01b_tuners.ipynb #df1da243
 class TunerLayer(nn.Module):
@@ -231,7 +232,7 @@ def _import_methods():
             if e.name != f"padnotes.{m}": raise
 
 # %% ../nbs/01b_tuners.ipynb #ed254d62
-def _name_match(name:str, pattern:str) -> bool:
+def name_matches(name:str, pattern:str) -> bool:
     if name == pattern or name.endswith("." + pattern): return True
     return any(ch in pattern for ch in "*?[") and fnmatch.fnmatchcase(name, pattern)
 
@@ -242,9 +243,9 @@ def _select(names:list[str], patterns, what:str, all_names:list[str]) -> set[str
         return hit
     hit = set()
     for p in patterns:
-        h = {n for n in names if _name_match(n, p)}
+        h = {n for n in names if name_matches(n, p)}
         if not h:
-            other = [n for n in all_names if _name_match(n, p)]
+            other = [n for n in all_names if name_matches(n, p)]
             why = f"it names {other}, which this method cannot convert" if other else "no module has that name"
             raise ValueError(f"{what} entry {p!r} matches none of the layers this method converts ({why}); they are {names}")
         hit |= h
@@ -265,7 +266,7 @@ def find_targets(model:nn.Module, config:TunerConfig) -> list[tuple[str, nn.Modu
     return [(n, m) for n, m in cands if n in keep]
 
 # %% ../nbs/01b_tuners.ipynb #dd7629dc
-def _set_module(model:nn.Module, name:str, module:nn.Module):
+def replace_module(model:nn.Module, name:str, module:nn.Module):
     parent, _, attr = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, attr, module)
 
@@ -287,7 +288,7 @@ def _hf_config(model):
     c = getattr(model, "config", None)
     return c if callable(getattr(c, "to_dict", None)) and callable(getattr(c, "save_pretrained", None)) else None
 
-def _sync_hf_config(model):
+def sync_hf_config(model):
     "Write the tuner records into a transformers model's config, so that its own save_pretrained keeps them in config.json."
     c = _hf_config(model)
     if c is None: return
@@ -295,9 +296,9 @@ def _sync_hf_config(model):
     if recs: setattr(c, HF_KEY, [dict(config=r["config"].to_dict(), layers=r["layers"]) for r in recs])
     elif hasattr(c, HF_KEY): delattr(c, HF_KEY)
 
-def _record(model, config, names):
+def record_tuner(model, config, names):
     model.__dict__.setdefault("padnotes_tuners", []).append(dict(config=config, layers=list(names)))
-    _sync_hf_config(model)
+    sync_hf_config(model)
 
 def apply_freeze(model:nn.Module, freeze_base:bool):
     "With `freeze_base`, every parameter outside the tuned layers stops training (base layers are always frozen)."
@@ -326,8 +327,8 @@ def inject(model:nn.Module, # the model to tune, changed in place (all or nothin
     new = config.build_layers(targets + dup, rebuild)               # may raise: nothing has changed yet
     for n, m in targets + dup:                                      # a layer, or {path inside the target: layer} (an MoE
         parts = new[id(m)] if isinstance(new[id(m)], dict) else {"": new[id(m)]}   # wraps two modules of a block)
-        for rel, layer in parts.items(): _set_module(model, f"{n}.{rel}" if n and rel else n or rel, layer)
-    _record(model, config, [n for n, _ in targets])
+        for rel, layer in parts.items(): replace_module(model, f"{n}.{rel}" if n and rel else n or rel, layer)
+    record_tuner(model, config, [n for n, _ in targets])
     config.after_inject(model)                                      # model-level parts (from_pretrained re-installs them too)
     model.__dict__.setdefault("_padnotes_flags", flags)              # the flags before the first method: unload restores them
     apply_freeze(model, config.freeze_base)
@@ -418,9 +419,9 @@ def unload(model:nn.Module) -> nn.Module:
     orphans = [n for n, l in layers.items() if l.base_layer is None]
     if orphans: raise ValueError(f"these tuned layers have no base layer to give back (built on their own or deployed): {orphans}")
     for r in reversed(tuner_records(model)): r["config"].before_unload(model)
-    for n, l in _all_names(model, layers): _set_module(model, n, l.restore_base())
+    for n, l in _all_names(model, layers): replace_module(model, n, l.restore_base())
     for p, f in model.__dict__.pop("_padnotes_flags", []): p.requires_grad_(f)
-    model.__dict__.pop("padnotes_tuners", None); model.__dict__.pop("_padnotes_outside", None); _sync_hf_config(model)
+    model.__dict__.pop("padnotes_tuners", None); model.__dict__.pop("_padnotes_outside", None); sync_hf_config(model)
     return model
 
 DEPLOYERS: dict = {}   # name -> function(tuned model) -> deployed copy; `from_pretrained` replays the one a deployed model records
@@ -441,9 +442,9 @@ def merge_and_unload(model:nn.Module) -> nn.Module:
     if not tuner_layers(model): raise ValueError(f"{type(model).__name__} has no tuned layer to merge")
     out = clone_model(model)
     layers = tuner_layers(out); new = {id(l): l.deploy() for l in layers.values()}
-    for n, l in _all_names(out, layers): _set_module(out, n, new[id(l)])
+    for n, l in _all_names(out, layers): replace_module(out, n, new[id(l)])
     out.__dict__.pop("padnotes_tuners", None); out.__dict__.pop("_padnotes_flags", None); out.__dict__.pop("_padnotes_outside", None)
-    _sync_hf_config(out)
+    sync_hf_config(out)
     return record_deployment(model, out, "merge_and_unload").eval()
 
 register_deployer("merge_and_unload", merge_and_unload)

@@ -15,7 +15,7 @@ from torch import nn
 import plotly.graph_objects as go
 
 from .pad import PAD_CRITERIA, PartialDynamicConv2d, PartialExperts, partial_layers, partition_report
-from .experiments.pad import _CRIT_COLORS, summarize_sweep, sweep_results
+from .experiments.pad import PAD_CRITERION_COLORS, summarize_sweep, sweep_results
 from .moe import moe_layers
 
 # %% auto #0
@@ -161,7 +161,7 @@ def reference_levels(df:pd.DataFrame, metric:str="dev_acc") -> dict:
     return {k: float(s[s.criterion == k]["mean"].iloc[0]) for k in ("dynamic", "static", "reference") if (s.criterion == k).any()}
 
 # %% ../nbs/06_viz.ipynb #c84b85e8
-CRITERION_COLORS = _CRIT_COLORS                   # the palette of padnotes.pad.plot_sweep, so both draw a criterion alike
+CRITERION_COLORS = PAD_CRITERION_COLORS                   # the palette of padnotes.pad.plot_sweep, so both draw a criterion alike
 _LEVEL_STYLE = dict(dynamic=("fully dynamic (ratio 1)", "dash"), static=("static (ratio 0)", "dashdot"), reference=("reference: the unconverted model", "dot"))
 
 def _rgba(hex_color:str, a:float) -> str:

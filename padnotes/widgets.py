@@ -16,15 +16,16 @@ from plotly.subplots import make_subplots
 import ipywidgets as W
 import plotly.io as pio
 
-from .core import Callback, count_params, deploy_numel, fit, forward_logits, get_device, set_seed, split_batch, tiny, to_device
+from .core import (check_ratio, count_params, deploy_numel, forward_logits, get_device, patch_method, set_seed,
+                           split_batch, tiny, to_device)
+from .train import Callback, fit
 from .pad import (PAD_CRITERIA, PartialDynamicConv2d, apply_partition, average_static, mode_scores, partial_layers, partition_report,
                           to_partial)
-from .scoring import _check_ratio, ranking
+from .scoring import ranking
 from .viz import (accuracy_traces, layer_fraction_traces, live_point_trace, load_results, mask_grid, mask_traces)
 
 # %% auto #0
-__all__ = ['ExplorerState', 'readout_html', 'Explorer', 'refine', 'figure_output', 'static_figure', 'set_ratio', 'set_criterion',
-           'set_layer', 'fine_tune', 'resnet_explorer_args', 'for_resnet', 'benchmark_slider', 'for_minilm']
+__all__ = ['ExplorerState', 'readout_html', 'Explorer', 'figure_output', 'resnet_explorer_args', 'benchmark_slider']
 
 # %% ../nbs/07_explorer.ipynb #12515d22
 @dataclasses.dataclass
@@ -118,13 +119,14 @@ class Explorer:
         self.widget = self._layout()
 
     # ---- checks ---------------------------------------------------------------------------------------------------
-    def _check_ratio(self, r): return _check_ratio(r, "the dynamic ratio")
+    def _check_ratio(self, r): return check_ratio("the dynamic ratio", r)
     def _check_criterion(self, c):
         if c not in self.scores: raise ValueError(f"unknown criterion {c!r}: this explorer has scores for {list(self.scores)}")
     def _check_layer(self, l):
         if l not in self.layers: raise ValueError(f"unknown layer {l!r}: the partially dynamic layers are {self.layers}")
 
 # %% ../nbs/07_explorer.ipynb #e7347bc1
+@patch_method(Explorer)
 def _ranking(self:Explorer, criterion:str):
     "Once per criterion: the mask tensors in score order and the entries sorted best first (as `keep_masks` sorts them)."
     if criterion not in self._rankings:
@@ -136,6 +138,7 @@ def _ranking(self:Explorer, criterion:str):
         self._rankings[criterion] = ([masks[n] for n in sc], order)
     return self._rankings[criterion]
 
+@patch_method(Explorer)
 def _partition(self:Explorer):
     "Set the masks for the current ratio and criterion: the first round(ratio * N) entries of the cached order are dynamic."
     targets, order = self._ranking(self.state.criterion)
@@ -149,11 +152,13 @@ def _partition(self:Explorer):
 def _rows(inputs, lo:int, hi:int):
     return {k: v[lo:hi] for k, v in inputs.items()} if isinstance(inputs, dict) else inputs[lo:hi]
 
+@patch_method(Explorer)
 def _correct(self:Explorer, lo:int, hi:int) -> torch.Tensor:
     "Whether the live model gets held-out examples lo..hi right (bool, on the CPU)."
     with torch.no_grad(): logits = forward_logits(self.model, _rows(self.inputs, lo, hi))
     return (logits.argmax(-1) == self.labels[lo:hi]).cpu()
 
+@patch_method(Explorer)
 @contextlib.contextmanager
 def _measuring(self:Explorer):
     "The model in eval mode and torch at the explorer's thread count while held-out examples are measured; both restored after."
@@ -163,6 +168,7 @@ def _measuring(self:Explorer):
     try: yield
     finally: torch.set_num_threads(threads); self.model.train(was)
 
+@patch_method(Explorer)
 def _read_record(self:Explorer):
     "Accuracy and its error from the current partition's record; the change from the previous partition, paired over shared examples."
     s, c = self.state, self._records[self._key]
@@ -173,6 +179,7 @@ def _read_record(self:Explorer):
     m = min(n, len(p)); d = c[:m].float() - p[:m].float()
     s.change = float(d.mean()); s.change_se = float(d.std() / math.sqrt(m)) if m > 1 else float("nan")
 
+@patch_method(Explorer)
 def _measure(self:Explorer):
     "Evaluate the current partition: accuracy and latency on the first `quick` held-out examples, ratio, dynamic parameters, deploy size."
     m, s = self.model, self.state
@@ -189,6 +196,7 @@ def _measure(self:Explorer):
     self.report = rep
     return s
 
+@patch_method(Explorer)
 def _deploy_curve(self:Explorer, n:int) -> pd.DataFrame:
     "Deploy size of the live model at `n` ratios from 0 to 1 (partitioned with the starting criterion's scores)."
     rows, r0, keys = [], self.state.ratio, (self._key, self._prev_key)
@@ -198,6 +206,7 @@ def _deploy_curve(self:Explorer, n:int) -> pd.DataFrame:
     self.state.ratio, (self._key, self._prev_key) = r0, keys
     return pd.DataFrame(rows)
 
+@patch_method(Explorer)
 def _refine_loop(self:Explorer, gen:int, max_seconds:float|None=None, draw:bool=True) -> bool:
     "Measure the current partition's remaining held-out examples, `quick` at a time; stop as soon as a move makes `gen` stale."
     t0 = time.perf_counter()
@@ -214,6 +223,7 @@ def _refine_loop(self:Explorer, gen:int, max_seconds:float|None=None, draw:bool=
         if draw and gen == self._gen: self._redraw()
     return True
 
+@patch_method(Explorer)
 def refine(self:Explorer, max_seconds:float|None=None, # stop after about this long (None: measure every held-out example)
           ) -> ExplorerState:
     "Measure the current partition on the rest of the held-out examples (a move measures only the first `quick`); returns the state."
@@ -221,21 +231,19 @@ def refine(self:Explorer, max_seconds:float|None=None, # stop after about this l
     self._refine_loop(self._gen, max_seconds)
     return self.state
 
+@patch_method(Explorer)
 def _stop_background(self:Explorer):
     "Make any background refinement stale and wait for it (it stops after the chunk in flight)."
     with self._lock: self._gen += 1
     w, self._worker = self._worker, None
     if w is not None and w is not threading.current_thread(): w.join()
 
+@patch_method(Explorer)
 def _start_background(self:Explorer):
     "After a widget move: refine the new partition in a daemon thread (the widget stays live; a further move stops it)."
     if not self.background or len(self._records[self._key]) >= len(self.labels): return
     self._worker = threading.Thread(target=self._refine_loop, args=(self._gen,), daemon=True, name="padnotes-explorer-refine")
     self._worker.start()
-
-Explorer._ranking, Explorer._partition, Explorer._measure, Explorer._deploy_curve = _ranking, _partition, _measure, _deploy_curve
-Explorer._correct, Explorer._measuring, Explorer._read_record, Explorer._refine_loop, Explorer.refine = _correct, _measuring, _read_record, _refine_loop, refine
-Explorer._stop_background, Explorer._start_background = _stop_background, _start_background
 
 # %% ../nbs/07_explorer.ipynb #3ca9f0ad
 _PANELS = ("accuracy against the dynamic ratio", "deploy size against the dynamic ratio", "dynamic fraction per layer", "mode mask")
@@ -243,6 +251,7 @@ _PANELS = ("accuracy against the dynamic ratio", "deploy size against the dynami
 def _acc_traces(self:Explorer) -> list:
     return [] if self.results is None else accuracy_traces(self.results)
 
+@patch_method(Explorer)
 def _build_figure(self:Explorer) -> go.Figure:
     s = self.state
     fig = make_subplots(rows=2, cols=2, subplot_titles=_PANELS, vertical_spacing=0.16, horizontal_spacing=0.12)
@@ -276,6 +285,7 @@ def _build_figure(self:Explorer) -> go.Figure:
     self._apply_updates(fig)
     return fig
 
+@patch_method(Explorer)
 def _apply_updates(self:Explorer, fig):
     s = self.state
     acc, dep = fig.data[self._i_acc], fig.data[self._i_dep]
@@ -298,18 +308,19 @@ def figure_output(fig:go.Figure) -> dict:
     return {"output_type": "display_data", "metadata": {},
             "data": {"application/vnd.plotly.v1+json": json.loads(pio.to_json(fig, validate=False)), "text/plain": f"<{fig.layout.title.text}>"}}
 
+@patch_method(Explorer)
 def _redraw(self:Explorer):
     with self.fig.batch_update(): self._apply_updates(self.fig)
     self.plot.outputs = (figure_output(self.fig),)
     self.readouts.value = readout_html(self.state)
 
+@patch_method(Explorer)
 def static_figure(self:Explorer) -> go.Figure:
     "The explorer's current picture as a plain figure (for pages without a kernel)."
     return go.Figure(self.fig)
 
-Explorer._build_figure, Explorer._apply_updates, Explorer._redraw, Explorer.static_figure = _build_figure, _apply_updates, _redraw, static_figure
-
 # %% ../nbs/07_explorer.ipynb #c90b1b67
+@patch_method(Explorer)
 def _build_widgets(self:Explorer, steps:int):
     s = self.state
     self.slider = W.FloatSlider(value=s.ratio, min=0.0, max=1.0, step=0.01, description="dynamic ratio", continuous_update=False,
@@ -332,19 +343,20 @@ def _build_widgets(self:Explorer, steps:int):
     self.layer_w.observe(lambda ch: self._quiet or self.set_layer(ch["new"]), names="value")
     self.button.on_click(lambda b: then_refine(self.fine_tune)(self.steps_w.value))
 
+@patch_method(Explorer)
 def _layout(self:Explorer) -> W.Widget:
     controls = W.VBox([W.HTML(f"<b>{html.escape(self.title)}</b>"), self.slider, self.criterion_w, self.layer_w,
                        W.HBox([self.button, self.steps_w]), self.progress, self.status, self.readouts],
                       layout=W.Layout(width="360px", margin="0 12px 0 0"))
     return W.HBox([controls, self.plot], layout=W.Layout(flex_flow="row wrap", align_items="flex-start"))
 
+@patch_method(Explorer)
 def _ipython_display_(self:Explorer):
     from IPython.display import display
     display(self.widget)
 
-Explorer._build_widgets, Explorer._layout, Explorer._ipython_display_ = _build_widgets, _layout, _ipython_display_
-
 # %% ../nbs/07_explorer.ipynb #ef8d4995
+@patch_method(Explorer)
 def _show(self:Explorer, widget, value):
     "Set a control's value from code without calling back."
     if widget.value == value: return
@@ -352,6 +364,7 @@ def _show(self:Explorer, widget, value):
     try: widget.value = value
     finally: self._quiet = False
 
+@patch_method(Explorer)
 def set_ratio(self:Explorer, ratio:float) -> ExplorerState:
     "Re-partition at `ratio` from the cached scores, measure, redraw; returns the state."
     r = self._check_ratio(ratio)
@@ -362,6 +375,7 @@ def set_ratio(self:Explorer, ratio:float) -> ExplorerState:
         self._partition(); self._measure(); self._redraw()
     return self.state
 
+@patch_method(Explorer)
 def set_criterion(self:Explorer, criterion:str) -> ExplorerState:
     "Partition with another criterion's cached scores at the same ratio."
     self._check_criterion(criterion)
@@ -372,6 +386,7 @@ def set_criterion(self:Explorer, criterion:str) -> ExplorerState:
         self._partition(); self._measure(); self._redraw()
     return self.state
 
+@patch_method(Explorer)
 def set_layer(self:Explorer, layer:str) -> ExplorerState:
     "Draw another layer's mode mask (the partition is unchanged)."
     self._check_layer(layer)
@@ -381,6 +396,7 @@ def set_layer(self:Explorer, layer:str) -> ExplorerState:
         self._redraw()
     return self.state
 
+@patch_method(Explorer)
 def fine_tune(self:Explorer, steps:int|None=None) -> ExplorerState:
     "Train the live model at the current partition for `steps` steps (masks fixed), then measure again."
     if self.train_data is None: raise ValueError("this explorer has no training data: pass train_data=... to fine-tune")
@@ -400,13 +416,12 @@ def fine_tune(self:Explorer, steps:int|None=None) -> ExplorerState:
     self.status.value = f"fine-tuned {self.state.fine_tune_steps} steps in all (the cached scores are from before)"
     return self.state
 
-Explorer._show, Explorer.set_ratio, Explorer.set_criterion, Explorer.set_layer, Explorer.fine_tune = _show, set_ratio, set_criterion, set_layer, fine_tune
-
 # %% ../nbs/07_explorer.ipynb #5be01a39
 def resnet_explorer_args() -> dict:
     "Arguments of `Explorer.for_resnet`: a reader's size, or a tiny one under test (IN_TEST)."
     return dict(train_size=tiny(6000, 128), epochs=tiny(2, 1), heldout_size=tiny(2000, 48), quick=tiny(128, 16), n_batches=tiny(10, 1), seed=0)
 
+@patch_method(Explorer)
 @classmethod
 def for_resnet(cls, train_size:int=6000, # Fashion-MNIST training images
                epochs:int=2, # training epochs before scoring
@@ -432,8 +447,6 @@ def for_resnet(cls, train_size:int=6000, # Fashion-MNIST training images
     return cls(model, scores, heldout, train_data=dls["train"], results=results, lr=lr / 3, device=device,
                title="DY-Conv ResNet-8 on Fashion-MNIST", **kwargs)
 
-Explorer.for_resnet = for_resnet
-
 # %% ../nbs/07_explorer.ipynb #eac88637
 def benchmark_slider(explorer:Explorer, # the explorer to move
                      ratios:Sequence[float]=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.5), # the moves, in order
@@ -457,6 +470,7 @@ def benchmark_slider(explorer:Explorer, # the explorer to move
     return out
 
 # %% ../nbs/07_explorer.ipynb #6caa70c6
+@patch_method(Explorer)
 @classmethod
 def for_minilm(cls, train_size:int=512, # Rotten Tomatoes training snippets
                steps:int=40, # fine-tuning steps (fully dynamic) before scoring
@@ -465,16 +479,16 @@ def for_minilm(cls, train_size:int=512, # Rotten Tomatoes training snippets
                num_experts:int=4, max_len:int=48, batch_size:int=16, lr:float=1e-4, seed:int=0,
                results:pd.DataFrame|None|str="shipped", device=None, progress:bool=True, **kwargs) -> Explorer:
     "An explorer over MiniLM-L6 with 4-expert MoE FFNs, briefly fine-tuned on Rotten Tomatoes."
-    from padnotes.core import AddLoss
+    from padnotes.train import AddLoss
     from padnotes.data import load_minilm, text_loaders
     from padnotes.moe import moefy
-    from padnotes.experiments.pad import _moe_aux                          # the router balance loss, as the sweep adds it
+    from padnotes.experiments.pad import moe_aux_loss                          # the router balance loss, as the sweep adds it
     device = get_device(device)
     tok, model = load_minilm(2, seed=seed)
     dls = text_loaders("rotten_tomatoes", tokenizer=tok, max_len=max_len, batch_size=batch_size,
                        subset=dict(train=train_size, dev=heldout_size, test=heldout_size), seed=seed)
     set_seed(seed); moefy(model, num_experts=num_experts, top_k=2, init="copy")
-    fit(model, dls["train"], epochs=max(1, math.ceil(steps / len(dls["train"]))), max_steps=steps, lr=lr, cbs=[AddLoss(_moe_aux)], device=device, progress=progress)
+    fit(model, dls["train"], epochs=max(1, math.ceil(steps / len(dls["train"]))), max_steps=steps, lr=lr, cbs=[AddLoss(moe_aux_loss)], device=device, progress=progress)
     to_partial(model); average_static(model, dls["train"], n_batches)              # static parts: the data-averaged experts
     scores = {c: mode_scores(model, c, data=dls["train"], n_batches=n_batches, seed=seed) for c in PAD_CRITERIA}
     if isinstance(results, str) and results == "shipped": results = load_results("rotten_tomatoes")
@@ -482,5 +496,3 @@ def for_minilm(cls, train_size:int=512, # Rotten Tomatoes training snippets
     set_seed(seed)
     return cls(model, scores, heldout, train_data=dls["train"], results=results, lr=lr, device=device,
                title="MiniLM-L6 with MoE FFNs on Rotten Tomatoes", **{"quick": 64, **kwargs})
-
-Explorer.for_minilm = for_minilm

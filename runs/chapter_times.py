@@ -11,7 +11,7 @@ import json, os, subprocess, sys, tempfile, time
 from pathlib import Path
 import pandas as pd
 
-from padnotes.experiments.pad import append_row
+from padnotes.experiments.results import append_row
 
 HERE = Path(__file__).parent
 NBS = HERE.parent / "nbs"

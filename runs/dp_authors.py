@@ -23,7 +23,7 @@ import torch
 
 from padnotes.data import text_loaders
 from padnotes.experiments.diff_pruning import DiffPruningSweep, diff_pruning_sweep, sweep_unit, train_unit
-from padnotes.experiments.pad import append_row
+from padnotes.experiments.results import append_row
 
 HERE = Path(__file__).parent
 LRS = (2e-5, 5e-5, 1e-4, 2e-4)

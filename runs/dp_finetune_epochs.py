@@ -15,7 +15,7 @@ import torch
 
 from padnotes.data import text_loaders
 from padnotes.experiments.diff_pruning import DiffPruningSweep, _key, calibrate_l0, sweep_unit
-from padnotes.experiments.pad import append_row
+from padnotes.experiments.results import append_row
 
 FINETUNE_EPOCHS = 3
 DENSITY = 0.005

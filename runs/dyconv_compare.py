@@ -14,7 +14,7 @@ import pandas as pd, torch
 from padnotes.core import set_seed
 from padnotes.data import image_loaders
 from padnotes.experiments.dyconv import compare_static_dynamic
-from padnotes.experiments.pad import append_row
+from padnotes.experiments.results import append_row
 
 SETTINGS = dict(epochs=2, batch_size=128)
 HERE = Path(__file__).parent

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import torch
 
-from padnotes.core import count_params, evaluate, fit, set_seed
+from padnotes.core import count_params, set_seed
+from padnotes.train import evaluate, fit
 from padnotes.data import image_loaders, resnet8
 from padnotes.dyconv import TemperatureSchedule
 from padnotes.experiments.pad import dynamicize_model
+from padnotes.experiments.results import append_row
 
 OUT = Path(__file__).with_name("pad_pilot.csv")
 FIELDS = ["task", "width", "epochs", "model", "seed", "params", "dev_acc", "test_acc", "seconds"]
@@ -45,11 +47,7 @@ def main():
     dls = image_loaders("fashion_mnist", batch_size=64, subset=dict(train=8000, dev=2000, test=2000), seed=0)
     for i, g in enumerate(todo):
         row = run(**g, dls=dls)
-        new = not OUT.exists()
-        with OUT.open("a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=FIELDS)
-            if new: w.writeheader()
-            w.writerow(row)
+        append_row(OUT, {k: row.get(k) for k in FIELDS})      # the file's column order
         print(f"[{i + 1}/{len(todo)}] {row}", flush=True)
 
 

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import torch
 
-from padnotes.core import AddLoss, count_params, evaluate, fit, get_device, set_seed
+from padnotes.core import count_params, get_device, set_seed
+from padnotes.train import AddLoss, evaluate, fit
 from padnotes.data import image_loaders, load_minilm, text_loaders, resnet8
 from padnotes.dyconv import TemperatureSchedule
-from padnotes.experiments.pad import _moe_aux, dynamicize_model
+from padnotes.experiments.pad import moe_aux_loss, dynamicize_model
+from padnotes.experiments.results import append_row
 from padnotes.moe import moefy
 
 FIELDS = ["task", "width", "train", "epochs", "model", "seed", "params", "dev_acc", "test_acc", "seconds", "device"]
@@ -44,7 +46,7 @@ def run(g:dict, device, tiny:bool) -> dict:
         tok, net = load_minilm(2, seed=g["seed"])
         dls = text_loaders("rotten_tomatoes", tokenizer=tok, max_len=48, batch_size=32, subset=dict(train=g["train"], dev=500, test=500), seed=0)
         cbs = []
-        if g["model"] == "moe_copy": moefy(net, num_experts=4, top_k=2, init="copy", seed=g["seed"]); cbs = [AddLoss(_moe_aux)]
+        if g["model"] == "moe_copy": moefy(net, num_experts=4, top_k=2, init="copy", seed=g["seed"]); cbs = [AddLoss(moe_aux_loss)]
         lr = 1e-4
     dls["train"].generator.manual_seed(g["seed"])
     fit(net, dls["train"], epochs=g["epochs"], lr=lr, cbs=cbs, device=device, progress=False)
@@ -68,11 +70,7 @@ def main(argv=None):
     for i, g in enumerate(todo):
         if time.time() - t_start > a.budget: print(f"budget of {a.budget:.0f} s reached: {len(todo) - i} runs left for the next call", flush=True); break
         row = run(g, device, a.tiny)
-        new = not out.exists()
-        with out.open("a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=FIELDS)
-            if new: w.writeheader()
-            w.writerow(row)
+        append_row(out, {k: row.get(k) for k in FIELDS})      # the file's column order
         print(f"[{i + 1}/{len(todo)}] {row}", flush=True)
     print(f"done in {time.time() - t_start:.0f} s", flush=True)
 

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import torch
 
-from padnotes.core import AddLoss, count_params, evaluate, fit, set_seed
+from padnotes.core import count_params, set_seed
+from padnotes.train import AddLoss, evaluate, fit
 from padnotes.data import load_minilm, text_loaders
-from padnotes.experiments.pad import _moe_aux
+from padnotes.experiments.pad import moe_aux_loss
+from padnotes.experiments.results import append_row
 from padnotes.moe import moefy, moe_param_counts
 
 OUT = Path(__file__).with_name("pad_pilot_text.csv")
@@ -26,7 +28,7 @@ def run(model:str, seed:int, tok) -> dict:
     dls = text_loaders("rotten_tomatoes", tokenizer=tok, max_len=48, batch_size=16, subset=dict(train=TRAIN, dev=500, test=500), seed=0)
     set_seed(seed); _, net = load_minilm(2, seed=seed); cbs = []
     if model != "dense":
-        moefy(net, num_experts=4, top_k=2, init="copy" if model == "moe_copy" else "split", seed=seed); cbs = [AddLoss(_moe_aux)]
+        moefy(net, num_experts=4, top_k=2, init="copy" if model == "moe_copy" else "split", seed=seed); cbs = [AddLoss(moe_aux_loss)]
     pc = moe_param_counts(net) if model != "dense" else dict(total=count_params(net), active=count_params(net))
     dls["train"].generator.manual_seed(seed)
     fit(net, dls["train"], epochs=EPOCHS, lr=LR, cbs=cbs, device="cpu", progress=False)
@@ -44,11 +46,7 @@ def main():
     tok, _ = load_minilm(2)
     for i, g in enumerate(todo):
         row = run(**g, tok=tok)
-        new = not OUT.exists()
-        with OUT.open("a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=FIELDS)
-            if new: w.writeheader()
-            w.writerow(row)
+        append_row(OUT, {k: row.get(k) for k in FIELDS})      # the file's column order
         print(f"[{i + 1}/{len(todo)}] {row}", flush=True)
 
 

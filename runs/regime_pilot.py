@@ -23,10 +23,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from padnotes.core import count_params, evaluate, fit, set_seed
+from padnotes.core import count_params, set_seed
+from padnotes.train import evaluate, fit
 from padnotes.data import image_loaders, resnet8
 from padnotes.dyconv import TemperatureSchedule
-from padnotes.experiments.pad import append_row, dynamicize_model
+from padnotes.experiments.pad import dynamicize_model
+from padnotes.experiments.results import append_row
 
 HERE = Path(__file__).parent
 OUT = HERE / "regime_pilot.csv"

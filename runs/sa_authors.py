@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from padnotes.data import text_loaders
-from padnotes.experiments.pad import append_row
+from padnotes.experiments.results import append_row
 from padnotes.experiments.sparse_adapter import SparseAdapterSweep, sparse_adapter_sweep, summarize_sparse_sweep, sweep_run
 
 LRS = (3e-4, 1e-3, 3e-3)

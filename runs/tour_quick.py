@@ -9,11 +9,10 @@ import os, tempfile
 from pathlib import Path
 import pandas as pd
 
-from padnotes.tour import discover_sections, run_tour
+from padnotes.tour import run_tour
 
 if __name__ == "__main__":
     load0 = os.getloadavg()[0]
-    discover_sections()
     with tempfile.TemporaryDirectory() as d:
         tour = run_tour(size="quick", device="cpu", out=Path(d) / "tour", seed=0, progress=True, command="padnotes tour --quick --device cpu")
     rows = []

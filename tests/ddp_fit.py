@@ -4,7 +4,8 @@ import json, os, sys
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-from padnotes.core import dist_info, evaluate, fit, set_seed
+from padnotes.core import set_seed
+from padnotes.train import dist_info, evaluate, fit
 
 
 def data(n=96, seed=0):
@@ -28,12 +29,12 @@ if __name__ == "__main__":
         xp.append_row = lambda path, row: (mine.append(str(xp._key(row))), write(path, row))   # which runs this process wrote
         df = pad_sweep(tour_config("fashion_mnist", "tiny"), os.path.join(out, "sweep.csv"), device="cpu", progress=False)
         rank, world = dist_info()
-        from padnotes.core import world_info
+        from padnotes.train import world_info
         with open(os.path.join(out, f"sweep{world_info()[0]}.json"), "w") as f: json.dump(dict(rows=len(df), world=world_info()[1], mine=mine), f)
         sys.exit(0)
     if len(sys.argv) > 3 and sys.argv[3] == "expert_parallel":              # fit must refuse rank-local parameters
         import torch.distributed as dist
-        from padnotes.core import init_distributed
+        from padnotes.train import init_distributed
         from padnotes.moe import MoE, ExpertParallelMoE
         init_distributed()
         net = nn.Sequential(nn.Linear(6, 8), ExpertParallelMoE(MoE(8, 16, num_experts=4, top_k=1)))

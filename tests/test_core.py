@@ -5,8 +5,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from padnotes.core import (AddLoss, Callback, count_params, deploy_numel, evaluate, fit, get_device, in_test,
-                           make_scheduler, param_report, set_seed, split_batch, tiny, time_fn)
+from padnotes.core import (count_params, deploy_numel, get_device, in_test, param_report, set_seed, split_batch, tiny, time_fn)
+from padnotes.train import AddLoss, Callback, evaluate, fit, make_scheduler
 
 
 def blobs(n=128, seed=0):

@@ -3,7 +3,8 @@ import dataclasses, json, math
 import pytest, torch
 from torch import nn
 from transformers import BertConfig, BertForSequenceClassification, DistilBertConfig, DistilBertForSequenceClassification
-from padnotes.core import fit, set_seed
+from padnotes.core import set_seed
+from padnotes.train import fit
 from padnotes.diff_pruning import (DIFF_WEIGHTS, LOUIZOS_GATE, PAPER_GATE, DiffLayer, DiffPruningConfig, TaskDiff, TrainedCopy, applied_task_diff,
                                    diff_config, diff_deltas, diff_layers, diff_numel, expected_l0, fingerprint, fit_diff, get_diff_model,
                                    hard_concrete, hard_concrete_cdf, hard_concrete_density, hard_concrete_law, hard_concrete_mean_gate,

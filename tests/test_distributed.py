@@ -3,7 +3,7 @@ import json, os, socket, subprocess, sys
 from pathlib import Path
 import pytest, torch
 from torch.utils.data import DataLoader
-from padnotes.core import distributed_loader, evaluate, fit
+from padnotes.train import distributed_loader, evaluate, fit
 
 sys.path.insert(0, str(Path(__file__).parent))
 import ddp_fit

@@ -71,7 +71,7 @@ def test_every_public_callable_with_parameters_has_a_parameters_section():
 
 
 def test_documented_once_and_summary_kept():
-    from padnotes.core import document
+    from padnotes.docs import document
     from padnotes.pad import padify
     before = padify.__doc__
     document(padify); document(padify)

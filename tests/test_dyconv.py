@@ -10,7 +10,8 @@ from padnotes.dyconv import (DynamicConv2d, KernelAttention, aggregate, dyconv_l
                              dyconv_reference, dyconv_from_conv, dynamicize, dynamic_layers, set_temperature, attention_entropy,
                              count_flops, TemperatureSchedule, AttentionRecorder)
 from padnotes.experiments.dyconv import benchmark_dyconv, class_attention, specialisation
-from padnotes.core import fit, set_seed
+from padnotes.core import set_seed
+from padnotes.train import fit
 from padnotes.data import resnet8, efficientnet_lite0
 
 MODES = ("kernel", "output")

@@ -3,7 +3,7 @@ import math, subprocess, sys
 import pytest, torch, torch.nn as nn, torch.nn.functional as F
 from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
 from transformers.modeling_outputs import ImageClassifierOutputWithNoAttention
-from padnotes.core import Callback
+from padnotes.train import Callback
 from padnotes.dyconv import TemperatureSchedule, dynamicize, dynamic_layers
 from padnotes.moe import MoEAuxLoss, moefy, moe_layers
 from padnotes.hf import FitCallback, RouterLoadCallback, TemperatureCallback
@@ -103,7 +103,7 @@ def test_temperature_callback_anneals_by_steps(tmp_path):
     assert {l.temperature for l in dynamic_layers(cnn).values()} == {30.0}
     temp, seen = TemperatureCallback(start=30, end=1, steps=4), _TauSeen()
     Trainer(model=cnn, args=_args(tmp_path, max_steps=7), train_dataset=_images(40), callbacks=[temp, FitCallback(seen)]).train()
-    ref = TemperatureSchedule(30, 1, steps=4)                        # the same schedule as padnotes.core.fit's
+    ref = TemperatureSchedule(30, 1, steps=4)                        # the same schedule as padnotes.train.fit's
     assert [h["step"] for h in temp.history] == list(range(7))
     assert [h["temperature"] for h in temp.history] == [ref.temperature_at(s) for s in range(7)] == [30, 22.75, 15.5, 8.25, 1, 1, 1]
     assert [t.pop() for t in seen.taus] == [ref.temperature_at(s) for s in range(7)]   # set before each step's forward
@@ -121,7 +121,7 @@ def test_temperature_callback_anneals_by_epochs(tmp_path):
 
 def test_callbacks_refuse_what_they_cannot_do(tmp_path):
     with pytest.raises(ValueError, match="after_loss"): FitCallback(MoEAuxLoss())
-    with pytest.raises(TypeError, match="padnotes.core.Callback"): FitCallback(object())
+    with pytest.raises(TypeError, match="padnotes.train.Callback"): FitCallback(object())
     with pytest.raises(ValueError, match="exactly one of epochs or steps"): TemperatureCallback(30, 1)
     tr = Trainer(model=_CNN(), args=_args(tmp_path, max_steps=1), train_dataset=_images(4), callbacks=[TemperatureCallback(steps=2)])
     with pytest.raises(ValueError, match="no DynamicConv2d"): tr.train()

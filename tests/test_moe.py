@@ -317,7 +317,7 @@ def test_expert_parallel_needs_process_group():
 # ---------------------------------------------------------------- gates, training helpers
 from padnotes.moe import MoEAuxLoss, RouterLoadRecorder, moe_optimizer
 from padnotes.experiments.moe import minilm_moe_experiment
-from padnotes.core import fit, Callback
+from padnotes.train import fit, Callback
 
 
 def test_gate_rules():

@@ -117,7 +117,8 @@ def test_shipped_results_are_the_full_grid():
 def test_paired_difference_on_a_hand_made_table():
     import math
     import pandas as pd
-    from padnotes.experiments.pad import paired_claims, paired_difference
+    from padnotes.experiments.pad import paired_claims
+    from padnotes.experiments.stats import paired_difference
     rows = [dict(task="t", ratio=0.3, criterion=c, scale=True, seed=s, dev_acc=v)
             for c, vals in (("imp", (0.80, 0.82, 0.84, 0.83)), ("random", (0.79, 0.80, 0.81, 0.80))) for s, v in enumerate(vals)]
     rows += [dict(task="t", ratio=None, criterion="dynamic", scale=True, seed=s, dev_acc=0.9) for s in range(3)]   # seed 3 missing
@@ -153,7 +154,9 @@ def test_conv_warmup_partitions_after_training(tmp_path, monkeypatch):
 
 def test_pilot_summary_and_the_regenerate_command_import():
     import re
-    from padnotes.experiments.pad import REGENERATE, pilot_results, pilot_summary
+    from padnotes.experiments.pad import REGENERATE
+    from padnotes.experiments.results import pilot_results
+    from padnotes.experiments.stats import pilot_summary
     mod = re.search(r"from ([\w.]+) import (\w+)", REGENERATE)
     assert hasattr(__import__(mod.group(1), fromlist=[mod.group(2)]), mod.group(2))          # the command names a real function
     df = pd.DataFrame([dict(width=4, model=m, seed=s, dev_acc=0.8 + (0.03 if m == "dynamic" else 0) + 0.001 * s)
@@ -165,7 +168,7 @@ def test_pilot_summary_and_the_regenerate_command_import():
 
 def test_shipped_fashion_pilot_pairs_static_and_dynamic():
     "The shipped pilot rows (runs/pad_pilot.py): every setting has static and dynamic runs on the same seeds, and they learned."
-    from padnotes.experiments.pad import pilot_results
+    from padnotes.experiments.results import pilot_results
     df = pilot_results("fashion_mnist")
     for _, g in df.groupby(["width", "epochs"]):
         assert set(g[g.model == "static"].seed) == set(g[g.model == "dynamic"].seed) and len(g) == 2 * g.seed.nunique()
@@ -176,7 +179,7 @@ def test_shipped_fashion_pilot_pairs_static_and_dynamic():
 
 def test_shipped_text_pilot_pairs_dense_and_moe():
     "The shipped Rotten Tomatoes pilot rows (runs/pad_pilot_text.py): dense, copied and split experts on the same seeds; MoE copies hold more."
-    from padnotes.experiments.pad import pilot_results
+    from padnotes.experiments.results import pilot_results
     df = pilot_results("rotten_tomatoes")
     seeds = {m: set(g.seed) for m, g in df.groupby("model")}
     assert set(seeds) == {"dense", "moe_copy", "moe_split"} and len({frozenset(s) for s in seeds.values()}) == 1

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from padnotes.core import evaluate, fit
+from padnotes.train import evaluate, fit
 from padnotes.data import (IMAGE_DATASETS, REGIMES, TEXT_DATASETS, apply_regimes, assign_regimes, image_loaders,
                            image_splits, load_tokenizer, text_loaders)
 from padnotes.diff_pruning import DiffPruningConfig, TaskDiff, applied_task_diff, get_diff_model, project_diff, remove_task_diff

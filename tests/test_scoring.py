@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from hypothesis import assume, given, settings, strategies as st
 
-from padnotes.scoring import (CRITERIA, ScoreContext, _check_ratio, _kth_largest, grad_scores, grasp_scores, iterative_masks,
+from padnotes.scoring import (CRITERIA, ScoreContext, _kth_largest, grad_scores, grasp_scores, iterative_masks,
                               jaccard, keep_masks, magnitude_scores, ratio_schedule, register_criterion, score, scoring_mode,
                               synflow_scores, topk_mask)
 
@@ -173,11 +173,6 @@ def test_bad_ratio_types(bad):
     with pytest.raises(TypeError, match="keep_ratio"): keep_masks({"w": torch.ones(3)}, bad)
     with pytest.raises(TypeError, match="keep_ratio"): ratio_schedule(bad, 2)
 
-
-def test_check_ratio_alias_for_importers():
-    assert _check_ratio(0.25) == 0.25 and _check_ratio(1, "dynamic_ratio") == 1.0
-    with pytest.raises(ValueError, match="dynamic_ratio"): _check_ratio(1.5, "dynamic_ratio")
-    with pytest.raises(TypeError, match="dynamic_ratio"): _check_ratio("0.3", name="dynamic_ratio")
 
 
 def test_bad_threshold_inputs():

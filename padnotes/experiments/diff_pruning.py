@@ -12,20 +12,21 @@ import pandas as pd
 import torch
 import plotly.graph_objects as go
 
-from ..core import KeepBest, check_choice, clone_model, evaluate, set_seed, time_fns
+from ..core import check_choice, clone_model, set_seed, time_fns
+from ..train import KeepBest, evaluate
 from ..diff_pruning import (ALPHA_SCHEDULES, GROUP_PENALTIES, PROJECTION_STARTS, DiffPruningConfig, TaskDiff, applied_task_diff, diff_numel, fit_diff, get_diff_model, l0_norm,
                                    project_diff, remove_task_diff)
 from ..sparse import saved_bytes
 from ..tuners import merge_and_unload
-from ..tour import grid_section, register_section
-from .pad import (ASSETS, append_row, finding, interval_reading, paired_difference, points, resolution, results_csv,
-                                      settings_value, spread_runs)
+from .results import ASSETS, append_row, results_csv, settings_value, spread_runs
+from .sections import SectionResult, check_size, grid_section
+from .stats import finding, interval_reading, paired_difference, points, resolution, summarize
 
 # %% auto #0
 __all__ = ['DP_TASKS', 'DP_METHODS', 'DP_PROTOCOLS', 'METHOD_COLORS', 'METHOD_NAMES', 'RESULTS_FILE', 'CALIBRATION_FILE',
-           'PRODUCT_FILE', 'REGENERATE', 'FINETUNE_FILE', 'DiffPruningSweep', 'kept_by', 'train_unit', 'sweep_unit',
-           'diff_pruning_sweep', 'summarize_diff_sweep', 'diff_claims', 'plot_accuracy_vs_density', 'plot_kept_share',
-           'calibrate_l0', 'gate_clock', 'plot_gate_clock', 'grid_results', 'calibration_results',
+           'PRODUCT_FILE', 'REGENERATE', 'FINETUNE_FILE', 'TOUR_SECTION', 'DiffPruningSweep', 'kept_by', 'train_unit',
+           'sweep_unit', 'diff_pruning_sweep', 'summarize_diff_sweep', 'diff_claims', 'plot_accuracy_vs_density',
+           'plot_kept_share', 'calibrate_l0', 'gate_clock', 'plot_gate_clock', 'grid_results', 'calibration_results',
            'product_penalty_results', 'finetune_epochs_results', 'gap_stages', 'diff_verdict', 'save_full_model',
            'serving_benchmark', 'tour_sweep']
 
@@ -241,12 +242,8 @@ def summarize_diff_sweep(df:pd.DataFrame, # rows of `diff_pruning_sweep`
                          metric:str="dev_acc", # 'dev_acc' or 'test_acc'
                         ) -> pd.DataFrame:
     "Mean, std and count of `metric` per (task, method, density), with the mean file bytes and a 'mean ± std' column (in points)."
-    if metric not in df.columns: raise ValueError(f"no column {metric!r} in the results: they have {list(df.columns)}")
-    s = df.groupby(["task", "method", "density"], sort=False).agg(mean=(metric, "mean"), std=(metric, "std"), n=(metric, "size"),
-                                                                  file_bytes=("file_bytes", "mean"),
-                                                                  expected_density=("expected_density", "mean")).reset_index()
-    s["mean ± std"] = [f"{100 * a:.1f} ± {100 * b:.1f}" if n > 1 else f"{100 * a:.1f}" for a, b, n in zip(s["mean"], s["std"].fillna(0), s["n"])]
-    return s
+    keys = ["task", "method", "density"]
+    return summarize(df, keys, metric, means=["file_bytes", "expected_density"])
 
 def diff_claims(df:pd.DataFrame, # rows of `diff_pruning_sweep` for one task
                 metric:str="dev_acc", confidence:float=0.95) -> pd.DataFrame:
@@ -347,7 +344,7 @@ def gate_clock(steps:int, # optimiser steps
                l:float=-1.5, r:float=1.5, beta:float=1.0, # the hard-concrete stretch and temperature
               ) -> np.ndarray:
     "The expected density of a gate that only the L0 penalty moves (no task gradient), after each of `steps` AdamW steps: the clock every untouched gate follows."
-    from padnotes.core import make_scheduler
+    from padnotes.train import make_scheduler
     from padnotes.diff_pruning import expected_l0
     check_choice("alpha_schedule", alpha_schedule, ALPHA_SCHEDULES)
     a = torch.nn.Parameter(torch.tensor([float(alpha_init)], dtype=torch.float64))
@@ -523,15 +520,13 @@ def tour_sweep(size:str, # 'quick', 'full' or 'tiny'
                seed:int=0, # the one seed of quick and tiny tours
               ) -> DiffPruningSweep:
     "The diff pruning grid a tour of `size` runs: quick is full fine-tuning, its non-adaptive projection and diff pruning, all at 0.5%, on 480 snippets, 2 epochs."
-    from padnotes.tour import _check_size
-    _check_size(size)
+    check_size(size)
     if size == "full": return DiffPruningSweep()
     if size == "tiny": return DiffPruningSweep.tiny(seeds=(seed,))
     return DiffPruningSweep(densities=(0.005,), structured=(False,), seeds=(seed,), train_size=480, eval_size=200, epochs=2,
                             finetune_epochs=1, batch_size=16, max_len=48, lr=1e-4)   # 60 steps: the grid's 5e-5 leaves them at chance
 
 def _tour_result(ctx, df, path):
-    from padnotes.tour import SectionResult
     cfg = tour_sweep(ctx.size, ctx.seed)
     s = summarize_diff_sweep(df)
     table = s[["method", "density", "mean ± std", "n", "file_bytes"]].rename(columns={"mean ± std": "dev accuracy (%)", "file_bytes": "bytes per task"})
@@ -546,15 +541,15 @@ def _tour_plan(ctx) -> set:
     cfg = tour_sweep(ctx.size, ctx.seed)
     return {_key(cfg.task, *r) for r in cfg.rows()}
 
-register_section(grid_section("diff_pruning", "Diff pruning on Rotten Tomatoes",
+TOUR_SECTION = grid_section("diff_pruning", "Diff pruning on Rotten Tomatoes",
     "MiniLM-L6 fine-tuned whole (full fine-tuning); its fine-tuning diff cut by magnitude to 0.5% of the entries and fine-tuned with that "
     "mask (the non-adaptive baseline); and diff pruning: a diff gated by hard-concrete gates under an L0 penalty, projected to 0.5% and "
     "fine-tuned with the mask fixed. Each task is then a file of under 1% of the model. The paper's claim: diff pruning at 0.5% comes "
     "within about a point of full fine-tuning, and above the non-adaptive baseline.", order=40, csv="diff-pruning", result=_tour_result,
     plan=_tour_plan,
     key=lambda r: _key(r["task"], r["method"], r["density"], r["seed"]),
-    run=lambda ctx, path: diff_pruning_sweep(tour_sweep(ctx.size, ctx.seed), path, device=ctx.device, progress=ctx.progress)), replace=True)
+    run=lambda ctx, path: diff_pruning_sweep(tour_sweep(ctx.size, ctx.seed), path, device=ctx.device, progress=ctx.progress))
 
 # %% ../../nbs/13a_diff_pruning_lab.ipynb #526daabd
-from ..core import document_module
+from ..docs import document_module
 document_module(globals())

@@ -12,7 +12,8 @@ from torch import nn
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..core import get_device, set_seed, count_params, deploy_numel, fit, evaluate
+from ..core import get_device, set_seed, count_params, deploy_numel
+from ..train import fit, evaluate
 from ..dyconv import (DynamicConv2d, attention_entropy, dyconv_from_conv, dyconv_reference, dynamic_layers,
                              dynamicize, count_flops, TemperatureSchedule)
 
@@ -128,7 +129,7 @@ def plot_benchmark(df:pd.DataFrame, # from benchmark_dyconv
 def benchmark_results(path=None, # a CSV of `benchmark_dyconv` rows (default: the file shipped with padnotes)
                      ) -> pd.DataFrame:
     "Chapter 02's benchmark at full size (64 channels, 28x28, K = 4, 2 CPU threads; `python runs/dyconv_benchmark.py`), as shipped."
-    from padnotes.experiments.pad import ASSETS, results_csv
+    from padnotes.experiments.results import ASSETS, results_csv
     return results_csv(ASSETS / "dyconv_benchmark.csv" if path is None else path, None, "they are made by: python runs/dyconv_benchmark.py; python runs/ship_results.py")
 
 def benchmark_ratios(df:pd.DataFrame, # rows of `benchmark_dyconv` (or `benchmark_results()`)
@@ -228,7 +229,7 @@ def compare_results(seed:int=0, # the seed whose class attention to return
                     attention_path=None, # a CSV of class attention: seed, layer, class, kernel, weight (default: the file shipped)
                    ) -> dict:
     "Chapter 02's static-vs-dynamic ResNet-8 at full size (`python runs/dyconv_compare.py 0 1 2`), as shipped: every seed's table, and one seed's class attention."
-    from padnotes.experiments.pad import ASSETS, results_csv
+    from padnotes.experiments.results import ASSETS, results_csv
     how = "they are made by: python runs/dyconv_compare.py 0 1 2; python runs/ship_results.py"
     tab = results_csv(ASSETS / "dyconv_compare.csv" if path is None else path, None, how)
     att = results_csv(ASSETS / "dyconv_class_attention.csv" if attention_path is None else attention_path, None, how)

@@ -11,7 +11,8 @@ import math
 from typing import Optional
 import torch, torch.nn as nn, torch.nn.functional as F
 
-from ..core import fit, get_device, set_seed, time_fns
+from ..core import get_device, set_seed, time_fns
+from ..train import fit
 from ..moe import (MoE, MoEAuxLoss, RouterLoadRecorder, cv_squared, moe_optimizer, moe_param_counts, moe_reference, moefy)
 
 # %% ../../nbs/03a_moe_lab.ipynb #ecb13e2d

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/05a_pad_lab.ipynb #472b2722
 from __future__ import annotations
-import contextlib, dataclasses, importlib.resources, json, math, time
+import dataclasses, importlib.resources, json, math, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -12,20 +12,21 @@ import torch
 from torch import nn
 import plotly.graph_objects as go
 
-from ..core import clone_model, count_params, deploy_numel, set_seed
+from ..core import check_ratio, clone_model, count_params, deploy_numel, set_seed
+from .results import ASSETS, append_row, results_csv, settings_value, spread_runs
+from .stats import (finding, interval_reading, paired_difference, points, resolution,
+                                        select_rows, summarize)
 from ..sparse import saved_bytes
 from ..dyconv import DynamicConv2d
-from ..scoring import keep_masks, _check_ratio
+from ..scoring import keep_masks
 from ..pad import (PAD_CRITERIA, MergedPartialConv2d, PartialDynamicConv2d, dynamic_ratio_of, merge_for_inference,
                           padify, partial_layers, partition_report, to_partial, average_static)
 
 # %% auto #0
-__all__ = ['ASSETS', 'RESULTS_FILE', 'REGENERATE', 'PILOT_FILES', 'PILOT_SCRIPTS', 'EVIDENCE_FILE', 'ABLATION_FILE',
-           'EVIDENCE_COMMAND', 'plot_partition', 'SweepConfig', 'dynamicize_model', 'append_row', 'spread_runs',
-           'pad_sweep', 'summarize_sweep', 'plot_sweep', 'main_sweep', 'results_csv', 'sweep_results', 'pad_trends',
-           'paired_difference', 'interval_reading', 'points', 'finding', 'resolution', 'settings_value',
-           'paired_claims', 'pilot_results', 'pilot_summary', 'evidence_results', 'ablation_results', 'pad_verdict',
-           'layer_ratios', 'plot_layer_ratios', 'benchmark_pad']
+__all__ = ['PAD_CRITERION_COLORS', 'RESULTS_FILE', 'REGENERATE', 'EVIDENCE_FILE', 'ABLATION_FILE', 'EVIDENCE_COMMAND',
+           'plot_partition', 'SweepConfig', 'dynamicize_model', 'moe_aux_loss', 'pad_sweep', 'summarize_sweep',
+           'plot_sweep', 'main_sweep', 'sweep_results', 'pad_trends', 'paired_claims', 'evidence_results',
+           'ablation_results', 'pad_verdict', 'layer_ratios', 'plot_layer_ratios', 'benchmark_pad']
 
 # %% ../../nbs/05a_pad_lab.ipynb #d328c79c
 def plot_partition(report:list[dict], title:str="Dynamic fraction per layer") -> go.Figure:
@@ -69,7 +70,7 @@ class SweepConfig:
     def __post_init__(self):
         if self.lr is None: self.lr = 3e-3 if self.task == "fashion_mnist" else 1e-4
         if self.task not in ("fashion_mnist", "rotten_tomatoes"): raise ValueError(f"task must be 'fashion_mnist' or 'rotten_tomatoes', got {self.task!r}")
-        for r in self.ratios: _check_ratio(r, "dynamic_ratio")
+        for r in self.ratios: check_ratio("dynamic_ratio", r)
         bad = [c for c in self.criteria if c not in PAD_CRITERIA]
         if bad: raise ValueError(f"unknown criteria {bad}: expected some of {PAD_CRITERIA}")
         if not self.seeds: raise ValueError("seeds must not be empty")
@@ -130,7 +131,7 @@ def _key(row:dict) -> tuple:
 def _conv_run(cfg:SweepConfig, run:dict, dls:dict, device) -> nn.Module:
     from padnotes.data import resnet8
     from padnotes.dyconv import TemperatureSchedule
-    from padnotes.core import fit
+    from padnotes.train import fit
     set_seed(run["seed"]); model = resnet8(width=cfg.width)
     cbs, warm = [], cfg.conv_warmup_epochs
     warm_steps = int(round(warm * len(dls["train"])))
@@ -158,12 +159,12 @@ def dynamicize_model(model:nn.Module, num_kernels:int, seed:int) -> nn.Module:
     return dynamicize(model, num_kernels=num_kernels, copy_weights=False, seed=seed)
 
 # %% ../../nbs/05a_pad_lab.ipynb #c78b7fc2
-def _moe_aux(tr):
+def moe_aux_loss(tr):
     from padnotes.moe import moe_layers
     return sum(m.aux_loss for m in moe_layers(tr.model) if m.aux_loss is not None)
 
 def _moe_run(cfg:SweepConfig, run:dict, dls:dict, device, cache:dict) -> nn.Module:
-    from padnotes.core import fit, AddLoss
+    from padnotes.train import fit, AddLoss
     from padnotes.data import load_minilm
     from padnotes.moe import moefy
     lr = cfg.lr
@@ -181,42 +182,16 @@ def _moe_run(cfg:SweepConfig, run:dict, dls:dict, device, cache:dict) -> nn.Modu
     if run["seed"] not in cache:                               # warm-up once per seed, shared by every partition
         set_seed(run["seed"]); _, model = load_minilm(2, seed=run["seed"])
         moefy(model, num_experts=cfg.num_kernels, top_k=2, init="copy")
-        if cfg.warmup_epochs > 0: warm_up(model, [AddLoss(_moe_aux)])
+        if cfg.warmup_epochs > 0: warm_up(model, [AddLoss(moe_aux_loss)])
         cache.clear(); cache[run["seed"]] = model
     model = clone_model(cache[run["seed"]])
     padify(model, run["ratio"], run["criterion"] if run["criterion"] in PAD_CRITERIA else "random", data=dls["train"],
            n_batches=cfg.n_batches, use_scale=run["scale"], seed=run["seed"])
     dls["train"].generator.manual_seed(run["seed"])
-    fit(model, dls["train"], epochs=cfg.epochs, lr=lr, cbs=[AddLoss(_moe_aux)], device=device, progress=False)
+    fit(model, dls["train"], epochs=cfg.epochs, lr=lr, cbs=[AddLoss(moe_aux_loss)], device=device, progress=False)
     return model
 
 # %% ../../nbs/05a_pad_lab.ipynb #d552426f
-def append_row(path:str|Path, # a results CSV (created with a header by the first row)
-               row:dict, # one finished run
-              ):
-    "Append one run's row to a results CSV as soon as it finishes (under a file lock: processes sharing runs write to one file). Under torchrun with every process on the same run, only the first writes."
-    import fcntl
-    from padnotes.core import dist_info, world_info
-    (rank, world), (_, local_world) = world_info(), dist_info()
-    if local_world > 1 and rank != 0: return                     # data-parallel: the others ran the same run
-    path = Path(path)
-    with path.open("a", newline="") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try: f.seek(0, 2); f.write(pd.DataFrame([row]).to_csv(index=False, header=f.tell() == 0)); f.flush()
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
-
-@contextlib.contextmanager
-def spread_runs(todo:list, # the runs not yet in the results file, in order
-                spread:bool=True, # under torchrun: give each process its own runs (False: every run data-parallel over all of them)
-               ):
-    "This process's share of a sweep's runs: under torchrun (with `spread`) every world-th run from its rank, trained on it alone; otherwise all of them."
-    from padnotes.core import init_distributed, local_training, world_info
-    init_distributed(); rank, world = world_info()
-    if world == 1 or not spread: yield list(todo); return
-    import torch.distributed as dist
-    with local_training(): yield list(todo)[rank::world]
-    dist.barrier()                                               # every process's rows are in the file before anyone reads it
-
 def pad_sweep(cfg:SweepConfig, # what to run
               out:str|Path, # CSV file: rows are appended as runs finish; existing rows are skipped (resume)
               device=None, # None: GPU when present
@@ -225,7 +200,8 @@ def pad_sweep(cfg:SweepConfig, # what to run
              ) -> pd.DataFrame:
     "Run the PAD-Net sweep of `cfg`, appending one row per run to `out`; returns every row of `out` for this task."
     from tqdm.auto import tqdm
-    from padnotes.core import get_device, evaluate
+    from padnotes.core import get_device
+    from padnotes.train import evaluate
     from padnotes.data import image_loaders, text_loaders
     device = get_device(device); out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
     done = set()
@@ -256,13 +232,11 @@ def summarize_sweep(df:pd.DataFrame, # rows of `pad_sweep`
                     metric:str="dev_acc", # column to summarise
                    ) -> pd.DataFrame:
     "Mean, std and count of `metric` per (ratio, criterion, scale), references included."
-    g = df.assign(ratio=df.ratio.fillna(-1)).groupby(["task", "ratio", "criterion", "scale"])
-    s = g.agg(mean=(metric, "mean"), std=(metric, "std"), n=(metric, "size"), deploy=("deploy", "mean")).reset_index()
-    s["ratio"] = s.ratio.where(s.ratio >= 0)
-    return s
+    keys = ["task", "ratio", "criterion", "scale"]
+    return summarize(df, keys, metric, means=["deploy"], fill=dict(ratio=-1), sort=True)
 
 # %% ../../nbs/05a_pad_lab.ipynb #0cdd2ba9
-_CRIT_COLORS = dict(imp="#1f77b4", random="#ff7f0e", magnitude="#2ca02c")
+PAD_CRITERION_COLORS = dict(imp="#1f77b4", random="#ff7f0e", magnitude="#2ca02c")
 
 def plot_sweep(df:pd.DataFrame, # rows of `pad_sweep` (one task)
                metric:str="dev_acc", # 'dev_acc' or 'test_acc'
@@ -278,7 +252,7 @@ def plot_sweep(df:pd.DataFrame, # rows of `pad_sweep` (one task)
             part = pd.concat([ends, part]).sort_values("ratio")
             fig.add_trace(go.Scatter(x=part[x], y=part["mean"], error_y=dict(type="data", array=part["std"].fillna(0)),
                                      mode="lines+markers", name=f"{crit}" + ("" if sc else ", no scale factors"),
-                                     line=dict(color=_CRIT_COLORS[crit], dash="solid" if sc else "dot"),
+                                     line=dict(color=PAD_CRITERION_COLORS[crit], dash="solid" if sc else "dot"),
                                      customdata=np.stack([part.ratio, part.n, part.deploy], -1),
                                      hovertemplate="ratio %{customdata[0]:.1f}<br>" + metric + " %{y:.4f} ± %{error_y.array:.4f}<br>"
                                                    "seeds %{customdata[1]}<br>deploy %{customdata[2]:,.0f} numbers<extra>%{fullData.name}</extra>"))
@@ -300,22 +274,8 @@ def main_sweep(out:str|Path="pad_sweep.csv", # the results file (appended to; an
     return pd.concat([pad_sweep(SweepConfig.full(t), out, device=device) for t in tasks])
 
 # %% ../../nbs/05a_pad_lab.ipynb #b848fc0d
-import importlib.resources
-ASSETS = Path(str(importlib.resources.files("padnotes") / "assets"))   # the results files that ship with padnotes
 RESULTS_FILE = ASSETS / "pad_sweep.csv"
 REGENERATE = "python -c \"from padnotes.experiments.pad import main_sweep; main_sweep('padnotes/assets/pad_sweep.csv')\""
-
-def results_csv(path:str|Path, # a results CSV with a `task` column
-                task:str|None=None, # keep this task's rows only; None: all
-                how:str="", # what makes the file, named in the error when it is missing
-               ) -> pd.DataFrame:
-    "The rows of a results file, for one task or all, with errors that say what is missing and how to make it."
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"no results at {path}" + (f"; {how}" if how else ""))
-    df = pd.read_csv(path)
-    if task is None: return df
-    if task not in set(df.task): raise ValueError(f"no rows for task {task!r} in {path}: it holds {sorted(set(df.task))}")
-    return df[df.task == task].reset_index(drop=True)
 
 def sweep_results(task:str|None=None, # 'fashion_mnist' or 'rotten_tomatoes'; None: both
                   path:str|Path|None=None, # a CSV written by `pad_sweep` (default: the file shipped with padnotes)
@@ -346,73 +306,6 @@ def pad_trends(df:pd.DataFrame, # rows of `pad_sweep` for one task
     return pd.DataFrame(out)
 
 # %% ../../nbs/05a_pad_lab.ipynb #a433fcab
-def _select_rows(df:pd.DataFrame, sel:dict) -> pd.DataFrame:
-    rows = df
-    for k, v in sel.items():
-        rows = rows[rows[k].isna()] if v is None else rows[np.isclose(rows[k].astype(float), v)] if k == "ratio" else rows[rows[k] == v]
-    return rows
-
-def paired_difference(df:pd.DataFrame, # rows of `pad_sweep` (one task), one row per seed for each setting
-                      a:dict, # the first setting, e.g. dict(criterion="imp", ratio=0.3, scale=True)
-                      b:dict, # the setting it is compared with, e.g. dict(criterion="random", ratio=0.3, scale=True)
-                      metric:str="dev_acc", # the accuracy to compare
-                      confidence:float=0.95, # of the interval
-                     ) -> dict:
-    "a - b paired by seed: mean, std and count of the per-seed differences and a Student-t confidence interval of their mean."
-    from scipy import stats
-    ra, rb = (_select_rows(df, s).set_index("seed")[metric] for s in (a, b))
-    if ra.index.has_duplicates or rb.index.has_duplicates: raise ValueError(f"more than one row per seed for {a} or {b}: narrow the selection")
-    seeds = sorted(set(ra.index) & set(rb.index))
-    if len(seeds) < 2: raise ValueError(f"a paired difference needs at least 2 seeds run in both settings, got {seeds} for {a} and {b}")
-    d = (ra.loc[seeds] - rb.loc[seeds]).astype(float)
-    n, mean, std = len(d), float(d.mean()), float(d.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
-    return dict(mean=mean, std=std, n=n, ci_low=mean - half, ci_high=mean + half, seeds=seeds)
-
-def interval_reading(ci_low:float, ci_high:float) -> str:
-    "How a paired difference's confidence interval reads: 'higher' when it lies above 0, 'lower' when below, else 'no clear difference'."
-    return "higher" if ci_low > 0 else "lower" if ci_high < 0 else "no clear difference"
-
-def points(r) -> str:
-    "A paired difference (a row or dict with mean, ci_low, ci_high, n) as text, in accuracy points."
-    return f"{100 * r['mean']:+.1f} points [{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}] over {int(r['n'])} seeds"
-
-def finding(reading:str, # an `interval_reading`
-            at_least:bool=False, # the paper claims '>=' (a level result is consistent with it), not '>'
-           ) -> str:
-    "What a reading says of a paper's claim that a setting is better (or at least as good)."
-    said = {"higher": "better, as the paper finds.", "lower": "worse: the finding does not appear.",
-            "no clear difference": "level within the seed spread: consistent with >=, but no gain shown." if at_least
-                                   else "not shown: the difference is within the seed spread."}
-    if reading not in said: raise ValueError(f"reading must be one of {sorted(said)}, got {reading!r}")
-    return said[reading]
-
-def resolution(claims:pd.DataFrame, # paired differences with columns ci_low, ci_high and n (as `paired_difference` gives)
-               eval_size:int|None=None, # examples each accuracy is measured on; None leaves out their binomial error
-               accuracy:float=0.8, # a typical accuracy, for that error
-               target:float|None=None, # a difference to resolve (say the paper's gain): how many seeds would give intervals that narrow
-               confidence:float=0.95) -> str:
-    "How small a difference a grid can resolve: the half-widths of its intervals, beside one evaluation's own binomial standard error."
-    if not len(claims): return "Resolution: no paired differences yet."
-    half = 50 * (claims.ci_high - claims.ci_low).astype(float)
-    lo, hi = int(claims.n.min()), int(claims.n.max())
-    s = (f"Resolution: the 95% intervals reach {half.min():.1f} to {half.max():.1f} points either side of their means (median {half.median():.1f}; "
-         f"{lo if lo == hi else f'{lo} to {hi}'} seeds)")
-    if eval_size: s += f"; one run's accuracy on {eval_size} examples alone has a binomial standard error of {100 * math.sqrt(accuracy * (1 - accuracy) / eval_size):.1f} points"
-    s += ". A true difference well under the median half-width reads as no clear difference here."
-    if target:
-        from scipy import stats
-        sd = float(claims["std"].median())                                # the typical spread of one paired difference
-        n = next((n for n in range(2, 1001) if stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n) <= target), None)
-        s += (f" Intervals of ±{100 * target:.1f} points would take about {n} seeds per setting (at the median paired std of {100 * sd:.1f} points)."
-              if n else f" Intervals of ±{100 * target:.1f} points would take over 1000 seeds per setting.")
-    return s
-
-def settings_value(df:pd.DataFrame, key:str, default=None):
-    "One field of the JSON `settings` column that sweep rows carry (the first row's), or `default` when the rows have none."
-    if "settings" not in df.columns or not len(df): return default
-    return json.loads(df.settings.iloc[0]).get(key, default)
-
 def paired_claims(df:pd.DataFrame, # rows of `pad_sweep` for one task
                   metric:str="dev_acc", confidence:float=0.95) -> pd.DataFrame:
     "The paper's claims as paired differences over seeds with confidence intervals, one row per (ratio, comparison)."
@@ -424,41 +317,11 @@ def paired_claims(df:pd.DataFrame, # rows of `pad_sweep` for one task
                  "random": dict(criterion="random", ratio=r, scale=True), "magnitude": dict(criterion="magnitude", ratio=r, scale=True),
                  "imp, no scale factors": dict(criterion="imp", ratio=r, scale=False)}
         for name, b in comps.items():
-            if _select_rows(df, b).empty or _select_rows(df, imp).empty: continue
+            if select_rows(df, b).empty or select_rows(df, imp).empty: continue
             out.append(dict(ratio=r, comparison=f"imp - {name}", **paired_difference(df, imp, b, metric, confidence)))
     t = pd.DataFrame(out)
     if not t.empty: t["clear"] = (t.ci_low > 0) | (t.ci_high < 0)       # the interval excludes 0
     return t
-
-# %% ../../nbs/05a_pad_lab.ipynb #c761db7b
-PILOT_FILES = {t: Path(str(importlib.resources.files("padnotes") / "assets" / f"pad_pilot_{t}.csv")) for t in ("fashion_mnist", "rotten_tomatoes")}
-PILOT_SCRIPTS = dict(fashion_mnist="python runs/pad_pilot.py", rotten_tomatoes="python runs/pad_pilot_text.py")
-
-def pilot_results(task:str, # 'fashion_mnist' or 'rotten_tomatoes'
-                  path:str|Path|None=None, # a CSV written by the pilot script (default: the file shipped with padnotes)
-                 ) -> pd.DataFrame:
-    "The rows of issue 16's pilot: static (or dense) against fully dynamic models in settings a CPU can afford, on the dev split."
-    if task not in PILOT_FILES: raise ValueError(f"task must be one of {sorted(PILOT_FILES)}, got {task!r}")
-    path = Path(path) if path is not None else PILOT_FILES[task]
-    if not path.exists(): raise FileNotFoundError(f"no pilot results at {path}; they are made by {PILOT_SCRIPTS[task]}")
-    return pd.read_csv(path)
-
-def pilot_summary(df:pd.DataFrame, # pilot rows: one per (setting, model, seed)
-                  setting:list, # the columns that make a setting, e.g. ["width", "epochs"]
-                  baseline:str, # the model the others are compared with: 'static' or 'dense'
-                  metric:str="dev_acc", confidence:float=0.95) -> pd.DataFrame:
-    "Per setting and model: mean and std over seeds, the paired difference to the baseline with its interval, and whether it is > 2 stds."
-    out = []
-    for key, g in df.groupby(setting):
-        key = key if isinstance(key, tuple) else (key,)
-        sel = dict(zip(setting, key)); base = g[g.model == baseline][metric]
-        for m in [m for m in g.model.unique() if m != baseline]:
-            cur = g[g.model == m][metric]
-            d = paired_difference(g, dict(model=m), dict(model=baseline), metric, confidence)
-            out.append(dict(**sel, model=m, mean=cur.mean(), std=cur.std(), baseline_mean=base.mean(), baseline_std=base.std(),
-                            diff=d["mean"], ci_low=d["ci_low"], ci_high=d["ci_high"], n=d["n"],
-                            beats_by_2_std=bool(d["mean"] > 2 * max(cur.std(), base.std()))))
-    return pd.DataFrame(out)
 
 # %% ../../nbs/05a_pad_lab.ipynb #e6975028
 EVIDENCE_FILE, ABLATION_FILE = ASSETS / "pad_evidence.csv", ASSETS / "pad_evidence_ablations.csv"

@@ -12,14 +12,14 @@ import torch
 import plotly.graph_objects as go
 
 from ..core import count_params, set_seed
-from ..tour import grid_section, register_section
-from .pad import (ASSETS, append_row, finding, interval_reading, paired_difference, points, resolution, results_csv,
-                                      settings_value, spread_runs)
+from .results import ASSETS, append_row, results_csv, settings_value, spread_runs
+from .sections import SectionResult, check_size, grid_section
+from .stats import finding, interval_reading, paired_difference, points, resolution, summarize
 from ..adapters import ADAPTER_KINDS, AdapterConfig
 from ..sparse_adapter import SPARSE_CRITERIA, large_sparse_config, realised_sparse_ratio, sparse_adapter_model, unpruned_numel
 
 # %% auto #0
-__all__ = ['SWEEP_METHODS', 'SWEEP_TASKS', 'CRITERION_COLORS', 'RESULTS_FILE', 'CALIBRATION_FILE', 'REGENERATE',
+__all__ = ['SWEEP_METHODS', 'SWEEP_TASKS', 'CRITERION_COLORS', 'RESULTS_FILE', 'CALIBRATION_FILE', 'REGENERATE', 'TOUR_SECTION',
            'SparseAdapterSweep', 'sweep_run', 'sparse_adapter_sweep', 'summarize_sparse_sweep', 'plot_sparse_sweep',
            'plot_accuracy_vs_trainable', 'calibrate', 'grid_results', 'calibration_results', 'sparse_claims',
            'sparse_verdict', 'tour_sweep']
@@ -111,7 +111,8 @@ def sweep_run(cfg:SparseAdapterSweep, # the grid's settings
               device=None, # None: GPU when present
              ) -> dict:
     "Train and evaluate one run of the grid; returns its CSV row."
-    from padnotes.core import evaluate, fit, get_device
+    from padnotes.core import get_device
+    from padnotes.train import evaluate, fit
     from padnotes.data import load_minilm
     device = get_device(device); t0 = time.perf_counter()
     set_seed(run["seed"]); _, model = load_minilm(SWEEP_TASKS[cfg.task], seed=run["seed"])
@@ -155,13 +156,9 @@ def summarize_sparse_sweep(df:pd.DataFrame, # rows of `sparse_adapter_sweep`
                            metric:str="dev_acc", # 'dev_acc' or 'test_acc'
                           ) -> pd.DataFrame:
     "Mean, std and count of `metric` per (task, method, criterion, sparse_ratio, m), with the mean trainable count and a 'mean ± std' column."
-    if metric not in df.columns: raise ValueError(f"no column {metric!r} in the results: they have {list(df.columns)}")
     keys = ["task", "method", "criterion", "sparse_ratio", "m"]
-    d = df.assign(criterion=df.criterion.fillna(""), sparse_ratio=df.sparse_ratio.fillna(-1))
-    s = d.groupby(keys, sort=False).agg(mean=(metric, "mean"), std=(metric, "std"), n=(metric, "size"), trainable=("trainable", "mean")).reset_index()
-    s["sparse_ratio"] = s.sparse_ratio.where(s.sparse_ratio >= 0)
-    s["mean ± std"] = [f"{100 * a:.1f} ± {100 * b:.1f}" if n > 1 else f"{100 * a:.1f}" for a, b, n in zip(s["mean"], s["std"].fillna(0), s["n"])]
-    return s
+    d = df.assign(criterion=df.criterion.fillna(""))     # a dense adapter's criterion: ""
+    return summarize(d, keys, metric, means=["trainable"], fill=dict(sparse_ratio=-1))
 
 # %% ../../nbs/12a_sparse_adapter_lab.ipynb #5ff01916
 CRITERION_COLORS = {"snip": "#636efa", "random": "#ef553b", "magnitude": "#00cc96", "grasp": "#ab63fa", "synflow": "#ffa15a"}
@@ -305,15 +302,13 @@ def tour_sweep(size:str, # 'quick', 'full' or 'tiny'
                seed:int=0, # the one seed of quick and tiny tours
               ) -> SparseAdapterSweep:
     "The SparseAdapter grid a tour of `size` runs: quick is full fine-tuning, the dense adapter, SNIP at 0.4 and Large-Sparse m = 2 on 480 snippets, 2 epochs."
-    from padnotes.tour import _check_size
-    _check_size(size)
+    check_size(size)
     if size == "full": return SparseAdapterSweep(lr=3e-3)
     if size == "tiny": return SparseAdapterSweep.tiny(seeds=(seed,), lr=3e-3)
     return SparseAdapterSweep(ratios=(0.4,), criteria=("snip",), extra_criteria=(), large=(2,), seeds=(seed,), train_size=480, eval_size=200,
                               epochs=2, batch_size=16, max_len=48, lr=3e-3, full_lr=1e-4, n_batches=3)   # 60 steps: full fine-tuning needs 1e-4
 
 def _tour_result(ctx, df, path):
-    from padnotes.tour import SectionResult
     cfg = tour_sweep(ctx.size, ctx.seed)
     s = summarize_sparse_sweep(df)
     table = s[["method", "criterion", "sparse_ratio", "m", "mean ± std", "n", "trainable"]].rename(columns={"mean ± std": "dev accuracy (%)"})
@@ -327,14 +322,14 @@ def _tour_plan(ctx) -> set:
     cfg = tour_sweep(ctx.size, ctx.seed)
     return {_key(dict(r, task=cfg.task)) for r in cfg.runs()}
 
-register_section(grid_section("sparse_adapter", "SparseAdapter on Rotten Tomatoes",
+TOUR_SECTION = grid_section("sparse_adapter", "SparseAdapter on Rotten Tomatoes",
     "MiniLM-L6 fine-tuned whole (full fine-tuning), with a dense Pfeiffer adapter of bottleneck 32 on a frozen base, with that adapter "
     "pruned at initialisation by SNIP to sparse ratio 0.4 (SparseAdapter), and with a bottleneck twice as wide pruned to the dense "
     "adapter's budget (Large-Sparse, m = 2). The paper's claims: a pruned adapter matches the dense one, and Large-Sparse beats it at "
     "the same budget.", order=30, csv="sparse-adapter", result=_tour_result,
     plan=_tour_plan, key=_key,
-    run=lambda ctx, path: sparse_adapter_sweep(tour_sweep(ctx.size, ctx.seed), path, device=ctx.device, progress=ctx.progress)), replace=True)
+    run=lambda ctx, path: sparse_adapter_sweep(tour_sweep(ctx.size, ctx.seed), path, device=ctx.device, progress=ctx.progress))
 
 # %% ../../nbs/12a_sparse_adapter_lab.ipynb #2ced05db
-from ..core import document_module
+from ..docs import document_module
 document_module(globals())
