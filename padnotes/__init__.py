@@ -18,43 +18,190 @@ __all__ = ['set_seed', 'get_device', 'fit', 'evaluate', 'Callback', 'AddLoss', '
            'fit_diff', 'project_diff', 'l0_norm', 'TaskDiff', 'remove_task_diff']
 
 # %% ../nbs/09_api.ipynb #08088f23
+# nbdev keeps the next line equal to `version` in settings.ini on every export
 __version__ = "0.1.0"
 
 # %% ../nbs/09_api.ipynb #253eb8a4
-from .core import set_seed, get_device, count_params, count_buffers, param_report, deploy_numel
+from padnotes.core import (
+    set_seed,
+    get_device,
+    count_params,
+    count_buffers,
+    param_report,
+    deploy_numel,
+)
 from .train import fit, evaluate, Callback, AddLoss
 from .docs import document
-from .tuners import TunerConfig, inject, disable_tuners, set_tuners_enabled, merge, unmerge, unload, merge_and_unload, trainable_parameters, print_trainable_parameters, save_pretrained, load_config, from_pretrained, tuner_layers
-from .dyconv import DynamicConvConfig, dynamicize, DynamicConv2d, dynamic_layers, set_temperature, TemperatureSchedule, AttentionRecorder, count_flops
-from .moe import MoEConfig, moefy, MoE, moe_layers, moe_param_counts, MoEAuxLoss, RouterLoadRecorder, moe_optimizer
-from .scoring import score, keep_masks, iterative_masks, register_criterion, mask_stats, UnrankableScoresWarning
-from .pad import PadConfig, padify, mode_scores, apply_partition, partition_report, dynamic_ratio_of, merge_for_inference, ScaleRecorder
+from padnotes.tuners import (
+    TunerConfig,
+    inject,
+    disable_tuners,
+    set_tuners_enabled,
+    merge,
+    unmerge,
+    unload,
+    merge_and_unload,
+    trainable_parameters,
+    print_trainable_parameters,
+    save_pretrained,
+    load_config,
+    from_pretrained,
+    tuner_layers,
+)
+from padnotes.dyconv import (
+    DynamicConvConfig,
+    dynamicize,
+    DynamicConv2d,
+    dynamic_layers,
+    set_temperature,
+    TemperatureSchedule,
+    AttentionRecorder,
+    count_flops,
+)
+from padnotes.moe import (
+    MoEConfig,
+    moefy,
+    MoE,
+    moe_layers,
+    moe_param_counts,
+    MoEAuxLoss,
+    RouterLoadRecorder,
+    moe_optimizer,
+)
+from padnotes.scoring import (
+    score,
+    keep_masks,
+    iterative_masks,
+    register_criterion,
+    mask_stats,
+    UnrankableScoresWarning,
+)
+from padnotes.pad import (
+    PadConfig,
+    padify,
+    mode_scores,
+    apply_partition,
+    partition_report,
+    dynamic_ratio_of,
+    merge_for_inference,
+    ScaleRecorder,
+)
 from .sparse import saved_bytes, tensor_bytes, pack
-from .adapters import AdapterConfig, get_adapter_model, adapter_layers, adapter_numel, prune_adapters, save_peft, load_peft
-from .sparse_adapter import sparse_adapter_model, unpruned_numel, realised_sparse_ratio, large_sparse_config
-from .diff_pruning import DiffPruningConfig, get_diff_model, diff_layers, fit_diff, project_diff, l0_norm, TaskDiff, remove_task_diff
+from padnotes.adapters import (
+    AdapterConfig,
+    get_adapter_model,
+    adapter_layers,
+    adapter_numel,
+    prune_adapters,
+    save_peft,
+    load_peft,
+)
+from padnotes.sparse_adapter import (
+    sparse_adapter_model,
+    unpruned_numel,
+    realised_sparse_ratio,
+    large_sparse_config,
+)
+from padnotes.diff_pruning import (
+    DiffPruningConfig,
+    get_diff_model,
+    diff_layers,
+    fit_diff,
+    project_diff,
+    l0_norm,
+    TaskDiff,
+    remove_task_diff,
+)
 
 # %% ../nbs/09_api.ipynb #733c891d
-_all_ = ['set_seed', 'get_device', 'fit', 'evaluate', 'Callback', 'AddLoss', 'count_params', 'count_buffers', 'param_report',
-         'deploy_numel', 'document', 'TunerConfig', 'inject', 'disable_tuners', 'set_tuners_enabled', 'merge',
-         'unmerge', 'unload', 'merge_and_unload', 'trainable_parameters', 'print_trainable_parameters',
-         'save_pretrained', 'load_config', 'from_pretrained', 'tuner_layers', 'DynamicConvConfig',
-         'dynamicize', 'DynamicConv2d', 'dynamic_layers', 'set_temperature', 'TemperatureSchedule',
-         'AttentionRecorder', 'count_flops', 'MoEConfig', 'moefy', 'MoE', 'moe_layers', 'moe_param_counts',
-         'MoEAuxLoss', 'RouterLoadRecorder', 'moe_optimizer', 'score', 'keep_masks', 'iterative_masks',
-         'register_criterion', 'mask_stats', 'UnrankableScoresWarning', 'PadConfig', 'padify', 'mode_scores', 'apply_partition',
-         'partition_report', 'dynamic_ratio_of', 'merge_for_inference', 'ScaleRecorder', 'saved_bytes',
-         'tensor_bytes', 'pack', 'AdapterConfig', 'get_adapter_model', 'adapter_layers', 'adapter_numel',
-         'prune_adapters', 'save_peft', 'load_peft', 'sparse_adapter_model', 'unpruned_numel',
-         'realised_sparse_ratio', 'large_sparse_config',
-         'DiffPruningConfig', 'get_diff_model', 'diff_layers', 'fit_diff', 'project_diff', 'l0_norm', 'TaskDiff', 'remove_task_diff']
+_all_ = [
+    "set_seed",
+    "get_device",
+    "fit",
+    "evaluate",
+    "Callback",
+    "AddLoss",
+    "count_params",
+    "count_buffers",
+    "param_report",
+    "deploy_numel",
+    "document",
+    "TunerConfig",
+    "inject",
+    "disable_tuners",
+    "set_tuners_enabled",
+    "merge",
+    "unmerge",
+    "unload",
+    "merge_and_unload",
+    "trainable_parameters",
+    "print_trainable_parameters",
+    "save_pretrained",
+    "load_config",
+    "from_pretrained",
+    "tuner_layers",
+    "DynamicConvConfig",
+    "dynamicize",
+    "DynamicConv2d",
+    "dynamic_layers",
+    "set_temperature",
+    "TemperatureSchedule",
+    "AttentionRecorder",
+    "count_flops",
+    "MoEConfig",
+    "moefy",
+    "MoE",
+    "moe_layers",
+    "moe_param_counts",
+    "MoEAuxLoss",
+    "RouterLoadRecorder",
+    "moe_optimizer",
+    "score",
+    "keep_masks",
+    "iterative_masks",
+    "register_criterion",
+    "mask_stats",
+    "UnrankableScoresWarning",
+    "PadConfig",
+    "padify",
+    "mode_scores",
+    "apply_partition",
+    "partition_report",
+    "dynamic_ratio_of",
+    "merge_for_inference",
+    "ScaleRecorder",
+    "saved_bytes",
+    "tensor_bytes",
+    "pack",
+    "AdapterConfig",
+    "get_adapter_model",
+    "adapter_layers",
+    "adapter_numel",
+    "prune_adapters",
+    "save_peft",
+    "load_peft",
+    "sparse_adapter_model",
+    "unpruned_numel",
+    "realised_sparse_ratio",
+    "large_sparse_config",
+    "DiffPruningConfig",
+    "get_diff_model",
+    "diff_layers",
+    "fit_diff",
+    "project_diff",
+    "l0_norm",
+    "TaskDiff",
+    "remove_task_diff",
+]
 
 # %% ../nbs/09_api.ipynb #aad3877f
 _LAZY = ("data", "viz", "widgets", "tour", "experiments", "hf")
 
-def __getattr__(name:str):
+
+def __getattr__(name: str):
     "`padnotes.viz` and the other submodules that need pandas, plotly or transformers, imported on first use (PEP 562)."
     if name in _LAZY:
         import importlib
+
         return importlib.import_module(f"padnotes.{name}")
     raise AttributeError(f"module 'padnotes' has no attribute {name!r}")

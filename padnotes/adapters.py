@@ -15,8 +15,15 @@ import torch.nn.functional as F
 
 from .core import check_choice, check_float, check_int
 from .docs import document_module
-from .tuners import (StateSettings, TunerConfig, TunerLayer, inject, inside_tuner, tuner_layers, tuner_records,
-                             print_trainable_parameters)
+from padnotes.tuners import (
+    StateSettings,
+    TunerConfig,
+    TunerLayer,
+    inject,
+    inside_tuner,
+    tuner_layers,
+    tuner_records,
+)
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'ADAPTER_LAYER_NORMS', 'BOTTLENECK_KINDS', 'ADAPTER_KINDS', 'LORA_DEFAULT_TARGETS', 'PEFT_CONFIG_NAME',
@@ -25,447 +32,857 @@ __all__ = ['ACTIVATIONS', 'ADAPTER_LAYER_NORMS', 'BOTTLENECK_KINDS', 'ADAPTER_KI
            'bottleneck_numel', 'adapter_numel', 'adapter_masks', 'prune_adapters', 'save_peft', 'load_peft']
 
 # %% ../nbs/11_adapters.ipynb #eee341af
-ACTIVATIONS = {"relu": F.relu, "swish": F.silu, "gelu": F.gelu, "tanh": torch.tanh}   # AdapterHub's names ("swish" is SiLU)
+# AdapterHub's names ("swish" is SiLU)
+ACTIVATIONS = {"relu": F.relu, "swish": F.silu, "gelu": F.gelu, "tanh": torch.tanh}
 
-def masked_linear(lin:nn.Linear, # the layer whose weight is used
-                  mask:torch.Tensor|None, # bool, the weight's shape; None: dense
-                  x:torch.Tensor, # (..., in_features)
-                 ) -> torch.Tensor:
+
+def masked_linear(
+    lin: nn.Linear,  # the layer whose weight is used
+    mask: torch.Tensor | None,  # bool, the weight's shape; None: dense
+    x: torch.Tensor,  # (..., in_features)
+) -> torch.Tensor:
     "`lin(x)` with the weight multiplied by `mask`: a pruned entry is zero in every forward, whatever an optimizer does to it."
     return F.linear(x, lin.weight if mask is None else lin.weight * mask, lin.bias)
 
+
 ADAPTER_LAYER_NORMS = ("none", "in", "out")
+
 
 class Bottleneck(StateSettings, nn.Module):
     "A bottleneck adapter: h -> s * W_up f(W_down h + b_down) + b_up (dropout on the output), with optional weight masks and an optional LayerNorm on its input or output."
+
     state_settings = {"non_linearity": tuple(ACTIVATIONS), "scaling": float}
-    def __init__(self, hidden:int, # d: the width of the hidden states it reads and writes
-                 bottleneck:int, # m: the width in the middle
-                 non_linearity:str="relu", # f: a name in ACTIVATIONS
-                 scaling:float=1.0, # s: multiplies the output (4.0 for AdapterHub's parallel adapter)
-                 dropout:float=0.0, # on the output
-                 init:str="bert", # "bert": weights N(0, 0.02), biases 0 (AdapterHub's default); "identity": W_up, b_up = 0
-                 layer_norm:str="none", # "in": a LayerNorm on the adapter's input (SparseAdapter's code); "out": on its output; "none"
-                ):
+
+    def __init__(
+        self,
+        hidden: int,  # d: the width of the hidden states it reads and writes
+        bottleneck: int,  # m: the width in the middle
+        non_linearity: str = "relu",  # f: a name in ACTIVATIONS
+        scaling: float = 1.0,  # s: multiplies the output (4.0 for AdapterHub's parallel adapter)
+        dropout: float = 0.0,  # on the output
+        init: str = "bert",  # "bert": weights N(0, 0.02), biases 0 (AdapterHub's default); "identity": W_up, b_up = 0
+        layer_norm: str = "none",  # "in": a LayerNorm on the adapter's input (SparseAdapter's code); "out": on its output; "none"
+    ):
         super().__init__()
-        self.down, self.up = nn.Linear(hidden, bottleneck), nn.Linear(bottleneck, hidden)   # weights (m, d) and (d, m)
-        self.non_linearity, self.scaling, self.dropout = check_choice("non_linearity", non_linearity, tuple(ACTIVATIONS)), scaling, nn.Dropout(dropout)
-        self.register_buffer("down_mask", None); self.register_buffer("up_mask", None)   # set by pruning; None: dense
+        # weights (m, d) and (d, m)
+        self.down, self.up = (
+            nn.Linear(hidden, bottleneck),
+            nn.Linear(bottleneck, hidden),
+        )
+        self.non_linearity, self.scaling, self.dropout = (
+            check_choice("non_linearity", non_linearity, tuple(ACTIVATIONS)),
+            scaling,
+            nn.Dropout(dropout),
+        )
+        self.register_buffer("down_mask", None)
+        self.register_buffer("up_mask", None)  # set by pruning; None: dense
         self.layer_norm = check_choice("layer_norm", layer_norm, ADAPTER_LAYER_NORMS)
         self.ln = nn.LayerNorm(hidden) if layer_norm != "none" else None
         with torch.no_grad():
             if init == "bert":
-                for l in (self.down, self.up): l.weight.normal_(0.0, 0.02); l.bias.zero_()
-            elif init == "identity": self.up.weight.zero_(); self.up.bias.zero_()
-            else: raise ValueError(f"init must be 'bert' or 'identity', got {init!r}")
+                for l in (self.down, self.up):
+                    l.weight.normal_(0.0, 0.02)
+                    l.bias.zero_()
+            elif init == "identity":
+                self.up.weight.zero_()
+                self.up.bias.zero_()
+            else:
+                raise ValueError(f"init must be 'bert' or 'identity', got {init!r}")
 
-    def forward(self, h:torch.Tensor) -> torch.Tensor:                                # (..., d)
-        if self.layer_norm == "in": h = self.ln(h)                                      # LN(h), the adapter's input only
-        z = ACTIVATIONS[self.non_linearity](masked_linear(self.down, self.down_mask, h))  # f(W_down h + b_down): (..., m)
-        out = masked_linear(self.up, self.up_mask, z) * self.scaling                     # s (W_up z + b_up): (..., d)
-        if self.layer_norm == "out": out = self.ln(out)
+    def forward(self, h: torch.Tensor) -> torch.Tensor:  # (..., d)
+        if self.layer_norm == "in":
+            h = self.ln(h)  # LN(h), the adapter's input only
+        # f(W_down h + b_down): (..., m)
+        z = ACTIVATIONS[self.non_linearity](masked_linear(self.down, self.down_mask, h))
+        # s (W_up z + b_up): (..., d)
+        out = masked_linear(self.up, self.up_mask, z) * self.scaling
+        if self.layer_norm == "out":
+            out = self.ln(out)
         return self.dropout(out)
 
-    def extra_repr(self): return f"non_linearity={self.non_linearity!r}, scaling={self.scaling:g}, layer_norm={self.layer_norm!r}"
+    def extra_repr(self):
+        return f"non_linearity={self.non_linearity!r}, scaling={self.scaling:g}, layer_norm={self.layer_norm!r}"
 
 # %% ../nbs/11_adapters.ipynb #552197af
 def _bert_output(m) -> bool:
     "A BERT/RoBERTa sublayer output (BertSelfOutput, BertOutput): dense -> dropout -> LayerNorm(. + input)."
-    return isinstance(getattr(m, "dense", None), nn.Linear) and isinstance(getattr(m, "LayerNorm", None), nn.LayerNorm) and hasattr(m, "dropout")
+    return (
+        isinstance(getattr(m, "dense", None), nn.Linear)
+        and isinstance(getattr(m, "LayerNorm", None), nn.LayerNorm)
+        and hasattr(m, "dropout")
+    )
 
-def adapter_sites(model:nn.Module, # a Hugging Face BERT, RoBERTa or DistilBERT model
-                  where:tuple=("attention", "ffn"), # which sublayers' outputs
-                 ) -> list[tuple[str, nn.Module, str, str, nn.Module|None]]:
+
+def adapter_sites(
+    model: nn.Module,  # a Hugging Face BERT, RoBERTa or DistilBERT model
+    where: tuple = ("attention", "ffn"),  # which sublayers' outputs
+) -> list[tuple[str, nn.Module, str, str, nn.Module | None]]:
     "(name, module, sublayer, style, outer layer norm) of every place a bottleneck adapter can sit, in module order."
     out = []
     for name, blk in model.named_modules():
         p = f"{name}." if name else ""
         att, outp = getattr(blk, "attention", None), getattr(blk, "output", None)
-        if getattr(blk, "intermediate", None) is not None and _bert_output(outp):          # BERT / RoBERTa layer
-            if "attention" in where and _bert_output(getattr(att, "output", None)): out.append((p + "attention.output", att.output, "attention", "bert", None))
-            if "ffn" in where: out.append((p + "output", outp, "ffn", "bert", None))
-        elif isinstance(getattr(blk, "ffn", None), nn.Module) and isinstance(getattr(blk, "output_layer_norm", None), nn.LayerNorm):  # DistilBERT
-            if "attention" in where and isinstance(getattr(att, "out_lin", None), nn.Linear):
-                out.append((p + "attention.out_lin", att.out_lin, "attention", "plain", None))
-            if "ffn" in where: out.append((p + "ffn", blk.ffn, "ffn", "residual", blk.output_layer_norm))
+        # BERT / RoBERTa layer
+        if getattr(blk, "intermediate", None) is not None and _bert_output(outp):
+            if "attention" in where and _bert_output(getattr(att, "output", None)):
+                out.append(
+                    (p + "attention.output", att.output, "attention", "bert", None)
+                )
+            if "ffn" in where:
+                out.append((p + "output", outp, "ffn", "bert", None))
+        # DistilBERT
+        elif isinstance(getattr(blk, "ffn", None), nn.Module) and isinstance(
+            getattr(blk, "output_layer_norm", None), nn.LayerNorm
+        ):
+            if "attention" in where and isinstance(
+                getattr(att, "out_lin", None), nn.Linear
+            ):
+                out.append(
+                    (p + "attention.out_lin", att.out_lin, "attention", "plain", None)
+                )
+            if "ffn" in where:
+                out.append(
+                    (p + "ffn", blk.ffn, "ffn", "residual", blk.output_layer_norm)
+                )
     return out
 
 # %% ../nbs/11_adapters.ipynb #9c811d23
 BOTTLENECK_KINDS = ("houlsby", "pfeiffer", "parallel")
 
-def _combine(kind:str, adapter:Bottleneck, s:torch.Tensor, x:torch.Tensor|None, ln:nn.Module|None) -> torch.Tensor:
+
+def _combine(
+    kind: str,
+    adapter: Bottleneck,
+    s: torch.Tensor,
+    x: torch.Tensor | None,
+    ln: nn.Module | None,
+) -> torch.Tensor:
     "What a sublayer hands on (before the block's LN(. + x)): its output `s` with the adapter added, the way AdapterHub's configs do it."
-    if kind == "houlsby": return s + adapter(s)              # DoubleSeqBn: s + A(s)
-    if kind == "pfeiffer": return s + adapter(ln(s + x))     # SeqBn (original_ln_before): s + A(LN(s + x))
-    return s + adapter(x)                                    # ParBn: s + A(x), beside the sublayer (A carries the scaling)
+    if kind == "houlsby":
+        return s + adapter(s)  # DoubleSeqBn: s + A(s)
+    if kind == "pfeiffer":
+        return s + adapter(ln(s + x))  # SeqBn (original_ln_before): s + A(LN(s + x))
+    # ParBn: s + A(x), beside the sublayer (A carries the scaling)
+    return s + adapter(x)
+
 
 def _sublayer(style, base, hidden_states, input_tensor, outer_ln):
     "(s, x, ln) of a wrapped sublayer: its output, the residual input x and the layer norm that follows."
-    if style == "bert": return base.dropout(base.dense(hidden_states)), input_tensor, base.LayerNorm
-    return base(hidden_states), hidden_states, outer_ln      # DistilBERT: ffn(x) (its input is the residual), or out_lin(context)
+    if style == "bert":
+        return base.dropout(base.dense(hidden_states)), input_tensor, base.LayerNorm
+    # DistilBERT: ffn(x) (its input is the residual), or out_lin(context)
+    return (base(hidden_states), hidden_states, outer_ln)
 
-def _adapter_forward(kind, style, base, adapter, outer_ln, hidden_states, input_tensor=None):
+
+def _adapter_forward(
+    kind, style, base, adapter, outer_ln, hidden_states, input_tensor=None
+):
     s, x, ln = _sublayer(style, base, hidden_states, input_tensor, outer_ln)
     out = _combine(kind, adapter, s, x, ln)
-    return ln(out + x) if style == "bert" else out           # BERT's output module adds the residual and norms itself
+    # BERT's output module adds the residual and norms itself
+    return ln(out + x) if style == "bert" else out
+
 
 class AdapterLayer(TunerLayer):
     "Wraps a block's sublayer output (its `base_layer`: BertSelfOutput, BertOutput, DistilBERT's ffn or out_lin) and adds a bottleneck adapter."
-    def __init__(self, base:nn.Module, # the module it stands in for
-                 adapter:Bottleneck, # the adapter
-                 kind:str, # "houlsby", "pfeiffer" or "parallel": where the adapter reads and adds
-                 style:str, # "bert" (dense -> dropout -> LN(. + x) inside), "residual" (DistilBERT ffn: x is its input), "plain" (out_lin)
-                 outer_ln:nn.Module|None=None, # the block's layer norm after a "residual" sublayer (Pfeiffer reads LN(s + x))
-                ):
+
+    def __init__(
+        self,
+        base: nn.Module,  # the module it stands in for
+        adapter: Bottleneck,  # the adapter
+        kind: str,  # "houlsby", "pfeiffer" or "parallel": where the adapter reads and adds
+        style: str,  # "bert" (dense -> dropout -> LN(. + x) inside), "residual" (DistilBERT ffn: x is its input), "plain" (out_lin)
+        outer_ln: nn.Module
+        | None = None,  # the block's layer norm after a "residual" sublayer (Pfeiffer reads LN(s + x))
+    ):
         super().__init__()
-        self.adapter, self.kind, self.style = adapter, check_choice("kind", kind, BOTTLENECK_KINDS), style
-        if style == "plain" and kind != "houlsby": raise ValueError(f"a {kind} adapter needs the residual input, which {type(base).__name__} does not see")
-        self.__dict__["_outer_ln"] = outer_ln                # not a submodule: it belongs to the block
+        self.adapter, self.kind, self.style = (
+            adapter,
+            check_choice("kind", kind, BOTTLENECK_KINDS),
+            style,
+        )
+        if style == "plain" and kind != "houlsby":
+            raise ValueError(
+                f"a {kind} adapter needs the residual input, which {type(base).__name__} does not see"
+            )
+        self.__dict__["_outer_ln"] = (
+            outer_ln  # not a submodule: it belongs to the block
+        )
         self.attach_base(base)
 
     def tuned_forward(self, hidden_states, input_tensor=None):
-        return _adapter_forward(self.kind, self.style, self.base_layer, self.adapter, self._outer_ln, hidden_states, input_tensor)
+        return _adapter_forward(
+            self.kind,
+            self.style,
+            self.base_layer,
+            self.adapter,
+            self._outer_ln,
+            hidden_states,
+            input_tensor,
+        )
 
     def _merge(self):
         "Nothing to fold: the adapter is non-linear, so `merge` leaves it running as it is (merge_and_unload keeps it as a module)."
+
     def deploy(self) -> nn.Module:
         "A standalone copy (base sublayer + adapter), not a tuner layer: a bottleneck adapter cannot be folded into a weight."
         return DeployedAdapter(self)
 
+
 class DeployedAdapter(nn.Module):
     "What `merge_and_unload` puts in a bottleneck adapter's place: the sublayer and its adapter, computing what the tuned layer did."
-    def __init__(self, layer:AdapterLayer):
+
+    def __init__(self, layer: AdapterLayer):
         super().__init__()
         from padnotes.core import clone_model
+
         new = clone_model(layer)
-        self.base, self.adapter, self.kind, self.style = new.base_layer, new.adapter, new.kind, new.style
+        self.base, self.adapter, self.kind, self.style = (
+            new.base_layer,
+            new.adapter,
+            new.kind,
+            new.style,
+        )
         self.__dict__["_outer_ln"] = layer._outer_ln
-        for p in self.parameters(): p.requires_grad_(False)
+        for p in self.parameters():
+            p.requires_grad_(False)
+
     def forward(self, hidden_states, input_tensor=None):
-        return _adapter_forward(self.kind, self.style, self.base, self.adapter, self._outer_ln, hidden_states, input_tensor)
+        return _adapter_forward(
+            self.kind,
+            self.style,
+            self.base,
+            self.adapter,
+            self._outer_ln,
+            hidden_states,
+            input_tensor,
+        )
 
 # %% ../nbs/11_adapters.ipynb #1646a28a
 class LoRALinear(StateSettings, TunerLayer):
     "LoRA on an nn.Linear (its `base_layer`), as peft does it: y = W x + b + (alpha / r) B A dropout(x), with A (r, in) and B (out, r)."
+
     state_settings = {"alpha": float}
-    def __init__(self, base:nn.Linear, # the layer it stands in for
-                 r:int=8, # the rank
-                 alpha:float=8.0, # the update is scaled by alpha / r
-                 dropout:float=0.0, # on the input of A
-                ):
+
+    def __init__(
+        self,
+        base: nn.Linear,  # the layer it stands in for
+        r: int = 8,  # the rank
+        alpha: float = 8.0,  # the update is scaled by alpha / r
+        dropout: float = 0.0,  # on the input of A
+    ):
         super().__init__()
         w = base.weight
-        self.lora_A = nn.Linear(base.in_features, r, bias=False, device=w.device, dtype=w.dtype)   # (r, in): kaiming-uniform, peft's init
-        self.lora_B = nn.Linear(r, base.out_features, bias=False, device=w.device, dtype=w.dtype)  # (out, r): zeros, so y = W x + b at first
+        # (r, in): kaiming-uniform, peft's init
+        self.lora_A = nn.Linear(
+            base.in_features, r, bias=False, device=w.device, dtype=w.dtype
+        )
+        # (out, r): zeros, so y = W x + b at first
+        self.lora_B = nn.Linear(
+            r, base.out_features, bias=False, device=w.device, dtype=w.dtype
+        )
         nn.init.zeros_(self.lora_B.weight)
         self.lora_dropout, self.r, self.alpha = nn.Dropout(dropout), r, float(alpha)
-        self.register_buffer("lora_A_mask", None); self.register_buffer("lora_B_mask", None)   # set by pruning; None: dense
+        self.register_buffer("lora_A_mask", None)
+        self.register_buffer("lora_B_mask", None)  # set by pruning; None: dense
         self.register_buffer("_merged_weight", None, persistent=False)
         self.attach_base(base)
 
     @property
-    def scaling(self) -> float: return self.alpha / self.r
+    def scaling(self) -> float:
+        return self.alpha / self.r
 
     def delta_weight(self) -> torch.Tensor:
         "(alpha / r) B A: the update of the base weight, (out, in)."
-        a = self.lora_A.weight if self.lora_A_mask is None else self.lora_A.weight * self.lora_A_mask
-        b = self.lora_B.weight if self.lora_B_mask is None else self.lora_B.weight * self.lora_B_mask
+        a = (
+            self.lora_A.weight
+            if self.lora_A_mask is None
+            else self.lora_A.weight * self.lora_A_mask
+        )
+        b = (
+            self.lora_B.weight
+            if self.lora_B_mask is None
+            else self.lora_B.weight * self.lora_B_mask
+        )
         return (b @ a) * self.scaling
 
-    def tuned_forward(self, x:torch.Tensor) -> torch.Tensor:               # (..., in) -> (..., out)
-        z = masked_linear(self.lora_A, self.lora_A_mask, self.lora_dropout(x))  # A dropout(x): (..., r)
-        return self.base_layer(x) + masked_linear(self.lora_B, self.lora_B_mask, z) * self.scaling
+    def tuned_forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., in) -> (..., out)
+        # A dropout(x): (..., r)
+        z = masked_linear(self.lora_A, self.lora_A_mask, self.lora_dropout(x))
+        return (
+            self.base_layer(x)
+            + masked_linear(self.lora_B, self.lora_B_mask, z) * self.scaling
+        )
 
-    def _merge(self): self._merged_weight = (self.base_layer.weight + self.delta_weight()).detach()   # a folded copy: the base stays untouched
-    def _unmerge(self): self._merged_weight = None
-    def merged_forward(self, x): return F.linear(x, self._merged_weight, self.base_layer.bias)
+    def _merge(self):
+        # a folded copy: the base stays untouched
+        self._merged_weight = (self.base_layer.weight + self.delta_weight()).detach()
+
+    def _unmerge(self):
+        self._merged_weight = None
+
+    def merged_forward(self, x):
+        return F.linear(x, self._merged_weight, self.base_layer.bias)
 
     def deploy(self) -> nn.Linear:
         "A plain nn.Linear with W + (alpha / r) B A: what `merge_and_unload` puts in its place."
         b = self.base_layer
-        new = nn.Linear(b.in_features, b.out_features, bias=b.bias is not None, device=b.weight.device, dtype=b.weight.dtype)
+        new = nn.Linear(
+            b.in_features,
+            b.out_features,
+            bias=b.bias is not None,
+            device=b.weight.device,
+            dtype=b.weight.dtype,
+        )
         with torch.no_grad():
             new.weight.copy_(b.weight + self.delta_weight())
-            if b.bias is not None: new.bias.copy_(b.bias)
+            if b.bias is not None:
+                new.bias.copy_(b.bias)
         return new.requires_grad_(False)
 
-    def extra_repr(self): return f"r={self.r}, alpha={self.alpha:g}"
+    def extra_repr(self):
+        return f"r={self.r}, alpha={self.alpha:g}"
 
 # %% ../nbs/11_adapters.ipynb #3b78b759
 ADAPTER_KINDS = BOTTLENECK_KINDS + ("lora",)
-LORA_DEFAULT_TARGETS = ("query", "value", "q_lin", "v_lin")   # peft's defaults for BERT/RoBERTa and DistilBERT
-_DEFAULT_RF = {"houlsby": 16, "pfeiffer": 16, "parallel": 2}    # AdapterHub's reduction factors
+# peft's defaults for BERT/RoBERTa and DistilBERT
+LORA_DEFAULT_TARGETS = ("query", "value", "q_lin", "v_lin")
+# AdapterHub's reduction factors
+_DEFAULT_RF = {"houlsby": 16, "pfeiffer": 16, "parallel": 2}
 _DEFAULT_ACT = {"houlsby": "swish", "pfeiffer": "relu", "parallel": "relu"}
 
+
 def _check_sparse_ratio(v) -> float:
-    return check_float("sparse_ratio (the fraction of adapter weights removed)", v, low=0, high=1, high_open=True)
+    return check_float(
+        "sparse_ratio (the fraction of adapter weights removed)",
+        v,
+        low=0,
+        high=1,
+        high_open=True,
+    )
+
 
 @dataclass
 class AdapterConfig(TunerConfig):
     "Adapters on a frozen BERT, RoBERTa or DistilBERT: bottleneck adapters (Houlsby, Pfeiffer, parallel) or LoRA."
+
     method: ClassVar[str] = "adapter"
-    kind: str = "pfeiffer" # "houlsby" (after attention and FFN), "pfeiffer" (after the FFN), "parallel" (beside the FFN) or "lora"
-    bottleneck: int|None = None # bottleneck width m; None: hidden // reduction_factor
-    reduction_factor: float|None = None # m = hidden // reduction_factor; None: 16 (houlsby, pfeiffer) or 2 (parallel), as AdapterHub
-    non_linearity: str|None = None # the adapter's f; None: "swish" (houlsby) or "relu" (pfeiffer, parallel)
-    scaling: float|None = None # bottleneck output scale; None: 4.0 for parallel (AdapterHub's ParBn), 1.0 otherwise
-    init: str = "bert" # bottleneck init: "bert" (N(0, 0.02), AdapterHub's default) or "identity" (W_up = 0: the base model at first)
-    r: int = 8 # LoRA rank
-    alpha: float = 8.0 # LoRA scale: the update is (alpha / r) B A
-    dropout: float = 0.0 # dropout on the adapter's output (bottleneck) or on LoRA's input
-    layer_norm: str = "none" # bottleneck adapters: a LayerNorm on the adapter's input ("in", SparseAdapter's code) or output ("out")
-    sparse_ratio: float = 0.0 # fraction of adapter weights pruned at initialisation, in [0, 1) (the SparseAdapter chapter)
-    criterion: str = "snip" # pruning criterion, a name in padnotes.scoring.CRITERIA
-    freeze_base: bool = True # adapters train, the model does not
+    kind: str = "pfeiffer"  # "houlsby" (after attention and FFN), "pfeiffer" (after the FFN), "parallel" (beside the FFN) or "lora"
+    bottleneck: int | None = None  # width m; None: hidden // reduction_factor
+    reduction_factor: float | None = None  # None: 16 (houlsby, pfeiffer), 2 (parallel)
+    non_linearity: str | None = None  # f; None: "swish" (houlsby), else "relu"
+    scaling: float | None = None  # output scale; None: 4.0 (parallel), else 1.0
+    init: str = "bert"  # bottleneck init: "bert" (N(0, 0.02), AdapterHub's default) or "identity" (W_up = 0: the base model at first)
+    r: int = 8  # LoRA rank
+    alpha: float = 8.0  # LoRA scale: the update is (alpha / r) B A
+    dropout: float = 0.0  # on the adapter's output or LoRA's input
+    layer_norm: str = "none"  # bottleneck adapters: a LayerNorm on the adapter's input ("in", SparseAdapter's code) or output ("out")
+    sparse_ratio: float = 0.0  # fraction of adapter weights pruned at initialisation, in [0, 1) (the SparseAdapter chapter)
+    criterion: str = "snip"  # pruning criterion, a name in padnotes.scoring.CRITERIA
+    freeze_base: bool = True  # adapters train, the model does not
 
     def __post_init__(self):
         super().__post_init__()
         check_choice("kind", self.kind, ADAPTER_KINDS)
         if self.bottleneck is not None and self.reduction_factor is not None:
-            raise ValueError(f"give bottleneck or reduction_factor, not both (got bottleneck={self.bottleneck}, reduction_factor={self.reduction_factor})")
-        if self.bottleneck is not None: self.bottleneck = check_int("bottleneck", self.bottleneck, minimum=1)
-        if self.reduction_factor is not None: self.reduction_factor = check_float("reduction_factor", self.reduction_factor, low=0, low_open=True)
-        if self.non_linearity is not None: check_choice("non_linearity", self.non_linearity, tuple(ACTIVATIONS))
-        if self.scaling is not None: self.scaling = check_float("scaling", self.scaling)
+            raise ValueError(
+                f"give bottleneck or reduction_factor, not both (got bottleneck={self.bottleneck}, reduction_factor={self.reduction_factor})"
+            )
+        if self.bottleneck is not None:
+            self.bottleneck = check_int("bottleneck", self.bottleneck, minimum=1)
+        if self.reduction_factor is not None:
+            self.reduction_factor = check_float(
+                "reduction_factor", self.reduction_factor, low=0, low_open=True
+            )
+        if self.non_linearity is not None:
+            check_choice("non_linearity", self.non_linearity, tuple(ACTIVATIONS))
+        if self.scaling is not None:
+            self.scaling = check_float("scaling", self.scaling)
         check_choice("init", self.init, ("bert", "identity"))
         check_choice("layer_norm", self.layer_norm, ADAPTER_LAYER_NORMS)
-        if self.kind == "lora" and self.layer_norm != "none": raise ValueError("layer_norm belongs to bottleneck adapters, not LoRA")
+        if self.kind == "lora" and self.layer_norm != "none":
+            raise ValueError("layer_norm belongs to bottleneck adapters, not LoRA")
         self.r = check_int("r", self.r, minimum=1)
         self.alpha = check_float("alpha", self.alpha, low=0, low_open=True)
-        self.dropout = check_float("dropout", self.dropout, low=0, high=1, high_open=True)
+        self.dropout = check_float(
+            "dropout", self.dropout, low=0, high=1, high_open=True
+        )
         self.sparse_ratio = _check_sparse_ratio(self.sparse_ratio)
         from padnotes.scoring import CRITERIA
-        if self.criterion not in CRITERIA: raise ValueError(f"criterion must be one of {sorted(CRITERIA)}, got {self.criterion!r}")
 
-    def width(self, hidden:int) -> int:
+        if self.criterion not in CRITERIA:
+            raise ValueError(
+                f"criterion must be one of {sorted(CRITERIA)}, got {self.criterion!r}"
+            )
+
+    def width(self, hidden: int) -> int:
         "The bottleneck width m for hidden size `hidden`: `bottleneck`, or hidden // reduction_factor (at least 1), as AdapterHub."
-        if self.bottleneck is not None: return self.bottleneck
+        if self.bottleneck is not None:
+            return self.bottleneck
         return max(1, int(hidden // (self.reduction_factor or _DEFAULT_RF[self.kind])))
 
     def candidates(self, model):
         skip = inside_tuner(model)
         if self.kind == "lora":
-            lins = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear) and n not in skip]
-            return lins if self.target_modules is not None else [(n, m) for n, m in lins if n.rsplit(".", 1)[-1] in LORA_DEFAULT_TARGETS]
+            lins = [
+                (n, m)
+                for n, m in model.named_modules()
+                if isinstance(m, nn.Linear) and n not in skip
+            ]
+            return (
+                lins
+                if self.target_modules is not None
+                else [
+                    (n, m)
+                    for n, m in lins
+                    if n.rsplit(".", 1)[-1] in LORA_DEFAULT_TARGETS
+                ]
+            )
         where = ("attention", "ffn") if self.kind == "houlsby" else ("ffn",)
         sites = [s for s in adapter_sites(model, where) if s[0] not in skip]
-        self.__dict__["_sites"] = {id(m): (style, ln) for _, m, _, style, ln in sites}   # read (and dropped) by build_layers
+        # read (and dropped) by build_layers
+        self.__dict__["_sites"] = {id(m): (style, ln) for _, m, _, style, ln in sites}
         return [(n, m) for n, m, *_ in sites]
 
     def nothing_to_convert(self, model) -> str:
         if self.kind == "lora":
-            return (f"LoRA found no nn.Linear named {LORA_DEFAULT_TARGETS} in {type(model).__name__}: pass target_modules; nothing was changed")
-        return (f"{self.kind} adapters found no BERT/RoBERTa block (attention.output, output) nor DistilBERT block (attention.out_lin, ffn) "
-                f"in {type(model).__name__}; nothing was changed")
+            return f"LoRA found no nn.Linear named {LORA_DEFAULT_TARGETS} in {type(model).__name__}: pass target_modules; nothing was changed"
+        return (
+            f"{self.kind} adapters found no BERT/RoBERTa block (attention.output, output) nor DistilBERT block (attention.out_lin, ffn) "
+            f"in {type(model).__name__}; nothing was changed"
+        )
 
     def build_layers(self, targets, rebuild=False):
         sites, new = self.__dict__.pop("_sites", {}), {}
         for n, m in targets:
-            if id(m) in new: continue
+            if id(m) in new:
+                continue
             if self.kind == "lora":
-                if not isinstance(m, nn.Linear): raise ValueError(f"LoRA wraps nn.Linear layers; {n!r} is a {type(m).__name__}")
-                new[id(m)] = LoRALinear(m, self.r, self.alpha, self.dropout).train(m.training)
+                if not isinstance(m, nn.Linear):
+                    raise ValueError(
+                        f"LoRA wraps nn.Linear layers; {n!r} is a {type(m).__name__}"
+                    )
+                new[id(m)] = LoRALinear(m, self.r, self.alpha, self.dropout).train(
+                    m.training
+                )
                 continue
             style, ln = sites[id(m)]
-            d = m.dense.out_features if style == "bert" else (m.out_features if style == "plain" else ln.normalized_shape[0])
+            d = (
+                m.dense.out_features
+                if style == "bert"
+                else (m.out_features if style == "plain" else ln.normalized_shape[0])
+            )
             w = next(m.parameters())
-            ad = Bottleneck(d, self.width(d), self.non_linearity or _DEFAULT_ACT[self.kind],
-                            self.scaling if self.scaling is not None else (4.0 if self.kind == "parallel" else 1.0),
-                            self.dropout, self.init, self.layer_norm).to(device=w.device, dtype=w.dtype)
+            ad = Bottleneck(
+                d,
+                self.width(d),
+                self.non_linearity or _DEFAULT_ACT[self.kind],
+                self.scaling
+                if self.scaling is not None
+                else (4.0 if self.kind == "parallel" else 1.0),
+                self.dropout,
+                self.init,
+                self.layer_norm,
+            ).to(device=w.device, dtype=w.dtype)
             new[id(m)] = AdapterLayer(m, ad, self.kind, style, ln).train(m.training)
-        if self.sparse_ratio > 0:                                     # masks reserved now (all entries kept); pruning fills them
+        # masks reserved now (all entries kept); pruning fills them
+        if self.sparse_ratio > 0:
             for l in new.values():
-                for owner, attr, lin in adapter_weights(l).values(): setattr(owner, attr, torch.ones_like(lin.weight, dtype=torch.bool))
+                for owner, attr, lin in adapter_weights(l).values():
+                    setattr(owner, attr, torch.ones_like(lin.weight, dtype=torch.bool))
         return new
 
-def adapter_weights(layer:nn.Module) -> dict[str, tuple[nn.Module, str, nn.Linear]]:
+
+def adapter_weights(layer: nn.Module) -> dict[str, tuple[nn.Module, str, nn.Linear]]:
     "The prunable weight matrices of an adapter layer: name inside it -> (module holding the mask, mask attribute, Linear)."
-    if isinstance(layer, LoRALinear): return {"lora_A.weight": (layer, "lora_A_mask", layer.lora_A), "lora_B.weight": (layer, "lora_B_mask", layer.lora_B)}
+    if isinstance(layer, LoRALinear):
+        return {
+            "lora_A.weight": (layer, "lora_A_mask", layer.lora_A),
+            "lora_B.weight": (layer, "lora_B_mask", layer.lora_B),
+        }
     a = layer.adapter
-    return {"adapter.down.weight": (a, "down_mask", a.down), "adapter.up.weight": (a, "up_mask", a.up)}
+    return {
+        "adapter.down.weight": (a, "down_mask", a.down),
+        "adapter.up.weight": (a, "up_mask", a.up),
+    }
 
 # %% ../nbs/11_adapters.ipynb #5bc3db45
-def get_adapter_model(model:nn.Module, # a Hugging Face BERT, RoBERTa or DistilBERT model (changed in place)
-                      config:AdapterConfig, # the adapter and where it goes
-                     ) -> nn.Module:
+def get_adapter_model(
+    model: nn.Module,  # a Hugging Face BERT, RoBERTa or DistilBERT model (changed in place)
+    config: AdapterConfig,  # the adapter and where it goes
+) -> nn.Module:
     "Put the adapters of `config` into `model` and freeze everything else (`inject` with freeze_base=True); returns `model`."
-    if not isinstance(config, AdapterConfig): raise TypeError(f"get_adapter_model needs an AdapterConfig, got {type(config).__name__}")
-    return inject(model, config if config.freeze_base else dataclasses.replace(config, freeze_base=True))
+    if not isinstance(config, AdapterConfig):
+        raise TypeError(
+            f"get_adapter_model needs an AdapterConfig, got {type(config).__name__}"
+        )
+    return inject(
+        model,
+        config if config.freeze_base else dataclasses.replace(config, freeze_base=True),
+    )
 
-def adapter_layers(model:nn.Module) -> dict[str, AdapterLayer|LoRALinear]:
+
+def adapter_layers(model: nn.Module) -> dict[str, AdapterLayer | LoRALinear]:
     "The adapter layers of `model` (bottleneck and LoRA) by name."
-    return {n: l for n, l in tuner_layers(model).items() if isinstance(l, (AdapterLayer, LoRALinear))}
+    return {
+        n: l
+        for n, l in tuner_layers(model).items()
+        if isinstance(l, (AdapterLayer, LoRALinear))
+    }
 
-def bottleneck_numel(hidden:int, # d
-                     m:int, # bottleneck width
-                     layer_norm:bool=False, # the adapter has its own LayerNorm (2d more: its weight and bias)
-                    ) -> int:
+
+def bottleneck_numel(
+    hidden: int,  # d
+    m: int,  # bottleneck width
+    layer_norm: bool = False,  # the adapter has its own LayerNorm (2d more: its weight and bias)
+) -> int:
     "Parameters of one bottleneck adapter: W_down (m, d) + b_down (m) + W_up (d, m) + b_up (d) = 2dm + m + d, plus 2d with a LayerNorm."
     return 2 * hidden * m + m + hidden + (2 * hidden if layer_norm else 0)
 
-def adapter_numel(config:AdapterConfig, # the adapter
-                  hidden:int, # the model's hidden size d
-                  n_layers:int, # transformer blocks
-                  lora_shapes:list[tuple[int, int]]|None=None, # LoRA: (in, out) of the wrapped Linears in one block; None: query and value (d, d)
-                 ) -> int:
+
+def adapter_numel(
+    config: AdapterConfig,  # the adapter
+    hidden: int,  # the model's hidden size d
+    n_layers: int,  # transformer blocks
+    lora_shapes: list[tuple[int, int]]
+    | None = None,  # LoRA: (in, out) of the wrapped Linears in one block; None: query and value (d, d)
+) -> int:
     "The closed form: adapter parameters of a BERT-family model with `n_layers` blocks of width `hidden`."
     if config.kind == "lora":
-        return n_layers * sum(config.r * (i + o) for i, o in (lora_shapes or [(hidden, hidden)] * 2))   # A (r, in) + B (out, r)
+        # A (r, in) + B (out, r)
+        return n_layers * sum(
+            config.r * (i + o) for i, o in (lora_shapes or [(hidden, hidden)] * 2)
+        )
     per_block = 2 if config.kind == "houlsby" else 1
-    return n_layers * per_block * bottleneck_numel(hidden, config.width(hidden), config.layer_norm != "none")
+    return (
+        n_layers
+        * per_block
+        * bottleneck_numel(hidden, config.width(hidden), config.layer_norm != "none")
+    )
 
 # %% ../nbs/11_adapters.ipynb #02591db3
-def adapter_masks(model:nn.Module) -> dict[str, torch.Tensor|None]:
+def adapter_masks(model: nn.Module) -> dict[str, torch.Tensor | None]:
     "The mask of every adapter weight matrix (None: dense), by parameter name."
-    return {f"{n}.{k}": getattr(owner, attr) for n, l in adapter_layers(model).items() for k, (owner, attr, _) in adapter_weights(l).items()}
+    return {
+        f"{n}.{k}": getattr(owner, attr)
+        for n, l in adapter_layers(model).items()
+        for k, (owner, attr, _) in adapter_weights(l).items()
+    }
 
-def prune_adapters(model:nn.Module, # a model with adapters (get_adapter_model)
-                   sparse_ratio:float, # fraction of the adapter weights removed, in [0, 1)
-                   criterion:str="snip", # a name in padnotes.scoring.CRITERIA
-                   data=None, # batches for data-driven criteria (snip, grasp)
-                   n_batches:int=10, # batches to score on
-                   loss_fn=None, # defaults to cross-entropy on the logits
-                   scope:str="global", # "global": one threshold over all adapter weights; "layer": the same ratio in each matrix
-                   seed:int=0, # random scores and ties
-                   zero_init:str="noise", # all-zero matrices (LoRA's B, identity init's W_up): "noise" scores them filled with N(0, noise_std) (restored to 0 after); "none" scores them as they are (and warns)
-                   noise_std:float=0.02, # the scoring noise of zero_init="noise"
-                   train:bool=True, # the model's mode while scoring (restored after); the authors' code scores in eval mode (False)
-                  ) -> dict[str, torch.Tensor]:
+
+def prune_adapters(
+    model: nn.Module,  # a model with adapters (get_adapter_model)
+    sparse_ratio: float,  # fraction of the adapter weights removed, in [0, 1)
+    criterion: str = "snip",  # a name in padnotes.scoring.CRITERIA
+    data=None,  # batches for data-driven criteria (snip, grasp)
+    n_batches: int = 10,  # batches to score on
+    loss_fn=None,  # defaults to cross-entropy on the logits
+    scope: str = "global",  # "global": one threshold over all adapter weights; "layer": the same ratio in each matrix
+    seed: int = 0,  # random scores and ties
+    zero_init: str = "noise",  # all-zero matrices (LoRA's B, identity init's W_up): "noise" scores them filled with N(0, noise_std) (restored to 0 after); "none" scores them as they are (and warns)
+    noise_std: float = 0.02,  # the scoring noise of zero_init="noise"
+    train: bool = True,  # the model's mode while scoring (restored after); the authors' code scores in eval mode (False)
+) -> dict[str, torch.Tensor]:
     "Prune the adapter weight matrices at initialisation: exactly round((1 - sparse_ratio) N) entries kept, the rest set to 0 and masked in every forward."
     from padnotes.scoring import keep_masks, score, UnrankableScoresWarning
+
     sparse_ratio = _check_sparse_ratio(sparse_ratio)
     layers = adapter_layers(model)
-    if not layers: raise ValueError(f"{type(model).__name__} has no adapter layers to prune: call get_adapter_model first")
-    where = {f"{n}.{k}": w for n, l in layers.items() for k, w in adapter_weights(l).items()}
-    check_choice("zero_init", zero_init, ("noise", "none")); noise_std = check_float("noise_std", noise_std, low=0, low_open=True)
-    zeros = [k for k, (_, _, lin) in where.items() if not lin.weight.detach().any()]   # all-zero matrices: SNIP, GraSP, SynFlow see only 0
+    if not layers:
+        raise ValueError(
+            f"{type(model).__name__} has no adapter layers to prune: call get_adapter_model first"
+        )
+    where = {
+        f"{n}.{k}": w for n, l in layers.items() for k, w in adapter_weights(l).items()
+    }
+    check_choice("zero_init", zero_init, ("noise", "none"))
+    noise_std = check_float("noise_std", noise_std, low=0, low_open=True)
+    # all-zero matrices: SNIP, GraSP, SynFlow see only 0
+    zeros = [k for k, (_, _, lin) in where.items() if not lin.weight.detach().any()]
     if zeros and zero_init == "none":
-        warnings.warn(f"{len(zeros)} adapter matrices are all zero ({zeros[:2]}...): w * dL/dw is 0 on them (and on the matrix feeding them), "
-                      "so their scores cannot rank; pass zero_init='noise'", UnrankableScoresWarning, stacklevel=2)
+        warnings.warn(
+            f"{len(zeros)} adapter matrices are all zero ({zeros[:2]}...): w * dL/dw is 0 on them (and on the matrix feeding them), "
+            "so their scores cannot rank; pass zero_init='noise'",
+            UnrankableScoresWarning,
+            stacklevel=2,
+        )
     old = {k: getattr(o, a) for k, (o, a, _) in where.items()}
-    for o, a, _ in where.values(): setattr(o, a, None)                 # score the dense weights
+    for o, a, _ in where.values():
+        setattr(o, a, None)  # score the dense weights
     g = torch.Generator().manual_seed(seed)
     try:
         with torch.no_grad():
-            if zero_init == "noise":                                   # scoring only: B ~ N(0, noise_std^2), back to exactly 0 below
-                for k in zeros: w = where[k][2].weight; w.copy_(torch.randn(w.shape, generator=g).mul_(noise_std))
-        scores = score(criterion, {k: lin.weight for k, (_, _, lin) in where.items()}, model=model, data=data,
-                       n_batches=n_batches, loss_fn=loss_fn, seed=seed, train=train)
+            # scoring only: B ~ N(0, noise_std^2), back to exactly 0 below
+            if zero_init == "noise":
+                for k in zeros:
+                    w = where[k][2].weight
+                    w.copy_(torch.randn(w.shape, generator=g).mul_(noise_std))
+        scores = score(
+            criterion,
+            {k: lin.weight for k, (_, _, lin) in where.items()},
+            model=model,
+            data=data,
+            n_batches=n_batches,
+            loss_fn=loss_fn,
+            seed=seed,
+            train=train,
+        )
     except Exception:
-        for k, (o, a, _) in where.items(): setattr(o, a, old[k])
+        for k, (o, a, _) in where.items():
+            setattr(o, a, old[k])
         raise
     finally:
         with torch.no_grad():
-            for k in zeros: where[k][2].weight.zero_()
+            for k in zeros:
+                where[k][2].weight.zero_()
     masks = keep_masks(scores, 1 - sparse_ratio, scope=scope, seed=seed)
     with torch.no_grad():
         for k, (o, a, lin) in where.items():
-            setattr(o, a, masks[k].to(lin.weight.device)); lin.weight.mul_(masks[k].to(lin.weight.device))   # pruned entries are exactly 0
+            setattr(o, a, masks[k].to(lin.weight.device))
+            # pruned entries are exactly 0
+            lin.weight.mul_(masks[k].to(lin.weight.device))
     return masks
 
 # %% ../nbs/11_adapters.ipynb #22d86541
-PEFT_CONFIG_NAME, PEFT_WEIGHTS_NAME, PEFT_PREFIX = "adapter_config.json", "adapter_model.safetensors", "base_model.model."
+PEFT_CONFIG_NAME, PEFT_WEIGHTS_NAME, PEFT_PREFIX = (
+    "adapter_config.json",
+    "adapter_model.safetensors",
+    "base_model.model.",
+)
+
 
 def _lora_only(model) -> dict[str, LoRALinear]:
     recs, layers = tuner_records(model), tuner_layers(model)
-    bad = [r["config"].method + ("" if r["config"].method != "adapter" else f"({r['config'].kind})") for r in recs
-           if not (isinstance(r["config"], AdapterConfig) and r["config"].kind == "lora")]
+    bad = [
+        r["config"].method
+        + ("" if r["config"].method != "adapter" else f"({r['config'].kind})")
+        for r in recs
+        if not (isinstance(r["config"], AdapterConfig) and r["config"].kind == "lora")
+    ]
     if not recs or bad or not all(isinstance(l, LoRALinear) for l in layers.values()):
-        raise ValueError(f"peft's LoRA format holds LoRA layers only; this model has {bad or 'no tuners'}: use padnotes' save_pretrained")
-    if any(l.merged for l in layers.values()): raise ValueError("unmerge the model before saving it (merged layers hold folded copies)")
+        raise ValueError(
+            f"peft's LoRA format holds LoRA layers only; this model has {bad or 'no tuners'}: use padnotes' save_pretrained"
+        )
+    if any(l.merged for l in layers.values()):
+        raise ValueError(
+            "unmerge the model before saving it (merged layers hold folded copies)"
+        )
     return layers
 
-def _trained_modules(model:nn.Module, layers:dict) -> list[str]:
+
+def _trained_modules(model: nn.Module, layers: dict) -> list[str]:
     "The modules outside the LoRA layers whose parameters train (a new head, say): peft's `modules_to_save`."
     inside = lambda n: any(n == l or n.startswith(l + ".") for l in layers)
-    owners = sorted({n.rpartition(".")[0] for n, p in model.named_parameters() if p.requires_grad and not inside(n)})
+    owners = sorted(
+        {
+            n.rpartition(".")[0]
+            for n, p in model.named_parameters()
+            if p.requires_grad and not inside(n)
+        }
+    )
     if "" in owners:
-        raise ValueError(f"{type(model).__name__} trains parameters of its own (not of a submodule), which peft's modules_to_save cannot name")
+        raise ValueError(
+            f"{type(model).__name__} trains parameters of its own (not of a submodule), which peft's modules_to_save cannot name"
+        )
     holds_lora = [o for o in owners if any(l.startswith(o + ".") for l in layers)]
     if holds_lora:
-        raise ValueError(f"these trained modules hold LoRA layers, which peft's modules_to_save cannot store: {holds_lora[:4]}; "
-                         "freeze their own parameters or save with padnotes' save_pretrained")
-    return [o for o in owners if not any(o.startswith(p + ".") for p in owners)]   # outermost
+        raise ValueError(
+            f"these trained modules hold LoRA layers, which peft's modules_to_save cannot store: {holds_lora[:4]}; "
+            "freeze their own parameters or save with padnotes' save_pretrained"
+        )
+    # outermost
+    return [o for o in owners if not any(o.startswith(p + ".") for p in owners)]
 
-def save_peft(model:nn.Module, # a model with LoRA adapters only (AdapterConfig(kind="lora"))
-              folder:str|Path, # created if missing
-              base_model_name_or_path:str|None=None, # recorded in adapter_config.json, as peft does
-             ) -> Path:
+
+def save_peft(
+    model: nn.Module,  # a model with LoRA adapters only (AdapterConfig(kind="lora"))
+    folder: str | Path,  # created if missing
+    base_model_name_or_path: str
+    | None = None,  # recorded in adapter_config.json, as peft does
+) -> Path:
     "Write the LoRA adapters, and every other module that trains (as peft's `modules_to_save`), in peft's format so `peft.PeftModel.from_pretrained` loads them."
     from safetensors.torch import save_file
+
     layers = _lora_only(model)
     cfgs = {(l.r, l.alpha, l.lora_dropout.p) for l in layers.values()}
-    if len(cfgs) > 1: raise ValueError(f"peft's LoraConfig has one r, alpha and dropout; these layers have {sorted(cfgs)}")
-    (r, alpha, p), = cfgs
+    if len(cfgs) > 1:
+        raise ValueError(
+            f"peft's LoraConfig has one r, alpha and dropout; these layers have {sorted(cfgs)}"
+        )
+    ((r, alpha, p),) = cfgs
     extra = _trained_modules(model, layers)
     tensors = {}
     for n, l in layers.items():
         for k, (_, attr, lin) in adapter_weights(l).items():
             mask = getattr(l, attr)
-            tensors[f"{PEFT_PREFIX}{n}.{k}"] = (lin.weight if mask is None else lin.weight * mask).detach().cpu().contiguous().clone()
-    for m in extra:                                   # peft stores a module to save under its own name, the whole module
+            tensors[f"{PEFT_PREFIX}{n}.{k}"] = (
+                (lin.weight if mask is None else lin.weight * mask)
+                .detach()
+                .cpu()
+                .contiguous()
+                .clone()
+            )
+    for m in extra:  # peft stores a module to save under its own name, the whole module
         for k, v in model.get_submodule(m).state_dict().items():
             tensors[f"{PEFT_PREFIX}{m}.{k}"] = v.detach().cpu().contiguous().clone()
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(folder / PEFT_WEIGHTS_NAME), metadata={"format": "pt"})
-    cfg = dict(peft_type="LORA", task_type=None, base_model_name_or_path=base_model_name_or_path, revision=None, inference_mode=True,
-               r=r, lora_alpha=alpha, lora_dropout=p, target_modules=sorted(layers), exclude_modules=None, bias="none",
-               fan_in_fan_out=False, use_rslora=False, use_dora=False, init_lora_weights=True, modules_to_save=extra or None,
-               rank_pattern={}, alpha_pattern={}, layers_to_transform=None, layers_pattern=None,
-               auto_mapping=dict(base_model_class=type(model).__name__, parent_library=type(model).__module__))
+    cfg = dict(
+        peft_type="LORA",
+        task_type=None,
+        base_model_name_or_path=base_model_name_or_path,
+        revision=None,
+        inference_mode=True,
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=p,
+        target_modules=sorted(layers),
+        exclude_modules=None,
+        bias="none",
+        fan_in_fan_out=False,
+        use_rslora=False,
+        use_dora=False,
+        init_lora_weights=True,
+        modules_to_save=extra or None,
+        rank_pattern={},
+        alpha_pattern={},
+        layers_to_transform=None,
+        layers_pattern=None,
+        auto_mapping=dict(
+            base_model_class=type(model).__name__, parent_library=type(model).__module__
+        ),
+    )
     (folder / PEFT_CONFIG_NAME).write_text(json.dumps(cfg, indent=2))
     return folder
 
-_PEFT_UNSUPPORTED = dict(use_dora=False, use_rslora=False, fan_in_fan_out=False, bias="none", rank_pattern={}, alpha_pattern={},
-                         layers_to_transform=None, target_parameters=None, lora_bias=False, trainable_token_indices=None)
 
-def _modules_to_keep(base:nn.Module, patterns:list) -> list[str]:
+_PEFT_UNSUPPORTED = dict(
+    use_dora=False,
+    use_rslora=False,
+    fan_in_fan_out=False,
+    bias="none",
+    rank_pattern={},
+    alpha_pattern={},
+    layers_to_transform=None,
+    target_parameters=None,
+    lora_bias=False,
+    trainable_token_indices=None,
+)
+
+
+def _modules_to_keep(base: nn.Module, patterns: list) -> list[str]:
     "The modules of `base` that peft's `modules_to_save` names (a module's name, or the end of it)."
     names = [n for n, _ in base.named_modules() if n]
     out = []
     for p_ in patterns:
         hits = [n for n in names if n == p_ or n.endswith("." + p_)]
-        if not hits: raise ValueError(f"modules_to_save names {p_!r}, which is no module of {type(base).__name__}")
+        if not hits:
+            raise ValueError(
+                f"modules_to_save names {p_!r}, which is no module of {type(base).__name__}"
+            )
         out += hits
     return sorted(set(out))
 
-def load_peft(base:nn.Module, # the base model the peft adapter was trained on (changed in place)
-              folder:str|Path, # written by peft's save_pretrained (or save_peft)
-             ) -> nn.Module:
+
+def load_peft(
+    base: nn.Module,  # the base model the peft adapter was trained on (changed in place)
+    folder: str | Path,  # written by peft's save_pretrained (or save_peft)
+) -> nn.Module:
     "Load a peft LoRA adapter (adapter_config.json + adapter_model.safetensors) into `base` as padnotes LoRA layers; returns `base`."
     from safetensors.torch import load_file
+
     folder = Path(folder)
-    if not (folder / PEFT_CONFIG_NAME).exists(): raise FileNotFoundError(f"no {PEFT_CONFIG_NAME} in {folder}: is it a peft adapter folder?")
+    if not (folder / PEFT_CONFIG_NAME).exists():
+        raise FileNotFoundError(
+            f"no {PEFT_CONFIG_NAME} in {folder}: is it a peft adapter folder?"
+        )
     cfg = json.loads((folder / PEFT_CONFIG_NAME).read_text())
-    if cfg.get("peft_type") != "LORA": raise ValueError(f"load_peft reads peft LoRA adapters, this one is {cfg.get('peft_type')!r}")
-    bad = {k: cfg[k] for k, ok in _PEFT_UNSUPPORTED.items() if cfg.get(k, ok) not in (ok, None, {}, [])}
-    if bad: raise ValueError(f"this peft adapter uses options padnotes' LoRA does not have: {bad}")
+    if cfg.get("peft_type") != "LORA":
+        raise ValueError(
+            f"load_peft reads peft LoRA adapters, this one is {cfg.get('peft_type')!r}"
+        )
+    bad = {
+        k: cfg[k]
+        for k, ok in _PEFT_UNSUPPORTED.items()
+        if cfg.get(k, ok) not in (ok, None, {}, [])
+    }
+    if bad:
+        raise ValueError(
+            f"this peft adapter uses options padnotes' LoRA does not have: {bad}"
+        )
     saved = load_file(str(folder / PEFT_WEIGHTS_NAME))
     keep = _modules_to_keep(base, cfg.get("modules_to_save") or [])
     is_kept = lambda k: any(k.startswith(f"{PEFT_PREFIX}{m}.") for m in keep)
-    odd = [k for k in saved if not is_kept(k) and not (k.startswith(PEFT_PREFIX) and k.endswith((".lora_A.weight", ".lora_B.weight")))]
-    if odd: raise ValueError(f"{PEFT_WEIGHTS_NAME} holds tensors that are not LoRA A/B weights or modules to save: {odd[:8]}")
-    kept = {k[len(PEFT_PREFIX):]: v for k, v in saved.items() if is_kept(k)}
+    odd = [
+        k
+        for k in saved
+        if not is_kept(k)
+        and not (
+            k.startswith(PEFT_PREFIX)
+            and k.endswith((".lora_A.weight", ".lora_B.weight"))
+        )
+    ]
+    if odd:
+        raise ValueError(
+            f"{PEFT_WEIGHTS_NAME} holds tensors that are not LoRA A/B weights or modules to save: {odd[:8]}"
+        )
+    kept = {k[len(PEFT_PREFIX) :]: v for k, v in saved.items() if is_kept(k)}
     saved = {k: v for k, v in saved.items() if not is_kept(k)}
-    names = sorted({k[len(PEFT_PREFIX):].rsplit(".", 2)[0] for k in saved})
-    inject(base, AdapterConfig(kind="lora", r=int(cfg["r"]), alpha=float(cfg["lora_alpha"]), dropout=float(cfg.get("lora_dropout") or 0.0),
-                               target_modules=names))
+    names = sorted({k[len(PEFT_PREFIX) :].rsplit(".", 2)[0] for k in saved})
+    inject(
+        base,
+        AdapterConfig(
+            kind="lora",
+            r=int(cfg["r"]),
+            alpha=float(cfg["lora_alpha"]),
+            dropout=float(cfg.get("lora_dropout") or 0.0),
+            target_modules=names,
+        ),
+    )
     try:
-        sd = {k[len(PEFT_PREFIX):]: v for k, v in saved.items()}
-        want = {f"{n}.{k}": lin.weight for n, l in adapter_layers(base).items() for k, (_, _, lin) in adapter_weights(l).items()}
-        wrong = [f"{k}: saved {tuple(sd[k].shape)}, model {tuple(w.shape)}" for k, w in want.items() if k not in sd or sd[k].shape != w.shape]
-        if wrong or set(sd) - set(want): raise ValueError(f"{PEFT_WEIGHTS_NAME} does not fit this base model: {wrong[:8]} {sorted(set(sd) - set(want))[:8]}")
-        mods = {f"{m}.{k}": v for m in keep for k, v in base.get_submodule(m).state_dict(keep_vars=True).items()}
-        bad = [f"{k}: saved {tuple(kept[k].shape)}, model {tuple(v.shape)}" for k, v in mods.items() if k not in kept or kept[k].shape != v.shape]
-        if bad: raise ValueError(f"{PEFT_WEIGHTS_NAME}: its modules to save do not fit this base model: {bad[:8]}")
+        sd = {k[len(PEFT_PREFIX) :]: v for k, v in saved.items()}
+        want = {
+            f"{n}.{k}": lin.weight
+            for n, l in adapter_layers(base).items()
+            for k, (_, _, lin) in adapter_weights(l).items()
+        }
+        wrong = [
+            f"{k}: saved {tuple(sd[k].shape)}, model {tuple(w.shape)}"
+            for k, w in want.items()
+            if k not in sd or sd[k].shape != w.shape
+        ]
+        if wrong or set(sd) - set(want):
+            raise ValueError(
+                f"{PEFT_WEIGHTS_NAME} does not fit this base model: {wrong[:8]} {sorted(set(sd) - set(want))[:8]}"
+            )
+        mods = {
+            f"{m}.{k}": v
+            for m in keep
+            for k, v in base.get_submodule(m).state_dict(keep_vars=True).items()
+        }
+        bad = [
+            f"{k}: saved {tuple(kept[k].shape)}, model {tuple(v.shape)}"
+            for k, v in mods.items()
+            if k not in kept or kept[k].shape != v.shape
+        ]
+        if bad:
+            raise ValueError(
+                f"{PEFT_WEIGHTS_NAME}: its modules to save do not fit this base model: {bad[:8]}"
+            )
         with torch.no_grad():
-            for k, w in want.items(): w.copy_(sd[k])
-            for k, v in mods.items(): v.copy_(kept[k])
+            for k, w in want.items():
+                w.copy_(sd[k])
+            for k, v in mods.items():
+                v.copy_(kept[k])
         for m in keep:
-            for p_ in base.get_submodule(m).parameters(): p_.requires_grad_(True)      # they train, as peft's copies do
+            for p_ in base.get_submodule(m).parameters():
+                p_.requires_grad_(True)  # they train, as peft's copies do
     except Exception:
         from padnotes.tuners import unload
-        unload(base); raise
+
+        unload(base)
+        raise
     return base
 
 # %% ../nbs/11_adapters.ipynb #11e8edcf

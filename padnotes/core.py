@@ -23,58 +23,78 @@ def in_test() -> bool:
     "True while the notebooks run under `nbdev_test` (or whenever `IN_TEST` is set)."
     return os.environ.get("IN_TEST", "").lower() not in ("", "0", "false", "no")
 
-def tiny(full, # the size a reader gets
-         small, # the size under test
-        ):
+
+def tiny(
+    full,  # the size a reader gets
+    small,  # the size under test
+):
     "`small` under test, `full` otherwise."
     return small if in_test() else full
 
 # %% ../nbs/00_core.ipynb #ad821f88
-def get_device(device:str|torch.device|None=None, # None picks CUDA when available, else CPU
-              ) -> torch.device:
+def get_device(
+    device: str
+    | torch.device
+    | None = None,  # None picks CUDA when available, else CPU
+) -> torch.device:
     "The device to run on: the one named, or the GPU when there is one, else the CPU."
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try: dev = torch.device(device)
+    try:
+        dev = torch.device(device)
     except (RuntimeError, TypeError) as e:
-        raise ValueError(f"unknown device {device!r}: expected 'cpu', 'cuda', 'cuda:N', 'auto' or None") from e
+        raise ValueError(
+            f"unknown device {device!r}: expected 'cpu', 'cuda', 'cuda:N', 'auto' or None"
+        ) from e
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for, but this machine has no CUDA GPU: use 'cpu' or None")
+        raise ValueError(
+            f"device {device!r} was asked for, but this machine has no CUDA GPU: use 'cpu' or None"
+        )
     if dev.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"unsupported device {device!r}: expected 'cpu', 'cuda', 'cuda:N', 'auto' or None")
+        raise ValueError(
+            f"unsupported device {device!r}: expected 'cpu', 'cuda', 'cuda:N', 'auto' or None"
+        )
     return dev
 
 # %% ../nbs/00_core.ipynb #11c41168
-def set_seed(seed:int=0, # the seed for python, numpy and torch
-             deterministic:bool=False, # also ask cuDNN for deterministic kernels (slower)
-            ) -> int:
+def set_seed(
+    seed: int = 0,  # the seed for python, numpy and torch
+    deterministic: bool = False,  # also ask cuDNN for deterministic kernels (slower)
+) -> int:
     "Seed python, numpy and torch (all devices); returns the seed."
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
-    if torch.cuda.is_available(): torch.cuda.manual_seed_all(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
     if deterministic:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     return seed
 
 # %% ../nbs/00_core.ipynb #f416d8df
-def check_int(name:str, # the argument's name, for the message
-              v, # the value given
-              minimum:int|None=1, # smallest allowed value (None: no bound)
-             ) -> int:
+def check_int(
+    name: str,  # the argument's name, for the message
+    v,  # the value given
+    minimum: int | None = 1,  # smallest allowed value (None: no bound)
+) -> int:
     "`v` as an int: TypeError unless it is an integer (not a bool), ValueError below `minimum`."
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(v).__name__} {v!r}")
-    if minimum is not None and v < minimum: raise ValueError(f"{name} must be an int >= {minimum}, got {v!r}")
+    if minimum is not None and v < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {v!r}")
     return int(v)
 
-def check_float(name:str, # the argument's name
-                v, # the value given
-                low:float|None=None, # lower bound (None: none)
-                high:float|None=None, # upper bound (None: none)
-                low_open:bool=False, # True: v must be > low (else >= low)
-                high_open:bool=False, # True: v must be < high (else <= high)
-               ) -> float:
+
+def check_float(
+    name: str,  # the argument's name
+    v,  # the value given
+    low: float | None = None,  # lower bound (None: none)
+    high: float | None = None,  # upper bound (None: none)
+    low_open: bool = False,  # True: v must be > low (else >= low)
+    high_open: bool = False,  # True: v must be < high (else <= high)
+) -> float:
     "`v` as a finite float: TypeError unless it is a real number (not a bool), ValueError outside the bounds."
     if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, got {type(v).__name__} {v!r}")
@@ -82,71 +102,112 @@ def check_float(name:str, # the argument's name
     lo = "" if low is None else (f"> {low:g}" if low_open else f">= {low:g}")
     hi = "" if high is None else (f"< {high:g}" if high_open else f"<= {high:g}")
     want = " and ".join(s for s in (lo, hi) if s) or "finite"
-    if (not math.isfinite(v) or (low is not None and (v <= low if low_open else v < low))
-            or (high is not None and (v >= high if high_open else v > high))):
+    if (
+        not math.isfinite(v)
+        or (low is not None and (v <= low if low_open else v < low))
+        or (high is not None and (v >= high if high_open else v > high))
+    ):
         raise ValueError(f"{name} must be a finite number {want}, got {v!r}")
     return v
 
-def check_ratio(name:str, v) -> float:
+
+def check_ratio(name: str, v) -> float:
     "A fraction in [0, 1] (TypeError for a non-number, ValueError outside the interval or NaN)."
     if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number in [0, 1], got {type(v).__name__} {v!r}")
-    if not 0 <= float(v) <= 1: raise ValueError(f"{name} must be a number in [0, 1], got {v!r}")
+        raise TypeError(
+            f"{name} must be a number in [0, 1], got {type(v).__name__} {v!r}"
+        )
+    if not 0 <= float(v) <= 1:
+        raise ValueError(f"{name} must be a number in [0, 1], got {v!r}")
     return float(v)
 
-def check_choice(name:str, v, choices:Sequence) -> Any:
+
+def check_choice(name: str, v, choices: Sequence) -> Any:
     "`v` if it is one of `choices`, else a ValueError listing them."
-    if v not in choices: raise ValueError(f"{name} must be one of {tuple(choices)}, got {v!r}")
+    if v not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {v!r}")
     return v
 
 # %% ../nbs/00_core.ipynb #fe48d070
-def count_buffers(model:nn.Module) -> int:
+def count_buffers(model: nn.Module) -> int:
     "Numbers held in `model`'s persistent buffers (those its state_dict saves: running statistics, masks, folded weights), shared ones once."
     seen, n = set(), 0
     for mod in model.modules():
         for name, b in mod._buffers.items():
-            if b is None or name in mod._non_persistent_buffers_set or id(b) in seen: continue
-            seen.add(id(b)); n += b.numel()
+            if b is None or name in mod._non_persistent_buffers_set or id(b) in seen:
+                continue
+            seen.add(id(b))
+            n += b.numel()
     return n
 
-def count_params(model:nn.Module, # any module
-                 trainable:bool=False, # count only parameters with requires_grad
-                ) -> int:
+
+def count_params(
+    model: nn.Module,  # any module
+    trainable: bool = False,  # count only parameters with requires_grad
+) -> int:
     "Number of parameters of `model` (shared tensors counted once); warns when merged layers keep their weights as buffers instead."
     seen, n = set(), 0
     for p in model.parameters():
-        if id(p) in seen or (trainable and not p.requires_grad): continue
-        seen.add(id(p)); n += p.numel()
+        if id(p) in seen or (trainable and not p.requires_grad):
+            continue
+        seen.add(id(p))
+        n += p.numel()
     merged = [m for m in model.modules() if getattr(m, "is_deployed", False)]
     if merged and not trainable:
-        warnings.warn(f"{type(model).__name__} holds {len(merged)} layers merged for deployment, which keep their weights as buffers: "
-                      f"{n:,} parameters, plus {count_buffers(model):,} numbers in buffers (count_buffers); deploy_numel counts what "
-                      "deployment stores", stacklevel=2)
+        warnings.warn(
+            f"{type(model).__name__} holds {len(merged)} layers merged for deployment, which keep their weights as buffers: "
+            f"{n:,} parameters, plus {count_buffers(model):,} numbers in buffers (count_buffers); deploy_numel counts what "
+            "deployment stores",
+            stacklevel=2,
+        )
     return n
 
 # %% ../nbs/00_core.ipynb #e1603b0f
-def param_report(model:nn.Module, # any module
-                 depth:int=1, # how many levels of child modules to list
-                ) -> list[dict]:
+def param_report(
+    model: nn.Module,  # any module
+    depth: int = 1,  # how many levels of child modules to list
+) -> list[dict]:
     "Per-module parameter counts (total, trainable, share of the model) down to `depth`."
     total = count_params(model) or 1
     rows = []
+
     def walk(m, prefix, d):
         for name, child in m.named_children():
             full = f"{prefix}.{name}" if prefix else name
             if d == depth or not list(child.children()):
                 n = count_params(child)
-                rows.append(dict(module=full, type=type(child).__name__, params=n,
-                                 trainable=count_params(child, trainable=True), share=n/total))
-            else: walk(child, full, d+1)
+                rows.append(
+                    dict(
+                        module=full,
+                        type=type(child).__name__,
+                        params=n,
+                        trainable=count_params(child, trainable=True),
+                        share=n / total,
+                    )
+                )
+            else:
+                walk(child, full, d + 1)
+
     walk(model, "", 1)
     own = sum(p.numel() for p in model.parameters(recurse=False))
-    if own: rows.append(dict(module="(own)", type=type(model).__name__, params=own,
-                             trainable=sum(p.numel() for p in model.parameters(recurse=False) if p.requires_grad), share=own/total))
+    if own:
+        rows.append(
+            dict(
+                module="(own)",
+                type=type(model).__name__,
+                params=own,
+                trainable=sum(
+                    p.numel()
+                    for p in model.parameters(recurse=False)
+                    if p.requires_grad
+                ),
+                share=own / total,
+            )
+        )
     return rows
 
 # %% ../nbs/00_core.ipynb #159dbf56
-def deploy_numel(model:nn.Module) -> int:
+def deploy_numel(model: nn.Module) -> int:
     "Numbers stored to deploy `model`: a module's own `deploy_numel()` where it defines one, its parameters elsewhere."
     if callable(getattr(type(model), "deploy_numel", None)):
         return int(model.deploy_numel())
@@ -155,91 +216,139 @@ def deploy_numel(model:nn.Module) -> int:
 
 # %% ../nbs/00_core.ipynb #d198240d
 def _holds_graph(v) -> bool:
-    if isinstance(v, torch.Tensor): return v.grad_fn is not None
-    if is_dataclass(v) and not isinstance(v, type): return any(_holds_graph(getattr(v, f.name)) for f in fields(v))
-    if isinstance(v, dict): return any(_holds_graph(x) for x in v.values())
-    if isinstance(v, (list, tuple)): return any(_holds_graph(x) for x in v)
+    if isinstance(v, torch.Tensor):
+        return v.grad_fn is not None
+    if is_dataclass(v) and not isinstance(v, type):
+        return any(_holds_graph(getattr(v, f.name)) for f in fields(v))
+    if isinstance(v, dict):
+        return any(_holds_graph(x) for x in v.values())
+    if isinstance(v, (list, tuple)):
+        return any(_holds_graph(x) for x in v)
     return False
 
-def without_graphs(state:dict) -> dict:
-    "A module's __dict__ for copying and pickling: per-forward attributes that hold autograd graphs become None."
-    return {k: None if not k.startswith("_") and _holds_graph(v) else v for k, v in state.items()}
 
-def clone_model(model:nn.Module) -> nn.Module:
+def without_graphs(state: dict) -> dict:
+    "A module's __dict__ for copying and pickling: per-forward attributes that hold autograd graphs become None."
+    return {
+        k: None if not k.startswith("_") and _holds_graph(v) else v
+        for k, v in state.items()
+    }
+
+
+def clone_model(model: nn.Module) -> nn.Module:
     "A deep copy of `model`, leaving out (as None) per-forward attributes that hold autograd graphs."
-    stash = [(m, k, v) for m in model.modules() for k, v in vars(m).items() if not k.startswith("_") and _holds_graph(v)]
-    for m, k, _ in stash: object.__setattr__(m, k, None)
-    try: return copy.deepcopy(model)
+    stash = [
+        (m, k, v)
+        for m in model.modules()
+        for k, v in vars(m).items()
+        if not k.startswith("_") and _holds_graph(v)
+    ]
+    for m, k, _ in stash:
+        object.__setattr__(m, k, None)
+    try:
+        return copy.deepcopy(model)
     finally:
-        for m, k, v in stash: object.__setattr__(m, k, v)
+        for m, k, v in stash:
+            object.__setattr__(m, k, v)
 
 # %% ../nbs/00_core.ipynb #cdcca8f7
-def to_device(batch, device:torch.device):
+def to_device(batch, device: torch.device):
     "Move a tensor, or a tuple/list/dict of tensors, to `device`."
-    if isinstance(batch, torch.Tensor): return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict): return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)): return type(batch)(to_device(v, device) for v in batch)
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
     return batch
+
 
 def split_batch(batch) -> tuple[Any, torch.Tensor]:
     "Split a batch into (model inputs, labels): `(x, y)` tuples or dicts with a `labels` key."
     if isinstance(batch, dict):
-        if "labels" not in batch: raise ValueError(f"a dict batch needs a 'labels' key, got keys {sorted(batch)}")
+        if "labels" not in batch:
+            raise ValueError(
+                f"a dict batch needs a 'labels' key, got keys {sorted(batch)}"
+            )
         return {k: v for k, v in batch.items() if k != "labels"}, batch["labels"]
-    if isinstance(batch, (list, tuple)) and len(batch) == 2: return batch[0], batch[1]
-    raise ValueError(f"a batch must be (inputs, labels) or a dict with 'labels', got {type(batch).__name__}")
+    if isinstance(batch, (list, tuple)) and len(batch) == 2:
+        return batch[0], batch[1]
+    raise ValueError(
+        f"a batch must be (inputs, labels) or a dict with 'labels', got {type(batch).__name__}"
+    )
 
-def forward_logits(model:nn.Module, inputs) -> torch.Tensor:
+
+def forward_logits(model: nn.Module, inputs) -> torch.Tensor:
     "Run `model` on `inputs` (a tensor or a dict of keyword inputs) and return its logits."
     out = model(**inputs) if isinstance(inputs, dict) else model(inputs)
-    if hasattr(out, "logits"): out = out.logits
-    elif isinstance(out, (tuple, list)): out = out[0]
+    if hasattr(out, "logits"):
+        out = out.logits
+    elif isinstance(out, (tuple, list)):
+        out = out[0]
     return out
 
-def accuracy(logits:torch.Tensor, labels:torch.Tensor) -> float:
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     "Fraction of rows whose arg-max equals the label."
     return (logits.argmax(-1) == labels).float().mean().item()
 
-def model_device(model:nn.Module) -> torch.device:
+
+def model_device(model: nn.Module) -> torch.device:
     "The device of the model's first parameter (the CPU for a model without parameters)."
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
 
 # %% ../nbs/00_core.ipynb #23df80bf
-def patch_method(cls:type, # the class that gets the method
-                ) -> Callable:
+def patch_method(
+    cls: type,  # the class that gets the method
+) -> Callable:
     "Decorator: add the function (or classmethod) to `cls` under its own name, and return it unchanged."
+
     def add(f):
         setattr(cls, f.__name__, f)
         return f
+
     return add
 
 # %% ../nbs/00_core.ipynb #af2c6ff8
-def time_fn(fn:Callable, # the function to time, called without arguments
-            repeats:int=10, # timed calls
-            warmup:int=2, # untimed calls first
-            device=None, # synchronise this CUDA device around each call
-           ) -> float:
+def time_fn(
+    fn: Callable,  # the function to time, called without arguments
+    repeats: int = 10,  # timed calls
+    warmup: int = 2,  # untimed calls first
+    device=None,  # synchronise this CUDA device around each call
+) -> float:
     "Median seconds per call of `fn()`."
-    return time_fns({"fn": fn}, repeats, warmup, device)["fn"]   # `time_fns` (below) with one function
+    # `time_fns` (below) with one function
+    return time_fns({"fn": fn}, repeats, warmup, device)["fn"]
 
 # %% ../nbs/00_core.ipynb #daf428c8
-def time_fns(fns:dict, # name -> function called without arguments
-             repeats:int=10, # timed rounds
-             warmup:int=2, # untimed rounds first
-             device=None, # synchronise this CUDA device around each call
-            ) -> dict:
+def time_fns(
+    fns: dict,  # name -> function called without arguments
+    repeats: int = 10,  # timed rounds
+    warmup: int = 2,  # untimed rounds first
+    device=None,  # synchronise this CUDA device around each call
+) -> dict:
     "Median seconds per call of each function, timed in interleaved rounds."
     dev = get_device(device) if device is not None else None
-    sync = (lambda: torch.cuda.synchronize(dev)) if dev is not None and dev.type == "cuda" else (lambda: None)
+    sync = (
+        (lambda: torch.cuda.synchronize(dev))
+        if dev is not None and dev.type == "cuda"
+        else (lambda: None)
+    )
     for _ in range(warmup):
-        for f in fns.values(): f()
+        for f in fns.values():
+            f()
     ts = {k: [] for k in fns}
     for _ in range(repeats):
         for k, f in fns.items():
-            sync(); t0 = time.perf_counter(); f(); sync(); ts[k].append(time.perf_counter() - t0)
+            sync()
+            t0 = time.perf_counter()
+            f()
+            sync()
+            ts[k].append(time.perf_counter() - t0)
     return {k: float(np.median(v)) for k, v in ts.items()}
 
 # %% ../nbs/00_core.ipynb #a7a5430d
 from .docs import document_module
+
 document_module(globals())

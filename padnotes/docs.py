@@ -14,150 +14,265 @@ __all__ = ['document', 'document_module']
 # %% ../nbs/00b_docs.ipynb #95ca82f5
 _DOC_MARK = "\nParameters\n----------\n"
 
-def _tokens(lines:list[str], start:int):
+
+def _tokens(lines: list[str], start: int):
     "Tokens of `lines` from index `start` on; stops quietly where the text stops parsing."
     it = iter(lines[start:])
-    try: yield from tokenize.generate_tokens(lambda: next(it, ""))
-    except (tokenize.TokenError, SyntaxError, IndentationError): return
+    try:
+        yield from tokenize.generate_tokens(lambda: next(it, ""))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return
 
-def _source_lines(obj) -> tuple[list[str], int]|None:
+
+def _source_lines(obj) -> tuple[list[str], int] | None:
     "The lines of the file that defines the function `obj`, and the index of its first line (decorators included)."
     code = getattr(inspect.unwrap(obj), "__code__", None)
-    if code is None: return None
+    if code is None:
+        return None
     lines = linecache.getlines(code.co_filename)
     return (lines, code.co_firstlineno - 1) if lines else None
+
 
 def _arg_comments(fn, names) -> dict:
     "docments comments of `fn`'s parameters `names` (a comment follows its parameter), and 'return' (after the `)`)."
     src = _source_lines(fn)
-    if src is None: return {}
+    if src is None:
+        return {}
     lines, i = src
-    while i < len(lines) and lines[i].lstrip().startswith("@"): i += 1
+    while i < len(lines) and lines[i].lstrip().startswith("@"):
+        i += 1
     head = lines[i] if i < len(lines) else ""
-    if "#" not in head and head.rstrip().endswith(":") and head.count("(") == head.count(")"): return {}  # a one-line signature without comments
-    res, cur, depth, started, prev, closed, colon = {}, None, 0, False, None, False, False
+    if (
+        "#" not in head
+        and head.rstrip().endswith(":")
+        and head.count("(") == head.count(")")
+    ):
+        return {}  # a one-line signature without comments
+    res, cur, depth, started, prev, closed, colon = (
+        {},
+        None,
+        0,
+        False,
+        None,
+        False,
+        False,
+    )
     for t in _tokens(lines, i):
         if not started:
             started = t.type == tokenize.NAME and t.string == "def"
             continue
         if t.type == tokenize.COMMENT:
             key = "return" if closed else cur
-            if key is not None and key not in res: res[key] = t.string[1:].strip()
+            if key is not None and key not in res:
+                res[key] = t.string[1:].strip()
         elif t.type == tokenize.OP:
-            if t.string in "([{": depth += 1
+            if t.string in "([{":
+                depth += 1
             elif t.string in ")]}":
                 depth -= 1
-                if depth == 0: closed = True
-            elif t.string == ":" and depth == 0: colon = True; continue
-        elif t.type == tokenize.NEWLINE and depth == 0: break
-        elif t.type == tokenize.NAME and depth == 1 and prev in ("(", ",", "*", "**") and t.string in names: cur = t.string
-        if colon and t.type not in (tokenize.COMMENT, tokenize.NEWLINE): break  # a one-line body
-        if t.type not in (tokenize.NL, tokenize.COMMENT): prev = t.string
+                if depth == 0:
+                    closed = True
+            elif t.string == ":" and depth == 0:
+                colon = True
+                continue
+        elif t.type == tokenize.NEWLINE and depth == 0:
+            break
+        elif (
+            t.type == tokenize.NAME
+            and depth == 1
+            and prev in ("(", ",", "*", "**")
+            and t.string in names
+        ):
+            cur = t.string
+        if colon and t.type not in (tokenize.COMMENT, tokenize.NEWLINE):
+            break  # a one-line body
+        if t.type not in (tokenize.NL, tokenize.COMMENT):
+            prev = t.string
     return res
 
-def _line_comment(line:str) -> str|None:
+
+def _line_comment(line: str) -> str | None:
     "The comment at the end of one line of code."
     for t in _tokens([line.strip() + "\n"], 0):
-        if t.type == tokenize.COMMENT: return t.string[1:].strip()
+        if t.type == tokenize.COMMENT:
+            return t.string[1:].strip()
     return None
 
-def _class_lines(cls, also=()) -> tuple[list[str], int]|None:
+
+def _class_lines(cls, also=()) -> tuple[list[str], int] | None:
     "The lines of the file that defines `cls` (looked for in its methods' files, its module's, then `also`), and the index of its `class` line."
     pat = re.compile(rf"\s*class\s+{re.escape(cls.__name__)}\b")
-    firsts = [s for v in vars(cls).values() if inspect.isfunction(v) and (s := _source_lines(v))]
+    firsts = [
+        s
+        for v in vars(cls).values()
+        if inspect.isfunction(v) and (s := _source_lines(v))
+    ]
     mod_file = getattr(sys.modules.get(cls.__module__), "__file__", None)
-    for lines in [s[0] for s in firsts] + ([linecache.getlines(mod_file)] if mod_file else []) + list(also):
-        hits = [i for i, l in enumerate(lines) if l.lstrip().startswith("class") and pat.match(l)]
+    for lines in (
+        [s[0] for s in firsts]
+        + ([linecache.getlines(mod_file)] if mod_file else [])
+        + list(also)
+    ):
+        hits = [
+            i
+            for i, l in enumerate(lines)
+            if l.lstrip().startswith("class") and pat.match(l)
+        ]
         before = [i for i in hits if any(s[0] is lines and i < s[1] for s in firsts)]
-        if hits: return lines, (before or hits)[-1]
+        if hits:
+            return lines, (before or hits)[-1]
     return None
+
 
 def _field_comments(cls, names) -> dict:
     "docments comments of the fields `names` of a dataclass, from the class and then its bases."
     res, seen = {}, []
     for c in cls.__mro__:
-        if not is_dataclass(c) or (found := _class_lines(c, seen)) is None: continue
-        lines, i = found; seen.append(lines)
+        if not is_dataclass(c) or (found := _class_lines(c, seen)) is None:
+            continue
+        lines, i = found
+        seen.append(lines)
         ind = len(lines[i]) - len(lines[i].lstrip())
-        for l in lines[i + 1:]:
-            if l.strip() and len(l) - len(l.lstrip()) <= ind: break
+        for l in lines[i + 1 :]:
+            if l.strip() and len(l) - len(l.lstrip()) <= ind:
+                break
             m = re.match(r"\s*(\w+)\s*:", l)
-            if m and m.group(1) in names and m.group(1) not in res and (com := _line_comment(l)): res[m.group(1)] = com
+            if (
+                m
+                and m.group(1) in names
+                and m.group(1) not in res
+                and (com := _line_comment(l))
+            ):
+                res[m.group(1)] = com
     return res
 
-def _anno(a) -> str|None:
-    if a is inspect.Parameter.empty or a is dataclasses.MISSING: return None
+
+def _anno(a) -> str | None:
+    if a is inspect.Parameter.empty or a is dataclasses.MISSING:
+        return None
     return a if isinstance(a, str) else inspect.formatannotation(a)
 
-def _default(d) -> str|None:
-    if d is inspect.Parameter.empty or d is dataclasses.MISSING: return None
+
+def _default(d) -> str | None:
+    if d is inspect.Parameter.empty or d is dataclasses.MISSING:
+        return None
     r = repr(d)
     return r if len(r) <= 60 else r[:57] + "..."
 
-def _param_rows(obj) -> tuple[list, tuple|None]:
+
+def _param_rows(obj) -> tuple[list, tuple | None]:
     "(name, type, default, comment) of each parameter of `obj`, and (type, comment) of what a function returns."
     if inspect.isclass(obj) and is_dataclass(obj):
         fs = [f for f in dataclasses.fields(obj) if f.init]
         com = _field_comments(obj, {f.name for f in fs})
-        dflt = lambda f: (f"{getattr(f.default_factory, '__name__', 'factory')}()"
-                          if f.default_factory is not dataclasses.MISSING else _default(f.default))
+        dflt = lambda f: (
+            f"{getattr(f.default_factory, '__name__', 'factory')}()"
+            if f.default_factory is not dataclasses.MISSING
+            else _default(f.default)
+        )
         return [(f.name, _anno(f.type), dflt(f), com.get(f.name)) for f in fs], None
     fn = obj.__init__ if inspect.isclass(obj) else obj
-    try: sig = inspect.signature(obj)
-    except (TypeError, ValueError): return [], None
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return [], None
     ps = list(sig.parameters.values())
     com = _arg_comments(fn, {p.name for p in ps})
     star = {inspect.Parameter.VAR_POSITIONAL: "*", inspect.Parameter.VAR_KEYWORD: "**"}
-    rows = [(star.get(p.kind, "") + p.name, _anno(p.annotation), _default(p.default), com.get(p.name)) for p in ps]
-    ret = None if inspect.isclass(obj) else (_anno(sig.return_annotation), com.get("return"))
+    rows = [
+        (
+            star.get(p.kind, "") + p.name,
+            _anno(p.annotation),
+            _default(p.default),
+            com.get(p.name),
+        )
+        for p in ps
+    ]
+    ret = (
+        None
+        if inspect.isclass(obj)
+        else (_anno(sig.return_annotation), com.get("return"))
+    )
     return rows, ret if ret and any(ret) else None
 
-def _render(doc:str|None, rows:list, ret:tuple|None) -> str:
+
+def _render(doc: str | None, rows: list, ret: tuple | None) -> str:
     out = [inspect.cleandoc(doc) if doc else ""]
     if rows:
         out.append("\nParameters\n----------")
         for name, typ, dflt, com in rows:
-            head = ", ".join(s for s in (typ, None if dflt is None else f"default {dflt}") if s)
+            head = ", ".join(
+                s for s in (typ, None if dflt is None else f"default {dflt}") if s
+            )
             out.append(f"{name} : {head}" if head else name)
-            if com: out.append(f"    {com}")
+            if com:
+                out.append(f"    {com}")
     if ret:
         out.append("\nReturns\n-------")
         out.append(ret[0] or "")
-        if ret[1]: out.append(f"    {ret[1]}")
+        if ret[1]:
+            out.append(f"    {ret[1]}")
     return "\n".join(out).strip("\n")
+
 
 def _set_doc(obj, rows, ret):
     doc = getattr(obj, "__doc__", None)
-    if (not rows and not ret) or (doc and _DOC_MARK in doc): return
-    try: obj.__doc__ = _render(doc, rows, ret)
-    except (AttributeError, TypeError): pass  # builtins and other read-only docs
+    if (not rows and not ret) or (doc and _DOC_MARK in doc):
+        return
+    try:
+        obj.__doc__ = _render(doc, rows, ret)
+    except (AttributeError, TypeError):
+        pass  # builtins and other read-only docs
+
 
 def document(obj):
     "Render `obj`'s docments comments (parameter types, defaults, comments) into its `__doc__`, for `help()` and Shift-Tab; returns `obj`."
     if inspect.isclass(obj):
-        if obj.__module__ == "builtins": return obj
-        if _DOC_MARK not in (obj.__doc__ or ""): _set_doc(obj, *_param_rows(obj))
+        if obj.__module__ == "builtins":
+            return obj
+        if _DOC_MARK not in (obj.__doc__ or ""):
+            _set_doc(obj, *_param_rows(obj))
         for name, v in vars(obj).items():
             f = v.__func__ if isinstance(v, (staticmethod, classmethod)) else v
-            if name.startswith("_") or not inspect.isfunction(f) or _DOC_MARK in (f.__doc__ or ""): continue
+            if (
+                name.startswith("_")
+                or not inspect.isfunction(f)
+                or _DOC_MARK in (f.__doc__ or "")
+            ):
+                continue
             rows, ret = _param_rows(f)
-            if not isinstance(v, staticmethod) and rows and not rows[0][0].startswith("*"): rows = rows[1:]  # self / cls
-            if any(r[3] for r in rows): _set_doc(f, rows, ret)
-    elif (inspect.isfunction(obj) or inspect.isfunction(inspect.unwrap(obj))) and _DOC_MARK not in (obj.__doc__ or ""):
+            if (
+                not isinstance(v, staticmethod)
+                and rows
+                and not rows[0][0].startswith("*")
+            ):
+                rows = rows[1:]  # self / cls
+            if any(r[3] for r in rows):
+                _set_doc(f, rows, ret)
+    elif (
+        inspect.isfunction(obj) or inspect.isfunction(inspect.unwrap(obj))
+    ) and _DOC_MARK not in (obj.__doc__ or ""):
         _set_doc(obj, *_param_rows(obj))
     return obj
 
-def document_module(ns:dict, # a module's namespace: `globals()` at the end of the module
-                    names:Iterable[str]|None=None, # None: `__all__`, else every public name defined in `ns`
-                   ) -> list[str]:
+
+def document_module(
+    ns: dict,  # a module's namespace: `globals()` at the end of the module
+    names: Iterable[str]
+    | None = None,  # None: `__all__`, else every public name defined in `ns`
+) -> list[str]:
     "`document` every function and class that module `ns` defines and exports; returns their names."
     mod = ns.get("__name__")
-    if names is None: names = ns.get("__all__") or [k for k in ns if not k.startswith("_")]
+    if names is None:
+        names = ns.get("__all__") or [k for k in ns if not k.startswith("_")]
     done = []
     for k in names:
         obj = ns.get(k)
-        if (inspect.isclass(obj) or callable(obj)) and getattr(obj, "__module__", None) == mod:
-            document(obj); done.append(k)
+        if (inspect.isclass(obj) or callable(obj)) and getattr(
+            obj, "__module__", None
+        ) == mod:
+            document(obj)
+            done.append(k)
     return done
 
 # %% ../nbs/00b_docs.ipynb #b7923220

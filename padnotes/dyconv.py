@@ -4,11 +4,10 @@
 
 # %% ../nbs/02_dynamic_conv.ipynb #3fb3c89a
 from __future__ import annotations
-import copy, fnmatch, math
+import fnmatch, math
 from dataclasses import dataclass
 from typing import ClassVar, Iterable
 
-import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -26,168 +25,328 @@ __all__ = ['KernelAttention', 'aggregate', 'dyconv_loop', 'auto_chunk', 'per_sam
            'count_flops', 'TemperatureSchedule', 'AttentionRecorder']
 
 # %% ../nbs/02_dynamic_conv.ipynb #d72a3998
-def _check_temperature(t): return check_float("temperature", t, low=0, low_open=True)
+def _check_temperature(t):
+    return check_float("temperature", t, low=0, low_open=True)
+
 
 class KernelAttention(nn.Module):
     "Attention over K kernels: softmax(W2 ReLU(W1 GAP(x)) / temperature), one row of K weights per sample."
-    def __init__(self, in_channels:int, # channels of the input x
-                 num_kernels:int, # K, how many kernels to weigh
-                 reduction:int=4, # the hidden width is max(in_channels // reduction, 4)
-                 temperature:float=30.0, # softmax temperature tau: large is near uniform
-                ):
+
+    def __init__(
+        self,
+        in_channels: int,  # channels of the input x
+        num_kernels: int,  # K, how many kernels to weigh
+        reduction: int = 4,  # the hidden width is max(in_channels // reduction, 4)
+        temperature: float = 30.0,  # softmax temperature tau: large is near uniform
+    ):
         super().__init__()
-        in_channels, num_kernels = check_int("in_channels", in_channels), check_int("num_kernels", num_kernels)
+        in_channels, num_kernels = (
+            check_int("in_channels", in_channels),
+            check_int("num_kernels", num_kernels),
+        )
         self.hidden = max(in_channels // check_int("reduction", reduction), 4)
-        self.fc1 = nn.Linear(in_channels, self.hidden)   # W1
-        self.fc2 = nn.Linear(self.hidden, num_kernels)   # W2
+        self.fc1 = nn.Linear(in_channels, self.hidden)  # W1
+        self.fc2 = nn.Linear(self.hidden, num_kernels)  # W2
         # a buffer, not a Python attribute: it travels with the state_dict, so a reloaded model runs at the trained temperature
         self.register_buffer("tau", torch.tensor(_check_temperature(temperature)))
+
     @property
-    def temperature(self) -> float: return float(self.tau)
+    def temperature(self) -> float:
+        return float(self.tau)
+
     @temperature.setter
-    def temperature(self, t): self.tau.fill_(_check_temperature(t))
-    def logits(self, x):                                  # x: (B, C, H, W)
+    def temperature(self, t):
+        self.tau.fill_(_check_temperature(t))
+
+    def logits(self, x):  # x: (B, C, H, W)
         return self.fc2(F.relu(self.fc1(x.mean(dim=(2, 3)))))  # (B, K)
-    def forward(self, x): return F.softmax(self.logits(x) / self.tau.to(x.dtype), dim=1)  # (B, K)
+
+    def forward(self, x):
+        return F.softmax(self.logits(x) / self.tau.to(x.dtype), dim=1)  # (B, K)
 
 # %% ../nbs/02_dynamic_conv.ipynb #4872b2b9
-def aggregate(weight:torch.Tensor, # (K, O, C/g, kh, kw): the K kernels
-              bias:torch.Tensor|None, # (K, O) or None
-              pi:torch.Tensor, # (B, K) attention weights
-             ) -> tuple[torch.Tensor, torch.Tensor|None]:
+def aggregate(
+    weight: torch.Tensor,  # (K, O, C/g, kh, kw): the K kernels
+    bias: torch.Tensor | None,  # (K, O) or None
+    pi: torch.Tensor,  # (B, K) attention weights
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     "Per-sample kernels sum_k pi_k W_k (B, O, C/g, kh, kw) and biases sum_k pi_k b_k (B, O)."
     K, B = weight.shape[0], pi.shape[0]
-    if pi.dim() != 2 or pi.shape[1] != K: raise ValueError(f"pi must have shape (B, {K}), got {tuple(pi.shape)}")
-    w = (pi @ weight.reshape(K, -1)).reshape(B, *weight.shape[1:])  # (B, O, C/g, kh, kw)
-    b = pi @ bias if bias is not None else None                      # (B, O)
+    if pi.dim() != 2 or pi.shape[1] != K:
+        raise ValueError(f"pi must have shape (B, {K}), got {tuple(pi.shape)}")
+    # (B, O, C/g, kh, kw)
+    w = (pi @ weight.reshape(K, -1)).reshape(B, *weight.shape[1:])
+    b = pi @ bias if bias is not None else None  # (B, O)
     return w, b
 
 # %% ../nbs/02_dynamic_conv.ipynb #f1620ef9
-def dyconv_loop(x:torch.Tensor, # (B, C, H, W) input
-                weight:torch.Tensor, # (K, O, C/g, kh, kw) kernels
-                bias:torch.Tensor|None, # (K, O) biases or None
-                pi:torch.Tensor, # (B, K) attention weights
-                stride=1, padding=0, dilation=1, groups:int=1, # as in F.conv2d
-               ) -> torch.Tensor:
+def dyconv_loop(
+    x: torch.Tensor,  # (B, C, H, W) input
+    weight: torch.Tensor,  # (K, O, C/g, kh, kw) kernels
+    bias: torch.Tensor | None,  # (K, O) biases or None
+    pi: torch.Tensor,  # (B, K) attention weights
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups: int = 1,  # as in F.conv2d
+) -> torch.Tensor:
     "Reference dynamic convolution: a Python loop, one F.conv2d per sample with its own kernel."
     w, b = aggregate(weight, bias, pi)
-    return torch.cat([F.conv2d(x[i:i + 1], w[i], None if b is None else b[i], stride, padding, dilation, groups)
-                      for i in range(x.shape[0])])  # (B, O, H', W')
+    # (B, O, H', W')
+    return torch.cat(
+        [
+            F.conv2d(
+                x[i : i + 1],
+                w[i],
+                None if b is None else b[i],
+                stride,
+                padding,
+                dilation,
+                groups,
+            )
+            for i in range(x.shape[0])
+        ]
+    )
 
 # %% ../nbs/02_dynamic_conv.ipynb #d25a89d4
-def auto_chunk(device_type:str, # 'cpu', 'cuda', ...
-               batch_size:int, # samples in the batch
-              ) -> int|None:
+def auto_chunk(
+    device_type: str,  # 'cpu', 'cuda', ...
+    batch_size: int,  # samples in the batch
+) -> int | None:
     "Samples per grouped convolution that `chunk='auto'` uses: 16 on the CPU (measured: the backward of one grouped conv over a large batch is slow), the whole batch elsewhere (unmeasured)."
     return 16 if device_type == "cpu" and batch_size > 16 else None
 
-def per_sample_conv(x:torch.Tensor, # (B, C, H, W) input
-                    w:torch.Tensor, # (B, O, C/g, kh, kw): one kernel per sample
-                    b:torch.Tensor|None, # (B, O) or None
-                    stride=1, padding=0, dilation=1, groups:int=1, # as in F.conv2d
-                    chunk:int|str|None="auto", # samples per grouped convolution: an int, None (the whole batch in one) or 'auto' (`auto_chunk`)
-                   ) -> torch.Tensor:
+
+def per_sample_conv(
+    x: torch.Tensor,  # (B, C, H, W) input
+    w: torch.Tensor,  # (B, O, C/g, kh, kw): one kernel per sample
+    b: torch.Tensor | None,  # (B, O) or None
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups: int = 1,  # as in F.conv2d
+    chunk: int
+    | str
+    | None = "auto",  # samples per grouped convolution: an int, None (the whole batch in one) or 'auto' (`auto_chunk`)
+) -> torch.Tensor:
     "Convolve each sample with its own kernel: the batch folded into channels, groups = B * groups, one convolution per chunk of samples."
-    B, C, H, W = x.shape; O = w.shape[1]
+    B, C, H, W = x.shape
+    O = w.shape[1]
     c = auto_chunk(x.device.type, B) if chunk == "auto" else chunk
     if c is not None and c < B:
         bs = [None] * len(x.split(c)) if b is None else b.split(c)
-        return torch.cat([per_sample_conv(xc, wc, bc, stride, padding, dilation, groups, None)
-                          for xc, wc, bc in zip(x.split(c), w.split(c), bs)])
-    y = F.conv2d(x.reshape(1, B * C, H, W), w.reshape(B * O, *w.shape[2:]),
-                 None if b is None else b.reshape(B * O), stride, padding, dilation, B * groups)  # (1, B*O, H', W')
-    return y.reshape(B, O, *y.shape[2:])                               # (B, O, H', W')
+        return torch.cat(
+            [
+                per_sample_conv(xc, wc, bc, stride, padding, dilation, groups, None)
+                for xc, wc, bc in zip(x.split(c), w.split(c), bs)
+            ]
+        )
+    # (1, B*O, H', W')
+    y = F.conv2d(
+        x.reshape(1, B * C, H, W),
+        w.reshape(B * O, *w.shape[2:]),
+        None if b is None else b.reshape(B * O),
+        stride,
+        padding,
+        dilation,
+        B * groups,
+    )
+    return y.reshape(B, O, *y.shape[2:])  # (B, O, H', W')
 
-def dyconv_kernel_agg(x:torch.Tensor, # (B, C, H, W) input
-                      weight:torch.Tensor, # (K, O, C/g, kh, kw) kernels
-                      bias:torch.Tensor|None, # (K, O) biases or None
-                      pi:torch.Tensor, # (B, K) attention weights
-                      stride=1, padding=0, dilation=1, groups:int=1, # as in F.conv2d
-                      chunk:int|str|None="auto", # samples per grouped convolution (see `per_sample_conv`)
-                     ) -> torch.Tensor:
+
+def dyconv_kernel_agg(
+    x: torch.Tensor,  # (B, C, H, W) input
+    weight: torch.Tensor,  # (K, O, C/g, kh, kw) kernels
+    bias: torch.Tensor | None,  # (K, O) biases or None
+    pi: torch.Tensor,  # (B, K) attention weights
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups: int = 1,  # as in F.conv2d
+    chunk: int
+    | str
+    | None = "auto",  # samples per grouped convolution (see `per_sample_conv`)
+) -> torch.Tensor:
     "Kernel aggregation: mix the kernels per sample, then one grouped convolution (groups = samples * groups) per chunk of samples."
-    w, b = aggregate(weight, bias, pi)                                 # (B, O, C/g, kh, kw), (B, O)
+    w, b = aggregate(weight, bias, pi)  # (B, O, C/g, kh, kw), (B, O)
     return per_sample_conv(x, w, b, stride, padding, dilation, groups, chunk)
 
 # %% ../nbs/02_dynamic_conv.ipynb #ef28ec44
-def dyconv_output_agg(x:torch.Tensor, # (B, C, H, W) input
-                      weight:torch.Tensor, # (K, O, C/g, kh, kw) kernels
-                      bias:torch.Tensor|None, # (K, O) biases or None
-                      pi:torch.Tensor, # (B, K) attention weights
-                      stride=1, padding=0, dilation=1, groups:int=1, # as in F.conv2d
-                     ) -> torch.Tensor:
+def dyconv_output_agg(
+    x: torch.Tensor,  # (B, C, H, W) input
+    weight: torch.Tensor,  # (K, O, C/g, kh, kw) kernels
+    bias: torch.Tensor | None,  # (K, O) biases or None
+    pi: torch.Tensor,  # (B, K) attention weights
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups: int = 1,  # as in F.conv2d
+) -> torch.Tensor:
     "Output aggregation: ONE convolution with K*O channels, then y = sum_k pi_k (W_k * x) + sum_k pi_k b_k."
-    K, O = weight.shape[:2]; g, B = groups, x.shape[0]
-    if pi.dim() != 2 or pi.shape != (B, K): raise ValueError(f"pi must have shape ({B}, {K}), got {tuple(pi.shape)}")
-    w = weight.reshape(K, g, O // g, *weight.shape[2:]).transpose(0, 1).reshape(g * K * (O // g), *weight.shape[2:])
-    y = F.conv2d(x, w, None, stride, padding, dilation, g)                 # (B, g*K*O/g, H', W')
-    y = y.reshape(B, g, K, O // g, *y.shape[2:])                           # (B, g, K, O/g, H', W')
-    y = torch.einsum('bgkohw,bk->bgohw', y, pi).reshape(B, O, *y.shape[-2:])  # (B, O, H', W')
+    K, O = weight.shape[:2]
+    g, B = groups, x.shape[0]
+    if pi.dim() != 2 or pi.shape != (B, K):
+        raise ValueError(f"pi must have shape ({B}, {K}), got {tuple(pi.shape)}")
+    w = (
+        weight.reshape(K, g, O // g, *weight.shape[2:])
+        .transpose(0, 1)
+        .reshape(g * K * (O // g), *weight.shape[2:])
+    )
+    y = F.conv2d(x, w, None, stride, padding, dilation, g)  # (B, g*K*O/g, H', W')
+    y = y.reshape(B, g, K, O // g, *y.shape[2:])  # (B, g, K, O/g, H', W')
+    # (B, O, H', W')
+    y = torch.einsum("bgkohw,bk->bgohw", y, pi).reshape(B, O, *y.shape[-2:])
     return y if bias is None else y + (pi @ bias)[:, :, None, None]
 
 # %% ../nbs/02_dynamic_conv.ipynb #7d46f26c
-_PADDING_MODES = ('zeros', 'reflect', 'replicate', 'circular')
-_MODES = ('kernel', 'output', 'auto')
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+_MODES = ("kernel", "output", "auto")
+
 
 def _same_pads(kernel_size, dilation):
     "F.pad amounts (left, right, top, bottom) for padding='same', as nn.Conv2d computes them."
     pads = []
     for d, k in zip(reversed(dilation), reversed(kernel_size)):
-        total = d * (k - 1); pads += [total // 2, total - total // 2]
+        total = d * (k - 1)
+        pads += [total // 2, total - total // 2]
     return tuple(pads)
 
-def _int_pair(name, v, least:int=1):
+
+def _int_pair(name, v, least: int = 1):
     v = _pair(v)
-    if len(v) != 2 or not all(isinstance(i, int) and not isinstance(i, bool) and i >= least for i in v):
-        raise ValueError(f"{name} must be an int >= {least} or a pair of them, got {v!r}")
+    if len(v) != 2 or not all(
+        isinstance(i, int) and not isinstance(i, bool) and i >= least for i in v
+    ):
+        raise ValueError(
+            f"{name} must be an int >= {least} or a pair of them, got {v!r}"
+        )
     return v
 
-def _conv_geometry(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode) -> dict:
+
+def _conv_geometry(
+    in_channels,
+    out_channels,
+    kernel_size,
+    stride,
+    padding,
+    dilation,
+    groups,
+    padding_mode,
+) -> dict:
     "nn.Conv2d's arguments checked and normalised (pairs, the F.pad amounts); a clear error for each bad one."
-    in_channels, out_channels, groups = check_int("in_channels", in_channels), check_int("out_channels", out_channels), check_int("groups", groups)
-    if in_channels % groups: raise ValueError(f"in_channels must be divisible by groups, got in_channels={in_channels}, groups={groups}")
-    if out_channels % groups: raise ValueError(f"out_channels must be divisible by groups, got out_channels={out_channels}, groups={groups}")
+    in_channels, out_channels, groups = (
+        check_int("in_channels", in_channels),
+        check_int("out_channels", out_channels),
+        check_int("groups", groups),
+    )
+    if in_channels % groups:
+        raise ValueError(
+            f"in_channels must be divisible by groups, got in_channels={in_channels}, groups={groups}"
+        )
+    if out_channels % groups:
+        raise ValueError(
+            f"out_channels must be divisible by groups, got out_channels={out_channels}, groups={groups}"
+        )
     check_choice("padding_mode", padding_mode, _PADDING_MODES)
-    kernel_size, stride, dilation = _int_pair("kernel_size", kernel_size), _int_pair("stride", stride), _int_pair("dilation", dilation)
+    kernel_size, stride, dilation = (
+        _int_pair("kernel_size", kernel_size),
+        _int_pair("stride", stride),
+        _int_pair("dilation", dilation),
+    )
     if isinstance(padding, str):
-        if padding not in ("same", "valid"): raise ValueError(f"padding must be 'same', 'valid', an int or a pair, got {padding!r}")
-        if padding == "same" and stride != (1, 1): raise ValueError(f"padding='same' needs stride 1, got stride={stride!r}")
+        if padding not in ("same", "valid"):
+            raise ValueError(
+                f"padding must be 'same', 'valid', an int or a pair, got {padding!r}"
+            )
+        if padding == "same" and stride != (1, 1):
+            raise ValueError(f"padding='same' needs stride 1, got stride={stride!r}")
         pads = (0, 0, 0, 0) if padding == "valid" else _same_pads(kernel_size, dilation)
     else:
-        try: padding = _int_pair("padding", padding, least=0)
-        except ValueError: raise ValueError(f"padding must be 'same', 'valid', an int >= 0 or a pair of them, got {padding!r}") from None
+        try:
+            padding = _int_pair("padding", padding, least=0)
+        except ValueError:
+            raise ValueError(
+                f"padding must be 'same', 'valid', an int >= 0 or a pair of them, got {padding!r}"
+            ) from None
         pads = (padding[1], padding[1], padding[0], padding[0])
-    return dict(in_channels=in_channels, out_channels=out_channels, groups=groups, kernel_size=kernel_size, stride=stride,
-                padding=padding, dilation=dilation, padding_mode=padding_mode, _pads=pads)
+    return dict(
+        in_channels=in_channels,
+        out_channels=out_channels,
+        groups=groups,
+        kernel_size=kernel_size,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        padding_mode=padding_mode,
+        _pads=pads,
+    )
 
 # %% ../nbs/02_dynamic_conv.ipynb #f05b4c43
 class DynamicConv2d(StateSettings, TunerLayer):
     "Dynamic convolution (Chen et al. 2020): nn.Conv2d whose kernel is an input-dependent mix of K kernels."
-    state_settings = {"mode": _MODES}   # in the state_dict with the weights (the temperature is a buffer of the attention)
-    def __init__(self, in_channels:int, # C, input channels
-                 out_channels:int, # O, output channels
-                 kernel_size, # int or (kh, kw)
-                 stride=1, # int or pair
-                 padding=0, # int, pair, 'same' or 'valid'
-                 dilation=1, # int or pair
-                 groups:int=1, # g: in_channels and out_channels must be divisible by it
-                 bias:bool=True, # K biases mixed like the kernels
-                 padding_mode:str='zeros', # 'zeros', 'reflect', 'replicate' or 'circular'
-                 num_kernels:int=4, # K, number of kernels
-                 reduction:int=4, # attention hidden width is max(in_channels // reduction, 4)
-                 temperature:float=30.0, # softmax temperature tau (anneal it towards 1 while training)
-                 mode:str='auto', # 'kernel', 'output' or 'auto' (kernel aggregation: measured fastest on the CPU)
-                 device=None, dtype=None):
+
+    # in the state_dict with the weights (the temperature is a buffer of the attention)
+    state_settings = {"mode": _MODES}
+
+    def __init__(
+        self,
+        in_channels: int,  # C, input channels
+        out_channels: int,  # O, output channels
+        kernel_size,  # int or (kh, kw)
+        stride=1,  # int or pair
+        padding=0,  # int, pair, 'same' or 'valid'
+        dilation=1,  # int or pair
+        groups: int = 1,  # g: in_channels and out_channels must be divisible by it
+        bias: bool = True,  # K biases mixed like the kernels
+        padding_mode: str = "zeros",  # 'zeros', 'reflect', 'replicate' or 'circular'
+        num_kernels: int = 4,  # K, number of kernels
+        reduction: int = 4,  # attention hidden width is max(in_channels // reduction, 4)
+        temperature: float = 30.0,  # softmax temperature tau (anneal it towards 1 while training)
+        mode: str = "auto",  # 'kernel', 'output' or 'auto' (kernel aggregation: measured fastest on the CPU)
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
-        for k, v in _conv_geometry(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode).items(): setattr(self, k, v)
-        self.num_kernels, self.mode = check_int("num_kernels", num_kernels), check_choice("mode", mode, _MODES)
-        in_channels, out_channels, groups = self.in_channels, self.out_channels, self.groups
+        for k, v in _conv_geometry(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            padding_mode,
+        ).items():
+            setattr(self, k, v)
+        self.num_kernels, self.mode = (
+            check_int("num_kernels", num_kernels),
+            check_choice("mode", mode, _MODES),
+        )
+        in_channels, out_channels, groups = (
+            self.in_channels,
+            self.out_channels,
+            self.groups,
+        )
         fk = dict(device=device, dtype=dtype)
-        self.weight = nn.Parameter(torch.empty(num_kernels, out_channels, in_channels // groups, *self.kernel_size, **fk))  # (K, O, C/g, kh, kw)
-        self.bias = nn.Parameter(torch.empty(num_kernels, out_channels, **fk)) if bias else None                            # (K, O)
-        self.attention = KernelAttention(in_channels, num_kernels, reduction, temperature).to(**fk)
+        # (K, O, C/g, kh, kw)
+        self.weight = nn.Parameter(
+            torch.empty(
+                num_kernels,
+                out_channels,
+                in_channels // groups,
+                *self.kernel_size,
+                **fk,
+            )
+        )
+        # (K, O)
+        self.bias = (
+            nn.Parameter(torch.empty(num_kernels, out_channels, **fk)) if bias else None
+        )
+        self.attention = KernelAttention(
+            in_channels, num_kernels, reduction, temperature
+        ).to(**fk)
         self.last_attention, self.last_mode = None, None
-        self.chunk = "auto"   # samples per grouped convolution in kernel mode: an int, None (the whole batch) or "auto" (`auto_chunk`)
+        self.chunk = "auto"  # samples per grouped convolution in kernel mode: an int, None (the whole batch) or "auto" (`auto_chunk`)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -195,267 +354,462 @@ class DynamicConv2d(StateSettings, TunerLayer):
         fan_in = self.weight[0, 0].numel()
         for k in range(self.num_kernels):
             nn.init.kaiming_uniform_(self.weight[k], a=math.sqrt(5))
-            if self.bias is not None: nn.init.uniform_(self.bias[k], -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
+            if self.bias is not None:
+                nn.init.uniform_(
+                    self.bias[k], -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in)
+                )
 
     @property
     def temperature(self) -> float:
         "Softmax temperature of the attention (settable; must be > 0)."
         return self.attention.temperature
+
     @temperature.setter
-    def temperature(self, t): self.attention.temperature = _check_temperature(t)
+    def temperature(self, t):
+        self.attention.temperature = _check_temperature(t)
 
     def conv_args(self) -> tuple:
         "(stride, padding, dilation, groups) for F.conv2d on the input after `prepad`."
-        return self.stride, (self.padding if self.padding_mode == "zeros" else 0), self.dilation, self.groups
+        return (
+            self.stride,
+            (self.padding if self.padding_mode == "zeros" else 0),
+            self.dilation,
+            self.groups,
+        )
+
     def prepad(self, x):
         "Pad the input for non-zero padding modes (zeros padding is left to the convolution)."
-        return x if self.padding_mode == "zeros" else F.pad(x, self._pads, mode=self.padding_mode)
+        return (
+            x
+            if self.padding_mode == "zeros"
+            else F.pad(x, self._pads, mode=self.padding_mode)
+        )
+
     def resolve_mode(self, x) -> str:
         "The formulation `forward` uses for input `x`: 'auto' is kernel aggregation on every device."
         return "kernel" if self.mode == "auto" else self.mode
 
-    def tuned_forward(self, x):                                            # x: (B, C, H, W)
+    def tuned_forward(self, x):  # x: (B, C, H, W)
         if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"expected input of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
-        pi = self.attention(x)                                             # (B, K)
+            raise ValueError(
+                f"expected input of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}"
+            )
+        pi = self.attention(x)  # (B, K)
         self.last_attention = pi.detach()
         mode = self.last_mode = self.resolve_mode(x)
-        if mode == "output": return dyconv_output_agg(self.prepad(x), self.weight, self.bias, pi, *self.conv_args())
-        return dyconv_kernel_agg(self.prepad(x), self.weight, self.bias, pi, *self.conv_args(), chunk=self.chunk)  # (B, O, H', W')
+        if mode == "output":
+            return dyconv_output_agg(
+                self.prepad(x), self.weight, self.bias, pi, *self.conv_args()
+            )
+        # (B, O, H', W')
+        return dyconv_kernel_agg(
+            self.prepad(x),
+            self.weight,
+            self.bias,
+            pi,
+            *self.conv_args(),
+            chunk=self.chunk,
+        )
 
-    def macs(self, in_shape:tuple, out_shape:tuple) -> int:
+    def macs(self, in_shape: tuple, out_shape: tuple) -> int:
         "Multiply-accumulates of one forward with these input and output shapes (see `dyconv_macs`)."
-        return dyconv_macs(self, in_shape, out_shape, self.last_mode or self.resolve_mode(torch.empty(0, device=self.weight.device)))
+        return dyconv_macs(
+            self,
+            in_shape,
+            out_shape,
+            self.last_mode
+            or self.resolve_mode(torch.empty(0, device=self.weight.device)),
+        )
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-        if self.dilation != (1, 1): s += f", dilation={self.dilation}"
-        if self.groups != 1: s += f", groups={self.groups}"
-        if self.bias is None: s += ", bias=False"
-        if self.padding_mode != "zeros": s += f", padding_mode={self.padding_mode!r}"
-        return s + f", num_kernels={self.num_kernels}, temperature={self.temperature:g}, mode={self.mode!r}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode!r}"
+        return (
+            s
+            + f", num_kernels={self.num_kernels}, temperature={self.temperature:g}, mode={self.mode!r}"
+        )
 
 # %% ../nbs/02_dynamic_conv.ipynb #14dc983a
-def dyconv_reference(layer:DynamicConv2d, # the layer whose parameters to use
-                     x:torch.Tensor, # (B, C, H, W) input
-                    ) -> torch.Tensor:
+def dyconv_reference(
+    layer: DynamicConv2d,  # the layer whose parameters to use
+    x: torch.Tensor,  # (B, C, H, W) input
+) -> torch.Tensor:
     "The layer's output computed by the per-sample loop (slow, obviously correct)."
-    return dyconv_loop(layer.prepad(x), layer.weight, layer.bias, layer.attention(x), *layer.conv_args())
+    return dyconv_loop(
+        layer.prepad(x),
+        layer.weight,
+        layer.bias,
+        layer.attention(x),
+        *layer.conv_args(),
+    )
 
 # %% ../nbs/02_dynamic_conv.ipynb #f1f5ed67
-def attention_entropy(pi:torch.Tensor, # (B, K) attention rows
-                     ) -> float:
+def attention_entropy(
+    pi: torch.Tensor,  # (B, K) attention rows
+) -> float:
     "Mean entropy of the attention rows divided by log K: 1 is uniform, 0 is one-hot."
     K = pi.shape[-1]
-    if K == 1: return 0.0
+    if K == 1:
+        return 0.0
     h = -(pi * pi.clamp_min(1e-12).log()).sum(-1)
     return float(h.mean() / math.log(K))
 
-
 # %% ../nbs/02_dynamic_conv.ipynb #fc904ecc
 @torch.no_grad()
-def dyconv_from_conv(conv:nn.Conv2d, # the convolution to convert (not modified)
-                     num_kernels:int=4, # K
-                     reduction:int=4, # attention reduction
-                     temperature:float=30.0, # initial softmax temperature
-                     noise:float=0.0, # std of Gaussian noise added to each kernel, relative to the weight's std
-                     copy_weights:bool=True, # False: initialise the K kernels afresh instead of copying
-                     mode:str='auto', # formulation, see DynamicConv2d
-                     generator:torch.Generator|None=None, # for the noise
-                    ) -> DynamicConv2d:
+def dyconv_from_conv(
+    conv: nn.Conv2d,  # the convolution to convert (not modified)
+    num_kernels: int = 4,  # K
+    reduction: int = 4,  # attention reduction
+    temperature: float = 30.0,  # initial softmax temperature
+    noise: float = 0.0,  # std of Gaussian noise added to each kernel, relative to the weight's std
+    copy_weights: bool = True,  # False: initialise the K kernels afresh instead of copying
+    mode: str = "auto",  # formulation, see DynamicConv2d
+    generator: torch.Generator | None = None,  # for the noise
+) -> DynamicConv2d:
     "A DynamicConv2d with the arguments of `conv` and (by default) every kernel equal to its trained weight."
-    if not isinstance(conv, nn.Conv2d): raise TypeError(f"expected an nn.Conv2d, got {type(conv).__name__}")
+    if not isinstance(conv, nn.Conv2d):
+        raise TypeError(f"expected an nn.Conv2d, got {type(conv).__name__}")
     if isinstance(conv.weight, nn.parameter.UninitializedParameter):
-        raise TypeError("cannot convert a lazy convolution before its first forward (its shape is unknown)")
+        raise TypeError(
+            "cannot convert a lazy convolution before its first forward (its shape is unknown)"
+        )
     noise = check_float("noise", noise, low=0)
-    dy = DynamicConv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
-                       conv.groups, conv.bias is not None, conv.padding_mode, num_kernels, reduction, temperature, mode,
-                       device=conv.weight.device, dtype=conv.weight.dtype)
+    dy = DynamicConv2d(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
+        conv.bias is not None,
+        conv.padding_mode,
+        num_kernels,
+        reduction,
+        temperature,
+        mode,
+        device=conv.weight.device,
+        dtype=conv.weight.dtype,
+    )
     if copy_weights:
         dy.weight.copy_(conv.weight.unsqueeze(0).expand_as(dy.weight))
-        if conv.bias is not None: dy.bias.copy_(conv.bias.unsqueeze(0).expand_as(dy.bias))
+        if conv.bias is not None:
+            dy.bias.copy_(conv.bias.unsqueeze(0).expand_as(dy.bias))
         if noise > 0:
-            std = conv.weight.std() if conv.weight.numel() > 1 else conv.weight.abs().mean()
-            eps = torch.randn(dy.weight.shape, generator=generator, dtype=dy.weight.dtype).to(dy.weight.device)
+            std = (
+                conv.weight.std()
+                if conv.weight.numel() > 1
+                else conv.weight.abs().mean()
+            )
+            eps = torch.randn(
+                dy.weight.shape, generator=generator, dtype=dy.weight.dtype
+            ).to(dy.weight.device)
             dy.weight.add_(noise * std * eps)
     dy.weight.requires_grad_(conv.weight.requires_grad)
     dy.train(conv.training)
     return dy
 
 # %% ../nbs/02_dynamic_conv.ipynb #d7d2937e
-def dynamic_layers(model:nn.Module) -> dict:
+def dynamic_layers(model: nn.Module) -> dict:
     "The DynamicConv2d layers of `model`, by name."
     return {n: m for n, m in model.named_modules() if isinstance(m, DynamicConv2d)}
 
-def set_temperature(model:nn.Module, # a model with dynamic convolutions (trained, partial or merged)
-                    temperature:float, # the new softmax temperature
-                   ) -> int:
+
+def set_temperature(
+    model: nn.Module,  # a model with dynamic convolutions (trained, partial or merged)
+    temperature: float,  # the new softmax temperature
+) -> int:
     "Set the softmax temperature of every kernel attention in `model`; returns how many were set."
     t = _check_temperature(temperature)
     atts = [m for m in model.modules() if isinstance(m, KernelAttention)]
-    for a in atts: a.temperature = t
+    for a in atts:
+        a.temperature = t
     return len(atts)
+
 
 def _conv_names(model):
     "name -> conv for every nn.Conv2d outside tuned layers, listing a module registered under several names under each of them."
     skip = inside_tuner(model)
-    return [(n, m) for n, m in model.named_modules(remove_duplicate=False) if isinstance(m, nn.Conv2d) and n not in skip]
+    return [
+        (n, m)
+        for n, m in model.named_modules(remove_duplicate=False)
+        if isinstance(m, nn.Conv2d) and n not in skip
+    ]
+
 
 @dataclass
 class DynamicConvConfig(TunerConfig):
     "DY-Conv as a tuner: which convolutions become dynamic, and how their K kernels start."
+
     method: ClassVar[str] = "dynamic_conv"
-    num_kernels: int = 4 # K kernels per layer
-    reduction: int = 4 # attention hidden width is max(in_channels // reduction, 4)
-    temperature: float = 30.0 # initial softmax temperature
-    mode: str = "auto" # formulation of every layer: 'kernel', 'output' or 'auto'
-    noise: float = 0.0 # relative noise on the copied kernels (0: the converted model computes the same)
-    copy_weights: bool = True # False: fresh kernels, to train a dynamic network from scratch
-    keep_first: bool = True # with target_modules None: keep the first nn.Conv2d (the stem) static
-    seed: int|None = None # seed for the noise and the fresh kernels
-    freeze_base: bool = False # a dynamic network trains as a whole (True: only the dynamic layers train)
+    num_kernels: int = 4  # K kernels per layer
+    reduction: int = 4  # attention hidden width is max(in_channels // reduction, 4)
+    temperature: float = 30.0  # initial softmax temperature
+    mode: str = "auto"  # formulation of every layer: 'kernel', 'output' or 'auto'
+    noise: float = 0.0  # relative noise on the copied kernels (0: the converted model computes the same)
+    copy_weights: bool = True  # False: fresh kernels, to train from scratch
+    keep_first: bool = True  # target_modules None: the stem stays static
+    seed: int | None = None  # seed for the noise and the fresh kernels
+    freeze_base: bool = False  # a dynamic network trains as a whole (True: only the dynamic layers train)
 
     def __post_init__(self):
         super().__post_init__()
-        self.num_kernels, self.reduction = check_int("num_kernels", self.num_kernels), check_int("reduction", self.reduction)
-        self.temperature, self.noise = _check_temperature(self.temperature), check_float("noise", self.noise, low=0)
+        self.num_kernels, self.reduction = (
+            check_int("num_kernels", self.num_kernels),
+            check_int("reduction", self.reduction),
+        )
+        self.temperature, self.noise = (
+            _check_temperature(self.temperature),
+            check_float("noise", self.noise, low=0),
+        )
         check_choice("mode", self.mode, _MODES)
         for f in ("copy_weights", "keep_first"):
-            if not isinstance(getattr(self, f), bool): raise TypeError(f"{f} must be True or False, got {getattr(self, f)!r}")
-        if self.seed is not None: check_int("seed", self.seed, minimum=None)
+            if not isinstance(getattr(self, f), bool):
+                raise TypeError(f"{f} must be True or False, got {getattr(self, f)!r}")
+        if self.seed is not None:
+            check_int("seed", self.seed, minimum=None)
 
     def candidates(self, model):
-        convs = list(dict((id(m), (n, m)) for n, m in reversed(_conv_names(model))).values())[::-1]   # first name of each
-        if self.keep_first and self.target_modules is None and convs: convs = convs[1:]
+        # first name of each
+        convs = list(
+            dict((id(m), (n, m)) for n, m in reversed(_conv_names(model))).values()
+        )[::-1]
+        if self.keep_first and self.target_modules is None and convs:
+            convs = convs[1:]
         return convs
 
     def nothing_to_convert(self, model) -> str:
         dyn = dynamic_layers(model)
-        if dyn: return f"nothing to convert: {type(model).__name__} is already dynamic ({len(dyn)} DynamicConv2d layers, e.g. {list(dyn)[:3]})"
+        if dyn:
+            return f"nothing to convert: {type(model).__name__} is already dynamic ({len(dyn)} DynamicConv2d layers, e.g. {list(dyn)[:3]})"
         names = [n for n, _ in _conv_names(model)]
-        return (f"nothing to convert: the model has {len(names)} nn.Conv2d layer(s) {names}, all kept static "
-                f"(keep_first={self.keep_first}, exclude_modules={self.exclude_modules})")
+        return (
+            f"nothing to convert: the model has {len(names)} nn.Conv2d layer(s) {names}, all kept static "
+            f"(keep_first={self.keep_first}, exclude_modules={self.exclude_modules})"
+        )
 
     def build_layers(self, targets, rebuild=False):
-        bad = [f"{n} ({type(m).__name__})" for n, m in targets if type(m).forward is not nn.Conv2d.forward]
-        if bad: raise TypeError(f"cannot convert subclasses of nn.Conv2d with their own forward: {bad}; add them to exclude_modules (skip)")
-        g = torch.Generator().manual_seed(self.seed) if self.seed is not None and not rebuild else None
+        bad = [
+            f"{n} ({type(m).__name__})"
+            for n, m in targets
+            if type(m).forward is not nn.Conv2d.forward
+        ]
+        if bad:
+            raise TypeError(
+                f"cannot convert subclasses of nn.Conv2d with their own forward: {bad}; add them to exclude_modules (skip)"
+            )
+        g = (
+            torch.Generator().manual_seed(self.seed)
+            if self.seed is not None and not rebuild
+            else None
+        )
         new = {}
         for n, m in targets:
-            if id(m) in new: continue
-            new[id(m)] = dyconv_from_conv(m, self.num_kernels, self.reduction, self.temperature, 0.0 if rebuild else self.noise,
-                                          True if rebuild else self.copy_weights, self.mode, g).attach_base(m)
+            if id(m) in new:
+                continue
+            new[id(m)] = dyconv_from_conv(
+                m,
+                self.num_kernels,
+                self.reduction,
+                self.temperature,
+                0.0 if rebuild else self.noise,
+                True if rebuild else self.copy_weights,
+                self.mode,
+                g,
+            ).attach_base(m)
         return new
 
-def dynamicize(model:nn.Module, # the network to convert, in place
-               num_kernels:int=4, # K kernels per layer
-               skip:str|Iterable[str]=(), # names or glob patterns of convolutions to keep static
-               keep_first:bool=True, # keep the first nn.Conv2d (in module order) static
-               noise:float=0.0, # relative noise on the copied kernels (0: the converted model computes the same)
-               copy_weights:bool=True, # False: fresh kernels, to train a dynamic network from scratch
-               reduction:int=4, # attention reduction
-               temperature:float=30.0, # initial temperature
-               mode:str='auto', # formulation of every layer
-               seed:int|None=None, # seed for the noise
-              ) -> nn.Module:
+
+def dynamicize(
+    model: nn.Module,  # the network to convert, in place
+    num_kernels: int = 4,  # K kernels per layer
+    skip: str
+    | Iterable[str] = (),  # names or glob patterns of convolutions to keep static
+    keep_first: bool = True,  # keep the first nn.Conv2d (in module order) static
+    noise: float = 0.0,  # relative noise on the copied kernels (0: the converted model computes the same)
+    copy_weights: bool = True,  # False: fresh kernels, to train a dynamic network from scratch
+    reduction: int = 4,  # attention reduction
+    temperature: float = 30.0,  # initial temperature
+    mode: str = "auto",  # formulation of every layer
+    seed: int | None = None,  # seed for the noise
+) -> nn.Module:
     "Wrap the nn.Conv2d layers of `model` in DynamicConv2d (in place, all or nothing): `inject` with a `DynamicConvConfig`."
-    if not isinstance(model, nn.Module): raise TypeError(f"dynamicize needs an nn.Module, got {type(model).__name__}")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"dynamicize needs an nn.Module, got {type(model).__name__}")
     patterns = [skip] if isinstance(skip, str) else list(skip)
-    if not all(isinstance(p, str) for p in patterns): raise TypeError(f"skip must be a name or a list of names, got {skip!r}")
+    if not all(isinstance(p, str) for p in patterns):
+        raise TypeError(f"skip must be a name or a list of names, got {skip!r}")
     names = [n for n, _ in _conv_names(model)]
     for p in patterns:
         if not any(fnmatch.fnmatchcase(n, p) for n in names):
-            raise ValueError(f"skip pattern {p!r} matches no nn.Conv2d; the convolutions are {names}")
+            raise ValueError(
+                f"skip pattern {p!r} matches no nn.Conv2d; the convolutions are {names}"
+            )
     kept = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
-    cfg = DynamicConvConfig(exclude_modules=kept or None, num_kernels=num_kernels, reduction=reduction, temperature=temperature,
-                            mode=mode, noise=noise, copy_weights=copy_weights, keep_first=keep_first, seed=seed)
-    if kept and set(kept) >= {n for n, _ in cfg.candidates(model)}: raise ValueError(cfg.nothing_to_convert(model))
+    cfg = DynamicConvConfig(
+        exclude_modules=kept or None,
+        num_kernels=num_kernels,
+        reduction=reduction,
+        temperature=temperature,
+        mode=mode,
+        noise=noise,
+        copy_weights=copy_weights,
+        keep_first=keep_first,
+        seed=seed,
+    )
+    if kept and set(kept) >= {n for n, _ in cfg.candidates(model)}:
+        raise ValueError(cfg.nothing_to_convert(model))
     return inject(model, cfg)
 
 # %% ../nbs/02_dynamic_conv.ipynb #bf7d5f3c
 def conv_macs(B, O, cin_per_group, kernel_size, out_hw):
-    return B * O * cin_per_group * kernel_size[0] * kernel_size[1] * out_hw[0] * out_hw[1]
+    return (
+        B * O * cin_per_group * kernel_size[0] * kernel_size[1] * out_hw[0] * out_hw[1]
+    )
 
-def dyconv_macs(layer:nn.Module, # a DynamicConv2d (or a layer with its geometry, attention and num_kernels)
-                in_shape:tuple, # (B, C, H, W) of its input
-                out_shape:tuple, # (B, O, H', W') of its output
-                mode:str='kernel', # which formulation to count
-               ) -> int:
+
+def dyconv_macs(
+    layer: nn.Module,  # a DynamicConv2d (or a layer with its geometry, attention and num_kernels)
+    in_shape: tuple,  # (B, C, H, W) of its input
+    out_shape: tuple,  # (B, O, H', W') of its output
+    mode: str = "kernel",  # which formulation to count
+) -> int:
     "Multiply-accumulates of one DynamicConv2d forward: attention branch + mixing + convolution."
-    B, C, H, W = in_shape; O, hw = out_shape[1], out_shape[2:]
+    B, C, H, W = in_shape
+    O, hw = out_shape[1], out_shape[2:]
     K, a = layer.num_kernels, layer.attention
-    attn = B * (C * H * W + C * a.hidden + a.hidden * K)                # GAP (as adds), W1, W2
+    attn = B * (C * H * W + C * a.hidden + a.hidden * K)  # GAP (as adds), W1, W2
     conv = conv_macs(B, O, C // layer.groups, layer.kernel_size, hw)
     kernel = O * (C // layer.groups) * layer.kernel_size[0] * layer.kernel_size[1]
-    if mode == "kernel": return attn + B * K * kernel + conv                  # mix kernels, one conv
-    return attn + K * conv + B * K * O * hw[0] * hw[1]                         # K convs, mix outputs
+    if mode == "kernel":
+        return attn + B * K * kernel + conv  # mix kernels, one conv
+    return attn + K * conv + B * K * O * hw[0] * hw[1]  # K convs, mix outputs
 
-def count_flops(model:nn.Module, # any model
-                x:torch.Tensor, # an input batch (use batch 1 for per-image figures)
-               ) -> dict:
+
+def count_flops(
+    model: nn.Module,  # any model
+    x: torch.Tensor,  # an input batch (use batch 1 for per-image figures)
+) -> dict:
     "MACs and FLOPs (2 x MACs) of one forward of `model` on `x`, in total and per layer."
     rows, hooks = [], []
+
     def hook(name):
         def f(m, inp, out):
             s_in, s_out = tuple(inp[0].shape), tuple(out.shape)
-            if callable(getattr(m, "macs", None)): macs = m.macs(s_in, s_out)      # a layer that counts itself (dynamic, merged, ...)
-            elif isinstance(m, nn.Conv2d): macs = conv_macs(s_out[0], m.out_channels, m.in_channels // m.groups, m.kernel_size, s_out[2:])
-            else: macs = inp[0].numel() * m.out_features
+            if callable(getattr(m, "macs", None)):
+                # a layer that counts itself (dynamic, merged, ...)
+                macs = m.macs(s_in, s_out)
+            elif isinstance(m, nn.Conv2d):
+                macs = conv_macs(
+                    s_out[0],
+                    m.out_channels,
+                    m.in_channels // m.groups,
+                    m.kernel_size,
+                    s_out[2:],
+                )
+            else:
+                macs = inp[0].numel() * m.out_features
             rows.append(dict(layer=name, type=type(m).__name__, macs=int(macs)))
+
         return f
-    own = [n for n, m in model.named_modules() if callable(getattr(m, "macs", None))]   # their insides are counted by their macs()
+
+    # their insides are counted by their macs()
+    own = [n for n, m in model.named_modules() if callable(getattr(m, "macs", None))]
     inside = lambda n: any(n != d and (d == "" or n.startswith(d + ".")) for d in own)
     for n, m in model.named_modules():
         if (n in own or isinstance(m, (nn.Conv2d, nn.Linear))) and not inside(n):
             hooks.append(m.register_forward_hook(hook(n)))
-    was_training = model.training; model.eval()
+    was_training = model.training
+    model.eval()
     try:
-        with torch.no_grad(): model(x)
+        with torch.no_grad():
+            model(x)
     finally:
         model.train(was_training)
-        for h in hooks: h.remove()
+        for h in hooks:
+            h.remove()
     macs = sum(r["macs"] for r in rows)
     return dict(macs=macs, flops=2 * macs, by_layer=rows)
 
 # %% ../nbs/02_dynamic_conv.ipynb #48f5df14
 class TemperatureSchedule(Callback):
     "Anneal the temperature of every DynamicConv2d linearly from `start` to `end` over the first `epochs` or `steps`."
-    def __init__(self, start:float=30.0, # tau at the beginning
-                 end:float=1.0, # tau after the annealing, kept to the end
-                 epochs:int|None=None, # anneal over this many epochs (set once per epoch)
-                 steps:int|None=None, # or over this many optimizer steps (set every step)
-                ):
+
+    def __init__(
+        self,
+        start: float = 30.0,  # tau at the beginning
+        end: float = 1.0,  # tau after the annealing, kept to the end
+        epochs: int | None = None,  # anneal over this many epochs (set once per epoch)
+        steps: int | None = None,  # or over this many optimizer steps (set every step)
+    ):
         self.start, self.end = _check_temperature(start), _check_temperature(end)
-        if (epochs is None) == (steps is None): raise ValueError(f"give exactly one of epochs or steps, got epochs={epochs!r}, steps={steps!r}")
+        if (epochs is None) == (steps is None):
+            raise ValueError(
+                f"give exactly one of epochs or steps, got epochs={epochs!r}, steps={steps!r}"
+            )
         self.epochs = None if epochs is None else check_int("epochs", epochs)
         self.steps = None if steps is None else check_int("steps", steps)
         self.history = []
-    def temperature_at(self, t:float) -> float:
+
+    def temperature_at(self, t: float) -> float:
         "tau after `t` epochs (or steps) of training."
         n = self.epochs if self.epochs is not None else self.steps
         return self.start + (self.end - self.start) * min(t / n, 1.0)
+
     def _set(self, tr, t):
-        tau = self.temperature_at(t); set_temperature(tr.model, tau)
+        tau = self.temperature_at(t)
+        set_temperature(tr.model, tau)
         self.history.append(dict(step=tr.step, epoch=tr.epoch, temperature=tau))
+
     def before_fit(self, tr):
-        if not dynamic_layers(tr.model): raise ValueError("TemperatureSchedule: the model has no DynamicConv2d layer")
+        if not dynamic_layers(tr.model):
+            raise ValueError(
+                "TemperatureSchedule: the model has no DynamicConv2d layer"
+            )
+
     def before_epoch(self, tr):
-        if self.epochs is not None: self._set(tr, tr.epoch)
+        if self.epochs is not None:
+            self._set(tr, tr.epoch)
+
     def before_batch(self, tr):
-        if self.steps is not None: self._set(tr, tr.step)
-    def after_fit(self, tr): set_temperature(tr.model, self.temperature_at(float("inf")))
+        if self.steps is not None:
+            self._set(tr, tr.step)
+
+    def after_fit(self, tr):
+        set_temperature(tr.model, self.temperature_at(float("inf")))
+
 
 class AttentionRecorder(Callback):
     "Record the normalised attention entropy of each DynamicConv2d every `every` training steps."
-    def __init__(self, every:int=1): self.every, self.records = check_int("every", every), []
+
+    def __init__(self, every: int = 1):
+        self.every, self.records = check_int("every", every), []
+
     def after_batch(self, tr):
-        if (tr.step - 1) % self.every: return
+        if (tr.step - 1) % self.every:
+            return
         for n, m in dynamic_layers(tr.model).items():
             if m.last_attention is not None:
-                self.records.append(dict(step=tr.step, layer=n, temperature=m.temperature, entropy=attention_entropy(m.last_attention)))
+                self.records.append(
+                    dict(
+                        step=tr.step,
+                        layer=n,
+                        temperature=m.temperature,
+                        entropy=attention_entropy(m.last_attention),
+                    )
+                )
+
     def frame(self):
         "The records as a pandas DataFrame."
         import pandas as pd
+
         return pd.DataFrame(self.records)
 
 # %% ../nbs/02_dynamic_conv.ipynb #a26173b6

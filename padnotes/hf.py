@@ -21,49 +21,87 @@ __all__ = ['FitCallback', 'TemperatureCallback', 'RouterLoadCallback']
 # %% ../nbs/10_hf.ipynb #361be01a
 class FitCallback(TrainerCallback):
     "Run a `padnotes.train.Callback` in a Hugging Face `Trainer`: its hooks are called at the matching Trainer events."
-    def __init__(self, cb:Callback, # the padnotes callback to run (any but one that changes the loss in `after_loss`)
-                ):
-        if not isinstance(cb, Callback): raise TypeError(f"FitCallback needs a padnotes.train.Callback, got {type(cb).__name__}")
+
+    def __init__(
+        self,
+        cb: Callback,  # the padnotes callback to run (any but one that changes the loss in `after_loss`)
+    ):
+        if not isinstance(cb, Callback):
+            raise TypeError(
+                f"FitCallback needs a padnotes.train.Callback, got {type(cb).__name__}"
+            )
         if type(cb).after_loss is not Callback.after_loss:
-            raise ValueError(f"{type(cb).__name__} changes the loss in after_loss, which a Trainer callback cannot do; with the Trainer the "
-                             "model's output carries such a term (moefy's aux_loss_in_output for the MoE auxiliary loss), or use compute_loss_func")
+            raise ValueError(
+                f"{type(cb).__name__} changes the loss in after_loss, which a Trainer callback cannot do; with the Trainer the "
+                "model's output carries such a term (moefy's aux_loss_in_output for the MoE auxiliary loss), or use compute_loss_func"
+            )
         self.cb, self.tr = cb, None
-    def _at(self, state, model, epoch:bool=False):
+
+    def _at(self, state, model, epoch: bool = False):
         "The view of the run the padnotes hooks read: model, step (optimizer steps done) and epoch (epochs done)."
-        if model is not None: self.tr.model = model
+        if model is not None:
+            self.tr.model = model
         self.tr.step = state.global_step
-        if epoch: self.tr.epoch = round(state.epoch or 0)
+        if epoch:
+            self.tr.epoch = round(state.epoch or 0)
         return self.tr
+
     def on_train_begin(self, args, state, control, model=None, **kw):
-        self.tr = SimpleNamespace(model=model, step=state.global_step, epoch=round(state.epoch or 0), n_steps=state.max_steps)
+        self.tr = SimpleNamespace(
+            model=model,
+            step=state.global_step,
+            epoch=round(state.epoch or 0),
+            n_steps=state.max_steps,
+        )
         self.cb.before_fit(self.tr)
-    def on_epoch_begin(self, args, state, control, model=None, **kw): self.cb.before_epoch(self._at(state, model, epoch=True))
-    def on_step_begin(self, args, state, control, model=None, **kw): self.cb.before_batch(self._at(state, model))
-    def on_substep_end(self, args, state, control, model=None, **kw): self.cb.after_batch(self._at(state, model))
-    def on_step_end(self, args, state, control, model=None, **kw): self.cb.after_batch(self._at(state, model))
-    def on_epoch_end(self, args, state, control, model=None, **kw): self.cb.after_epoch(self._at(state, model))
-    def on_train_end(self, args, state, control, model=None, **kw): self.cb.after_fit(self._at(state, model))
+
+    def on_epoch_begin(self, args, state, control, model=None, **kw):
+        self.cb.before_epoch(self._at(state, model, epoch=True))
+
+    def on_step_begin(self, args, state, control, model=None, **kw):
+        self.cb.before_batch(self._at(state, model))
+
+    def on_substep_end(self, args, state, control, model=None, **kw):
+        self.cb.after_batch(self._at(state, model))
+
+    def on_step_end(self, args, state, control, model=None, **kw):
+        self.cb.after_batch(self._at(state, model))
+
+    def on_epoch_end(self, args, state, control, model=None, **kw):
+        self.cb.after_epoch(self._at(state, model))
+
+    def on_train_end(self, args, state, control, model=None, **kw):
+        self.cb.after_fit(self._at(state, model))
 
 # %% ../nbs/10_hf.ipynb #b097b2a7
 class TemperatureCallback(FitCallback):
     "Anneal every DynamicConv2d's temperature during a Trainer run, as `dyconv.TemperatureSchedule` does in `fit`."
-    def __init__(self, start:float=30.0, # tau at the beginning
-                 end:float=1.0, # tau after the annealing, kept to the end
-                 epochs:int|None=None, # anneal over this many epochs (set once per epoch)
-                 steps:int|None=None, # or over this many optimizer steps (set every step)
-                ):
+
+    def __init__(
+        self,
+        start: float = 30.0,  # tau at the beginning
+        end: float = 1.0,  # tau after the annealing, kept to the end
+        epochs: int | None = None,  # anneal over this many epochs (set once per epoch)
+        steps: int | None = None,  # or over this many optimizer steps (set every step)
+    ):
         super().__init__(TemperatureSchedule(start, end, epochs, steps))
-    def temperature_at(self, t:float) -> float:
+
+    def temperature_at(self, t: float) -> float:
         "tau after `t` epochs (or steps) of training."
         return self.cb.temperature_at(t)
+
     @property
     def history(self) -> list[dict]:
         "What was set: dicts with step, epoch and temperature."
         return self.cb.history
 
+
 class RouterLoadCallback(FitCallback):
     "Record each MoE layer's per-expert load during a Trainer run, as `moe.RouterLoadRecorder` does in `fit`."
-    def __init__(self): super().__init__(RouterLoadRecorder())
+
+    def __init__(self):
+        super().__init__(RouterLoadRecorder())
+
     @property
     def loads(self) -> list[torch.Tensor]:
         "Per epoch, an (L, E) tensor: kept assignments per expert of each MoE layer, summed over the training forwards."

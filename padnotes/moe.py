@@ -11,15 +11,21 @@ __all__ = ['RouterOutput', 'Router', 'DispatchPlan', 'dispatch_plan', 'Experts',
            'run_expert_parallel_check']
 
 # %% ../nbs/03_moe.ipynb #6173fcc5
-import math, os, time, copy, socket
+import math, os, copy, socket
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Optional, Union
+from dataclasses import dataclass
+from typing import Callable, ClassVar, Optional
 import torch, torch.nn as nn, torch.nn.functional as F
 import torch.distributed as dist
-from .core import (without_graphs, check_choice, check_float, check_int, deploy_numel, get_device, tiny, set_seed, time_fns)
-from .train import Callback, fit
+from padnotes.core import (
+    without_graphs,
+    check_choice,
+    check_float,
+    check_int,
+    deploy_numel,
+)
+from .train import Callback
 from .docs import document_module
 from .tuners import StateSettings, TunerConfig, TunerLayer, inject, inside_tuner
 
@@ -27,430 +33,701 @@ from .tuners import StateSettings, TunerConfig, TunerLayer, inject, inside_tuner
 @dataclass
 class RouterOutput:
     "What the router decided for T tokens and E experts."
-    clean_logits: torch.Tensor     # (T, E) x W_g
-    logits: torch.Tensor           # (T, E) the logits used for routing (noisy while training)
-    noise_std: Optional[torch.Tensor]  # (T, E) softplus(x W_noise), or None without noise
-    topk_idx: torch.Tensor         # (T, k) chosen experts, best first
-    gates: torch.Tensor            # (T, k) weight of each chosen expert
+
+    clean_logits: torch.Tensor  # (T, E) x W_g
+    logits: torch.Tensor  # (T, E) the logits used for routing (noisy while training)
+    # (T, E) softplus(x W_noise), or None without noise
+    noise_std: Optional[torch.Tensor]
+    topk_idx: torch.Tensor  # (T, k) chosen experts, best first
+    gates: torch.Tensor  # (T, k) weight of each chosen expert
 
 # %% ../nbs/03_moe.ipynb #1594a44f
 def _check_topk(top_k, num_experts):
-    check_int("num_experts", num_experts); check_int("top_k", top_k)
+    check_int("num_experts", num_experts)
+    check_int("top_k", top_k)
     if not 1 <= top_k <= num_experts:
-        raise ValueError(f"top_k must be between 1 and num_experts={num_experts}, got top_k={top_k}")
+        raise ValueError(
+            f"top_k must be between 1 and num_experts={num_experts}, got top_k={top_k}"
+        )
 
 # %% ../nbs/03_moe.ipynb #f41a6cbc
 class Router(nn.Module):
     "Noisy top-k gating (Shazeer et al. 2017): logits x W_g, plus N(0,1) * softplus(x W_noise) while training."
-    def __init__(self,
-                 d_model:int, # token width d
-                 num_experts:int, # number of experts E
-                 top_k:int=2, # experts chosen per token k
-                 noisy_gating:bool=True, # add learned Gaussian noise to the logits while training
-                 gate:str="softmax", # "softmax" over the k chosen logits; "probs": full-softmax probabilities (Switch); "ones" (MoEfication)
-                 init_std:float=0.02, # std of the initial W_g (W_noise starts at 0: noise std softplus(0) = 0.69)
-                ):
-        super().__init__()
-        check_int("d_model", d_model); _check_topk(top_k, num_experts)
-        if gate not in ("softmax", "probs", "ones"): raise ValueError(f"gate must be 'softmax', 'probs' or 'ones', got {gate!r}")
-        self.d_model, self.num_experts, self.top_k, self.noisy_gating, self.gate = d_model, num_experts, top_k, noisy_gating, gate
-        self.w_gate = nn.Parameter(torch.randn(d_model, num_experts) * init_std)
-        self.w_noise = nn.Parameter(torch.zeros(d_model, num_experts)) if noisy_gating else None
 
-    def forward(self, x:torch.Tensor, # (T, d) tokens
-                noise:Optional[torch.Tensor]=None, # (T, E) standard normal noise to use (drawn when None)
-               ) -> RouterOutput:
-        clean = x @ self.w_gate                                    # (T, E)
+    def __init__(
+        self,
+        d_model: int,  # token width d
+        num_experts: int,  # number of experts E
+        top_k: int = 2,  # experts chosen per token k
+        noisy_gating: bool = True,  # add learned Gaussian noise to the logits while training
+        gate: str = "softmax",  # "softmax" over the k chosen logits; "probs": full-softmax probabilities (Switch); "ones" (MoEfication)
+        init_std: float = 0.02,  # std of the initial W_g (W_noise starts at 0: noise std softplus(0) = 0.69)
+    ):
+        super().__init__()
+        check_int("d_model", d_model)
+        _check_topk(top_k, num_experts)
+        if gate not in ("softmax", "probs", "ones"):
+            raise ValueError(f"gate must be 'softmax', 'probs' or 'ones', got {gate!r}")
+        self.d_model, self.num_experts, self.top_k, self.noisy_gating, self.gate = (
+            d_model,
+            num_experts,
+            top_k,
+            noisy_gating,
+            gate,
+        )
+        self.w_gate = nn.Parameter(torch.randn(d_model, num_experts) * init_std)
+        self.w_noise = (
+            nn.Parameter(torch.zeros(d_model, num_experts)) if noisy_gating else None
+        )
+
+    def forward(
+        self,
+        x: torch.Tensor,  # (T, d) tokens
+        # (T, E) standard normal noise to use (drawn when None)
+        noise: Optional[torch.Tensor] = None,
+    ) -> RouterOutput:
+        clean = x @ self.w_gate  # (T, E)
         noise_std = None
         if self.noisy_gating and self.training:
-            noise_std = F.softplus(x @ self.w_noise)               # (T, E)
-            if noise is None: noise = torch.randn_like(clean)
+            noise_std = F.softplus(x @ self.w_noise)  # (T, E)
+            if noise is None:
+                noise = torch.randn_like(clean)
             logits = clean + noise * noise_std
-        else: logits = clean
-        top_logits, topk_idx = logits.topk(self.top_k, dim=-1)     # (T, k)
-        if self.gate == "softmax": gates = top_logits.softmax(-1)                       # over the chosen k
-        elif self.gate == "probs": gates = logits.softmax(-1).gather(-1, topk_idx)      # Switch: full softmax
-        else: gates = torch.ones_like(top_logits)
+        else:
+            logits = clean
+        top_logits, topk_idx = logits.topk(self.top_k, dim=-1)  # (T, k)
+        if self.gate == "softmax":
+            gates = top_logits.softmax(-1)  # over the chosen k
+        elif self.gate == "probs":
+            gates = logits.softmax(-1).gather(-1, topk_idx)  # Switch: full softmax
+        else:
+            gates = torch.ones_like(top_logits)
         return RouterOutput(clean, logits, noise_std, topk_idx, gates)
 
 # %% ../nbs/03_moe.ipynb #2b29beeb
 @dataclass
 class DispatchPlan:
     "Kept (token, expert) assignments sorted by expert."
-    token: torch.Tensor    # (n,) source token of each sorted row
-    gate: torch.Tensor     # (n,) gate weight of each sorted row
-    counts: torch.Tensor   # (E,) kept rows per expert
-    routed: torch.Tensor   # (E,) assignments per expert before the capacity cut
+
+    token: torch.Tensor  # (n,) source token of each sorted row
+    gate: torch.Tensor  # (n,) gate weight of each sorted row
+    counts: torch.Tensor  # (E,) kept rows per expert
+    routed: torch.Tensor  # (E,) assignments per expert before the capacity cut
     capacity: Optional[int] = None
 
-def dispatch_plan(topk_idx:torch.Tensor, # (T, k) chosen experts
-                  gates:torch.Tensor, # (T, k) their weights
-                  num_experts:int, # E
-                  capacity:Optional[int]=None, # max rows per expert (None: dropless)
-                 ) -> DispatchPlan:
+
+def dispatch_plan(
+    topk_idx: torch.Tensor,  # (T, k) chosen experts
+    gates: torch.Tensor,  # (T, k) their weights
+    num_experts: int,  # E
+    capacity: Optional[int] = None,  # max rows per expert (None: dropless)
+) -> DispatchPlan:
     "Sort the (token, expert) assignments by expert, first choices before second choices; drop overflow."
     T, k = topk_idx.shape
-    flat_e = topk_idx.t().reshape(-1)                                # (k*T,) choice-major: priority order
-    flat_tok = torch.arange(T, device=topk_idx.device).repeat(k)     # (k*T,)
-    order = torch.argsort(flat_e, stable=True)                       # experts contiguous, priority kept inside
-    routed = torch.bincount(flat_e, minlength=num_experts)           # (E,)
+    flat_e = topk_idx.t().reshape(-1)  # (k*T,) choice-major: priority order
+    flat_tok = torch.arange(T, device=topk_idx.device).repeat(k)  # (k*T,)
+    # experts contiguous, priority kept inside
+    order = torch.argsort(flat_e, stable=True)
+    routed = torch.bincount(flat_e, minlength=num_experts)  # (E,)
     counts = routed
     if capacity is not None:
         starts = routed.cumsum(0) - routed
-        pos = torch.arange(order.numel(), device=order.device) - starts[flat_e[order]]  # slot inside its expert
+        # slot inside its expert
+        pos = torch.arange(order.numel(), device=order.device) - starts[flat_e[order]]
         order = order[pos < capacity]
         counts = routed.clamp(max=capacity)
-    return DispatchPlan(flat_tok[order], gates.t().reshape(-1)[order], counts, routed, capacity)
+    return DispatchPlan(
+        flat_tok[order], gates.t().reshape(-1)[order], counts, routed, capacity
+    )
 
 # %% ../nbs/03_moe.ipynb #6b778dc3
 class Experts(nn.Module):
     "E two-layer FFN experts stored as stacked weights: act(x w1[e] + b1[e]) w2[e] + b2[e]."
-    def __init__(self,
-                 num_experts:int, # number of experts E
-                 d_model:int, # token width d
-                 d_ff:int, # hidden width of each expert
-                 activation:Callable=F.gelu, # activation between the two layers
-                ):
+
+    def __init__(
+        self,
+        num_experts: int,  # number of experts E
+        d_model: int,  # token width d
+        d_ff: int,  # hidden width of each expert
+        activation: Callable = F.gelu,  # activation between the two layers
+    ):
         super().__init__()
-        check_int("num_experts", num_experts); check_int("d_model", d_model); check_int("d_ff", d_ff)
-        self.num_experts, self.d_model, self.d_ff, self.activation = num_experts, d_model, d_ff, activation
-        b1, b2 = 1 / math.sqrt(d_model), 1 / math.sqrt(d_ff)   # nn.Linear's default init
-        self.w1 = nn.Parameter(torch.empty(num_experts, d_model, d_ff).uniform_(-b1, b1))
+        check_int("num_experts", num_experts)
+        check_int("d_model", d_model)
+        check_int("d_ff", d_ff)
+        self.num_experts, self.d_model, self.d_ff, self.activation = (
+            num_experts,
+            d_model,
+            d_ff,
+            activation,
+        )
+        b1, b2 = 1 / math.sqrt(d_model), 1 / math.sqrt(d_ff)  # nn.Linear's default init
+        self.w1 = nn.Parameter(
+            torch.empty(num_experts, d_model, d_ff).uniform_(-b1, b1)
+        )
         self.b1 = nn.Parameter(torch.empty(num_experts, d_ff).uniform_(-b1, b1))
-        self.w2 = nn.Parameter(torch.empty(num_experts, d_ff, d_model).uniform_(-b2, b2))
+        self.w2 = nn.Parameter(
+            torch.empty(num_experts, d_ff, d_model).uniform_(-b2, b2)
+        )
         self.b2 = nn.Parameter(torch.empty(num_experts, d_model).uniform_(-b2, b2))
 
-    def expert(self, e:int, x:torch.Tensor) -> torch.Tensor:
+    def expert(self, e: int, x: torch.Tensor) -> torch.Tensor:
         "Expert `e` applied to tokens x (n, d)."
-        return torch.addmm(self.b2[e], self.activation(torch.addmm(self.b1[e], x, self.w1[e])), self.w2[e])
+        return torch.addmm(
+            self.b2[e],
+            self.activation(torch.addmm(self.b1[e], x, self.w1[e])),
+            self.w2[e],
+        )
 
     def expert_numel(self) -> int:
         "Parameters that belong to one expert alone (what an idle expert leaves unused)."
         return sum(getattr(self, n)[0].numel() for n in ("w1", "b1", "w2", "b2"))
 
-    def forward_blocks(self, x_sorted:torch.Tensor, # (n, d) tokens sorted by expert
-                       counts:list, # rows per expert, len E, sums to n
-                       mode:str="auto", # "blocks": one matmul pair per expert; "padded": one batched matmul; "auto"
-                       max_pad:float=1.25, # "auto" pads only when E * max(counts) <= max_pad * n
-                      ) -> torch.Tensor:
+    def forward_blocks(
+        self,
+        x_sorted: torch.Tensor,  # (n, d) tokens sorted by expert
+        counts: list,  # rows per expert, len E, sums to n
+        mode: str = "auto",  # "blocks": one matmul pair per expert; "padded": one batched matmul; "auto"
+        max_pad: float = 1.25,  # "auto" pads only when E * max(counts) <= max_pad * n
+    ) -> torch.Tensor:
         "Run expert e on its contiguous block of rows, for every e."
-        if isinstance(counts, torch.Tensor): counts = counts.tolist()
+        if isinstance(counts, torch.Tensor):
+            counts = counts.tolist()
         n, E, C = x_sorted.shape[0], self.num_experts, max(counts, default=0)
-        if mode not in ("auto", "blocks", "padded"): raise ValueError(f"mode must be 'auto', 'blocks' or 'padded', got {mode!r}")
-        if mode == "padded" or (mode == "auto" and n > 0 and E * C <= max_pad * n): return self._padded(x_sorted, counts, C)
+        if mode not in ("auto", "blocks", "padded"):
+            raise ValueError(f"mode must be 'auto', 'blocks' or 'padded', got {mode!r}")
+        if mode == "padded" or (mode == "auto" and n > 0 and E * C <= max_pad * n):
+            return self._padded(x_sorted, counts, C)
         # unbind once: its backward stacks the E gradients in one go (indexing w1[e] E times would build E full-size zeros)
-        w1, b1, w2, b2 = self.w1.unbind(0), self.b1.unbind(0), self.w2.unbind(0), self.b2.unbind(0)
-        outs = [torch.addmm(b2[e], self.activation(torch.addmm(b1[e], xb, w1[e])), w2[e])
-                for e, xb in enumerate(x_sorted.split(counts))]
+        w1, b1, w2, b2 = (
+            self.w1.unbind(0),
+            self.b1.unbind(0),
+            self.w2.unbind(0),
+            self.b2.unbind(0),
+        )
+        outs = [
+            torch.addmm(b2[e], self.activation(torch.addmm(b1[e], xb, w1[e])), w2[e])
+            for e, xb in enumerate(x_sorted.split(counts))
+        ]
         return torch.cat(outs) if outs else x_sorted
 
     def _padded(self, x_sorted, counts, C):
         "Scatter the blocks into an (E, C, d) zero-padded batch, one baddbmm per layer, gather the real rows back."
         E, dev = self.num_experts, x_sorted.device
         cnt = torch.tensor(counts, device=dev)
-        expert = torch.repeat_interleave(torch.arange(E, device=dev), cnt)             # (n,) expert of each row
-        slot = expert * C + torch.arange(x_sorted.shape[0], device=dev) - (cnt.cumsum(0) - cnt)[expert]
-        xp = x_sorted.new_zeros(E * C, self.d_model).index_copy(0, slot, x_sorted).view(E, C, self.d_model)
-        h = self.activation(torch.baddbmm(self.b1.unsqueeze(1), xp, self.w1))         # (E, C, d_ff)
-        return torch.baddbmm(self.b2.unsqueeze(1), h, self.w2).reshape(E * C, self.d_model)[slot]
+        # (n,) expert of each row
+        expert = torch.repeat_interleave(torch.arange(E, device=dev), cnt)
+        slot = (
+            expert * C
+            + torch.arange(x_sorted.shape[0], device=dev)
+            - (cnt.cumsum(0) - cnt)[expert]
+        )
+        xp = (
+            x_sorted.new_zeros(E * C, self.d_model)
+            .index_copy(0, slot, x_sorted)
+            .view(E, C, self.d_model)
+        )
+        # (E, C, d_ff)
+        h = self.activation(torch.baddbmm(self.b1.unsqueeze(1), xp, self.w1))
+        return torch.baddbmm(self.b2.unsqueeze(1), h, self.w2).reshape(
+            E * C, self.d_model
+        )[slot]
 
 # %% ../nbs/03_moe.ipynb #545cc6d3
-def cv_squared(v:torch.Tensor, # (E,) per-expert values
-               eps:float=1e-10) -> torch.Tensor:
+def cv_squared(
+    v: torch.Tensor,  # (E,) per-expert values
+    eps: float = 1e-10,
+) -> torch.Tensor:
     "Squared coefficient of variation Var(v)/mean(v)^2 (population variance); 0 for a single value."
     v = v.float()
-    if v.numel() < 2: return v.new_zeros(())
+    if v.numel() < 2:
+        return v.new_zeros(())
     return v.var(unbiased=False) / (v.mean() ** 2 + eps)
 
-def switch_balance_loss(probs:torch.Tensor, # (T, E) full softmax of the router logits
-                        topk_idx:torch.Tensor, # (T, k) chosen experts
-                       ) -> torch.Tensor:
+
+def switch_balance_loss(
+    probs: torch.Tensor,  # (T, E) full softmax of the router logits
+    topk_idx: torch.Tensor,  # (T, k) chosen experts
+) -> torch.Tensor:
     "Switch Transformer balancing loss N * sum_i f_i * P_i (1 when uniform, N when collapsed)."
     E = probs.shape[-1]
-    f = torch.bincount(topk_idx.reshape(-1), minlength=E).float() / max(topk_idx.numel(), 1)
+    f = torch.bincount(topk_idx.reshape(-1), minlength=E).float() / max(
+        topk_idx.numel(), 1
+    )
     return E * (f * probs.float().mean(0)).sum()
 
-def router_z_loss(logits:torch.Tensor) -> torch.Tensor:
+
+def router_z_loss(logits: torch.Tensor) -> torch.Tensor:
     "ST-MoE router z-loss: mean over tokens of logsumexp(logits)^2."
     return torch.logsumexp(logits.float(), dim=-1).pow(2).mean()
 
 # %% ../nbs/03_moe.ipynb #9772fdc7
-def _normal_cdf(z): return 0.5 * (1 + torch.erf(z / math.sqrt(2)))
+def _normal_cdf(z):
+    return 0.5 * (1 + torch.erf(z / math.sqrt(2)))
 
-def shazeer_load(r:RouterOutput, # the router's output
-                 num_experts:int, # E
-                ) -> torch.Tensor:
+
+def shazeer_load(
+    r: RouterOutput,  # the router's output
+    num_experts: int,  # E
+) -> torch.Tensor:
     "Per-expert load: smooth P(x, i) summed over tokens when the gating is noisy (Shazeer eq. 8-10), else hard counts."
     k = r.topk_idx.shape[-1]
     if r.noise_std is None or k >= num_experts:
         return torch.bincount(r.topk_idx.reshape(-1), minlength=num_experts).float()
-    top = r.logits.topk(k + 1, dim=-1).values                    # (T, k+1)
-    thr_if_in, thr_if_out = top[:, k:k + 1], top[:, k - 1:k]      # (T, 1)
+    top = r.logits.topk(k + 1, dim=-1).values  # (T, k+1)
+    thr_if_in, thr_if_out = top[:, k : k + 1], top[:, k - 1 : k]  # (T, 1)
     is_in = r.logits > thr_if_in
     p_in = _normal_cdf((r.clean_logits - thr_if_in) / r.noise_std)
     p_out = _normal_cdf((r.clean_logits - thr_if_out) / r.noise_std)
-    return torch.where(is_in, p_in, p_out).sum(0)                # (E,)
+    return torch.where(is_in, p_in, p_out).sum(0)  # (E,)
 
-def importance(r:RouterOutput, num_experts:int) -> torch.Tensor:
+
+def importance(r: RouterOutput, num_experts: int) -> torch.Tensor:
     "Per-expert sum of gate weights over the batch (Shazeer's Importance)."
-    return (F.one_hot(r.topk_idx, num_experts).to(r.gates.dtype) * r.gates.unsqueeze(-1)).sum((0, 1))
+    return (
+        F.one_hot(r.topk_idx, num_experts).to(r.gates.dtype) * r.gates.unsqueeze(-1)
+    ).sum((0, 1))
 
 # %% ../nbs/03_moe.ipynb #d2af61e2
 @dataclass
 class MoEStats:
     "Router statistics of one MoE forward."
-    load: torch.Tensor          # (E,) kept (token, expert) assignments per expert
-    routed: torch.Tensor        # (E,) assignments per expert before the capacity cut
-    probs: torch.Tensor         # (E,) mean full-softmax router probability per expert
-    dropped: int                # assignments dropped by the capacity
-    dropped_tokens: int         # tokens that lost all their experts (MoE output 0)
-    capacity: Optional[int]     # per-expert capacity (None: dropless)
-    losses: dict                # unweighted 'switch', 'importance', 'load', 'shazeer', 'z'
-    aux_loss: torch.Tensor      # weighted sum that training adds to the task loss
+
+    load: torch.Tensor  # (E,) kept (token, expert) assignments per expert
+    routed: torch.Tensor  # (E,) assignments per expert before the capacity cut
+    probs: torch.Tensor  # (E,) mean full-softmax router probability per expert
+    dropped: int  # assignments dropped by the capacity
+    dropped_tokens: int  # tokens that lost all their experts (MoE output 0)
+    capacity: Optional[int]  # per-expert capacity (None: dropless)
+    losses: dict  # unweighted 'switch', 'importance', 'load', 'shazeer', 'z'
+    aux_loss: torch.Tensor  # weighted sum that training adds to the task loss
+
 
 def _capacity(capacity_factor, n_tokens, top_k, num_experts):
-    if capacity_factor is None: return None
+    if capacity_factor is None:
+        return None
     return max(1, math.ceil(capacity_factor * n_tokens * top_k / num_experts))
 
+
 def _check_capacity_factor(cf):
-    if cf is not None: check_float("capacity_factor", cf, low=0, low_open=True)   # None: dropless
+    if cf is not None:
+        check_float("capacity_factor", cf, low=0, low_open=True)  # None: dropless
 
 # %% ../nbs/03_moe.ipynb #59a4babb
 class MoE(StateSettings, nn.Module):
     "Mixture of Experts FFN: noisy top-k router, E experts, sorted dispatch, optional capacity."
-    routes_tokens = True   # some experts may get no token in a batch: DistributedDataParallel must look for unused parameters
+
+    routes_tokens = True  # some experts may get no token in a batch: DistributedDataParallel must look for unused parameters
     # every setting that changes the outputs or the loss travels in the state_dict with the weights
-    state_settings = {"top_k": int, "capacity_factor": "float|None", "router.gate": ("softmax", "probs", "ones"),
-                      "balance": ("switch", "shazeer", "both", None), "balance_coef": float, "z_coef": float}
-    def __init__(self,
-                 d_model:int, # token width d
-                 d_ff:int, # hidden width of each expert
-                 num_experts:int=8, # number of experts E
-                 top_k:int=2, # experts per token k
-                 noisy_gating:bool=True, # Shazeer's learned noise on the router logits (training only)
-                 capacity_factor:Optional[float]=None, # capacity = ceil(cf * T * k / E); None: dropless
-                 activation:Callable=F.gelu, # expert activation
-                 gate:str="softmax", # "softmax" over the chosen k, "probs" (Switch), or "ones" (MoEfication split experts)
-                 balance:Optional[str]="switch", # balancing loss in aux_loss: "switch", "shazeer", "both" or None
-                 balance_coef:float=0.01, # weight of the balancing loss
-                 z_coef:float=0.001, # weight of the router z-loss
-                 out_bias:bool=False, # a bias shared by all tokens, outside the experts (used by split experts)
-                ):
+    state_settings = {
+        "top_k": int,
+        "capacity_factor": "float|None",
+        "router.gate": ("softmax", "probs", "ones"),
+        "balance": ("switch", "shazeer", "both", None),
+        "balance_coef": float,
+        "z_coef": float,
+    }
+
+    def __init__(
+        self,
+        d_model: int,  # token width d
+        d_ff: int,  # hidden width of each expert
+        num_experts: int = 8,  # number of experts E
+        top_k: int = 2,  # experts per token k
+        noisy_gating: bool = True,  # Shazeer's learned noise on the router logits (training only)
+        # capacity = ceil(cf * T * k / E); None: dropless
+        capacity_factor: Optional[float] = None,
+        activation: Callable = F.gelu,  # expert activation
+        gate: str = "softmax",  # "softmax" over the chosen k, "probs" (Switch), or "ones" (MoEfication split experts)
+        # balancing loss in aux_loss: "switch", "shazeer", "both" or None
+        balance: Optional[str] = "switch",
+        balance_coef: float = 0.01,  # weight of the balancing loss
+        z_coef: float = 0.001,  # weight of the router z-loss
+        out_bias: bool = False,  # a bias shared by all tokens, outside the experts (used by split experts)
+    ):
         super().__init__()
-        _check_topk(top_k, num_experts); _check_capacity_factor(capacity_factor)
+        _check_topk(top_k, num_experts)
+        _check_capacity_factor(capacity_factor)
         if balance not in ("switch", "shazeer", "both", None):
-            raise ValueError(f"balance must be 'switch', 'shazeer', 'both' or None, got {balance!r}")
+            raise ValueError(
+                f"balance must be 'switch', 'shazeer', 'both' or None, got {balance!r}"
+            )
         self.d_model, self.d_ff, self.num_experts = d_model, d_ff, num_experts
-        self.capacity_factor, self.balance, self.balance_coef, self.z_coef = capacity_factor, balance, balance_coef, z_coef
+        self.capacity_factor, self.balance, self.balance_coef, self.z_coef = (
+            capacity_factor,
+            balance,
+            balance_coef,
+            z_coef,
+        )
         self.router = Router(d_model, num_experts, top_k, noisy_gating, gate)
         self.experts = Experts(num_experts, d_model, d_ff, activation)
         self.out_bias = nn.Parameter(torch.zeros(d_model)) if out_bias else None
         self.aux_loss, self.last_stats = None, None
 
-    top_k = property(lambda self: self.router.top_k, lambda self, k: setattr(self.router, "top_k", k))   # one value, the router's
+    # one value, the router's
+    top_k = property(
+        lambda self: self.router.top_k, lambda self, k: setattr(self.router, "top_k", k)
+    )
 
     def settings_loaded(self):
-        _check_topk(self.top_k, self.num_experts); _check_capacity_factor(self.capacity_factor)
+        _check_topk(self.top_k, self.num_experts)
+        _check_capacity_factor(self.capacity_factor)
 
     def __getstate__(self):
         "For copy.deepcopy and pickle: the latest aux_loss (a live autograd graph, for the next backward) is not copied."
         return without_graphs(super().__getstate__())
 
-    def capacity(self, n_tokens:int) -> Optional[int]:
+    def capacity(self, n_tokens: int) -> Optional[int]:
         "Per-expert capacity for n_tokens tokens (None when dropless)."
         return _capacity(self.capacity_factor, n_tokens, self.top_k, self.num_experts)
 
     def extra_repr(self):
-        return (f"d_model={self.d_model}, d_ff={self.d_ff}, num_experts={self.num_experts}, top_k={self.top_k}, "
-                f"capacity_factor={self.capacity_factor}, gate={self.router.gate!r}")
+        return (
+            f"d_model={self.d_model}, d_ff={self.d_ff}, num_experts={self.num_experts}, top_k={self.top_k}, "
+            f"capacity_factor={self.capacity_factor}, gate={self.router.gate!r}"
+        )
 
 # %% ../nbs/03_moe.ipynb #9d47a3d8
-def _router_stats(moe, r:RouterOutput, plan:DispatchPlan, n_tokens:int) -> MoEStats:
+def _router_stats(moe, r: RouterOutput, plan: DispatchPlan, n_tokens: int) -> MoEStats:
     E = moe.num_experts
     probs = r.logits.softmax(-1)
-    losses = dict(switch=switch_balance_loss(probs, r.topk_idx), importance=cv_squared(importance(r, E)),
-                  load=cv_squared(shazeer_load(r, E)), z=router_z_loss(r.logits))
+    losses = dict(
+        switch=switch_balance_loss(probs, r.topk_idx),
+        importance=cv_squared(importance(r, E)),
+        load=cv_squared(shazeer_load(r, E)),
+        z=router_z_loss(r.logits),
+    )
     losses["shazeer"] = losses["importance"] + losses["load"]
-    bal = {"switch": losses["switch"], "shazeer": losses["shazeer"], "both": losses["switch"] + losses["shazeer"],
-           None: losses["switch"].new_zeros(())}[moe.balance]
+    bal = {
+        "switch": losses["switch"],
+        "shazeer": losses["shazeer"],
+        "both": losses["switch"] + losses["shazeer"],
+        None: losses["switch"].new_zeros(()),
+    }[moe.balance]
     aux = moe.balance_coef * bal + moe.z_coef * losses["z"]
     got = torch.zeros(n_tokens, dtype=torch.bool, device=plan.token.device)
     got[plan.token] = True
-    return MoEStats(load=plan.counts.detach(), routed=plan.routed.detach(), probs=probs.detach().mean(0),
-                    dropped=int(plan.routed.sum() - plan.counts.sum()), dropped_tokens=int((~got).sum()),
-                    capacity=plan.capacity, losses=losses, aux_loss=aux)
+    return MoEStats(
+        load=plan.counts.detach(),
+        routed=plan.routed.detach(),
+        probs=probs.detach().mean(0),
+        dropped=int(plan.routed.sum() - plan.counts.sum()),
+        dropped_tokens=int((~got).sum()),
+        capacity=plan.capacity,
+        losses=losses,
+        aux_loss=aux,
+    )
 
-def _keep(stats:MoEStats) -> MoEStats:
+
+def _keep(stats: MoEStats) -> MoEStats:
     "What a module keeps of a forward's statistics: detached (the live aux_loss is kept apart, for the backward)."
-    return MoEStats(**{**vars(stats), "losses": {n: v.detach() for n, v in stats.losses.items()}, "aux_loss": stats.aux_loss.detach()})
+    return MoEStats(
+        **{
+            **vars(stats),
+            "losses": {n: v.detach() for n, v in stats.losses.items()},
+            "aux_loss": stats.aux_loss.detach(),
+        }
+    )
+
 
 def _combine(y, plan, n_tokens):
     "Weight each expert output by its gate and add it back to its token."
-    return y.new_zeros(n_tokens, y.shape[-1]).index_add(0, plan.token, y * plan.gate.unsqueeze(-1).to(y.dtype))
+    return y.new_zeros(n_tokens, y.shape[-1]).index_add(
+        0, plan.token, y * plan.gate.unsqueeze(-1).to(y.dtype)
+    )
 
 # %% ../nbs/03_moe.ipynb #30de8b0e
-def _moe_forward(self:MoE, x:torch.Tensor, # (..., d_model) tokens
-                 noise:Optional[torch.Tensor]=None, # (T, E) router noise to use (drawn when None)
-                ):
+def _moe_forward(
+    self: MoE,
+    x: torch.Tensor,  # (..., d_model) tokens
+    # (T, E) router noise to use (drawn when None)
+    noise: Optional[torch.Tensor] = None,
+):
     "Route, dispatch sorted by expert, run each expert on its block, combine. Returns (output, MoEStats)."
-    if x.shape[-1] != self.d_model: raise ValueError(f"expected input (..., {self.d_model}), got shape {tuple(x.shape)}")
+    if x.shape[-1] != self.d_model:
+        raise ValueError(
+            f"expected input (..., {self.d_model}), got shape {tuple(x.shape)}"
+        )
     shape = x.shape
-    x2 = x.reshape(-1, self.d_model)                                  # (T, d)
+    x2 = x.reshape(-1, self.d_model)  # (T, d)
     T = x2.shape[0]
     r = self.router(x2, noise)
     plan = dispatch_plan(r.topk_idx, r.gates, self.num_experts, self.capacity(T))
-    y = self.experts.forward_blocks(x2[plan.token], plan.counts)      # (n, d) sorted by expert
-    out = _combine(y, plan, T)                                        # (T, d)
-    if self.out_bias is not None: out = out + self.out_bias
+    # (n, d) sorted by expert
+    y = self.experts.forward_blocks(x2[plan.token], plan.counts)
+    out = _combine(y, plan, T)  # (T, d)
+    if self.out_bias is not None:
+        out = out + self.out_bias
     stats = _router_stats(self, r, plan, T)
     self.aux_loss, self.last_stats = stats.aux_loss, _keep(stats)
     return out.reshape(shape), stats
+
+
 MoE.forward = _moe_forward
 
 # %% ../nbs/03_moe.ipynb #c39f96c4
-def moe_reference(moe:MoE, x:torch.Tensor, # (..., d_model)
-                  noise:Optional[torch.Tensor]=None, # (T, E) router noise
-                 ) -> torch.Tensor:
+def moe_reference(
+    moe: MoE,
+    x: torch.Tensor,  # (..., d_model)
+    noise: Optional[torch.Tensor] = None,  # (T, E) router noise
+) -> torch.Tensor:
     "Loop-over-experts reference for `MoE`: each expert on all tokens, weighted by a masked gate."
     shape = x.shape
     x2 = x.reshape(-1, moe.d_model)
     T, E, k = x2.shape[0], moe.num_experts, moe.top_k
     r = moe.router(x2, noise)
-    mask = F.one_hot(r.topk_idx, E).to(x2.dtype)                       # (T, k, E)
+    mask = F.one_hot(r.topk_idx, E).to(x2.dtype)  # (T, k, E)
     cap = moe.capacity(T)
-    if cap is not None:                                               # slot of each assignment, priority order
-        slot = mask.transpose(0, 1).reshape(k * T, E).cumsum(0).reshape(k, T, E).transpose(0, 1)
+    if cap is not None:  # slot of each assignment, priority order
+        slot = (
+            mask.transpose(0, 1)
+            .reshape(k * T, E)
+            .cumsum(0)
+            .reshape(k, T, E)
+            .transpose(0, 1)
+        )
         mask = mask * (slot <= cap)
-    w = (r.gates.unsqueeze(-1) * mask).sum(1)                         # (T, E) weight of expert e for token t
+    w = (r.gates.unsqueeze(-1) * mask).sum(1)  # (T, E) weight of expert e for token t
     out = torch.zeros_like(x2)
-    for e in range(E): out = out + w[:, e:e + 1] * moe.experts.expert(e, x2)
-    if moe.out_bias is not None: out = out + moe.out_bias
+    for e in range(E):
+        out = out + w[:, e : e + 1] * moe.experts.expert(e, x2)
+    if moe.out_bias is not None:
+        out = out + moe.out_bias
     return out.reshape(shape)
 
 # %% ../nbs/03_moe.ipynb #9f8426f4
 class MoEFFN(TunerLayer):
     "Wraps a BERT `intermediate` block or a DistilBERT `ffn` (its `base_layer`): runs the MoE and returns its d_model-wide output."
-    def __init__(self, moe:MoE, # the mixture that does the FFN's work
-                 base:nn.Module|None=None, # the module it stands in for (given back by `unload`)
-                 dropout:nn.Module|None=None, # applied to the MoE output: DistilBERT's `ffn.dropout` (BERT's sits in `output`)
-                ):
+
+    def __init__(
+        self,
+        moe: MoE,  # the mixture that does the FFN's work
+        base: nn.Module
+        | None = None,  # the module it stands in for (given back by `unload`)
+        dropout: nn.Module
+        | None = None,  # applied to the MoE output: DistilBERT's `ffn.dropout` (BERT's sits in `output`)
+    ):
         super().__init__()
         self.moe, self.dropout = moe, dropout
         self.attach_base(base)
-    def tuned_forward(self, hidden_states:torch.Tensor) -> torch.Tensor:
+
+    def tuned_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         y = self.moe(hidden_states)[0]
         return y if self.dropout is None else self.dropout(y)
 
+
 class FFNBypass(TunerLayer):
     "Wraps a BERT `output.dense` (its `base_layer`) while the MoE beside it does the FFN's work: it passes its input through."
-    def __init__(self, base:nn.Module, owner:MoEFFN):
+
+    def __init__(self, base: nn.Module, owner: MoEFFN):
         super().__init__()
         self.attach_base(base)
-        self.__dict__["_owner"] = owner           # not a submodule: the MoE is the intermediate block's
-    # switched on and off with its MoE, always: the two halves of one FFN
-    disabled = property(lambda self: self.__dict__["_owner"].disabled if "_owner" in self.__dict__ else False,
-                        lambda self, v: setattr(self.__dict__["_owner"], "disabled", v) if "_owner" in self.__dict__ else None)
-    def tuned_forward(self, x:torch.Tensor) -> torch.Tensor: return x
-    def deploy(self) -> nn.Module: return nn.Identity()
+        self.__dict__["_owner"] = (
+            owner  # not a submodule: the MoE is the intermediate block's
+        )
 
-def ffn_parts(layer:nn.Module) -> tuple|None:
+    # switched on and off with its MoE, always: the two halves of one FFN
+    disabled = property(
+        lambda self: (
+            self.__dict__["_owner"].disabled if "_owner" in self.__dict__ else False
+        ),
+        lambda self, v: (
+            setattr(self.__dict__["_owner"], "disabled", v)
+            if "_owner" in self.__dict__
+            else None
+        ),
+    )
+
+    def tuned_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def deploy(self) -> nn.Module:
+        return nn.Identity()
+
+
+def ffn_parts(layer: nn.Module) -> tuple | None:
     "(lin1, activation, lin2, style) of an FFN block, or None: style 'bert' (intermediate.dense -> act, output.dense) or 'distilbert' (ffn.lin1 -> activation -> ffn.lin2)."
     inter, outp = getattr(layer, "intermediate", None), getattr(layer, "output", None)
-    d1, act, d2, style = getattr(inter, "dense", None), getattr(inter, "intermediate_act_fn", None), getattr(outp, "dense", None), "bert"
+    d1, act, d2, style = (
+        getattr(inter, "dense", None),
+        getattr(inter, "intermediate_act_fn", None),
+        getattr(outp, "dense", None),
+        "bert",
+    )
     if not isinstance(d1, nn.Linear):
         ffn = getattr(layer, "ffn", None)
-        d1, act, d2, style = getattr(ffn, "lin1", None), getattr(ffn, "activation", None), getattr(ffn, "lin2", None), "distilbert"
-    if (isinstance(d1, nn.Linear) and isinstance(d2, nn.Linear) and d1.out_features == d2.in_features
-            and d2.out_features == d1.in_features and callable(act)):
+        d1, act, d2, style = (
+            getattr(ffn, "lin1", None),
+            getattr(ffn, "activation", None),
+            getattr(ffn, "lin2", None),
+            "distilbert",
+        )
+    if (
+        isinstance(d1, nn.Linear)
+        and isinstance(d2, nn.Linear)
+        and d1.out_features == d2.in_features
+        and d2.out_features == d1.in_features
+        and callable(act)
+    ):
         return d1, act, d2, style
     return None
 
-def find_ffn_blocks(model:nn.Module) -> list:
+
+def find_ffn_blocks(model: nn.Module) -> list:
     "(name, layer) of every FFN block: BERT/RoBERTa (layer.intermediate.dense -> act -> layer.output.dense) or DistilBERT (layer.ffn.lin1 -> activation -> layer.ffn.lin2)."
     return [(name, m) for name, m in model.named_modules() if ffn_parts(m) is not None]
 
 # %% ../nbs/03_moe.ipynb #31ea5b7a
-def balanced_kmeans(points:torch.Tensor, # (n, d) points, n divisible by k
-                    k:int, # number of equal-size clusters
-                    iters:int=10, # Lloyd iterations
-                    seed:int=0) -> list:
+def balanced_kmeans(
+    points: torch.Tensor,  # (n, d) points, n divisible by k
+    k: int,  # number of equal-size clusters
+    iters: int = 10,  # Lloyd iterations
+    seed: int = 0,
+) -> list:
     "Partition the rows of `points` into k clusters of n/k rows each; returns k sorted index tensors."
     n = points.shape[0]
-    if n % k: raise ValueError(f"balanced_kmeans needs n divisible by k, got n={n}, k={k}")
+    if n % k:
+        raise ValueError(f"balanced_kmeans needs n divisible by k, got n={n}, k={k}")
     size, pts = n // k, points.detach().float().cpu()
     gen = torch.Generator().manual_seed(seed)
     centers = pts[torch.randperm(n, generator=gen)[:k]].clone()
     assign = torch.arange(n) // size
     for _ in range(iters):
-        dist_ = torch.cdist(pts, centers)                      # (n, k)
+        dist_ = torch.cdist(pts, centers)  # (n, k)
         order = dist_.flatten().argsort().tolist()
         new, fill, done = [-1] * n, [0] * k, 0
         for pair in order:
             i, c = divmod(pair, k)
-            if new[i] >= 0 or fill[c] >= size: continue
+            if new[i] >= 0 or fill[c] >= size:
+                continue
             new[i], fill[c], done = c, fill[c] + 1, done + 1
-            if done == n: break
+            if done == n:
+                break
         new = torch.tensor(new)
-        if torch.equal(new, assign): break
+        if torch.equal(new, assign):
+            break
         assign = new
         centers = torch.stack([pts[assign == c].mean(0) for c in range(k)])
     return [torch.nonzero(assign == c).flatten() for c in range(k)]
 
 # %% ../nbs/03_moe.ipynb #22bf6201
-def _moe_from_ffn(d1:nn.Linear, d2:nn.Linear, activation, num_experts, top_k, init, capacity_factor, noisy_gating,
-                  cluster, gate, seed, rebuild=False, noise=0.0, generator=None, **kw) -> MoE:
+def _moe_from_ffn(
+    d1: nn.Linear,
+    d2: nn.Linear,
+    activation,
+    num_experts,
+    top_k,
+    init,
+    capacity_factor,
+    noisy_gating,
+    cluster,
+    gate,
+    seed,
+    rebuild=False,
+    noise=0.0,
+    generator=None,
+    **kw,
+) -> MoE:
     d_model, d_ff = d1.in_features, d1.out_features
-    W1, b1 = d1.weight.detach(), (d1.bias.detach() if d1.bias is not None else torch.zeros(d_ff))   # (d_ff, d)
-    W2, b2 = d2.weight.detach(), (d2.bias.detach() if d2.bias is not None else torch.zeros(d_model)) # (d, d_ff)
+    # (d_ff, d)
+    W1, b1 = (
+        d1.weight.detach(),
+        (d1.bias.detach() if d1.bias is not None else torch.zeros(d_ff)),
+    )
+    # (d, d_ff)
+    W2, b2 = (
+        d2.weight.detach(),
+        (d2.bias.detach() if d2.bias is not None else torch.zeros(d_model)),
+    )
     split = init == "split"
-    moe = MoE(d_model, d_ff // num_experts if split else d_ff, num_experts, top_k, noisy_gating, capacity_factor,
-              activation=activation, gate=gate or ("ones" if split else "softmax"), out_bias=split, **kw)
+    moe = MoE(
+        d_model,
+        d_ff // num_experts if split else d_ff,
+        num_experts,
+        top_k,
+        noisy_gating,
+        capacity_factor,
+        activation=activation,
+        gate=gate or ("ones" if split else "softmax"),
+        out_bias=split,
+        **kw,
+    )
     moe.to(device=W1.device, dtype=W1.dtype)
     with torch.no_grad():
         if split:
-            groups = (balanced_kmeans(W1, num_experts, seed=seed) if cluster == "kmeans" and not rebuild   # rebuild: values are loaded next
-                      else list(torch.arange(d_ff).view(num_experts, -1)))
+            groups = (
+                balanced_kmeans(W1, num_experts, seed=seed)
+                if cluster == "kmeans"
+                and not rebuild  # rebuild: values are loaded next
+                else list(torch.arange(d_ff).view(num_experts, -1))
+            )
             for e, g_ in enumerate(groups):
                 g_ = g_.to(W1.device)
-                moe.experts.w1[e].copy_(W1[g_].t()); moe.experts.b1[e].copy_(b1[g_])
-                moe.experts.w2[e].copy_(W2[:, g_].t()); moe.experts.b2[e].zero_()
+                moe.experts.w1[e].copy_(W1[g_].t())
+                moe.experts.b1[e].copy_(b1[g_])
+                moe.experts.w2[e].copy_(W2[:, g_].t())
+                moe.experts.b2[e].zero_()
                 moe.router.w_gate[:, e].copy_(W1[g_].mean(0))
             moe.out_bias.copy_(b2)
         else:
-            moe.experts.w1.copy_(W1.t().expand_as(moe.experts.w1)); moe.experts.b1.copy_(b1.expand_as(moe.experts.b1))
-            moe.experts.w2.copy_(W2.t().expand_as(moe.experts.w2)); moe.experts.b2.copy_(b2.expand_as(moe.experts.b2))
-            if noise > 0 and not rebuild:       # w_e = W + noise * std(W) * eps_e, eps_e ~ N(0, 1): as DynamicConvConfig.noise
+            moe.experts.w1.copy_(W1.t().expand_as(moe.experts.w1))
+            moe.experts.b1.copy_(b1.expand_as(moe.experts.b1))
+            moe.experts.w2.copy_(W2.t().expand_as(moe.experts.w2))
+            moe.experts.b2.copy_(b2.expand_as(moe.experts.b2))
+            # w_e = W + noise * std(W) * eps_e, eps_e ~ N(0, 1): as DynamicConvConfig.noise
+            if noise > 0 and not rebuild:
                 for w, W in ((moe.experts.w1, W1), (moe.experts.w2, W2)):
                     std = W.std() if W.numel() > 1 else W.abs().mean()
-                    w.add_(noise * std * torch.randn(w.shape, generator=generator, dtype=w.dtype).to(w.device))
+                    w.add_(
+                        noise
+                        * std
+                        * torch.randn(w.shape, generator=generator, dtype=w.dtype).to(
+                            w.device
+                        )
+                    )
     return moe
 
 # %% ../nbs/03_moe.ipynb #3a97389e
 def _aux_pre_hook(model, args):
     "Before a forward: note each MoE layer's current aux_loss (weakly), to tell afterwards which layers ran."
-    model.__dict__["_padnotes_aux_seen"] = [None if m.aux_loss is None else weakref.ref(m.aux_loss) for m in moe_layers(model)]
+    model.__dict__["_padnotes_aux_seen"] = [
+        None if m.aux_loss is None else weakref.ref(m.aux_loss)
+        for m in moe_layers(model)
+    ]
+
 
 def _aux_hook(model, args, output):
     "After a forward in training mode: output['aux_loss'] = sum of the fresh aux losses, and output['loss'] += it."
     seen = model.__dict__.pop("_padnotes_aux_seen", None)
-    if not model.training or not isinstance(output, Mapping): return None   # tuples (return_dict=False) are left alone
+    if not model.training or not isinstance(output, Mapping):
+        return None  # tuples (return_dict=False) are left alone
     layers = moe_layers(model)
-    if seen is None or len(seen) != len(layers): seen = [None] * len(layers)
-    fresh = [m.aux_loss for m, s in zip(layers, seen) if m.aux_loss is not None and (s is None or s() is not m.aux_loss)]
-    if not fresh: return None                                               # no MoE ran (switched off): the output as it was
+    if seen is None or len(seen) != len(layers):
+        seen = [None] * len(layers)
+    fresh = [
+        m.aux_loss
+        for m, s in zip(layers, seen)
+        if m.aux_loss is not None and (s is None or s() is not m.aux_loss)
+    ]
+    if not fresh:
+        return None  # no MoE ran (switched off): the output as it was
     aux = sum(fresh)
     output["aux_loss"] = aux
-    if output.get("loss") is not None: output["loss"] = output["loss"] + aux
+    if output.get("loss") is not None:
+        output["loss"] = output["loss"] + aux
     return output
 
-def add_aux_loss_hook(model:nn.Module) -> nn.Module:
+
+def add_aux_loss_hook(model: nn.Module) -> nn.Module:
     "While `model` trains, add its MoE layers' aux losses to the `loss` of its dict output and report them as `aux_loss` (idempotent)."
     remove_aux_loss_hook(model)
     model.register_forward_pre_hook(_aux_pre_hook)
-    model.register_forward_hook(_aux_hook, always_call=True)              # always: the note is dropped even if forward raises
+    # always: the note is dropped even if forward raises
+    model.register_forward_hook(_aux_hook, always_call=True)
     return model
 
-def remove_aux_loss_hook(model:nn.Module) -> nn.Module:
+
+def remove_aux_loss_hook(model: nn.Module) -> nn.Module:
     "Take out what `add_aux_loss_hook` put on `model` (nothing happens if it is not there)."
     for hooks in (model._forward_pre_hooks, model._forward_hooks):
         for k in [k for k, f in hooks.items() if f is _aux_pre_hook or f is _aux_hook]:
@@ -459,7 +736,8 @@ def remove_aux_loss_hook(model:nn.Module) -> nn.Module:
     model.__dict__.pop("_padnotes_aux_seen", None)
     return model
 
-def has_aux_loss_hook(model:nn.Module) -> bool:
+
+def has_aux_loss_hook(model: nn.Module) -> bool:
     "Whether `model` adds its MoE layers' aux losses to its output (`add_aux_loss_hook`)."
     return any(f is _aux_hook for f in model._forward_hooks.values())
 
@@ -467,34 +745,44 @@ def has_aux_loss_hook(model:nn.Module) -> bool:
 @dataclass
 class MoEConfig(TunerConfig):
     "MoE as a tuner: which FFN blocks (BERT, RoBERTa, DistilBERT) become mixtures of experts, and how the experts start."
+
     method: ClassVar[str] = "moe"
-    num_experts: int = 8 # experts per FFN block
-    top_k: int = 2 # experts per token
-    init: str = "copy" # "copy": every expert is the pretrained FFN; "split": partition its neurons (MoEfication)
-    capacity_factor: float|None = None # None: dropless
-    noisy_gating: bool = True # Shazeer noise while training
-    cluster: str = "kmeans" # split only: "kmeans" (balanced k-means on W1 rows) or "contiguous"
-    gate: str|None = None # None: "softmax" for copy, "ones" for split
-    seed: int = 0 # seed of the k-means (split) and of the noise (copy)
-    balance: str|None = "switch" # balancing loss in aux_loss: "switch", "shazeer", "both" or None
-    balance_coef: float = 0.01 # weight of the balancing loss
-    z_coef: float = 0.001 # weight of the router z-loss
-    noise: float = 0.0 # copy only: Gaussian noise on each expert's weights, std relative to the dense weight's (0: exact conversion)
-    aux_loss_in_output: bool = True # while training, the model's dict output gets `aux_loss` and its `loss` includes it (Mixtral's way)
-    freeze_base: bool = False # an MoE model trains as a whole (True: only the MoE layers train)
+    num_experts: int = 8  # experts per FFN block
+    top_k: int = 2  # experts per token
+    init: str = "copy"  # "copy": every expert is the pretrained FFN; "split": partition its neurons (MoEfication)
+    capacity_factor: float | None = None  # None: dropless
+    noisy_gating: bool = True  # Shazeer noise while training
+    cluster: str = "kmeans"  # split only: "kmeans" (balanced) or "contiguous"
+    gate: str | None = None  # None: "softmax" for copy, "ones" for split
+    seed: int = 0  # seed of the k-means (split) and of the noise (copy)
+    balance: str | None = "switch"  # "switch", "shazeer", "both" or None
+    balance_coef: float = 0.01  # weight of the balancing loss
+    z_coef: float = 0.001  # weight of the router z-loss
+    noise: float = 0.0  # copy only: Gaussian noise on each expert's weights, std relative to the dense weight's (0: exact conversion)
+    aux_loss_in_output: bool = True  # while training, the model's dict output gets `aux_loss` and its `loss` includes it (Mixtral's way)
+    freeze_base: bool = False  # True: only the MoE layers train
 
     def __post_init__(self):
         super().__post_init__()
-        check_choice("init", self.init, ("copy", "split")); check_choice("cluster", self.cluster, ("kmeans", "contiguous"))
-        _check_topk(self.top_k, self.num_experts); _check_capacity_factor(self.capacity_factor)
-        if self.gate is not None: check_choice("gate", self.gate, ("softmax", "probs", "ones"))
+        check_choice("init", self.init, ("copy", "split"))
+        check_choice("cluster", self.cluster, ("kmeans", "contiguous"))
+        _check_topk(self.top_k, self.num_experts)
+        _check_capacity_factor(self.capacity_factor)
+        if self.gate is not None:
+            check_choice("gate", self.gate, ("softmax", "probs", "ones"))
         check_choice("balance", self.balance, ("switch", "shazeer", "both", None))
-        self.balance_coef, self.z_coef = check_float("balance_coef", self.balance_coef, low=0), check_float("z_coef", self.z_coef, low=0)
+        self.balance_coef, self.z_coef = (
+            check_float("balance_coef", self.balance_coef, low=0),
+            check_float("z_coef", self.z_coef, low=0),
+        )
         self.noise = check_float("noise", self.noise, low=0)
         if self.noise > 0 and self.init != "copy":
-            raise ValueError(f"noise applies to init='copy' (identical experts to tell apart), got noise={self.noise} with init={self.init!r}")
+            raise ValueError(
+                f"noise applies to init='copy' (identical experts to tell apart), got noise={self.noise} with init={self.init!r}"
+            )
         for f in ("noisy_gating", "aux_loss_in_output"):
-            if not isinstance(getattr(self, f), bool): raise TypeError(f"{f} must be True or False, got {getattr(self, f)!r}")
+            if not isinstance(getattr(self, f), bool):
+                raise TypeError(f"{f} must be True or False, got {getattr(self, f)!r}")
         self.seed = check_int("seed", self.seed, minimum=None)
 
     def candidates(self, model):
@@ -502,8 +790,10 @@ class MoEConfig(TunerConfig):
         return [(n, m) for n, m in find_ffn_blocks(model) if n not in skip]
 
     def nothing_to_convert(self, model) -> str:
-        return (f"moefy found no BERT-style FFN block (layer.intermediate.dense -> act -> layer.output.dense) nor DistilBERT-style "
-                f"one (layer.ffn.lin1 -> activation -> layer.ffn.lin2) in {type(model).__name__}; nothing was changed")
+        return (
+            f"moefy found no BERT-style FFN block (layer.intermediate.dense -> act -> layer.output.dense) nor DistilBERT-style "
+            f"one (layer.ffn.lin1 -> activation -> layer.ffn.lin2) in {type(model).__name__}; nothing was changed"
+        )
 
     def build_layers(self, targets, rebuild=False):
         parts = {id(l): ffn_parts(l) for _, l in targets}
@@ -511,49 +801,98 @@ class MoEConfig(TunerConfig):
             for name, layer in targets:
                 d_ff = parts[id(layer)][0].out_features
                 if d_ff % self.num_experts:
-                    raise ValueError(f"init='split' needs d_ff divisible by num_experts, got d_ff={d_ff} in {name!r} "
-                                     f"and num_experts={self.num_experts}; nothing was changed")
-        g = torch.Generator().manual_seed(self.seed) if self.noise > 0 and not rebuild else None   # rebuild: values are loaded next
+                    raise ValueError(
+                        f"init='split' needs d_ff divisible by num_experts, got d_ff={d_ff} in {name!r} "
+                        f"and num_experts={self.num_experts}; nothing was changed"
+                    )
+        # rebuild: values are loaded next
+        g = (
+            torch.Generator().manual_seed(self.seed)
+            if self.noise > 0 and not rebuild
+            else None
+        )
         new = {}
         for _, l in targets:
-            if id(l) in new: continue
+            if id(l) in new:
+                continue
             d1, act, d2, style = parts[id(l)]
-            moe = _moe_from_ffn(d1, d2, act, self.num_experts, self.top_k, self.init, self.capacity_factor, self.noisy_gating,
-                                self.cluster, self.gate, self.seed, rebuild, noise=self.noise, generator=g, balance=self.balance,
-                                balance_coef=self.balance_coef, z_coef=self.z_coef).train(l.training)
+            moe = _moe_from_ffn(
+                d1,
+                d2,
+                act,
+                self.num_experts,
+                self.top_k,
+                self.init,
+                self.capacity_factor,
+                self.noisy_gating,
+                self.cluster,
+                self.gate,
+                self.seed,
+                rebuild,
+                noise=self.noise,
+                generator=g,
+                balance=self.balance,
+                balance_coef=self.balance_coef,
+                z_coef=self.z_coef,
+            ).train(l.training)
             if style == "bert":
                 ffn = MoEFFN(moe, l.intermediate)
-                new[id(l)] = {"intermediate": ffn, "output.dense": FFNBypass(l.output.dense, ffn)}   # two halves of one FFN
-            else:                                                               # DistilBERT: one module, dropout inside it
-                new[id(l)] = {"ffn": MoEFFN(moe, l.ffn, dropout=getattr(l.ffn, "dropout", None))}
+                # two halves of one FFN
+                new[id(l)] = {
+                    "intermediate": ffn,
+                    "output.dense": FFNBypass(l.output.dense, ffn),
+                }
+            else:  # DistilBERT: one module, dropout inside it
+                new[id(l)] = {
+                    "ffn": MoEFFN(moe, l.ffn, dropout=getattr(l.ffn, "dropout", None))
+                }
         return new
 
     def after_inject(self, model):
-        if self.aux_loss_in_output: add_aux_loss_hook(model)
-    def before_unload(self, model): remove_aux_loss_hook(model)
+        if self.aux_loss_in_output:
+            add_aux_loss_hook(model)
 
-def moefy(model:nn.Module, # a Hugging Face BERT, RoBERTa or DistilBERT model (converted in place)
-          num_experts:int=8, # experts per FFN block
-          top_k:int=2, # experts per token
-          init:str="copy", # "copy": every expert is the pretrained FFN; "split": partition its neurons (MoEfication)
-          capacity_factor:Optional[float]=None, # None: dropless
-          noisy_gating:bool=True, # Shazeer noise while training
-          cluster:str="kmeans", # split only: "kmeans" (balanced k-means on W1 rows) or "contiguous"
-          gate:Optional[str]=None, # None: "softmax" for copy, "ones" for split
-          seed:int=0, # seed of the k-means (split) and of the noise (copy)
-          noise:float=0.0, # copy only: relative std of Gaussian noise on each expert (0: the converted model computes the same)
-          **moe_kwargs, # more MoEConfig fields (balance, balance_coef, z_coef, aux_loss_in_output, target_modules, ...)
-         ) -> nn.Module:
+    def before_unload(self, model):
+        remove_aux_loss_hook(model)
+
+
+def moefy(
+    model: nn.Module,  # a Hugging Face BERT, RoBERTa or DistilBERT model (converted in place)
+    num_experts: int = 8,  # experts per FFN block
+    top_k: int = 2,  # experts per token
+    init: str = "copy",  # "copy": every expert is the pretrained FFN; "split": partition its neurons (MoEfication)
+    capacity_factor: Optional[float] = None,  # None: dropless
+    noisy_gating: bool = True,  # Shazeer noise while training
+    cluster: str = "kmeans",  # split only: "kmeans" (balanced k-means on W1 rows) or "contiguous"
+    gate: Optional[str] = None,  # None: "softmax" for copy, "ones" for split
+    seed: int = 0,  # seed of the k-means (split) and of the noise (copy)
+    noise: float = 0.0,  # copy only: relative std of Gaussian noise on each expert (0: the converted model computes the same)
+    **moe_kwargs,  # more MoEConfig fields (balance, balance_coef, z_coef, aux_loss_in_output, target_modules, ...)
+) -> nn.Module:
     "Wrap every FFN block of `model` in an MoE (in place, all or nothing): `inject` with an `MoEConfig`."
-    return inject(model, MoEConfig(num_experts=num_experts, top_k=top_k, init=init, capacity_factor=capacity_factor,
-                                   noisy_gating=noisy_gating, cluster=cluster, gate=gate, seed=seed, noise=noise, **moe_kwargs))
+    return inject(
+        model,
+        MoEConfig(
+            num_experts=num_experts,
+            top_k=top_k,
+            init=init,
+            capacity_factor=capacity_factor,
+            noisy_gating=noisy_gating,
+            cluster=cluster,
+            gate=gate,
+            seed=seed,
+            noise=noise,
+            **moe_kwargs,
+        ),
+    )
 
-def moe_layers(model:nn.Module) -> list:
+
+def moe_layers(model: nn.Module) -> list:
     "All MoE modules of a model, in order."
     return [m for m in model.modules() if isinstance(m, MoE)]
 
 # %% ../nbs/03_moe.ipynb #955e4564
-def moe_param_counts(model:nn.Module) -> dict:
+def moe_param_counts(model: nn.Module) -> dict:
     "Total parameters (what the model deploys: not the wrapped dense FFNs) and parameters active per token (k of the E experts in each MoE layer)."
     total = deploy_numel(model)
     idle = 0
@@ -564,75 +903,121 @@ def moe_param_counts(model:nn.Module) -> dict:
 # %% ../nbs/03_moe.ipynb #0134cff4
 class MoEAuxLoss(Callback):
     "Add coef * (sum of every MoE layer's latest aux_loss) to the training loss."
-    def __init__(self, coef:float=1.0): self.coef = coef   # overall multiplier; the per-term weights live on each MoE
+
+    def __init__(self, coef: float = 1.0):
+        self.coef = coef  # overall multiplier; the per-term weights live on each MoE
+
     def after_loss(self, tr):
         aux = [m.aux_loss for m in moe_layers(tr.model) if m.aux_loss is not None]
-        if aux: tr.loss = tr.loss + self.coef * sum(aux)
+        if aux:
+            tr.loss = tr.loss + self.coef * sum(aux)
+
 
 class RouterLoadRecorder(Callback):
     "Per epoch, each MoE layer's kept assignments per expert, summed over the training batches: `loads[epoch]` is (L, E)."
-    def before_fit(self, tr): self.loads = []
-    def before_epoch(self, tr): self._acc = None
+
+    def before_fit(self, tr):
+        self.loads = []
+
+    def before_epoch(self, tr):
+        self._acc = None
+
     def after_batch(self, tr):
         ms = [m for m in moe_layers(tr.model) if m.last_stats is not None]
-        if not ms: return
+        if not ms:
+            return
         cur = torch.stack([m.last_stats.load.float().cpu() for m in ms])
         self._acc = cur if self._acc is None else self._acc + cur
+
     def after_epoch(self, tr):
-        if self._acc is not None: self.loads.append(self._acc)
+        if self._acc is not None:
+            self.loads.append(self._acc)
 
 # %% ../nbs/03_moe.ipynb #2010f4df
-def moe_optimizer(model:nn.Module, lr:float=5e-5, router_lr:float=1e-3, weight_decay:float=0.01):
+def moe_optimizer(
+    model: nn.Module,
+    lr: float = 5e-5,
+    router_lr: float = 1e-3,
+    weight_decay: float = 0.01,
+):
     "AdamW with the routers' parameters in their own group at `router_lr` (no weight decay on biases, norms, routers)."
-    router_ids = {id(p) for m in model.modules() if isinstance(m, Router) for p in m.parameters()}
+    router_ids = {
+        id(p) for m in model.modules() if isinstance(m, Router) for p in m.parameters()
+    }
     params = [p for p in model.parameters() if p.requires_grad]
     router = [p for p in params if id(p) in router_ids]
     rest = [p for p in params if id(p) not in router_ids]
-    groups = [dict(params=[p for p in rest if p.ndim > 1], weight_decay=weight_decay),
-              dict(params=[p for p in rest if p.ndim <= 1], weight_decay=0.0)]
-    if router: groups.append(dict(params=router, weight_decay=0.0, lr=router_lr))
+    groups = [
+        dict(params=[p for p in rest if p.ndim > 1], weight_decay=weight_decay),
+        dict(params=[p for p in rest if p.ndim <= 1], weight_decay=0.0),
+    ]
+    if router:
+        groups.append(dict(params=router, weight_decay=0.0, lr=router_lr))
     return torch.optim.AdamW(groups, lr=lr)
 
 # %% ../nbs/03_moe.ipynb #0434c3e2
 class _AllToAll(torch.autograd.Function):
     "all_to_all_single with uneven row splits; backward sends the gradients back the same way."
+
     @staticmethod
     def forward(ctx, x, out_splits, in_splits, group):
         ctx.splits, ctx.group = (out_splits, in_splits), group
         out = x.new_empty((sum(out_splits),) + tuple(x.shape[1:]))
         dist.all_to_all_single(out, x.contiguous(), out_splits, in_splits, group=group)
         return out
+
     @staticmethod
     def backward(ctx, g):
         out_splits, in_splits = ctx.splits
         gx = g.new_empty((sum(in_splits),) + tuple(g.shape[1:]))
-        dist.all_to_all_single(gx, g.contiguous(), in_splits, out_splits, group=ctx.group)
+        dist.all_to_all_single(
+            gx, g.contiguous(), in_splits, out_splits, group=ctx.group
+        )
         return gx, None, None, None
 
 # %% ../nbs/03_moe.ipynb #49322c41
 class ExpertParallelMoE(nn.Module):
     "An MoE whose experts are spread over the ranks of a process group; tokens travel with all_to_all."
-    rank_local_parameters = True   # each rank holds other experts: DistributedDataParallel must not average them (fit refuses)
-    def __init__(self,
-                 moe:MoE, # a full MoE with the same weights on every rank; this rank keeps its slice of experts
-                 group=None, # process group (default: the world)
-                ):
+
+    rank_local_parameters = True  # each rank holds other experts: DistributedDataParallel must not average them (fit refuses)
+
+    def __init__(
+        self,
+        moe: MoE,  # a full MoE with the same weights on every rank; this rank keeps its slice of experts
+        group=None,  # process group (default: the world)
+    ):
         super().__init__()
         if not dist.is_available() or not dist.is_initialized():
-            raise RuntimeError("ExpertParallelMoE needs torch.distributed to be initialised (dist.init_process_group)")
+            raise RuntimeError(
+                "ExpertParallelMoE needs torch.distributed to be initialised (dist.init_process_group)"
+            )
         self.group = group
         self.world, self.rank = dist.get_world_size(group), dist.get_rank(group)
         E = moe.num_experts
         if E % self.world:
-            raise ValueError(f"num_experts={E} must be divisible by the world size {self.world}")
-        self.num_experts, self.num_local, self.top_k, self.d_model = E, E // self.world, moe.top_k, moe.d_model
+            raise ValueError(
+                f"num_experts={E} must be divisible by the world size {self.world}"
+            )
+        self.num_experts, self.num_local, self.top_k, self.d_model = (
+            E,
+            E // self.world,
+            moe.top_k,
+            moe.d_model,
+        )
         self.capacity_factor, self.balance, self.balance_coef, self.z_coef = (
-            moe.capacity_factor, moe.balance, moe.balance_coef, moe.z_coef)
+            moe.capacity_factor,
+            moe.balance,
+            moe.balance_coef,
+            moe.z_coef,
+        )
         self.router = copy.deepcopy(moe.router)
         lo, hi = self.rank * self.num_local, (self.rank + 1) * self.num_local
-        self.experts = Experts(self.num_local, moe.d_model, moe.d_ff, moe.experts.activation).to(moe.experts.w1)
+        self.experts = Experts(
+            self.num_local, moe.d_model, moe.d_ff, moe.experts.activation
+        ).to(moe.experts.w1)
         with torch.no_grad():
-            for n, p in self.experts.named_parameters(): p.copy_(getattr(moe.experts, n)[lo:hi])
+            for n, p in self.experts.named_parameters():
+                p.copy_(getattr(moe.experts, n)[lo:hi])
         self.out_bias = copy.deepcopy(moe.out_bias)
         self.aux_loss, self.last_stats = None, None
 
@@ -640,46 +1025,78 @@ class ExpertParallelMoE(nn.Module):
 
     def sync_router_grads(self):
         "Sum the replicated router's (and shared bias's) gradients over the ranks, as DDP would."
-        for p in list(self.router.parameters()) + ([self.out_bias] if self.out_bias is not None else []):
-            if p.grad is not None: dist.all_reduce(p.grad, group=self.group)
+        for p in list(self.router.parameters()) + (
+            [self.out_bias] if self.out_bias is not None else []
+        ):
+            if p.grad is not None:
+                dist.all_reduce(p.grad, group=self.group)
 
 # %% ../nbs/03_moe.ipynb #61535aa5
-def _ep_forward(self:ExpertParallelMoE, x:torch.Tensor, noise:Optional[torch.Tensor]=None):
+def _ep_forward(
+    self: ExpertParallelMoE, x: torch.Tensor, noise: Optional[torch.Tensor] = None
+):
     "Route locally, all_to_all rows to the experts' ranks, compute, all_to_all back, combine. Returns (output, MoEStats)."
     shape = x.shape
     x2 = x.reshape(-1, self.d_model)
     T, W, El = x2.shape[0], self.world, self.num_local
     r = self.router(x2, noise)
     plan = dispatch_plan(r.topk_idx, r.gates, self.num_experts, self.capacity(T))
-    send_counts = plan.counts                                               # (E,) rows for each global expert
-    recv_counts = torch.empty_like(send_counts)                             # (W*El,): [src, local expert]
+    send_counts = plan.counts  # (E,) rows for each global expert
+    recv_counts = torch.empty_like(send_counts)  # (W*El,): [src, local expert]
     dist.all_to_all_single(recv_counts, send_counts.contiguous(), group=self.group)
-    in_splits = send_counts.view(W, El).sum(1).tolist()                     # rows to each rank
+    in_splits = send_counts.view(W, El).sum(1).tolist()  # rows to each rank
     rc = recv_counts.view(W, El)
-    out_splits = rc.sum(1).tolist()                                         # rows from each rank
-    x_recv = _AllToAll.apply(x2[plan.token], out_splits, in_splits, self.group)   # grouped by src, then expert
-    expert_of_row = torch.repeat_interleave(torch.arange(El, device=x2.device).repeat(W), rc.flatten())
-    perm = torch.argsort(expert_of_row, stable=True)                        # group rows by local expert
+    out_splits = rc.sum(1).tolist()  # rows from each rank
+    # grouped by src, then expert
+    x_recv = _AllToAll.apply(x2[plan.token], out_splits, in_splits, self.group)
+    expert_of_row = torch.repeat_interleave(
+        torch.arange(El, device=x2.device).repeat(W), rc.flatten()
+    )
+    perm = torch.argsort(expert_of_row, stable=True)  # group rows by local expert
     y = self.experts.forward_blocks(x_recv[perm], rc.sum(0))
-    y_back = torch.empty_like(y).index_copy(0, perm, y)                     # undo the regrouping
-    y_home = _AllToAll.apply(y_back, in_splits, out_splits, self.group)     # back to the token's rank
+    y_back = torch.empty_like(y).index_copy(0, perm, y)  # undo the regrouping
+    # back to the token's rank
+    y_home = _AllToAll.apply(y_back, in_splits, out_splits, self.group)
     out = _combine(y_home, plan, T)
-    if self.out_bias is not None: out = out + self.out_bias
+    if self.out_bias is not None:
+        out = out + self.out_bias
     stats = _router_stats(self, r, plan, T)
     self.aux_loss, self.last_stats = stats.aux_loss, _keep(stats)
     return out.reshape(shape), stats
+
+
 ExpertParallelMoE.forward = _ep_forward
 
 # %% ../nbs/03_moe.ipynb #c52c229a
 def _free_port():
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
-def _ep_compare(rank, world_size, d_model=16, d_ff=24, num_experts=4, top_k=2, capacity_factor=None, tokens=13,
-                train=True, seed=0):
+
+def _ep_compare(
+    rank,
+    world_size,
+    d_model=16,
+    d_ff=24,
+    num_experts=4,
+    top_k=2,
+    capacity_factor=None,
+    tokens=13,
+    train=True,
+    seed=0,
+):
     torch.manual_seed(seed)
-    moe = MoE(d_model, d_ff, num_experts, top_k, capacity_factor=capacity_factor).double().train(train)
-    xs = [torch.randn(tokens + 3 * s, d_model, dtype=torch.float64) for s in range(world_size)]  # uneven counts
+    moe = (
+        MoE(d_model, d_ff, num_experts, top_k, capacity_factor=capacity_factor)
+        .double()
+        .train(train)
+    )
+    # uneven counts
+    xs = [
+        torch.randn(tokens + 3 * s, d_model, dtype=torch.float64)
+        for s in range(world_size)
+    ]
     noises = [torch.randn(x.shape[0], num_experts, dtype=torch.float64) for x in xs]
     ws = [torch.randn_like(x) for x in xs]
     ep = ExpertParallelMoE(moe)
@@ -692,35 +1109,61 @@ def _ep_compare(rank, world_size, d_model=16, d_ff=24, num_experts=4, top_k=2, c
     (out * ws[rank]).sum().backward()
     ep.sync_router_grads()
     lo, hi = rank * ep.num_local, (rank + 1) * ep.num_local
-    return dict(out=(out - moe(xs[rank], noise=noises[rank])[0]).abs().max().item(),
-                x_grad=(x.grad - xr[rank].grad).abs().max().item(),
-                router_grad=max((a.grad - b.grad).abs().max().item() if a.grad is not None else float(b.grad is not None)
-                                for a, b in zip(ep.router.parameters(), moe.router.parameters())),
-                expert_grad=max((p.grad - getattr(moe.experts, n).grad[lo:hi]).abs().max().item()
-                                for n, p in ep.experts.named_parameters()),
-                load=st.load.tolist(), dropped=st.dropped)
+    return dict(
+        out=(out - moe(xs[rank], noise=noises[rank])[0]).abs().max().item(),
+        x_grad=(x.grad - xr[rank].grad).abs().max().item(),
+        router_grad=max(
+            (a.grad - b.grad).abs().max().item()
+            if a.grad is not None
+            else float(b.grad is not None)
+            for a, b in zip(ep.router.parameters(), moe.router.parameters())
+        ),
+        expert_grad=max(
+            (p.grad - getattr(moe.experts, n).grad[lo:hi]).abs().max().item()
+            for n, p in ep.experts.named_parameters()
+        ),
+        load=st.load.tolist(),
+        dropped=st.dropped,
+    )
 
-def expert_parallel_check(rank:int, # this process's rank
-                          world_size:int, # number of processes
-                          port:int, # a free localhost port
-                          result_dir:str, # where each rank saves its differences
-                          configs:list, # list of dicts of `_ep_compare` settings (d_model, num_experts, top_k, ...)
-                         ):
+
+def expert_parallel_check(
+    rank: int,  # this process's rank
+    world_size: int,  # number of processes
+    port: int,  # a free localhost port
+    result_dir: str,  # where each rank saves its differences
+    configs: list,  # list of dicts of `_ep_compare` settings (d_model, num_experts, top_k, ...)
+):
     "One rank of the expert-parallel equality check (run by `run_expert_parallel_check`)."
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
-    try: torch.save([_ep_compare(rank, world_size, **c) for c in configs], os.path.join(result_dir, f"rank{rank}.pt"))
-    finally: dist.destroy_process_group()
+    try:
+        torch.save(
+            [_ep_compare(rank, world_size, **c) for c in configs],
+            os.path.join(result_dir, f"rank{rank}.pt"),
+        )
+    finally:
+        dist.destroy_process_group()
 
-def run_expert_parallel_check(world_size:int=2, # processes
-                              configs:Optional[list]=None, # settings to compare (default: one, with defaults)
-                             ) -> list:
+
+def run_expert_parallel_check(
+    world_size: int = 2,  # processes
+    configs: Optional[list] = None,  # settings to compare (default: one, with defaults)
+) -> list:
     "Spawn gloo processes on localhost running `expert_parallel_check`; returns [rank][config] differences."
     import tempfile, torch.multiprocessing as mp
-    from padnotes.moe import expert_parallel_check as entry   # spawn needs an importable function
+
+    # spawn needs an importable function
+    from padnotes.moe import expert_parallel_check as entry
+
     with tempfile.TemporaryDirectory() as d:
-        mp.spawn(entry, args=(world_size, _free_port(), d, configs or [{}]), nprocs=world_size, join=True)
+        mp.spawn(
+            entry,
+            args=(world_size, _free_port(), d, configs or [{}]),
+            nprocs=world_size,
+            join=True,
+        )
         return [torch.load(os.path.join(d, f"rank{r}.pt")) for r in range(world_size)]
 
 # %% ../nbs/03_moe.ipynb #634c90e5

@@ -12,15 +12,45 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .core import (check_choice, check_int, check_ratio, clone_model, count_params, deploy_numel, set_seed)
+from padnotes.core import (
+    check_choice,
+    check_int,
+    check_ratio,
+    clone_model,
+    count_params,
+)
 from .train import Callback
 from .docs import document_module
-from .dyconv import DynamicConv2d, KernelAttention, dyconv_kernel_agg, dyconv_output_agg, per_sample_conv, dyconv_macs, conv_macs
-from .moe import Experts, MoE
-from .scoring import UnrankableScoresWarning, ScoreContext, grad_scores, iterative_masks, keep_masks, random_scores, register_criterion, score
+from padnotes.dyconv import (
+    DynamicConv2d,
+    KernelAttention,
+    dyconv_kernel_agg,
+    dyconv_output_agg,
+    per_sample_conv,
+    dyconv_macs,
+    conv_macs,
+)
+from .moe import Experts
+from padnotes.scoring import (
+    UnrankableScoresWarning,
+    ScoreContext,
+    grad_scores,
+    iterative_masks,
+    keep_masks,
+    register_criterion,
+    score,
+)
 from .sparse import pack_bits, unpack_bits
-from .tuners import (StateSettings, TunerConfig, TunerLayer, merge_and_unload, record_deployment, register_deployer,
-                             tuner_layers, record_tuner, replace_module)
+from padnotes.tuners import (
+    StateSettings,
+    TunerConfig,
+    merge_and_unload,
+    record_deployment,
+    register_deployer,
+    tuner_layers,
+    record_tuner,
+    replace_module,
+)
 
 # %% auto #0
 __all__ = ['PAD_CRITERIA', 'scale_factors', 'CompactModes', 'PartialDynamicConv2d', 'pad_conv_reference', 'PartialExperts',
@@ -29,203 +59,373 @@ __all__ = ['PAD_CRITERIA', 'scale_factors', 'CompactModes', 'PartialDynamicConv2
            'merge_for_inference', 'ScaleRecorder']
 
 # %% ../nbs/05_padnet.ipynb #824ea39b
-def scale_factors(phi:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def scale_factors(phi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     "(lambda_d, lambda_s) = (2 sigmoid(phi), 2 - 2 sigmoid(phi)): both 1 at phi = 0, always summing to 2."
     lam_d = 2 * torch.sigmoid(phi)
     return lam_d, 2 - lam_d
 
 # %% ../nbs/05_padnet.ipynb #51befee7
-def _float_mask_like(t:torch.Tensor) -> torch.Tensor: return torch.ones_like(t, dtype=t.dtype)
+def _float_mask_like(t: torch.Tensor) -> torch.Tensor:
+    return torch.ones_like(t, dtype=t.dtype)
 
-def _compact_modes(sd:dict, prefix:str, triples):
+
+def _compact_modes(sd: dict, prefix: str, triples):
     "In a state dict to be saved: each (dynamic, static, mask) triple becomes the mask's bits, the static values where it is 0 and the K dynamic values where it is 1."
     for dyn, stat, mask in triples:
         keys = [prefix + k for k in (dyn, stat, mask)]
-        if not all(k in sd for k in keys): continue
+        if not all(k in sd for k in keys):
+            continue
         d, s, m = (sd.pop(k) for k in keys)
         m = m.bool()
-        sd[f"{prefix}{mask}_bits"] = pack_bits(m)            # 1 bit per entry
-        sd[f"{prefix}{stat}_kept"] = s[~m]                    # ((1 - r) n,)
-        sd[f"{prefix}{dyn}_kept"] = d[:, m]                   # (K, r n)
+        sd[f"{prefix}{mask}_bits"] = pack_bits(m)  # 1 bit per entry
+        sd[f"{prefix}{stat}_kept"] = s[~m]  # ((1 - r) n,)
+        sd[f"{prefix}{dyn}_kept"] = d[:, m]  # (K, r n)
 
-def _expand_modes(module:nn.Module, sd:dict, prefix:str, triples):
+
+def _expand_modes(module: nn.Module, sd: dict, prefix: str, triples):
     "The inverse of `_compact_modes`, in a loaded state dict: dense tensors shaped as `module`'s, zero where an entry is unused."
     for dyn, stat, mask in triples:
         bk = f"{prefix}{mask}_bits"
-        if bk not in sd: continue
-        ref_d, ref_s, ref_m = getattr(module, dyn), getattr(module, stat), getattr(module, mask)
+        if bk not in sd:
+            continue
+        ref_d, ref_s, ref_m = (
+            getattr(module, dyn),
+            getattr(module, stat),
+            getattr(module, mask),
+        )
         n, bits = ref_m.numel(), sd.pop(bk)
         if bits.dtype != torch.uint8 or bits.numel() != (n + 7) // 8:
-            raise ValueError(f"{bk}: expected {(n + 7) // 8} uint8 bytes for a mask of {n} entries, got {bits.dtype} {tuple(bits.shape)}")
+            raise ValueError(
+                f"{bk}: expected {(n + 7) // 8} uint8 bytes for a mask of {n} entries, got {bits.dtype} {tuple(bits.shape)}"
+            )
         m = unpack_bits(bits, n).view(ref_m.shape)
         k = int(m.sum())
-        sk, dk = sd.pop(f"{prefix}{stat}_kept", None), sd.pop(f"{prefix}{dyn}_kept", None)
-        if sk is None or dk is None or sk.shape != (n - k,) or dk.shape != (ref_d.shape[0], k):
+        sk, dk = (
+            sd.pop(f"{prefix}{stat}_kept", None),
+            sd.pop(f"{prefix}{dyn}_kept", None),
+        )
+        if (
+            sk is None
+            or dk is None
+            or sk.shape != (n - k,)
+            or dk.shape != (ref_d.shape[0], k)
+        ):
             got = [None if t is None else tuple(t.shape) for t in (sk, dk)]
-            raise ValueError(f"{prefix}{dyn}: the mask keeps {k} of {n} entries dynamic, so expected {stat}_kept ({n - k},) and "
-                             f"{dyn}_kept ({ref_d.shape[0]}, {k}); got {got}")
+            raise ValueError(
+                f"{prefix}{dyn}: the mask keeps {k} of {n} entries dynamic, so expected {stat}_kept ({n - k},) and "
+                f"{dyn}_kept ({ref_d.shape[0]}, {k}); got {got}"
+            )
         s = sk.new_zeros(ref_s.shape)
         s[~m] = sk
         d = dk.new_zeros(ref_d.shape)
         d[:, m] = dk
         sd[prefix + stat], sd[prefix + dyn], sd[prefix + mask] = s, d, m.to(ref_m.dtype)
 
+
 class CompactModes:
     "Mix into a partially dynamic module that lists its (dynamic, static, mask) tensors in `_mode_triples`: `save_pretrained` stores the masks as bits and each entry's value in its own mode only, and loading expands them (see `padnotes.tuners`)."
-    def compact_state(self, sd:dict, prefix:str=""): _compact_modes(sd, prefix, self._mode_triples())
-    def expand_state(self, sd:dict, prefix:str=""): _expand_modes(self, sd, prefix, self._mode_triples())
+
+    def compact_state(self, sd: dict, prefix: str = ""):
+        _compact_modes(sd, prefix, self._mode_triples())
+
+    def expand_state(self, sd: dict, prefix: str = ""):
+        _expand_modes(self, sd, prefix, self._mode_triples())
+
 
 class PartialDynamicConv2d(CompactModes, DynamicConv2d):
     "DY-Conv with a mode mask: dynamic entries mix K kernels per input, static entries share one kernel (PAD-Net)."
-    state_settings = DynamicConv2d.state_settings | {"use_scale": bool}      # travels with the weights: see padnotes.tuners
-    def settings_loaded(self): self.phi.requires_grad_(self.use_scale)
-    def __init__(self, *args, use_scale:bool=True, **kwargs):
+
+    # travels with the weights: see padnotes.tuners
+    state_settings = DynamicConv2d.state_settings | {"use_scale": bool}
+
+    def settings_loaded(self):
+        self.phi.requires_grad_(self.use_scale)
+
+    def __init__(self, *args, use_scale: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self._init_partial(use_scale)
 
     def _mode_triples(self):
-        return [("weight", "static_weight", "weight_mask")] + ([("bias", "static_bias", "bias_mask")] if self.bias is not None else [])
+        return [("weight", "static_weight", "weight_mask")] + (
+            [("bias", "static_bias", "bias_mask")] if self.bias is not None else []
+        )
 
-    def _init_partial(self, use_scale:bool=True):
+    def _init_partial(self, use_scale: bool = True):
         "Add the static kernel (mean of the K kernels), all-dynamic masks and phi = 0."
-        self.static_weight = nn.Parameter(self.weight.detach().mean(0).clone())                       # (O, C/g, kh, kw)
-        self.static_bias = nn.Parameter(self.bias.detach().mean(0).clone()) if self.bias is not None else None  # (O,)
-        self.register_buffer("weight_mask", _float_mask_like(self.static_weight))                      # 1 = dynamic
-        self.register_buffer("bias_mask", _float_mask_like(self.static_bias) if self.bias is not None else None)
-        self.phi = nn.Parameter(torch.zeros((), dtype=self.weight.dtype, device=self.weight.device), requires_grad=use_scale)
+        # (O, C/g, kh, kw)
+        self.static_weight = nn.Parameter(self.weight.detach().mean(0).clone())
+        # (O,)
+        self.static_bias = (
+            nn.Parameter(self.bias.detach().mean(0).clone())
+            if self.bias is not None
+            else None
+        )
+        # 1 = dynamic
+        self.register_buffer("weight_mask", _float_mask_like(self.static_weight))
+        self.register_buffer(
+            "bias_mask",
+            _float_mask_like(self.static_bias) if self.bias is not None else None,
+        )
+        self.phi = nn.Parameter(
+            torch.zeros((), dtype=self.weight.dtype, device=self.weight.device),
+            requires_grad=use_scale,
+        )
         self.use_scale = use_scale
-        self.register_buffer("_folded_w", None, persistent=False); self.register_buffer("_folded_b", None, persistent=False)
+        self.register_buffer("_folded_w", None, persistent=False)
+        self.register_buffer("_folded_b", None, persistent=False)
 
     @classmethod
-    def from_dynamic(cls, dy:DynamicConv2d, # the fully dynamic layer (not modified)
-                     use_scale:bool=True, # learn the scale factors (False: lambda_d = lambda_s = 1)
-                    ) -> "PartialDynamicConv2d":
+    def from_dynamic(
+        cls,
+        dy: DynamicConv2d,  # the fully dynamic layer (not modified)
+        use_scale: bool = True,  # learn the scale factors (False: lambda_d = lambda_s = 1)
+    ) -> "PartialDynamicConv2d":
         "A partially dynamic copy of `dy`, every entry dynamic: it computes what `dy` computes (and wraps the same base layer)."
-        if not isinstance(dy, DynamicConv2d): raise TypeError(f"expected a DynamicConv2d, got {type(dy).__name__}")
-        if isinstance(dy, PartialDynamicConv2d): raise TypeError("the layer is already partially dynamic")
-        new = cls(dy.in_channels, dy.out_channels, dy.kernel_size, dy.stride, dy.padding, dy.dilation, dy.groups, dy.bias is not None,
-                  dy.padding_mode, dy.num_kernels, 4, dy.temperature, dy.mode, use_scale=use_scale, device=dy.weight.device, dtype=dy.weight.dtype)
+        if not isinstance(dy, DynamicConv2d):
+            raise TypeError(f"expected a DynamicConv2d, got {type(dy).__name__}")
+        if isinstance(dy, PartialDynamicConv2d):
+            raise TypeError("the layer is already partially dynamic")
+        new = cls(
+            dy.in_channels,
+            dy.out_channels,
+            dy.kernel_size,
+            dy.stride,
+            dy.padding,
+            dy.dilation,
+            dy.groups,
+            dy.bias is not None,
+            dy.padding_mode,
+            dy.num_kernels,
+            4,
+            dy.temperature,
+            dy.mode,
+            use_scale=use_scale,
+            device=dy.weight.device,
+            dtype=dy.weight.dtype,
+        )
         new.attention = copy.deepcopy(dy.attention)
         with torch.no_grad():
             new.weight.copy_(dy.weight)
-            if dy.bias is not None: new.bias.copy_(dy.bias)
+            if dy.bias is not None:
+                new.bias.copy_(dy.bias)
         new.weight.requires_grad_(dy.weight.requires_grad)
         new._init_partial(use_scale)
-        new.base_layer, new._base_flags = dy.base_layer, dy._base_flags     # the same original conv: unload gives it back
+        # the same original conv: unload gives it back
+        new.base_layer, new._base_flags = (dy.base_layer, dy._base_flags)
         return new.train(dy.training)
 
     def lambdas(self) -> tuple[torch.Tensor, torch.Tensor]:
         "(lambda_d, lambda_s); both 1 when the scale factors are off."
-        if not self.use_scale: return self.phi.new_ones(()), self.phi.new_ones(())
+        if not self.use_scale:
+            return self.phi.new_ones(()), self.phi.new_ones(())
         return scale_factors(self.phi)
 
     def masks(self) -> dict[str, torch.Tensor]:
         "The mode masks by parameter name (1 = dynamic)."
-        return {"weight": self.weight_mask} | ({"bias": self.bias_mask} if self.bias is not None else {})
+        return {"weight": self.weight_mask} | (
+            {"bias": self.bias_mask} if self.bias is not None else {}
+        )
 
     def dynamic_copies(self) -> dict[str, torch.Tensor]:
         "The K dynamic copies of each masked tensor: name -> (K, *mask shape)."
-        return {"weight": self.weight} | ({"bias": self.bias} if self.bias is not None else {})
+        return {"weight": self.weight} | (
+            {"bias": self.bias} if self.bias is not None else {}
+        )
 
-    def kernels(self) -> tuple[torch.Tensor, torch.Tensor|None]:
+    def kernels(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         "The K + 1 kernels (and biases) whose mix with attention (pi, 1) is this layer's kernel."
         lam_d, lam_s = self.lambdas()
-        w = torch.cat([lam_d * self.weight_mask * self.weight, (lam_s * (1 - self.weight_mask) * self.static_weight)[None]])
+        w = torch.cat(
+            [
+                lam_d * self.weight_mask * self.weight,
+                (lam_s * (1 - self.weight_mask) * self.static_weight)[None],
+            ]
+        )
         b = None
         if self.bias is not None:
-            b = torch.cat([lam_d * self.bias_mask * self.bias, (lam_s * (1 - self.bias_mask) * self.static_bias)[None]])
+            b = torch.cat(
+                [
+                    lam_d * self.bias_mask * self.bias,
+                    (lam_s * (1 - self.bias_mask) * self.static_bias)[None],
+                ]
+            )
         return w, b
 
-    def tuned_forward(self, x):                                               # x: (B, C, H, W)
+    def tuned_forward(self, x):  # x: (B, C, H, W)
         if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"expected input of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected input of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}"
+            )
         scoring = self.weight_mask.requires_grad
-        n_dyn = None if scoring else int(self.weight_mask.sum()) + (int(self.bias_mask.sum()) if self.bias is not None else 0)
-        if n_dyn == 0:                                                        # fully static: a plain convolution
-            lam_s = self.lambdas()[1]; self.last_attention = None
-            return F.conv2d(self.prepad(x), lam_s * self.static_weight, None if self.bias is None else lam_s * self.static_bias,
-                            *self.conv_args())
-        pi = self.attention(x); self.last_attention = pi.detach()            # (B, K)
+        n_dyn = (
+            None
+            if scoring
+            else int(self.weight_mask.sum())
+            + (int(self.bias_mask.sum()) if self.bias is not None else 0)
+        )
+        if n_dyn == 0:  # fully static: a plain convolution
+            lam_s = self.lambdas()[1]
+            self.last_attention = None
+            return F.conv2d(
+                self.prepad(x),
+                lam_s * self.static_weight,
+                None if self.bias is None else lam_s * self.static_bias,
+                *self.conv_args(),
+            )
+        pi = self.attention(x)
+        self.last_attention = pi.detach()  # (B, K)
         mode = self.last_mode = self.resolve_mode(x)
         f = dyconv_kernel_agg if mode == "kernel" else dyconv_output_agg
-        if n_dyn == self.weight_mask.numel() + (self.bias_mask.numel() if self.bias is not None else 0):
-            lam_d = self.lambdas()[0]                                         # fully dynamic: K kernels suffice
-            return f(self.prepad(x), lam_d * self.weight, None if self.bias is None else lam_d * self.bias, pi, *self.conv_args())
-        w, b = self.kernels()                                                 # (K+1, O, C/g, kh, kw)
-        pi1 = torch.cat([pi, pi.new_ones(pi.shape[0], 1)], 1)                 # (B, K+1)
+        if n_dyn == self.weight_mask.numel() + (
+            self.bias_mask.numel() if self.bias is not None else 0
+        ):
+            lam_d = self.lambdas()[0]  # fully dynamic: K kernels suffice
+            return f(
+                self.prepad(x),
+                lam_d * self.weight,
+                None if self.bias is None else lam_d * self.bias,
+                pi,
+                *self.conv_args(),
+            )
+        w, b = self.kernels()  # (K+1, O, C/g, kh, kw)
+        pi1 = torch.cat([pi, pi.new_ones(pi.shape[0], 1)], 1)  # (B, K+1)
         return f(self.prepad(x), w, b, pi1, *self.conv_args())
 
     def _merge(self):
         "Fold masks and scale factors into K + 1 kernels once (the last one the static kernel, mixed with weight 1)."
-        with torch.no_grad(): self._folded_w, self._folded_b = self.kernels()
-    def _unmerge(self): self._folded_w = self._folded_b = None
+        with torch.no_grad():
+            self._folded_w, self._folded_b = self.kernels()
+
+    def _unmerge(self):
+        self._folded_w = self._folded_b = None
+
     def merged_forward(self, x):
-        if self.training and torch.is_grad_enabled(): raise RuntimeError("a merged PartialDynamicConv2d does not train: unmerge() it first")
-        pi = self.attention(x); self.last_attention = pi.detach()
+        if self.training and torch.is_grad_enabled():
+            raise RuntimeError(
+                "a merged PartialDynamicConv2d does not train: unmerge() it first"
+            )
+        pi = self.attention(x)
+        self.last_attention = pi.detach()
         f = dyconv_kernel_agg if self.resolve_mode(x) == "kernel" else dyconv_output_agg
-        return f(self.prepad(x), self._folded_w, self._folded_b, torch.cat([pi, pi.new_ones(pi.shape[0], 1)], 1), *self.conv_args())
+        return f(
+            self.prepad(x),
+            self._folded_w,
+            self._folded_b,
+            torch.cat([pi, pi.new_ones(pi.shape[0], 1)], 1),
+            *self.conv_args(),
+        )
+
     def deploy(self) -> nn.Module:
         "The compact deployed form (`MergedPartialConv2d`)."
         return MergedPartialConv2d.from_partial(self)
+
     def deploy_numel(self) -> int:
         "Numbers the deployed layer stores: (1 - r) + rK kernels (and biases), plus the attention branch if anything is dynamic."
         K, n, d = self.num_kernels, 0, 0
-        for m in self.masks().values(): n += m.numel(); d += int(m.sum())
+        for m in self.masks().values():
+            n += m.numel()
+            d += int(m.sum())
         return n + (K - 1) * d + (count_params(self.attention) if d else 0)
 
 # %% ../nbs/05_padnet.ipynb #c608c93a
-def pad_conv_reference(layer:PartialDynamicConv2d, x:torch.Tensor) -> torch.Tensor:
+def pad_conv_reference(layer: PartialDynamicConv2d, x: torch.Tensor) -> torch.Tensor:
     "The partially dynamic convolution computed from its formula, one sample at a time (slow, obviously correct)."
-    lam_d, lam_s = layer.lambdas(); pi = layer.attention(x); xs = layer.prepad(x); out = []
+    lam_d, lam_s = layer.lambdas()
+    pi = layer.attention(x)
+    xs = layer.prepad(x)
+    out = []
     for i in range(x.shape[0]):
-        w = lam_d * layer.weight_mask * torch.einsum("k,k...->...", pi[i], layer.weight) + lam_s * (1 - layer.weight_mask) * layer.static_weight
+        w = (
+            lam_d * layer.weight_mask * torch.einsum("k,k...->...", pi[i], layer.weight)
+            + lam_s * (1 - layer.weight_mask) * layer.static_weight
+        )
         b = None
         if layer.bias is not None:
-            b = lam_d * layer.bias_mask * (pi[i] @ layer.bias) + lam_s * (1 - layer.bias_mask) * layer.static_bias
-        out.append(F.conv2d(xs[i:i + 1], w, b, *layer.conv_args()))
+            b = (
+                lam_d * layer.bias_mask * (pi[i] @ layer.bias)
+                + lam_s * (1 - layer.bias_mask) * layer.static_bias
+            )
+        out.append(F.conv2d(xs[i : i + 1], w, b, *layer.conv_args()))
     return torch.cat(out)
 
 # %% ../nbs/05_padnet.ipynb #1c19a77b
 _EXPERT_TENSORS = ("w1", "b1", "w2", "b2")
 
+
 class PartialExperts(CompactModes, StateSettings, Experts):
     "MoE experts whose entries are dynamic (one value per expert) where the mask is 1 and static (shared) elsewhere."
+
     state_settings = {"use_scale": bool}
-    def settings_loaded(self): self.phi.requires_grad_(self.use_scale)
+
+    def settings_loaded(self):
+        self.phi.requires_grad_(self.use_scale)
+
     @classmethod
-    def from_experts(cls, ex:Experts, use_scale:bool=True) -> "PartialExperts":
+    def from_experts(cls, ex: Experts, use_scale: bool = True) -> "PartialExperts":
         "A partially dynamic copy of `ex`, every entry dynamic (it computes what `ex` computes)."
-        if not isinstance(ex, Experts) or isinstance(ex, PartialExperts) or getattr(ex, "is_deployed", False):
-            raise TypeError(f"expected fully dynamic padnotes.moe.Experts, got {type(ex).__name__}")
-        new = Experts.__new__(cls); nn.Module.__init__(new)          # w1..b2 are properties here: no Experts.__init__
-        new.num_experts, new.d_model, new.d_ff, new.activation = ex.num_experts, ex.d_model, ex.d_ff, ex.activation
+        if (
+            not isinstance(ex, Experts)
+            or isinstance(ex, PartialExperts)
+            or getattr(ex, "is_deployed", False)
+        ):
+            raise TypeError(
+                f"expected fully dynamic padnotes.moe.Experts, got {type(ex).__name__}"
+            )
+        new = Experts.__new__(cls)
+        nn.Module.__init__(new)  # w1..b2 are properties here: no Experts.__init__
+        new.num_experts, new.d_model, new.d_ff, new.activation = (
+            ex.num_experts,
+            ex.d_model,
+            ex.d_ff,
+            ex.activation,
+        )
         for n in _EXPERT_TENSORS:
-            dyn = getattr(ex, n)                                                # (E, *shape)
-            new.register_parameter(f"dyn_{n}", nn.Parameter(dyn.detach().clone(), requires_grad=dyn.requires_grad))
-            new.register_parameter(f"static_{n}", nn.Parameter(dyn.detach().mean(0).clone()))
+            dyn = getattr(ex, n)  # (E, *shape)
+            new.register_parameter(
+                f"dyn_{n}",
+                nn.Parameter(dyn.detach().clone(), requires_grad=dyn.requires_grad),
+            )
+            new.register_parameter(
+                f"static_{n}", nn.Parameter(dyn.detach().mean(0).clone())
+            )
             new.register_buffer(f"{n}_mask", torch.ones_like(dyn[0]))
-        new.phi = nn.Parameter(torch.zeros((), dtype=ex.w1.dtype, device=ex.w1.device), requires_grad=use_scale)
+        new.phi = nn.Parameter(
+            torch.zeros((), dtype=ex.w1.dtype, device=ex.w1.device),
+            requires_grad=use_scale,
+        )
         new.use_scale = use_scale
         return new.train(ex.training)
 
-    def _mode_triples(self): return [(f"dyn_{n}", f"static_{n}", f"{n}_mask") for n in _EXPERT_TENSORS]
+    def _mode_triples(self):
+        return [(f"dyn_{n}", f"static_{n}", f"{n}_mask") for n in _EXPERT_TENSORS]
 
     def lambdas(self):
-        if not self.use_scale: return self.phi.new_ones(()), self.phi.new_ones(())
+        if not self.use_scale:
+            return self.phi.new_ones(()), self.phi.new_ones(())
         return scale_factors(self.phi)
-    def masks(self) -> dict[str, torch.Tensor]: return {n: getattr(self, f"{n}_mask") for n in _EXPERT_TENSORS}
-    def dynamic_copies(self) -> dict[str, torch.Tensor]: return {n: getattr(self, f"dyn_{n}") for n in _EXPERT_TENSORS}
+
+    def masks(self) -> dict[str, torch.Tensor]:
+        return {n: getattr(self, f"{n}_mask") for n in _EXPERT_TENSORS}
+
+    def dynamic_copies(self) -> dict[str, torch.Tensor]:
+        return {n: getattr(self, f"dyn_{n}") for n in _EXPERT_TENSORS}
+
     def expert_numel(self) -> int:
         "Entries that belong to one expert alone: the dynamic ones (static entries are shared by all experts)."
         return int(sum(m.sum().item() for m in self.masks().values()))
 
-    def effective(self, n:str) -> torch.Tensor:
+    def effective(self, n: str) -> torch.Tensor:
         "Effective expert tensor (E, *shape): lambda_d M * W_i + lambda_s (1 - M) * W_s."
-        lam_d, lam_s = self.lambdas(); m = getattr(self, f"{n}_mask")
-        return lam_d * m * getattr(self, f"dyn_{n}") + lam_s * (1 - m) * getattr(self, f"static_{n}")
+        lam_d, lam_s = self.lambdas()
+        m = getattr(self, f"{n}_mask")
+        return lam_d * m * getattr(self, f"dyn_{n}") + lam_s * (1 - m) * getattr(
+            self, f"static_{n}"
+        )
 
-    w1 = property(lambda self: self.effective("w1")); b1 = property(lambda self: self.effective("b1"))
-    w2 = property(lambda self: self.effective("w2")); b2 = property(lambda self: self.effective("b2"))
+    w1 = property(lambda self: self.effective("w1"))
+    b1 = property(lambda self: self.effective("b1"))
+    w2 = property(lambda self: self.effective("w2"))
+    b2 = property(lambda self: self.effective("b2"))
 
     def deploy_numel(self) -> int:
         "Numbers the deployed experts store: (1 - r) + rE copies of each expert tensor."
@@ -235,295 +435,528 @@ class PartialExperts(CompactModes, StateSettings, Experts):
 # %% ../nbs/05_padnet.ipynb #8cf082b2
 PAD_CRITERIA = ("imp", "random", "magnitude")
 
-def partial_layers(model:nn.Module) -> dict[str, nn.Module]:
+
+def partial_layers(model: nn.Module) -> dict[str, nn.Module]:
     "The partially dynamic layers of `model` by name (convolutions and MoE experts)."
-    return {n: m for n, m in model.named_modules() if isinstance(m, (PartialDynamicConv2d, PartialExperts))}
+    return {
+        n: m
+        for n, m in model.named_modules()
+        if isinstance(m, (PartialDynamicConv2d, PartialExperts))
+    }
 
-def _check_not_merged(model:nn.Module):
-    merged = [n for n, m in model.named_modules() if getattr(m, "is_deployed", False)]    # MergedPartialConv2d / Experts
-    if merged: raise ValueError(f"the model holds layers merged for deployment ({merged[:3]}{' ...' if len(merged) > 3 else ''}): "
-                                "partition the model before merge_for_inference, not its merged copy")
 
-def _convertible(model:nn.Module) -> dict[str, nn.Module]:
+def _check_not_merged(model: nn.Module):
+    # MergedPartialConv2d / Experts
+    merged = [n for n, m in model.named_modules() if getattr(m, "is_deployed", False)]
+    if merged:
+        raise ValueError(
+            f"the model holds layers merged for deployment ({merged[:3]}{' ...' if len(merged) > 3 else ''}): "
+            "partition the model before merge_for_inference, not its merged copy"
+        )
+
+
+def _convertible(model: nn.Module) -> dict[str, nn.Module]:
     "Fully dynamic layers that padify converts: DynamicConv2d and the experts of MoE layers."
     _check_not_merged(model)
     out = {}
     for n, m in model.named_modules():
-        if isinstance(m, DynamicConv2d) and not isinstance(m, PartialDynamicConv2d): out[n] = m
-        elif isinstance(m, Experts) and not isinstance(m, PartialExperts): out[n] = m
+        if isinstance(m, DynamicConv2d) and not isinstance(m, PartialDynamicConv2d):
+            out[n] = m
+        elif isinstance(m, Experts) and not isinstance(m, PartialExperts):
+            out[n] = m
     return out
 
-def _to_partial(m:nn.Module, use_scale:bool) -> nn.Module:
-    return (PartialDynamicConv2d.from_dynamic(m, use_scale) if isinstance(m, DynamicConv2d)
-            else PartialExperts.from_experts(m, use_scale))
 
-_set = replace_module                       # one way to put a module in its parent's place: the tuners'
+def _to_partial(m: nn.Module, use_scale: bool) -> nn.Module:
+    return (
+        PartialDynamicConv2d.from_dynamic(m, use_scale)
+        if isinstance(m, DynamicConv2d)
+        else PartialExperts.from_experts(m, use_scale)
+    )
 
-def _mask_targets(layers:Mapping[str, nn.Module]) -> dict[str, torch.Tensor]:
+
+_set = replace_module  # one way to put a module in its parent's place: the tuners'
+
+
+def _mask_targets(layers: Mapping[str, nn.Module]) -> dict[str, torch.Tensor]:
     return {f"{ln}.{mn}": m for ln, l in layers.items() for mn, m in l.masks().items()}
 
 # %% ../nbs/05_padnet.ipynb #4d9ada92
-@register_criterion("imp", overwrite=True)       # overwrite: this cell may run again in the notebook
-def imp_scores(targets:Mapping[str, torch.Tensor], # the mode masks (they take part in the forward)
-               ctx:ScoreContext, # model, data, batches, loss, seed and training mode
-              ) -> dict[str, torch.Tensor]:
+@register_criterion(
+    "imp", overwrite=True
+)  # overwrite: this cell may run again in the notebook
+def imp_scores(
+    # the mode masks (they take part in the forward)
+    targets: Mapping[str, torch.Tensor],
+    ctx: ScoreContext,  # model, data, batches, loss, seed and training mode
+) -> dict[str, torch.Tensor]:
     "Iterative Mode Partition's score of each mode-mask entry: |dL/dM|, the first-order (Taylor) change of the loss if it switched mode."
-    return grad_scores(ctx.model, targets, ctx.data, ctx.n_batches, ctx.loss_fn, times_value=False, train=ctx.train, seed=ctx.seed)
+    return grad_scores(
+        ctx.model,
+        targets,
+        ctx.data,
+        ctx.n_batches,
+        ctx.loss_fn,
+        times_value=False,
+        train=ctx.train,
+        seed=ctx.seed,
+    )
 
-def mode_scores(model:nn.Module, # a model with partially dynamic layers (from `to_partial` or `padify`)
-                criterion:str="imp", # 'imp', 'random' or 'magnitude'
-                data:Iterable|None=None, # batches for 'imp': (x, y) or dicts with 'labels'
-                n_batches:int=10, # batches to accumulate IMP scores over
-                loss_fn:Callable|None=None, # defaults to cross-entropy
-                seed:int=0, # for 'random' (and dropout while scoring)
-                train:bool=True, # the model's mode while IMP scores (the authors' code: eval mode, False; nothing of the model changes)
-               ) -> dict[str, torch.Tensor]:
+
+def mode_scores(
+    model: nn.Module,  # a model with partially dynamic layers (from `to_partial` or `padify`)
+    criterion: str = "imp",  # 'imp', 'random' or 'magnitude'
+    data: Iterable | None = None,  # batches for 'imp': (x, y) or dicts with 'labels'
+    n_batches: int = 10,  # batches to accumulate IMP scores over
+    loss_fn: Callable | None = None,  # defaults to cross-entropy
+    seed: int = 0,  # for 'random' (and dropout while scoring)
+    train: bool = True,  # the model's mode while IMP scores (the authors' code: eval mode, False; nothing of the model changes)
+) -> dict[str, torch.Tensor]:
     "Scores of every mode-mask entry ('layer.param' -> scores; higher = stays dynamic) at the current masks, from `padnotes.scoring`'s registry."
     check_choice("criterion", criterion, PAD_CRITERIA)
     layers = partial_layers(model)
-    if not layers: raise ValueError("the model has no partially dynamic layer to score: convert it with to_partial or padify first")
+    if not layers:
+        raise ValueError(
+            "the model has no partially dynamic layer to score: convert it with to_partial or padify first"
+        )
     targets = _mask_targets(layers)
-    if criterion == "magnitude":       # magnitude of a mask entry: the mean |W_k| of the K copies it governs
-        targets = {f"{ln}.{pn}": t.detach().abs().mean(0) for ln, l in layers.items() for pn, t in l.dynamic_copies().items()}
-    if criterion == "imp" and data is None: raise ValueError("criterion 'imp' scores with data: pass a few batches (data=...)")
-    same = [n for n, l in layers.items() if all(torch.equal(t, t[:1].expand_as(t)) for t in l.dynamic_copies().values())] if criterion == "imp" else []
-    if criterion == "imp" and same:    # the exact cause, named (the generic check of padnotes.scoring would only see tiny scores)
-        warnings.warn(f"IMP cannot rank the entries of {len(same)} of {len(layers)} layers ({same[:3]}{' ...' if len(same) > 3 else ''}): "
-                      "their K kernels (or E experts) are identical copies, as dynamicize and moefy make them, so switching an entry's "
-                      "mode changes nothing and its score is zero up to rounding. Train the dynamic model first (warm-up, then "
-                      "partition), or convert with noise > 0. Silence with warnings.simplefilter('ignore', UnrankableScoresWarning).",
-                      UnrankableScoresWarning, stacklevel=2)
+    # magnitude of a mask entry: the mean |W_k| of the K copies it governs
+    if criterion == "magnitude":
+        targets = {
+            f"{ln}.{pn}": t.detach().abs().mean(0)
+            for ln, l in layers.items()
+            for pn, t in l.dynamic_copies().items()
+        }
+    if criterion == "imp" and data is None:
+        raise ValueError(
+            "criterion 'imp' scores with data: pass a few batches (data=...)"
+        )
+    same = (
+        [
+            n
+            for n, l in layers.items()
+            if all(
+                torch.equal(t, t[:1].expand_as(t)) for t in l.dynamic_copies().values()
+            )
+        ]
+        if criterion == "imp"
+        else []
+    )
+    # the exact cause, named (the generic check of padnotes.scoring would only see tiny scores)
+    if criterion == "imp" and same:
+        warnings.warn(
+            f"IMP cannot rank the entries of {len(same)} of {len(layers)} layers ({same[:3]}{' ...' if len(same) > 3 else ''}): "
+            "their K kernels (or E experts) are identical copies, as dynamicize and moefy make them, so switching an entry's "
+            "mode changes nothing and its score is zero up to rounding. Train the dynamic model first (warm-up, then "
+            "partition), or convert with noise > 0. Silence with warnings.simplefilter('ignore', UnrankableScoresWarning).",
+            UnrankableScoresWarning,
+            stacklevel=2,
+        )
     with warnings.catch_warnings():
-        if criterion == "imp" and same: warnings.simplefilter("ignore", UnrankableScoresWarning)     # said once, above
-        return score(criterion, targets, model=model, data=data, n_batches=n_batches, loss_fn=loss_fn, seed=seed, train=train)
+        if criterion == "imp" and same:
+            warnings.simplefilter("ignore", UnrankableScoresWarning)  # said once, above
+        return score(
+            criterion,
+            targets,
+            model=model,
+            data=data,
+            n_batches=n_batches,
+            loss_fn=loss_fn,
+            seed=seed,
+            train=train,
+        )
 
 # %% ../nbs/05_padnet.ipynb #86f73478
-def apply_partition(model:nn.Module, # a model with partially dynamic layers
-                    scores:Mapping[str, torch.Tensor], # from `mode_scores`
-                    dynamic_ratio:float, # fraction of entries kept dynamic
-                    scope:str="global", # 'global' or 'layer'
-                   ) -> dict[str, torch.Tensor]:
+def apply_partition(
+    model: nn.Module,  # a model with partially dynamic layers
+    scores: Mapping[str, torch.Tensor],  # from `mode_scores`
+    dynamic_ratio: float,  # fraction of entries kept dynamic
+    scope: str = "global",  # 'global' or 'layer'
+) -> dict[str, torch.Tensor]:
     "Set every mode mask from `scores` so that exactly round(dynamic_ratio * N) entries are dynamic; returns the masks."
     masks = keep_masks(scores, dynamic_ratio, scope)
     targets = _mask_targets(partial_layers(model))
-    if set(masks) != set(targets): raise ValueError(f"scores cover {sorted(masks)}, but the model's masks are {sorted(targets)}")
+    if set(masks) != set(targets):
+        raise ValueError(
+            f"scores cover {sorted(masks)}, but the model's masks are {sorted(targets)}"
+        )
     with torch.no_grad():
-        for n, m in masks.items(): targets[n].copy_(m.to(targets[n]))
+        for n, m in masks.items():
+            targets[n].copy_(m.to(targets[n]))
     return masks
 
 # %% ../nbs/05_padnet.ipynb #4250e06e
-def to_partial(model:nn.Module, # has DynamicConv2d layers and/or MoE layers (converted in place)
-               use_scale:bool=True, # learn the scale factors
-              ) -> nn.Module:
+def to_partial(
+    model: nn.Module,  # has DynamicConv2d layers and/or MoE layers (converted in place)
+    use_scale: bool = True,  # learn the scale factors
+) -> nn.Module:
     "Convert every fully dynamic layer to its partially dynamic form with every entry dynamic (the model computes the same)."
     layers = _convertible(model)
     if not layers and not partial_layers(model):
-        raise ValueError(f"{type(model).__name__} has no DynamicConv2d and no MoE layer to partition: "
-                         "make it dynamic first (padnotes.dyconv.dynamicize or padnotes.moe.moefy)")
-    new = {n: _to_partial(m, use_scale) for n, m in layers.items()}     # every new layer is built before the first swap
-    for n, m in new.items(): _set(model, n, m)
+        raise ValueError(
+            f"{type(model).__name__} has no DynamicConv2d and no MoE layer to partition: "
+            "make it dynamic first (padnotes.dyconv.dynamicize or padnotes.moe.moefy)"
+        )
+    # every new layer is built before the first swap
+    new = {n: _to_partial(m, use_scale) for n, m in layers.items()}
+    for n, m in new.items():
+        _set(model, n, m)
     return model
+
 
 @dataclass
 class PadConfig(TunerConfig):
     "PAD-Net as a tuner: partition the dynamic layers of a DY-Conv or MoE model (see `padify` for the fields)."
+
     method: ClassVar[str] = "pad"
-    dynamic_ratio: float = 0.5 # fraction of the dynamic entries that stay dynamic, in [0, 1]
-    criterion: str = "imp" # 'imp', 'random' or 'magnitude'
-    iterations: int = 1 # T: partition in T steps, re-scoring in between
-    schedule: str = "exp" # 'exp': kappa^((t+1)/T), or 'linear'
-    scope: str = "global" # 'global': one threshold across layers; 'layer': the same ratio in every layer
-    n_batches: int = 10 # batches per IMP scoring
-    use_scale: bool = True # learn the scale factors lambda_d, lambda_s
-    seed: int = 0 # for 'random' (and the ties)
-    train: bool = True # the model's mode while IMP scores (the authors' code: eval mode, False)
-    freeze_base: bool = False # PAD-Net trains the whole network after the partition
+    dynamic_ratio: float = 0.5  # fraction of dynamic entries kept dynamic
+    criterion: str = "imp"  # 'imp', 'random' or 'magnitude'
+    iterations: int = 1  # T: partition in T steps, re-scoring in between
+    schedule: str = "exp"  # 'exp': kappa^((t+1)/T), or 'linear'
+    scope: str = "global"  # 'global': one threshold across layers; 'layer': the same ratio in every layer
+    n_batches: int = 10  # batches per IMP scoring
+    use_scale: bool = True  # learn the scale factors lambda_d, lambda_s
+    seed: int = 0  # for 'random' (and the ties)
+    train: bool = True  # mode while IMP scores (authors' code: eval)
+    freeze_base: bool = False  # PAD-Net trains the whole network after the partition
+
     def __post_init__(self):
         super().__post_init__()
         self.dynamic_ratio = check_ratio("dynamic_ratio", self.dynamic_ratio)
-        check_choice("criterion", self.criterion, PAD_CRITERIA); check_choice("schedule", self.schedule, ("exp", "linear"))
+        check_choice("criterion", self.criterion, PAD_CRITERIA)
+        check_choice("schedule", self.schedule, ("exp", "linear"))
         check_choice("scope", self.scope, ("global", "layer"))
-        self.iterations, self.n_batches = check_int("iterations", self.iterations), check_int("n_batches", self.n_batches)
+        self.iterations, self.n_batches = (
+            check_int("iterations", self.iterations),
+            check_int("n_batches", self.n_batches),
+        )
         for f in ("use_scale", "train"):
-            if not isinstance(getattr(self, f), bool): raise TypeError(f"{f} must be True or False, got {getattr(self, f)!r}")
+            if not isinstance(getattr(self, f), bool):
+                raise TypeError(f"{f} must be True or False, got {getattr(self, f)!r}")
         self.seed = check_int("seed", self.seed, minimum=None)
-    def candidates(self, model): return list(_convertible(model).items())
+
+    def candidates(self, model):
+        return list(_convertible(model).items())
+
     def build_layers(self, targets, rebuild=False):
-        if not rebuild: raise TypeError("PAD-Net partitions with scores: use padify(model, config=..., data=...), not inject")
+        if not rebuild:
+            raise TypeError(
+                "PAD-Net partitions with scores: use padify(model, config=..., data=...), not inject"
+            )
         return {id(m): _to_partial(m, self.use_scale) for _, m in targets}
-    def rebuild(self, model:nn.Module, names:list[str]):
+
+    def rebuild(self, model: nn.Module, names: list[str]):
         "The partially dynamic structure of the saved layers (masks, static parts and scale factors are then loaded)."
-        layers = _convertible(model); missing = [n for n in names if n not in layers]
-        if missing: raise ValueError(f"the saved PAD-Net layers {missing} are not fully dynamic layers of this model: {list(layers)}")
-        for n in names: _set(model, n, _to_partial(layers[n], self.use_scale))
+        layers = _convertible(model)
+        missing = [n for n in names if n not in layers]
+        if missing:
+            raise ValueError(
+                f"the saved PAD-Net layers {missing} are not fully dynamic layers of this model: {list(layers)}"
+            )
+        for n in names:
+            _set(model, n, _to_partial(layers[n], self.use_scale))
         record_tuner(model, self, names)
 
-def padify(model:nn.Module, # a fully (or partially) dynamic model, converted in place
-           dynamic_ratio:float=None, # fraction of the dynamic entries that stay dynamic, in [0, 1]
-           criterion:str="imp", # 'imp' (first-order Taylor on the mode masks), 'random' or 'magnitude'
-           iterations:int=1, # T: partition in T steps, re-scoring in between
-           schedule:str="exp", # 'exp': kappa^((t+1)/T), or 'linear'
-           scope:str="global", # 'global': one threshold across layers; 'layer': the same ratio in every layer
-           data:Iterable|None=None, # batches for IMP (a few, e.g. 10 of 32)
-           n_batches:int=10, # batches per IMP scoring
-           loss_fn:Callable|None=None, # defaults to cross-entropy
-           use_scale:bool=True, # learn the scale factors lambda_d, lambda_s
-           seed:int=0, # for 'random'
-           config:PadConfig|None=None, # all of the above as one config (then leave them out)
-          ) -> nn.Module:
+
+def padify(
+    model: nn.Module,  # a fully (or partially) dynamic model, converted in place
+    dynamic_ratio: float = None,  # fraction of the dynamic entries that stay dynamic, in [0, 1]
+    criterion: str = "imp",  # 'imp' (first-order Taylor on the mode masks), 'random' or 'magnitude'
+    iterations: int = 1,  # T: partition in T steps, re-scoring in between
+    schedule: str = "exp",  # 'exp': kappa^((t+1)/T), or 'linear'
+    scope: str = "global",  # 'global': one threshold across layers; 'layer': the same ratio in every layer
+    data: Iterable | None = None,  # batches for IMP (a few, e.g. 10 of 32)
+    n_batches: int = 10,  # batches per IMP scoring
+    loss_fn: Callable | None = None,  # defaults to cross-entropy
+    use_scale: bool = True,  # learn the scale factors lambda_d, lambda_s
+    seed: int = 0,  # for 'random'
+    config: PadConfig
+    | None = None,  # all of the above as one config (then leave them out)
+) -> nn.Module:
     "Make `model` partially dynamic with exactly `dynamic_ratio` of its dynamic entries dynamic (all or nothing)."
     if config is None:
-        if dynamic_ratio is None: raise TypeError("padify needs a dynamic_ratio (or a config=PadConfig(...))")
-        config = PadConfig(dynamic_ratio=dynamic_ratio, criterion=criterion, iterations=iterations, schedule=schedule, scope=scope,
-                           n_batches=n_batches, use_scale=use_scale, seed=seed)
-    elif not isinstance(config, PadConfig): raise TypeError(f"config must be a PadConfig, got {type(config).__name__}")
+        if dynamic_ratio is None:
+            raise TypeError("padify needs a dynamic_ratio (or a config=PadConfig(...))")
+        config = PadConfig(
+            dynamic_ratio=dynamic_ratio,
+            criterion=criterion,
+            iterations=iterations,
+            schedule=schedule,
+            scope=scope,
+            n_batches=n_batches,
+            use_scale=use_scale,
+            seed=seed,
+        )
+    elif not isinstance(config, PadConfig):
+        raise TypeError(f"config must be a PadConfig, got {type(config).__name__}")
     c = config
-    if c.criterion == "imp" and data is None: raise ValueError("criterion 'imp' scores with data: pass a few batches (data=...)")
+    if c.criterion == "imp" and data is None:
+        raise ValueError(
+            "criterion 'imp' scores with data: pass a few batches (data=...)"
+        )
     old = _convertible(model)
     if not old and not partial_layers(model):
-        raise ValueError(f"{type(model).__name__} has no DynamicConv2d and no MoE layer to partition: "
-                         "make it dynamic first (padnotes.dyconv.dynamicize or padnotes.moe.moefy)")
+        raise ValueError(
+            f"{type(model).__name__} has no DynamicConv2d and no MoE layer to partition: "
+            "make it dynamic first (padnotes.dyconv.dynamicize or padnotes.moe.moefy)"
+        )
     before = {n: t.clone() for n, t in _mask_targets(partial_layers(model)).items()}
-    new = {n: _to_partial(m, c.use_scale) for n, m in old.items()}       # built first: a failure here changes nothing
-    for n, m in new.items(): _set(model, n, m)
+    # built first: a failure here changes nothing
+    new = {n: _to_partial(m, c.use_scale) for n, m in old.items()}
+    for n, m in new.items():
+        _set(model, n, m)
     try:
         targets = _mask_targets(partial_layers(model))
+
         def score_fn(masks):
             with torch.no_grad():
-                for n, m in masks.items(): targets[n].copy_(m.to(targets[n]))
-            return mode_scores(model, c.criterion, data, c.n_batches, loss_fn, c.seed, c.train)
-        masks = iterative_masks(score_fn, {n: t.shape for n, t in targets.items()}, c.dynamic_ratio, c.iterations, c.schedule, c.scope,
-                                seed=c.seed)
+                for n, m in masks.items():
+                    targets[n].copy_(m.to(targets[n]))
+            return mode_scores(
+                model, c.criterion, data, c.n_batches, loss_fn, c.seed, c.train
+            )
+
+        masks = iterative_masks(
+            score_fn,
+            {n: t.shape for n, t in targets.items()},
+            c.dynamic_ratio,
+            c.iterations,
+            c.schedule,
+            c.scope,
+            seed=c.seed,
+        )
         with torch.no_grad():
-            for n, m in masks.items(): targets[n].copy_(m.to(targets[n]))
-    except BaseException:                                          # all or nothing: the layers and masks as they were
-        for n, m in old.items(): _set(model, n, m)
+            for n, m in masks.items():
+                targets[n].copy_(m.to(targets[n]))
+    except BaseException:  # all or nothing: the layers and masks as they were
+        for n, m in old.items():
+            _set(model, n, m)
         with torch.no_grad():
             for n, t in _mask_targets(partial_layers(model)).items():
-                if n in before: t.copy_(before[n])
+                if n in before:
+                    t.copy_(before[n])
         raise
     record_tuner(model, c, list(new))
     return model
 
 # %% ../nbs/05_padnet.ipynb #1daba4e0
-def partition_report(model:nn.Module) -> list[dict]:
+def partition_report(model: nn.Module) -> list[dict]:
     "Per partially dynamic layer: entries, dynamic entries, ratio, scale factors and deploy size in kernel units."
     rows = []
     for n, l in partial_layers(model).items():
-        masks = l.masks(); K = next(iter(l.dynamic_copies().values())).shape[0]
-        entries = sum(m.numel() for m in masks.values()); dyn = sum(int(m.sum()) for m in masks.values())
-        r = dyn / entries; lam_d, lam_s = (float(v.detach()) for v in l.lambdas())
-        rows.append(dict(layer=n, kind="conv" if isinstance(l, PartialDynamicConv2d) else "moe", copies=K, entries=entries,
-                         dynamic=dyn, ratio=r, lambda_d=float(lam_d), lambda_s=float(lam_s), kernel_units=(1 - r) + r * K))
+        masks = l.masks()
+        K = next(iter(l.dynamic_copies().values())).shape[0]
+        entries = sum(m.numel() for m in masks.values())
+        dyn = sum(int(m.sum()) for m in masks.values())
+        r = dyn / entries
+        lam_d, lam_s = (float(v.detach()) for v in l.lambdas())
+        rows.append(
+            dict(
+                layer=n,
+                kind="conv" if isinstance(l, PartialDynamicConv2d) else "moe",
+                copies=K,
+                entries=entries,
+                dynamic=dyn,
+                ratio=r,
+                lambda_d=float(lam_d),
+                lambda_s=float(lam_s),
+                kernel_units=(1 - r) + r * K,
+            )
+        )
     return rows
 
-def dynamic_ratio_of(model:nn.Module) -> float:
+
+def dynamic_ratio_of(model: nn.Module) -> float:
     "Fraction of all mode-mask entries of `model` that are dynamic."
     rep = partition_report(model)
-    if not rep: raise ValueError("the model has no partially dynamic layer")
+    if not rep:
+        raise ValueError("the model has no partially dynamic layer")
     return sum(r["dynamic"] for r in rep) / sum(r["entries"] for r in rep)
 
 # %% ../nbs/05_padnet.ipynb #bcadd742
 @torch.no_grad()
-def average_static(model:nn.Module, # a model with partially dynamic layers (from `to_partial` or `padify`)
-                   data:Iterable, # batches of (x, y) or dicts with 'labels' (the labels are not used)
-                   n_batches:int=10, # batches to average the attention (or the router's gates) over
-                  ) -> dict[str, torch.Tensor]:
+def average_static(
+    model: nn.Module,  # a model with partially dynamic layers (from `to_partial` or `padify`)
+    data: Iterable,  # batches of (x, y) or dicts with 'labels' (the labels are not used)
+    n_batches: int = 10,  # batches to average the attention (or the router's gates) over
+) -> dict[str, torch.Tensor]:
     "Set every static part to the data-averaged dynamic one, sum_k E_x[pi_k(x)] W_k; returns the mean attention (or gate share) per layer."
     from padnotes.core import forward_logits, split_batch, to_device
     from padnotes.scoring import take_batches
+
     layers = partial_layers(model)
-    if not layers: raise ValueError("the model has no partially dynamic layer: convert it with to_partial or padify first")
-    owners = {n.rpartition(".")[0]: n for n, l in layers.items() if isinstance(l, PartialExperts)}   # the MoE that holds the experts
+    if not layers:
+        raise ValueError(
+            "the model has no partially dynamic layer: convert it with to_partial or padify first"
+        )
+    # the MoE that holds the experts
+    owners = {
+        n.rpartition(".")[0]: n
+        for n, l in layers.items()
+        if isinstance(l, PartialExperts)
+    }
     sums, hooks = {n: None for n in layers}, []
-    def add(name, w):                                           # w: (tokens or samples, K) weights of the K copies
-        w = w.detach().float().sum(0); sums[name] = w if sums[name] is None else sums[name] + w
+
+    def add(name, w):  # w: (tokens or samples, K) weights of the K copies
+        w = w.detach().float().sum(0)
+        sums[name] = w if sums[name] is None else sums[name] + w
+
     for n, l in layers.items():
-        if isinstance(l, PartialDynamicConv2d): hooks.append(l.attention.register_forward_hook(lambda m, a, pi, n=n: add(n, pi)))
+        if isinstance(l, PartialDynamicConv2d):
+            hooks.append(
+                l.attention.register_forward_hook(lambda m, a, pi, n=n: add(n, pi))
+            )
     for o, n in owners.items():
         moe = model.get_submodule(o) if o else model
         E = layers[n].num_experts
-        hooks.append(moe.router.register_forward_hook(lambda m, a, r, n=n, E=E: add(n, (F.one_hot(r.topk_idx, E) * r.gates.unsqueeze(-1)).sum(1))))
-    was = model.training; model.eval()
+        hooks.append(
+            moe.router.register_forward_hook(
+                lambda m, a, r, n=n, E=E: add(
+                    n, (F.one_hot(r.topk_idx, E) * r.gates.unsqueeze(-1)).sum(1)
+                )
+            )
+        )
+    was = model.training
+    model.eval()
     dev = next(model.parameters()).device
     try:
         for batch in take_batches(data, n_batches):
-            inputs, _ = split_batch(to_device(batch, dev)); forward_logits(model, inputs)
+            inputs, _ = split_batch(to_device(batch, dev))
+            forward_logits(model, inputs)
     finally:
-        for h in hooks: h.remove()
+        for h in hooks:
+            h.remove()
         model.train(was)
     missing = [n for n, s in sums.items() if s is None]
-    if missing: raise ValueError(f"the data never reached the layers {missing}: average_static needs batches that run through them")
+    if missing:
+        raise ValueError(
+            f"the data never reached the layers {missing}: average_static needs batches that run through them"
+        )
     shares = {n: s / s.sum() for n, s in sums.items()}
     for n, l in layers.items():
         w = shares[n].to(dev)
-        for name, copies in l.dynamic_copies().items():         # (K, *shape) -> (*shape)
-            static = l.static_weight if isinstance(l, PartialDynamicConv2d) and name == "weight" else (
-                     l.static_bias if isinstance(l, PartialDynamicConv2d) else getattr(l, f"static_{name}"))
+        for name, copies in l.dynamic_copies().items():  # (K, *shape) -> (*shape)
+            static = (
+                l.static_weight
+                if isinstance(l, PartialDynamicConv2d) and name == "weight"
+                else (
+                    l.static_bias
+                    if isinstance(l, PartialDynamicConv2d)
+                    else getattr(l, f"static_{name}")
+                )
+            )
             static.copy_(torch.tensordot(w.to(copies.dtype), copies, dims=1))
     return shares
 
 # %% ../nbs/05_padnet.ipynb #80cf11d6
-def _store_modes(module:nn.Module, name:str, mask:torch.Tensor, static:torch.Tensor, dynamic:torch.Tensor):
+def _store_modes(
+    module: nn.Module,
+    name: str,
+    mask: torch.Tensor,
+    static: torch.Tensor,
+    dynamic: torch.Tensor,
+):
     "Register `name`'s compact storage on `module`: the mode mask as bits, the static values where it is 0, the K (or E) values where it is 1."
     m = mask.bool()
-    module.register_buffer(f"{name}_bits", pack_bits(m))                  # 1 bit per entry
-    module.register_buffer(f"{name}_static", static[~m].clone())          # ((1 - r) n,)
-    module.register_buffer(f"{name}_dynamic", dynamic[:, m].clone())      # (K, r n)
+    module.register_buffer(f"{name}_bits", pack_bits(m))  # 1 bit per entry
+    module.register_buffer(f"{name}_static", static[~m].clone())  # ((1 - r) n,)
+    module.register_buffer(f"{name}_dynamic", dynamic[:, m].clone())  # (K, r n)
 
-def _dense_modes(module:nn.Module, name:str, numel:int) -> tuple[torch.Tensor, torch.Tensor]:
+
+def _dense_modes(
+    module: nn.Module, name: str, numel: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     "(static (n,), dynamic (K, n)) rows of `name` rebuilt from its compact storage, zeros at the other mode's entries."
     st, dy = getattr(module, f"{name}_static"), getattr(module, f"{name}_dynamic")
     m = unpack_bits(getattr(module, f"{name}_bits"), numel)
-    s = st.new_zeros(numel); s[~m] = st
-    d = dy.new_zeros(dy.shape[0], numel); d[:, m] = dy
+    s = st.new_zeros(numel)
+    s[~m] = st
+    d = dy.new_zeros(dy.shape[0], numel)
+    d[:, m] = dy
     return s, d
 
-def _cached(module:nn.Module, name:str, build:Callable) -> Any:
+
+def _cached(module: nn.Module, name: str, build: Callable) -> Any:
     "`build()` for `name`, kept until the stored tensors of `name` change (a load, a move to another device)."
     st, dy = getattr(module, f"{name}_static"), getattr(module, f"{name}_dynamic")
     key = (name, st.data_ptr(), dy.data_ptr(), st.device)
-    if key not in module._cache: module._cache = {k: v for k, v in module._cache.items() if k[0] != name} | {key: build()}
+    if key not in module._cache:
+        module._cache = {k: v for k, v in module._cache.items() if k[0] != name} | {
+            key: build()
+        }
     return module._cache[key]
 
-def _resize_for_load(module:nn.Module, state_dict:dict, prefix:str, names:Iterable[str]):
+
+def _resize_for_load(
+    module: nn.Module, state_dict: dict, prefix: str, names: Iterable[str]
+):
     "Before loading: the static/dynamic split of each stored tensor depends on the partition, so take the saved sizes."
     for name in names:
         for part in ("static", "dynamic"):
             k = f"{name}_{part}"
-            if prefix + k in state_dict and k in module._buffers: setattr(module, k, torch.empty_like(state_dict[prefix + k]))
+            if prefix + k in state_dict and k in module._buffers:
+                setattr(module, k, torch.empty_like(state_dict[prefix + k]))
     module._cache = {}
-
 
 # %% ../nbs/05_padnet.ipynb #b7774bf1
 class MergedPartialConv2d(StateSettings, nn.Module):
     "A deployed partially dynamic conv: per tensor a 1-bit mode mask, the static values where it is 0, K values where it is 1."
-    is_deployed = True                         # folded for inference: padify and to_partial refuse it
+
+    is_deployed = True  # folded for inference: padify and to_partial refuse it
     state_settings = {"mode": DynamicConv2d.state_settings["mode"]}
-    prepad, conv_args, resolve_mode = DynamicConv2d.prepad, DynamicConv2d.conv_args, DynamicConv2d.resolve_mode   # same geometry
-    _GEOMETRY = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "padding_mode",
-                 "_pads", "num_kernels", "mode")
+    # same geometry
+    prepad, conv_args, resolve_mode = (
+        DynamicConv2d.prepad,
+        DynamicConv2d.conv_args,
+        DynamicConv2d.resolve_mode,
+    )
+    _GEOMETRY = (
+        "in_channels",
+        "out_channels",
+        "kernel_size",
+        "stride",
+        "padding",
+        "dilation",
+        "groups",
+        "padding_mode",
+        "_pads",
+        "num_kernels",
+        "mode",
+    )
 
     @classmethod
-    def from_partial(cls, p:PartialDynamicConv2d) -> "MergedPartialConv2d":
+    def from_partial(cls, p: PartialDynamicConv2d) -> "MergedPartialConv2d":
         "Fold `p` (scale factors included) into the compact form; `p` is not changed."
-        if not isinstance(p, PartialDynamicConv2d): raise TypeError(f"expected a PartialDynamicConv2d, got {type(p).__name__}")
+        if not isinstance(p, PartialDynamicConv2d):
+            raise TypeError(f"expected a PartialDynamicConv2d, got {type(p).__name__}")
         new = cls()
-        for a in cls._GEOMETRY: setattr(new, a, copy.copy(getattr(p, a)))
+        for a in cls._GEOMETRY:
+            setattr(new, a, copy.copy(getattr(p, a)))
         new.has_bias, new._cache = p.bias is not None, {}
         with torch.no_grad():
             lam_d, lam_s = p.lambdas()
             for name in ("weight", "bias"):
                 if getattr(p, name) is not None:
-                    _store_modes(new, name, getattr(p, f"{name}_mask"), lam_s * getattr(p, f"static_{name}"), lam_d * getattr(p, name))
+                    _store_modes(
+                        new,
+                        name,
+                        getattr(p, f"{name}_mask"),
+                        lam_s * getattr(p, f"static_{name}"),
+                        lam_d * getattr(p, name),
+                    )
         dynamic = any(int(m.sum()) for m in p.masks().values())
-        new.attention = copy.deepcopy(p.attention) if dynamic else None       # nothing dynamic: no attention to run
+        # nothing dynamic: no attention to run
+        new.attention = copy.deepcopy(p.attention) if dynamic else None
         new.last_attention, new.last_mode = None, None
         return new.train(p.training)
 
-    def shape_of(self, name:str) -> tuple:
+    def shape_of(self, name: str) -> tuple:
         "The dense shape of 'weight' (O, C/g, kh, kw) or 'bias' (O,)."
-        return (self.out_channels, self.in_channels // self.groups, *self.kernel_size) if name == "weight" else (self.out_channels,)
+        return (
+            (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
+            if name == "weight"
+            else (self.out_channels,)
+        )
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         _resize_for_load(self, state_dict, prefix, ("weight", "bias"))
@@ -532,39 +965,77 @@ class MergedPartialConv2d(StateSettings, nn.Module):
 
     def _fit_attention(self, state_dict, prefix):
         "A saved layer may have had its attention dropped (nothing dynamic) or kept: take the saved layer's structure."
-        att = {k[len(prefix) + 10:]: v for k, v in state_dict.items() if k.startswith(prefix + "attention.")}
-        static = all(state_dict[prefix + f"{n}_dynamic"].shape[-1] == 0 for n in ("weight", "bias") if prefix + f"{n}_dynamic" in state_dict)
-        if not att and static and prefix + "weight_dynamic" in state_dict: self.attention = None
-        elif att and self.attention is None and "fc1.weight" in att and "fc2.weight" in att:
+        att = {
+            k[len(prefix) + 10 :]: v
+            for k, v in state_dict.items()
+            if k.startswith(prefix + "attention.")
+        }
+        static = all(
+            state_dict[prefix + f"{n}_dynamic"].shape[-1] == 0
+            for n in ("weight", "bias")
+            if prefix + f"{n}_dynamic" in state_dict
+        )
+        if not att and static and prefix + "weight_dynamic" in state_dict:
+            self.attention = None
+        elif (
+            att
+            and self.attention is None
+            and "fc1.weight" in att
+            and "fc2.weight" in att
+        ):
             (h, c), K = att["fc1.weight"].shape, att["fc2.weight"].shape[0]
             new = KernelAttention(self.in_channels, self.num_kernels)
             new.hidden, new.fc1, new.fc2 = h, nn.Linear(c, h), nn.Linear(h, K)
-            self.attention = new.to(device=self.weight_static.device, dtype=self.weight_static.dtype)
+            self.attention = new.to(
+                device=self.weight_static.device, dtype=self.weight_static.dtype
+            )
 
-    def dense(self, name:str) -> tuple[torch.Tensor, torch.Tensor]:
+    def dense(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         "(static (n,), dynamic (K, n)) of 'weight' or 'bias' as dense rows with zeros elsewhere, built once and kept (not saved)."
-        return _cached(self, name, lambda: _dense_modes(self, name, math.prod(self.shape_of(name))))
+        return _cached(
+            self, name, lambda: _dense_modes(self, name, math.prod(self.shape_of(name)))
+        )
 
-    def forward(self, x):                                                          # x: (B, C, H, W)
+    def forward(self, x):  # x: (B, C, H, W)
         if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"expected input of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
-        sw, dw = self.dense("weight"); sb, db = self.dense("bias") if self.has_bias else (None, None)
-        if self.attention is None:                                                 # nothing dynamic: a static conv
-            return F.conv2d(self.prepad(x), sw.view(self.shape_of("weight")), sb, *self.conv_args())
+            raise ValueError(
+                f"expected input of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}"
+            )
+        sw, dw = self.dense("weight")
+        sb, db = self.dense("bias") if self.has_bias else (None, None)
+        if self.attention is None:  # nothing dynamic: a static conv
+            return F.conv2d(
+                self.prepad(x), sw.view(self.shape_of("weight")), sb, *self.conv_args()
+            )
         B = x.shape[0]
-        pi = self.attention(x); self.last_attention = pi.detach(); self.last_mode = "kernel"   # (B, K)
-        w = torch.addmm(sw, pi, dw).view(B, *self.shape_of("weight"))               # W_s + sum_k pi_k W_k: one matmul
-        b = torch.addmm(sb, pi, db) if sb is not None else None                     # (B, O)
+        pi = self.attention(x)
+        self.last_attention = pi.detach()
+        self.last_mode = "kernel"  # (B, K)
+        # W_s + sum_k pi_k W_k: one matmul
+        w = torch.addmm(sw, pi, dw).view(B, *self.shape_of("weight"))
+        b = torch.addmm(sb, pi, db) if sb is not None else None  # (B, O)
         return per_sample_conv(self.prepad(x), w, b, *self.conv_args())
 
-    def macs(self, in_shape:tuple, out_shape:tuple) -> int:
+    def macs(self, in_shape: tuple, out_shape: tuple) -> int:
         "Multiply-accumulates of one forward: what a kernel-aggregation DY-Conv does (attention, one mixing matmul, one conv), or a static conv."
-        if self.attention is None: return conv_macs(in_shape[0], out_shape[1], in_shape[1] // self.groups, self.kernel_size, out_shape[2:])
+        if self.attention is None:
+            return conv_macs(
+                in_shape[0],
+                out_shape[1],
+                in_shape[1] // self.groups,
+                self.kernel_size,
+                out_shape[2:],
+            )
         return dyconv_macs(self, in_shape, out_shape, "kernel")
 
     def deploy_numel(self) -> int:
         "Numbers stored: static values, K values per dynamic entry, the attention branch (the 1-bit masks are not numbers)."
-        n = sum(getattr(self, f"{k}_{p}").numel() for k in ("weight", "bias") if k != "bias" or self.has_bias for p in ("static", "dynamic"))
+        n = sum(
+            getattr(self, f"{k}_{p}").numel()
+            for k in ("weight", "bias")
+            if k != "bias" or self.has_bias
+            for p in ("static", "dynamic")
+        )
         return n + (count_params(self.attention) if self.attention is not None else 0)
 
     def extra_repr(self):
@@ -574,17 +1045,32 @@ class MergedPartialConv2d(StateSettings, nn.Module):
 # %% ../nbs/05_padnet.ipynb #51b60c37
 class MergedPartialExperts(Experts):
     "Deployed partially dynamic experts: per expert tensor a 1-bit mode mask, the static values, and E values at the dynamic entries."
+
     is_deployed = True
+
     @classmethod
-    def from_partial(cls, p:PartialExperts) -> "MergedPartialExperts":
-        if not isinstance(p, PartialExperts): raise TypeError(f"expected PartialExperts, got {type(p).__name__}")
-        new = Experts.__new__(cls); nn.Module.__init__(new)          # w1..b2 are properties here: no Experts.__init__
-        new.num_experts, new.d_model, new.d_ff, new.activation = p.num_experts, p.d_model, p.d_ff, p.activation
+    def from_partial(cls, p: PartialExperts) -> "MergedPartialExperts":
+        if not isinstance(p, PartialExperts):
+            raise TypeError(f"expected PartialExperts, got {type(p).__name__}")
+        new = Experts.__new__(cls)
+        nn.Module.__init__(new)  # w1..b2 are properties here: no Experts.__init__
+        new.num_experts, new.d_model, new.d_ff, new.activation = (
+            p.num_experts,
+            p.d_model,
+            p.d_ff,
+            p.activation,
+        )
         new._shapes = {n: tuple(getattr(p, f"{n}_mask").shape) for n in _EXPERT_TENSORS}
         with torch.no_grad():
             lam_d, lam_s = p.lambdas()
             for n in _EXPERT_TENSORS:
-                _store_modes(new, n, getattr(p, f"{n}_mask"), lam_s * getattr(p, f"static_{n}"), lam_d * getattr(p, f"dyn_{n}"))
+                _store_modes(
+                    new,
+                    n,
+                    getattr(p, f"{n}_mask"),
+                    lam_s * getattr(p, f"static_{n}"),
+                    lam_d * getattr(p, f"dyn_{n}"),
+                )
         new._cache = {}
         return new.train(p.training)
 
@@ -592,37 +1078,66 @@ class MergedPartialExperts(Experts):
         _resize_for_load(self, state_dict, prefix, _EXPERT_TENSORS)
         super(Experts, self)._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def effective(self, n:str) -> torch.Tensor:
+    def effective(self, n: str) -> torch.Tensor:
         "Effective (E, *shape) tensor, materialised once (and not saved)."
+
         def build():
             s, d = _dense_modes(self, n, math.prod(self._shapes[n]))
-            return (d + s).view(self.num_experts, *self._shapes[n])       # each entry is in one mode: a sum of disjoint rows
+            # each entry is in one mode: a sum of disjoint rows
+            return (d + s).view(self.num_experts, *self._shapes[n])
+
         return _cached(self, n, build)
-    w1 = property(lambda self: self.effective("w1")); b1 = property(lambda self: self.effective("b1"))
-    w2 = property(lambda self: self.effective("w2")); b2 = property(lambda self: self.effective("b2"))
+
+    w1 = property(lambda self: self.effective("w1"))
+    b1 = property(lambda self: self.effective("b1"))
+    w2 = property(lambda self: self.effective("w2"))
+    b2 = property(lambda self: self.effective("b2"))
 
     def deploy_numel(self) -> int:
-        return sum(getattr(self, f"{n}_{s}").numel() for n in _EXPERT_TENSORS for s in ("static", "dynamic"))
-    def expert_numel(self) -> int: return sum(getattr(self, f"{n}_dynamic").shape[1] for n in _EXPERT_TENSORS)
+        return sum(
+            getattr(self, f"{n}_{s}").numel()
+            for n in _EXPERT_TENSORS
+            for s in ("static", "dynamic")
+        )
+
+    def expert_numel(self) -> int:
+        return sum(getattr(self, f"{n}_dynamic").shape[1] for n in _EXPERT_TENSORS)
 
 # %% ../nbs/05_padnet.ipynb #10086ab9
-def merge_for_inference(model:nn.Module) -> nn.Module:
+def merge_for_inference(model: nn.Module) -> nn.Module:
     "A merged copy of `model` for deployment: every partially dynamic layer folded into its compact form (the model is unchanged)."
-    if not partial_layers(model): raise ValueError("the model has no partially dynamic layer to merge: padify it first")
-    merged = merge_and_unload(model) if tuner_layers(model) else clone_model(model)   # conv layers: their deploy() form
+    if not partial_layers(model):
+        raise ValueError(
+            "the model has no partially dynamic layer to merge: padify it first"
+        )
+    # conv layers: their deploy() form
+    merged = merge_and_unload(model) if tuner_layers(model) else clone_model(model)
     for n, l in partial_layers(merged).items():
-        _set(merged, n, MergedPartialConv2d.from_partial(l) if isinstance(l, PartialDynamicConv2d) else MergedPartialExperts.from_partial(l))
-    if tuner_layers(model): record_deployment(model, merged, "merge_for_inference")   # save_pretrained / from_pretrained rebuild it
+        _set(
+            merged,
+            n,
+            MergedPartialConv2d.from_partial(l)
+            if isinstance(l, PartialDynamicConv2d)
+            else MergedPartialExperts.from_partial(l),
+        )
+    if tuner_layers(model):
+        # save_pretrained / from_pretrained rebuild it
+        record_deployment(model, merged, "merge_for_inference")
     return merged.eval()
+
 
 register_deployer("merge_for_inference", merge_for_inference)
 
 # %% ../nbs/05_padnet.ipynb #699d1d45
 class ScaleRecorder(Callback):
     "Records the mean lambda_d of the partially dynamic layers after every `every` steps."
-    def __init__(self, every:int=10): self.every, self.records = every, []
+
+    def __init__(self, every: int = 10):
+        self.every, self.records = every, []
+
     def after_batch(self, tr):
-        if tr.step % self.every: return
+        if tr.step % self.every:
+            return
         lams = [float(l.lambdas()[0]) for l in partial_layers(tr.model).values()]
         self.records.append(dict(step=tr.step, lambda_d=sum(lams) / len(lams)))
 

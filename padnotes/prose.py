@@ -10,40 +10,63 @@ from pathlib import Path
 __all__ = ['prose_says']
 
 # %% ../nbs/00c_prose.ipynb #16e0dedf
-def _find_notebook(name:str) -> "Path":
+def _find_notebook(name: str) -> "Path":
     "nbs/<name>.ipynb of this checkout: from the working directory (nbs/ itself, or the repository root) or beside the package."
     from pathlib import Path
+
     fname = name if name.endswith(".ipynb") else name + ".ipynb"
     here = Path.cwd()
     from importlib.util import find_spec
+
     package = Path(find_spec("padnotes").origin).resolve().parent
     for d in (here, here / "nbs", package.parent / "nbs"):
-        if (d / fname).exists(): return d / fname
-    raise FileNotFoundError(f"notebook {fname} not found in {here}, {here / 'nbs'} or beside the padnotes package: "
-                            "prose_says checks a chapter of a padnotes checkout (git clone), run from it")
+        if (d / fname).exists():
+            return d / fname
+    raise FileNotFoundError(
+        f"notebook {fname} not found in {here}, {here / 'nbs'} or beside the padnotes package: "
+        "prose_says checks a chapter of a padnotes checkout (git clone), run from it"
+    )
 
-def prose_says(notebook:str, # the chapter, e.g. '02_dynamic_conv'
-               *phrases:str, # each must appear in the prose, as written (whitespace and line breaks count as one space)
-               section:str|None=None, # only the markdown under the heading that contains this text (to the next heading as high); None: all
-              ) -> list[str]:
+
+def prose_says(
+    notebook: str,  # the chapter, e.g. '02_dynamic_conv'
+    *phrases: str,  # each must appear in the prose, as written (whitespace and line breaks count as one space)
+    section: str
+    | None = None,  # only the markdown under the heading that contains this text (to the next heading as high); None: all
+) -> list[str]:
     "Check that a notebook's markdown says each phrase (as a code cell formats it from the results); an AssertionError names those it does not say."
     import json, re
-    if not phrases: raise ValueError("give at least one phrase to look for")
-    cells = [("".join(c["source"])) for c in json.loads(_find_notebook(notebook).read_text())["cells"] if c["cell_type"] == "markdown"]
+
+    if not phrases:
+        raise ValueError("give at least one phrase to look for")
+    cells = [
+        ("".join(c["source"]))
+        for c in json.loads(_find_notebook(notebook).read_text())["cells"]
+        if c["cell_type"] == "markdown"
+    ]
     lines, inside, level = [], section is None, 0
     for line in "\n".join(cells).splitlines():
         m = re.match(r"(#+)\s+(.*)", line)
         if m and section is not None:
-            if section in m.group(2): inside, level = True, len(m.group(1)); continue
-            if inside and len(m.group(1)) <= level: inside = False
-        if inside: lines.append(line)
-    if section is not None and not lines: raise ValueError(f"no heading of {notebook} contains {section!r}")
+            if section in m.group(2):
+                inside, level = True, len(m.group(1))
+                continue
+            if inside and len(m.group(1)) <= level:
+                inside = False
+        if inside:
+            lines.append(line)
+    if section is not None and not lines:
+        raise ValueError(f"no heading of {notebook} contains {section!r}")
     text = " ".join(" ".join(lines).split())
     missing = [p for p in phrases if " ".join(p.split()) not in text]
-    if missing: raise AssertionError(f"the prose of {notebook}{f' (section {section!r})' if section else ''} does not say {missing}: "
-                                     "the results and the prose disagree; correct the prose (or the results)")
+    if missing:
+        raise AssertionError(
+            f"the prose of {notebook}{f' (section {section!r})' if section else ''} does not say {missing}: "
+            "the results and the prose disagree; correct the prose (or the results)"
+        )
     return list(phrases)
 
 # %% ../nbs/00c_prose.ipynb #151fadb4
 from .docs import document_module
+
 document_module(globals())

@@ -13,7 +13,15 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .core import (check_choice, check_int, check_ratio, forward_logits, model_device, split_batch, to_device)
+from padnotes.core import (
+    check_choice,
+    check_int,
+    check_ratio,
+    forward_logits,
+    model_device,
+    split_batch,
+    to_device,
+)
 from .docs import document_module
 
 # %% auto #0
@@ -23,82 +31,121 @@ __all__ = ['CRITERIA', 'tie_keys', 'ranking', 'topk_mask', 'keep_masks', 'mask_s
            'ratio_schedule', 'iterative_masks']
 
 # %% ../nbs/04_scoring.ipynb #323ee2c9
-def _flat_scores(s, name:str="scores") -> torch.Tensor:
+def _flat_scores(s, name: str = "scores") -> torch.Tensor:
     "1-d `s` in a float dtype at least as precise as float32 (no copy when it already is one)."
-    if not isinstance(s, torch.Tensor): raise TypeError(f"{name} is a {type(s).__name__}, expected a tensor")
+    if not isinstance(s, torch.Tensor):
+        raise TypeError(f"{name} is a {type(s).__name__}, expected a tensor")
     return s.detach().flatten().to(torch.promote_types(s.dtype, torch.float32))
 
-def _check_no_nan(flats:Mapping[str, torch.Tensor]):
-    bad = [n for n, f in flats.items() if f.numel() and torch.isnan(f.max())]      # max propagates NaN: one pass, no temporary
-    if bad: raise ValueError(f"scores contain NaN (in {bad}): the criterion could not score these entries")
 
-def _kth_largest(flat:torch.Tensor, # 1-d scores
-                 k:int, # 1 <= k <= flat.numel()
-                 method:str|None=None, # 'kthvalue', 'topk'; None: kthvalue on the CPU, topk elsewhere
-                ) -> torch.Tensor:
+def _check_no_nan(flats: Mapping[str, torch.Tensor]):
+    # max propagates NaN: one pass, no temporary
+    bad = [n for n, f in flats.items() if f.numel() and torch.isnan(f.max())]
+    if bad:
+        raise ValueError(
+            f"scores contain NaN (in {bad}): the criterion could not score these entries"
+        )
+
+
+def _kth_largest(
+    flat: torch.Tensor,  # 1-d scores
+    k: int,  # 1 <= k <= flat.numel()
+    method: str
+    | None = None,  # 'kthvalue', 'topk'; None: kthvalue on the CPU, topk elsewhere
+) -> torch.Tensor:
     "The k-th largest entry of `flat` (a 0-d tensor on its device), by selection rather than sorting."
     n = flat.numel()
     method = method or ("kthvalue" if flat.device.type == "cpu" else "topk")
-    if method == "kthvalue": return torch.kthvalue(flat, n - k + 1).values      # the (n - k + 1)-th smallest
+    if method == "kthvalue":
+        return torch.kthvalue(flat, n - k + 1).values  # the (n - k + 1)-th smallest
     check_choice("method", method, ("kthvalue", "topk"))
     # CUDA's kthvalue gives one thread block to a slice; topk's radix select spreads one long slice over the GPU.
-    if k <= n - k + 1: return torch.topk(flat, k, sorted=False).values.min()   # only min(k, n - k + 1) values come back
+    if k <= n - k + 1:
+        # only min(k, n - k + 1) values come back
+        return torch.topk(flat, k, sorted=False).values.min()
     return torch.topk(flat, n - k + 1, largest=False, sorted=False).values.max()
 
-_M1, _M2, _M3 = -7046029254386353131, -4658895280553007687, -7723592293110705685   # splitmix64's constants as int64
 
-def _lshr(x:torch.Tensor, s:int) -> torch.Tensor: return (x >> s) & ((1 << (64 - s)) - 1)   # logical shift on int64
+# splitmix64's constants as int64
+_M1, _M2, _M3 = (-7046029254386353131, -4658895280553007687, -7723592293110705685)
 
-def tie_keys(index:torch.Tensor, # int64 flat indices (any device)
-             seed:int=0, # which order
-            ) -> torch.Tensor:
+
+def _lshr(x: torch.Tensor, s: int) -> torch.Tensor:
+    return (x >> s) & ((1 << (64 - s)) - 1)  # logical shift on int64
+
+
+def tie_keys(
+    index: torch.Tensor,  # int64 flat indices (any device)
+    seed: int = 0,  # which order
+) -> torch.Tensor:
     "A seeded pseudo-random int64 key per index (splitmix64 of index and seed): the order in which tied scores are kept."
-    x = index.to(torch.int64, copy=True).mul_(_M1).add_(seed * 0x632BE5AB)      # in place: one (n,) int64 buffer, not six
+    # in place: one (n,) int64 buffer, not six
+    x = index.to(torch.int64, copy=True).mul_(_M1).add_(seed * 0x632BE5AB)
     x.bitwise_xor_(_lshr(x, 30)).mul_(_M2)
     x.bitwise_xor_(_lshr(x, 27)).mul_(_M3)
     return x.bitwise_xor_(_lshr(x, 31))
 
-def _select(flat:torch.Tensor, k:int, seed:int, _keys:bool=True) -> torch.Tensor:
+
+def _select(flat: torch.Tensor, k: int, seed: int, _keys: bool = True) -> torch.Tensor:
     "Mask of exactly `k` entries of the 1-d `flat`: all above the k-th largest value, then the ties with the largest `tie_keys`."
     n = flat.numel()
-    if k in (0, n): return torch.full((n,), k == n, dtype=torch.bool, device=flat.device)
+    if k in (0, n):
+        return torch.full((n,), k == n, dtype=torch.bool, device=flat.device)
     t = _kth_largest(flat, k)
     mask = flat > t
-    need = k - int(torch.count_nonzero(mask))         # >= 1: t itself is among the k largest
-    tied = (flat == t).nonzero().squeeze(1)           # flat indices of the ties, on the device
-    if need < tied.numel():                           # a key per entry, fixed by its index and the seed: every k keeps a prefix
-        tied = tied[_select(tie_keys(tied, seed), need, seed, False)] if _keys else tied[:need]   # of one ranking (keys that
-    mask[tied] = True                                                                            # collide: lower index first)
+    need = k - int(torch.count_nonzero(mask))  # >= 1: t itself is among the k largest
+    tied = (flat == t).nonzero().squeeze(1)  # flat indices of the ties, on the device
+    # a key per entry, fixed by its index and the seed: every k keeps a prefix
+    if need < tied.numel():
+        # of one ranking (keys that
+        tied = (
+            tied[_select(tie_keys(tied, seed), need, seed, False)]
+            if _keys
+            else tied[:need]
+        )
+    mask[tied] = True  # collide: lower index first)
     return mask
 
-def ranking(flat:torch.Tensor, # 1-d scores
-            seed:int=0, # the tie order, as in keep_masks
-           ) -> torch.Tensor:
+
+def ranking(
+    flat: torch.Tensor,  # 1-d scores
+    seed: int = 0,  # the tie order, as in keep_masks
+) -> torch.Tensor:
     "Indices of `flat` from the highest score down, ties in `tie_keys` order: the first k are exactly what `topk_mask(flat, k, seed)` keeps."
     _check_no_nan({"scores": flat})
     idx = torch.arange(flat.numel(), device=flat.device)
-    by_key = torch.sort(tie_keys(idx, seed), descending=True, stable=True).indices       # ties among keys: lower index first
+    # ties among keys: lower index first
+    by_key = torch.sort(tie_keys(idx, seed), descending=True, stable=True).indices
     return by_key[torch.sort(flat[by_key], descending=True, stable=True).indices]
 
-def topk_mask(scores:torch.Tensor, # any shape
-              k:int, # how many entries to keep, 0 <= k <= scores.numel()
-              seed:int=0, # orders the entries tied at the threshold
-             ) -> torch.Tensor:
+
+def topk_mask(
+    scores: torch.Tensor,  # any shape
+    k: int,  # how many entries to keep, 0 <= k <= scores.numel()
+    seed: int = 0,  # orders the entries tied at the threshold
+) -> torch.Tensor:
     "Boolean mask of exactly the `k` highest scores, by selection; entries tied at the threshold are drawn in a seeded random order."
-    flat = _flat_scores(scores); _check_no_nan({"scores": flat})
+    flat = _flat_scores(scores)
+    _check_no_nan({"scores": flat})
     k = check_int("k", k, minimum=0)
-    if k > flat.numel(): raise ValueError(f"k must be at most the number of scores ({flat.numel()}), got {k}")
+    if k > flat.numel():
+        raise ValueError(
+            f"k must be at most the number of scores ({flat.numel()}), got {k}"
+        )
     return _select(flat, k, check_int("seed", seed, minimum=None)).view(scores.shape)
 
 # %% ../nbs/04_scoring.ipynb #65e0e02d
-def keep_masks(scores:Mapping[str, torch.Tensor], # name -> scores (higher = keep)
-               keep_ratio:float, # fraction of entries kept, in [0, 1]
-               scope:str="global", # 'global': one threshold over all tensors; 'layer': the same fraction in each
-               seed:int=0, # orders the entries tied at the threshold
-              ) -> dict[str, torch.Tensor]:
+def keep_masks(
+    scores: Mapping[str, torch.Tensor],  # name -> scores (higher = keep)
+    keep_ratio: float,  # fraction of entries kept, in [0, 1]
+    scope: str = "global",  # 'global': one threshold over all tensors; 'layer': the same fraction in each
+    seed: int = 0,  # orders the entries tied at the threshold
+) -> dict[str, torch.Tensor]:
     "Boolean masks keeping exactly round(keep_ratio * N) entries (globally, or per tensor), on the scores' device; a ratio above 0 that would keep no entry is refused."
-    keep_ratio = check_ratio("keep_ratio", keep_ratio); check_choice("scope", scope, ("global", "layer"))
-    if not scores: raise ValueError("no scores given: nothing to threshold")
+    keep_ratio = check_ratio("keep_ratio", keep_ratio)
+    check_choice("scope", scope, ("global", "layer"))
+    if not scores:
+        raise ValueError("no scores given: nothing to threshold")
     flats = {n: _flat_scores(s, f"scores[{n!r}]") for n, s in scores.items()}
     seed = check_int("seed", seed, minimum=None)
     if scope == "layer":
@@ -106,354 +153,639 @@ def keep_masks(scores:Mapping[str, torch.Tensor], # name -> scores (higher = kee
         ks = [round(keep_ratio * f.numel()) for f in flats.values()]
         if keep_ratio > 0 and not any(ks):
             sizes = ", ".join(f"{n} {f.numel():,}" for n, f in list(flats.items())[:4])
-            raise ValueError(f"keep_ratio {keep_ratio:g} keeps round(keep_ratio * n) = 0 entries of every tensor ({sizes}{', ...' if len(flats) > 4 else ''}): "
-                             "give a ratio that keeps at least one entry, or 0 to keep none")
-        return {n: _select(f, k, seed + i).view(scores[n].shape) for i, ((n, f), k) in enumerate(zip(flats.items(), ks))}
+            raise ValueError(
+                f"keep_ratio {keep_ratio:g} keeps round(keep_ratio * n) = 0 entries of every tensor ({sizes}{', ...' if len(flats) > 4 else ''}): "
+                "give a ratio that keeps at least one entry, or 0 to keep none"
+            )
+        return {
+            n: _select(f, k, seed + i).view(scores[n].shape)
+            for i, ((n, f), k) in enumerate(zip(flats.items(), ks))
+        }
     devices = {}
-    for n, f in flats.items(): devices.setdefault(str(f.device), []).append(n)
-    if len(devices) > 1: raise ValueError(f"a global threshold ranks all scores together, so they must be on one device; got {devices}")
+    for n, f in flats.items():
+        devices.setdefault(str(f.device), []).append(n)
+    if len(devices) > 1:
+        raise ValueError(
+            f"a global threshold ranks all scores together, so they must be on one device; got {devices}"
+        )
     dtype = functools.reduce(torch.promote_types, [f.dtype for f in flats.values()])
-    flat = torch.cat([f.to(dtype) for f in flats.values()])          # (N,) on the scores' device
-    if torch.isnan(flat.max()): _check_no_nan(flats)                 # one pass over all scores; the names only on failure
+    # (N,) on the scores' device
+    flat = torch.cat([f.to(dtype) for f in flats.values()])
+    if torch.isnan(flat.max()):
+        _check_no_nan(flats)  # one pass over all scores; the names only on failure
     k = round(keep_ratio * flat.numel())
     if keep_ratio > 0 and k == 0:
-        raise ValueError(f"keep_ratio {keep_ratio:g} of {flat.numel():,} entries keeps round({keep_ratio * flat.numel():.3g}) = 0 entries: "
-                         f"give at least {0.5 / flat.numel():.3g} to keep one, or 0 to keep none")
+        raise ValueError(
+            f"keep_ratio {keep_ratio:g} of {flat.numel():,} entries keeps round({keep_ratio * flat.numel():.3g}) = 0 entries: "
+            f"give at least {0.5 / flat.numel():.3g} to keep one, or 0 to keep none"
+        )
     mask = _select(flat, k, seed)
-    return {n: m.view(scores[n].shape) for n, m in zip(scores, mask.split([f.numel() for f in flats.values()]))}
+    return {
+        n: m.view(scores[n].shape)
+        for n, m in zip(scores, mask.split([f.numel() for f in flats.values()]))
+    }
 
-def mask_stats(masks:Mapping[str, torch.Tensor]) -> list[dict]:
+
+def mask_stats(masks: Mapping[str, torch.Tensor]) -> list[dict]:
     "Per tensor: entries, kept, kept fraction (and a total row)."
-    rows = [dict(name=n, numel=m.numel(), kept=int(m.sum()), ratio=m.float().mean().item()) for n, m in masks.items()]
+    rows = [
+        dict(name=n, numel=m.numel(), kept=int(m.sum()), ratio=m.float().mean().item())
+        for n, m in masks.items()
+    ]
     tot, kept = sum(r["numel"] for r in rows), sum(r["kept"] for r in rows)
     return rows + [dict(name="(total)", numel=tot, kept=kept, ratio=kept / max(tot, 1))]
 
 # %% ../nbs/04_scoring.ipynb #53fa2fb3
 def _describe(batch) -> str:
     "A batch in a few words: its kind and the shapes and dtypes of its tensors."
-    if isinstance(batch, torch.Tensor): return f"tensor {tuple(batch.shape)} {str(batch.dtype)[6:]}"
-    if isinstance(batch, dict): return "{" + ", ".join(f"{k!r}: {_describe(v)}" for k, v in batch.items()) + "}"
-    if isinstance(batch, (list, tuple)): return ("(" if isinstance(batch, tuple) else "[") + ", ".join(_describe(v) for v in batch) + (")" if isinstance(batch, tuple) else "]")
+    if isinstance(batch, torch.Tensor):
+        return f"tensor {tuple(batch.shape)} {str(batch.dtype)[6:]}"
+    if isinstance(batch, dict):
+        return "{" + ", ".join(f"{k!r}: {_describe(v)}" for k, v in batch.items()) + "}"
+    if isinstance(batch, (list, tuple)):
+        return (
+            ("(" if isinstance(batch, tuple) else "[")
+            + ", ".join(_describe(v) for v in batch)
+            + (")" if isinstance(batch, tuple) else "]")
+        )
     return type(batch).__name__
 
-def take_batches(data:Iterable, n_batches:int):
+
+def take_batches(data: Iterable, n_batches: int):
     n_batches = check_int("n_batches", n_batches, minimum=1)
-    one = ("one dict of tensors" if isinstance(data, dict) else "one tensor" if isinstance(data, torch.Tensor)
-           else "one (inputs, labels) pair of tensors" if isinstance(data, (list, tuple)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)
-           else None)
-    if one: raise TypeError(f"data must be an iterable of batches (a DataLoader, or a list such as [(x, y), ...]), got {one}: "
-                            f"{_describe(data)}; wrap a single batch in a list: data=[batch]")
-    if not isinstance(data, Iterable): raise TypeError(f"data must be an iterable of batches (a DataLoader, or a list of (x, y)), got {type(data).__name__}")
+    one = (
+        "one dict of tensors"
+        if isinstance(data, dict)
+        else "one tensor"
+        if isinstance(data, torch.Tensor)
+        else "one (inputs, labels) pair of tensors"
+        if isinstance(data, (list, tuple))
+        and len(data) == 2
+        and all(isinstance(t, torch.Tensor) for t in data)
+        else None
+    )
+    if one:
+        raise TypeError(
+            f"data must be an iterable of batches (a DataLoader, or a list such as [(x, y), ...]), got {one}: "
+            f"{_describe(data)}; wrap a single batch in a list: data=[batch]"
+        )
+    if not isinstance(data, Iterable):
+        raise TypeError(
+            f"data must be an iterable of batches (a DataLoader, or a list of (x, y)), got {type(data).__name__}"
+        )
     out = list(itertools.islice(data, n_batches))
-    if not out: raise ValueError("the data gave no batch to score with")
+    if not out:
+        raise ValueError("the data gave no batch to score with")
     return out
 
-def _why(e:Exception, model:nn.Module, batch) -> str:
+
+def _why(e: Exception, model: nn.Module, batch) -> str:
     "A hint that names what went wrong when a model could not run on a scoring batch."
     msg = str(e).lower()
     ps = list(model.parameters()) if model is not None else []
-    floats = [t for t in (batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (list, tuple)) else [batch])
-              if isinstance(t, torch.Tensor) and t.is_floating_point()]
-    if ps and any(w in msg for w in ("dtype", "scalar type", "input type", "same type")):
-        return (f"the model's parameters are {str(ps[0].dtype)[6:]} and the batch's floating tensors are "
-                f"{sorted({str(t.dtype)[6:] for t in floats})}: cast the batches (or the model) to one dtype")
+    floats = [
+        t
+        for t in (
+            batch.values()
+            if isinstance(batch, dict)
+            else batch
+            if isinstance(batch, (list, tuple))
+            else [batch]
+        )
+        if isinstance(t, torch.Tensor) and t.is_floating_point()
+    ]
+    if ps and any(
+        w in msg for w in ("dtype", "scalar type", "input type", "same type")
+    ):
+        return (
+            f"the model's parameters are {str(ps[0].dtype)[6:]} and the batch's floating tensors are "
+            f"{sorted({str(t.dtype)[6:] for t in floats})}: cast the batches (or the model) to one dtype"
+        )
     if ps and "device" in msg:
-        return (f"the model's parameters are on {sorted({str(p.device) for p in ps})}; the scoring batches were moved to the scored tensors' "
-                "device: keep the model and the scored tensors on one device")
+        return (
+            f"the model's parameters are on {sorted({str(p.device) for p in ps})}; the scoring batches were moved to the scored tensors' "
+            "device: keep the model and the scored tensors on one device"
+        )
     return "check that the model runs on one of these batches (model(x), or model(**batch) without 'labels') and that loss_fn(logits, labels) takes its output"
 
-def _run_batch(model:nn.Module, batch, i:int, loss_fn, dev):
+
+def _run_batch(model: nn.Module, batch, i: int, loss_fn, dev):
     "The loss of one scoring batch; a failure names the batch and the likely cause."
-    if not isinstance(batch, (tuple, list, dict)) or (isinstance(batch, (tuple, list)) and len(batch) != 2):
-        raise TypeError(f"scoring batch {i} must be (inputs, labels) or a dict with 'labels', got {_describe(batch)}")
+    if not isinstance(batch, (tuple, list, dict)) or (
+        isinstance(batch, (tuple, list)) and len(batch) != 2
+    ):
+        raise TypeError(
+            f"scoring batch {i} must be (inputs, labels) or a dict with 'labels', got {_describe(batch)}"
+        )
     inputs, y = split_batch(to_device(batch, dev))
-    try: return loss_fn(forward_logits(model, inputs), y)
+    try:
+        return loss_fn(forward_logits(model, inputs), y)
     except (RuntimeError, TypeError, IndexError, ValueError) as e:
-        raise ValueError(f"scoring could not run the model on batch {i} ({_describe(batch)}): {type(e).__name__}: {e}. "
-                         f"Hint: {_why(e, model, batch)}") from e
+        raise ValueError(
+            f"scoring could not run the model on batch {i} ({_describe(batch)}): {type(e).__name__}: {e}. "
+            f"Hint: {_why(e, model, batch)}"
+        ) from e
+
 
 def _check_targets(targets):
-    if not targets: raise ValueError("no tensors to score")
+    if not targets:
+        raise ValueError("no tensors to score")
     for n, t in targets.items():
-        if not isinstance(t, torch.Tensor): raise TypeError(f"target {n!r} is a {type(t).__name__}, expected a tensor")
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"target {n!r} is a {type(t).__name__}, expected a tensor")
     return targets
 
-def random_scores(targets:Mapping[str, torch.Tensor], seed:int=0) -> dict[str, torch.Tensor]:
+
+def random_scores(
+    targets: Mapping[str, torch.Tensor], seed: int = 0
+) -> dict[str, torch.Tensor]:
     "Uniform random scores, reproducible from `seed`."
     g = torch.Generator().manual_seed(check_int("seed", seed, minimum=None))
-    return {n: torch.rand(t.shape, generator=g).to(t.device) for n, t in _check_targets(targets).items()}
+    return {
+        n: torch.rand(t.shape, generator=g).to(t.device)
+        for n, t in _check_targets(targets).items()
+    }
 
-def magnitude_scores(targets:Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+
+def magnitude_scores(targets: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     "Absolute values."
     return {n: t.detach().abs() for n, t in _check_targets(targets).items()}
 
 # %% ../nbs/04_scoring.ipynb #7d3f8a25
-def _cuda_indices(model:nn.Module) -> list[int]:
-    return sorted({t.device.index for t in itertools.chain(model.parameters(), model.buffers()) if t.device.type == "cuda"})
+def _cuda_indices(model: nn.Module) -> list[int]:
+    return sorted(
+        {
+            t.device.index
+            for t in itertools.chain(model.parameters(), model.buffers())
+            if t.device.type == "cuda"
+        }
+    )
+
 
 @contextmanager
-def scoring_mode(model:nn.Module, # the model being scored
-                 train:bool=True, # its mode while scoring: True (the authors': dropout on, BatchNorm on batch statistics) or False
-                 seed:int=0, # seeds the forked random stream (dropout, shuffling loaders)
-                ):
+def scoring_mode(
+    model: nn.Module,  # the model being scored
+    train: bool = True,  # its mode while scoring: True (the authors': dropout on, BatchNorm on batch statistics) or False
+    seed: int = 0,  # seeds the forked random stream (dropout, shuffling loaders)
+):
     "Run a block with `model` in `train` mode under a forked RNG seeded with `seed`; restores its modes and buffers afterwards."
-    if not isinstance(train, bool): raise TypeError(f"train must be a bool, got {type(train).__name__} {train!r}")
+    if not isinstance(train, bool):
+        raise TypeError(f"train must be a bool, got {type(train).__name__} {train!r}")
     seed = check_int("seed", seed, minimum=None)
     modes = [(m, m.training) for m in model.modules()]
-    buffers = [(model.get_submodule(n.rpartition(".")[0]), n.rpartition(".")[2], b, b.detach().clone()) for n, b in model.named_buffers()]
+    buffers = [
+        (
+            model.get_submodule(n.rpartition(".")[0]),
+            n.rpartition(".")[2],
+            b,
+            b.detach().clone(),
+        )
+        for n, b in model.named_buffers()
+    ]
     cuda = _cuda_indices(model)
     with torch.random.fork_rng(devices=cuda):
         torch.default_generator.manual_seed(seed)
         for i in cuda:
-            with torch.cuda.device(i): torch.cuda.manual_seed(seed)
+            with torch.cuda.device(i):
+                torch.cuda.manual_seed(seed)
         model.train(train)
-        try: yield model
+        try:
+            yield model
         finally:
             with torch.no_grad():
                 for mod, name, b, saved in buffers:
-                    b.copy_(saved); setattr(mod, name, b)     # the values, and the tensor itself if a module swapped it
-            for m, was in modes: m.training = was
+                    b.copy_(saved)
+                    # the values, and the tensor itself if a module swapped it
+                    setattr(mod, name, b)
+            for m, was in modes:
+                m.training = was
 
 # %% ../nbs/04_scoring.ipynb #568a2260
-def grad_scores(model:nn.Module, # the model whose loss is differentiated
-                targets:Mapping[str, torch.Tensor], # tensors that take part in the forward (parameters, or masks with requires_grad)
-                data:Iterable, # batches: (x, y) or dicts with 'labels'
-                n_batches:int=10, # batches to accumulate over
-                loss_fn:Callable|None=None, # defaults to cross-entropy
-                times_value:bool=True, # |w * dL/dw| (SNIP); False: |dL/dw| (Taylor score of a mask)
-                train:bool=True, # the model's mode while scoring (restored after); the authors' code scores in eval mode (False)
-                seed:int=0, # seeds dropout (and a shuffling loader) while scoring
-               ) -> dict[str, torch.Tensor]:
+def grad_scores(
+    model: nn.Module,  # the model whose loss is differentiated
+    # tensors that take part in the forward (parameters, or masks with requires_grad)
+    targets: Mapping[str, torch.Tensor],
+    data: Iterable,  # batches: (x, y) or dicts with 'labels'
+    n_batches: int = 10,  # batches to accumulate over
+    loss_fn: Callable | None = None,  # defaults to cross-entropy
+    times_value: bool = True,  # |w * dL/dw| (SNIP); False: |dL/dw| (Taylor score of a mask)
+    train: bool = True,  # the model's mode while scoring (restored after); the authors' code scores in eval mode (False)
+    seed: int = 0,  # seeds dropout (and a shuffling loader) while scoring
+) -> dict[str, torch.Tensor]:
     "First-order (SNIP / Taylor) scores: |dL/dt| (times |t|), gradients accumulated over `n_batches`; the model is left as it was."
-    targets = _check_targets(targets); loss_fn = loss_fn or F.cross_entropy
-    tensors = list(targets.values()); dev = tensors[0].device
+    targets = _check_targets(targets)
+    loss_fn = loss_fn or F.cross_entropy
+    tensors = list(targets.values())
+    dev = tensors[0].device
     flags = [t.requires_grad for t in tensors]
     acc = [torch.zeros_like(t) for t in tensors]
     with scoring_mode(model, train, seed):
         try:
-            for t in tensors: t.requires_grad_(True)
+            for t in tensors:
+                t.requires_grad_(True)
             for i, batch in enumerate(take_batches(data, n_batches)):
                 loss = _run_batch(model, batch, i, loss_fn, dev)
-                for a, gr in zip(acc, torch.autograd.grad(loss, tensors, allow_unused=True)):
-                    if gr is not None: a += gr.detach()
+                for a, gr in zip(
+                    acc, torch.autograd.grad(loss, tensors, allow_unused=True)
+                ):
+                    if gr is not None:
+                        a += gr.detach()
         finally:
-            for t, f in zip(tensors, flags): t.requires_grad_(f)
+            for t, f in zip(tensors, flags):
+                t.requires_grad_(f)
     for n, a in zip(targets, acc):
-        if not torch.isfinite(a).all(): raise ValueError(f"gradient scores of {n!r} are not finite: the data cannot be scored")
-    return {n: (a * t.detach()).abs() if times_value else a.abs() for (n, t), a in zip(targets.items(), acc)}
+        if not torch.isfinite(a).all():
+            raise ValueError(
+                f"gradient scores of {n!r} are not finite: the data cannot be scored"
+            )
+    return {
+        n: (a * t.detach()).abs() if times_value else a.abs()
+        for (n, t), a in zip(targets.items(), acc)
+    }
 
 # %% ../nbs/04_scoring.ipynb #f86f9fd1
-def grasp_scores(model:nn.Module, targets:Mapping[str, torch.Tensor], data:Iterable, n_batches:int=10,
-                 loss_fn:Callable|None=None,
-                 train:bool=True, # the model's mode while scoring (restored after)
-                 seed:int=0, # seeds dropout while scoring
-                ) -> dict[str, torch.Tensor]:
+def grasp_scores(
+    model: nn.Module,
+    targets: Mapping[str, torch.Tensor],
+    data: Iterable,
+    n_batches: int = 10,
+    loss_fn: Callable | None = None,
+    train: bool = True,  # the model's mode while scoring (restored after)
+    seed: int = 0,  # seeds dropout while scoring
+) -> dict[str, torch.Tensor]:
     "GraSP scores w * (H g), higher = keep (GraSP removes the largest -w * Hg)."
-    targets = _check_targets(targets); loss_fn = loss_fn or F.cross_entropy
-    tensors = list(targets.values()); dev = tensors[0].device
+    targets = _check_targets(targets)
+    loss_fn = loss_fn or F.cross_entropy
+    tensors = list(targets.values())
+    dev = tensors[0].device
     flags = [t.requires_grad for t in tensors]
     with scoring_mode(model, train, seed):
         try:
-            for t in tensors: t.requires_grad_(True)
+            for t in tensors:
+                t.requires_grad_(True)
             batches = take_batches(data, n_batches)
-            g0 = [torch.zeros_like(t) for t in tensors]     # the gradient, without graph
+            g0 = [torch.zeros_like(t) for t in tensors]  # the gradient, without graph
             with torch.random.fork_rng(devices=_cuda_indices(model)):
                 for b in batches:
                     inputs, y = split_batch(to_device(b, dev))
-                    for a, gr in zip(g0, torch.autograd.grad(loss_fn(forward_logits(model, inputs), y), tensors, allow_unused=True)):
-                        if gr is not None: a += gr
+                    for a, gr in zip(
+                        g0,
+                        torch.autograd.grad(
+                            loss_fn(forward_logits(model, inputs), y),
+                            tensors,
+                            allow_unused=True,
+                        ),
+                    ):
+                        if gr is not None:
+                            a += gr
             hg = [torch.zeros_like(t) for t in tensors]
-            for b in batches:                               # H g = d(g . stopgrad(g)) / dw
+            for b in batches:  # H g = d(g . stopgrad(g)) / dw
                 inputs, y = split_batch(to_device(b, dev))
-                gs = torch.autograd.grad(loss_fn(forward_logits(model, inputs), y), tensors, create_graph=True, allow_unused=True)
-                z = sum((gr * g.detach()).sum() for gr, g in zip(gs, g0) if gr is not None)
+                gs = torch.autograd.grad(
+                    loss_fn(forward_logits(model, inputs), y),
+                    tensors,
+                    create_graph=True,
+                    allow_unused=True,
+                )
+                z = sum(
+                    (gr * g.detach()).sum() for gr, g in zip(gs, g0) if gr is not None
+                )
                 for a, h in zip(hg, torch.autograd.grad(z, tensors, allow_unused=True)):
-                    if h is not None: a += h
+                    if h is not None:
+                        a += h
         finally:
-            for t, f in zip(tensors, flags): t.requires_grad_(f)
+            for t, f in zip(tensors, flags):
+                t.requires_grad_(f)
     return {n: (t.detach() * h) for (n, t), h in zip(targets.items(), hg)}
 
 # %% ../nbs/04_scoring.ipynb #12df8852
-def synflow_scores(model:nn.Module, targets:Mapping[str, torch.Tensor],
-                   example_input, # a tensor (or dict of tensors) with the input's shape; only shapes (and integer entries) are used
-                  ) -> dict[str, torch.Tensor]:
+def synflow_scores(
+    model: nn.Module,
+    targets: Mapping[str, torch.Tensor],
+    example_input,  # a tensor (or dict of tensors) with the input's shape; only shapes (and integer entries) are used
+) -> dict[str, torch.Tensor]:
     "SynFlow scores |theta| * dR/d|theta| with R the summed output of the |theta| network on an all-ones input."
     targets = _check_targets(targets)
     names = {id(p): n for n, p in model.named_parameters()}
     missing = [n for n, t in targets.items() if id(t) not in names]
-    if missing: raise ValueError(f"SynFlow scores parameters of the model; these targets are not parameters: {missing}")
+    if missing:
+        raise ValueError(
+            f"SynFlow scores parameters of the model; these targets are not parameters: {missing}"
+        )
     dev = model_device(model)
     ref = copy.deepcopy(model).double().eval()
     params = dict(ref.named_parameters())
     with torch.no_grad():
-        for p in params.values(): p.abs_()
+        for p in params.values():
+            p.abs_()
     tensors = [params[names[id(t)]] for t in targets.values()]
-    def ones(v): return torch.ones(v.shape, dtype=torch.float64, device=dev) if v.is_floating_point() else v.to(dev)
-    inputs = {k: ones(v) for k, v in example_input.items()} if isinstance(example_input, dict) else ones(example_input)
+
+    def ones(v):
+        return (
+            torch.ones(v.shape, dtype=torch.float64, device=dev)
+            if v.is_floating_point()
+            else v.to(dev)
+        )
+
+    inputs = (
+        {k: ones(v) for k, v in example_input.items()}
+        if isinstance(example_input, dict)
+        else ones(example_input)
+    )
     R = forward_logits(ref, inputs).sum()
     grads = torch.autograd.grad(R, tensors, allow_unused=True)
-    return {n: (t.detach() * (g if g is not None else torch.zeros_like(t))).float().to(targets[n].device)
-            for (n, t), g in zip(zip(targets, tensors), grads)}
+    return {
+        n: (t.detach() * (g if g is not None else torch.zeros_like(t)))
+        .float()
+        .to(targets[n].device)
+        for (n, t), g in zip(zip(targets, tensors), grads)
+    }
 
 # %% ../nbs/04_scoring.ipynb #b19a36cb
 @dataclass
 class ScoreContext:
     "What a criterion may use besides its targets."
-    model:nn.Module|None # the model whose loss (or output) is differentiated; None for data-free, model-free criteria
-    data:Iterable|None # batches: (x, y) or dicts with 'labels'
-    n_batches:int=10 # batches to accumulate over
-    loss_fn:Callable|None=None # defaults to cross-entropy
-    seed:int=0 # random scores, dropout while scoring
-    train:bool=True # the model's mode while scoring (the authors' code: eval mode, False)
-    example_input:Any=None # an input for data-free criteria (SynFlow); None: the first batch's
+
+    # the model whose loss (or output) is differentiated; None for data-free, model-free criteria
+    model: nn.Module | None
+    data: Iterable | None  # batches: (x, y) or dicts with 'labels'
+    n_batches: int = 10  # batches to accumulate over
+    loss_fn: Callable | None = None  # defaults to cross-entropy
+    seed: int = 0  # random scores, dropout while scoring
+    train: bool = True  # mode while scoring (authors' code: eval)
+    example_input: Any = None  # input for SynFlow; None: the first batch's
 
     def __post_init__(self):
         if self.model is not None and not isinstance(self.model, nn.Module):
-            raise TypeError(f"model must be an nn.Module, got {type(self.model).__name__}")
+            raise TypeError(
+                f"model must be an nn.Module, got {type(self.model).__name__}"
+            )
         self.n_batches = check_int("n_batches", self.n_batches, minimum=1)
         self.seed = check_int("seed", self.seed, minimum=None)
-        if not isinstance(self.train, bool): raise TypeError(f"train must be a bool, got {type(self.train).__name__} {self.train!r}")
-        if self.loss_fn is not None and not callable(self.loss_fn): raise TypeError(f"loss_fn must be callable, got {self.loss_fn!r}")
+        if not isinstance(self.train, bool):
+            raise TypeError(
+                f"train must be a bool, got {type(self.train).__name__} {self.train!r}"
+            )
+        if self.loss_fn is not None and not callable(self.loss_fn):
+            raise TypeError(f"loss_fn must be callable, got {self.loss_fn!r}")
+
 
 @dataclass(frozen=True)
 class Criterion:
     "A registered criterion: `fn(targets, ctx) -> scores`, and what it needs from the context."
-    name:str
-    fn:Callable
-    needs_model:bool=True
-    needs_data:bool=True
-    def __call__(self, targets, ctx): return self.fn(targets, ctx)
+
+    name: str
+    fn: Callable
+    needs_model: bool = True
+    needs_data: bool = True
+
+    def __call__(self, targets, ctx):
+        return self.fn(targets, ctx)
+
 
 CRITERIA: dict[str, Criterion] = {}
 
-def register_criterion(name:str, # the name `score` and the methods' `criterion=` arguments use
-                       fn:Callable|None=None, # fn(targets, ctx) -> {name: scores}; None: use as a decorator
-                       *,
-                       overwrite:bool=False, # replace a criterion already registered under `name`
-                       needs_model:bool=True, # `score` refuses to call it without a model
-                       needs_data:bool=True, # `score` refuses to call it without data
-                      ) -> Callable:
+
+def register_criterion(
+    name: str,  # the name `score` and the methods' `criterion=` arguments use
+    fn: Callable
+    | None = None,  # fn(targets, ctx) -> {name: scores}; None: use as a decorator
+    *,
+    overwrite: bool = False,  # replace a criterion already registered under `name`
+    needs_model: bool = True,  # `score` refuses to call it without a model
+    needs_data: bool = True,  # `score` refuses to call it without data
+) -> Callable:
     "Register `fn` under `name` in `CRITERIA` (usable as a decorator); returns `fn`."
-    if not isinstance(name, str) or not name: raise TypeError(f"a criterion's name must be a non-empty str, got {name!r}")
-    if fn is None: return functools.partial(register_criterion, name, overwrite=overwrite, needs_model=needs_model, needs_data=needs_data)
-    if not callable(fn): raise TypeError(f"criterion {name!r} must be a function of (targets, ctx), got {type(fn).__name__}")
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"a criterion's name must be a non-empty str, got {name!r}")
+    if fn is None:
+        return functools.partial(
+            register_criterion,
+            name,
+            overwrite=overwrite,
+            needs_model=needs_model,
+            needs_data=needs_data,
+        )
+    if not callable(fn):
+        raise TypeError(
+            f"criterion {name!r} must be a function of (targets, ctx), got {type(fn).__name__}"
+        )
     if name in CRITERIA and not overwrite:
-        raise ValueError(f"criterion {name!r} is already registered ({CRITERIA[name].fn.__module__}.{CRITERIA[name].fn.__qualname__}); "
-                         "pass overwrite=True to replace it")
+        raise ValueError(
+            f"criterion {name!r} is already registered ({CRITERIA[name].fn.__module__}.{CRITERIA[name].fn.__qualname__}); "
+            "pass overwrite=True to replace it"
+        )
     CRITERIA[name] = Criterion(name, fn, bool(needs_model), bool(needs_data))
     return fn
 
 # %% ../nbs/04_scoring.ipynb #e7a4c2f9
 def _grad_criterion(times_value):
     def fn(targets, ctx):
-        return grad_scores(ctx.model, targets, ctx.data, ctx.n_batches, ctx.loss_fn, times_value=times_value, train=ctx.train, seed=ctx.seed)
+        return grad_scores(
+            ctx.model,
+            targets,
+            ctx.data,
+            ctx.n_batches,
+            ctx.loss_fn,
+            times_value=times_value,
+            train=ctx.train,
+            seed=ctx.seed,
+        )
+
     return fn
+
 
 def _synflow_criterion(targets, ctx):
     x = ctx.example_input
     if x is None:
-        if ctx.data is None: raise ValueError("criterion 'synflow' needs the input's shape: pass data (its first batch is used) or example_input")
+        if ctx.data is None:
+            raise ValueError(
+                "criterion 'synflow' needs the input's shape: pass data (its first batch is used) or example_input"
+            )
         x, _ = split_batch(take_batches(ctx.data, 1)[0])
     return synflow_scores(ctx.model, targets, x)
 
-register_criterion("random", lambda targets, ctx: random_scores(targets, ctx.seed), needs_model=False, needs_data=False, overwrite=True)
-register_criterion("magnitude", lambda targets, ctx: magnitude_scores(targets), needs_model=False, needs_data=False, overwrite=True)
+
+register_criterion(
+    "random",
+    lambda targets, ctx: random_scores(targets, ctx.seed),
+    needs_model=False,
+    needs_data=False,
+    overwrite=True,
+)
+register_criterion(
+    "magnitude",
+    lambda targets, ctx: magnitude_scores(targets),
+    needs_model=False,
+    needs_data=False,
+    overwrite=True,
+)
 register_criterion("snip", _grad_criterion(True), overwrite=True)
 register_criterion("taylor", _grad_criterion(False), overwrite=True)
-register_criterion("grasp", lambda targets, ctx: grasp_scores(ctx.model, targets, ctx.data, ctx.n_batches, ctx.loss_fn, ctx.train, ctx.seed),
-                   overwrite=True)
-register_criterion("synflow", _synflow_criterion, needs_data=False, overwrite=True);
+register_criterion(
+    "grasp",
+    lambda targets, ctx: grasp_scores(
+        ctx.model, targets, ctx.data, ctx.n_batches, ctx.loss_fn, ctx.train, ctx.seed
+    ),
+    overwrite=True,
+)
+_ = register_criterion("synflow", _synflow_criterion, needs_data=False, overwrite=True)
 
 # %% ../nbs/04_scoring.ipynb #4b8d1e6c
-def _check_scores(criterion:str, out, targets:Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _check_scores(
+    criterion: str, out, targets: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
     if not isinstance(out, Mapping) or set(out) != set(targets):
         got = sorted(out) if isinstance(out, Mapping) else type(out).__name__
-        raise ValueError(f"criterion {criterion!r} returned scores for {got}, expected one tensor per target: {sorted(targets)}")
-    bad = [n for n, t in targets.items() if not isinstance(out[n], torch.Tensor) or out[n].shape != t.shape]
-    if bad: raise ValueError(f"criterion {criterion!r} returned scores that are not tensors of the target's shape for {bad}")
+        raise ValueError(
+            f"criterion {criterion!r} returned scores for {got}, expected one tensor per target: {sorted(targets)}"
+        )
+    bad = [
+        n
+        for n, t in targets.items()
+        if not isinstance(out[n], torch.Tensor) or out[n].shape != t.shape
+    ]
+    if bad:
+        raise ValueError(
+            f"criterion {criterion!r} returned scores that are not tensors of the target's shape for {bad}"
+        )
     return {n: out[n] for n in targets}
+
 
 class UnrankableScoresWarning(UserWarning):
     "Scores that cannot rank their entries: a mask chosen from them is arbitrary. Silence with warnings.simplefilter('ignore', UnrankableScoresWarning)."
 
-def unrankable(scores:Mapping[str, torch.Tensor], # name -> scores
-               atol:float=1e-8, # all scores at most this in absolute value: near zero
-               tied:float=0.5, # one value shared by more than this fraction of entries: mostly tied
-               sample:int=100_000, # entries looked at for ties (a seeded sample of larger score sets)
-              ) -> str|None:
+
+def unrankable(
+    scores: Mapping[str, torch.Tensor],  # name -> scores
+    atol: float = 1e-8,  # all scores at most this in absolute value: near zero
+    tied: float = 0.5,  # one value shared by more than this fraction of entries: mostly tied
+    sample: int = 100_000,  # entries looked at for ties (a seeded sample of larger score sets)
+) -> str | None:
     "Why `scores` cannot rank their entries (all near zero, or mostly one value), or None when they can."
-    flat = torch.cat([s.detach().flatten().float() for s in scores.values()]) if scores else torch.zeros(0)
-    if flat.numel() < 2: return None
+    flat = (
+        torch.cat([s.detach().flatten().float() for s in scores.values()])
+        if scores
+        else torch.zeros(0)
+    )
+    if flat.numel() < 2:
+        return None
     top = float(flat.abs().max())
-    if top <= atol: return f"every score is near zero (the largest is {top:.2g})"
-    if flat.numel() > sample: flat = flat[torch.randperm(flat.numel(), generator=torch.Generator().manual_seed(0))[:sample].to(flat.device)]
+    if top <= atol:
+        return f"every score is near zero (the largest is {top:.2g})"
+    if flat.numel() > sample:
+        flat = flat[
+            torch.randperm(flat.numel(), generator=torch.Generator().manual_seed(0))[
+                :sample
+            ].to(flat.device)
+        ]
     vals, counts = torch.unique(flat, return_counts=True)
     share = float(counts.max()) / flat.numel()
-    if share > tied: return f"{share:.0%} of the scores share one value ({float(vals[counts.argmax()]):.3g})"
+    if share > tied:
+        return f"{share:.0%} of the scores share one value ({float(vals[counts.argmax()]):.3g})"
     return None
 
-def score(criterion:str, # a name registered in CRITERIA
-          targets:Mapping[str, torch.Tensor], # name -> tensor to score
-          model:nn.Module|None=None, # needed by snip, taylor, grasp, synflow
-          data:Iterable|None=None, # batches; needed by snip, taylor, grasp (synflow takes the input shape of the first)
-          n_batches:int=10, # batches to accumulate over
-          loss_fn:Callable|None=None, # defaults to cross-entropy
-          seed:int=0, # random scores; dropout while scoring
-          train:bool=True, # the model's mode while scoring (restored after); the authors' code scores in eval mode (False)
-          example_input:Any=None, # for synflow without data
-         ) -> dict[str, torch.Tensor]:
+
+def score(
+    criterion: str,  # a name registered in CRITERIA
+    targets: Mapping[str, torch.Tensor],  # name -> tensor to score
+    model: nn.Module | None = None,  # needed by snip, taylor, grasp, synflow
+    data: Iterable
+    | None = None,  # batches; needed by snip, taylor, grasp (synflow takes the input shape of the first)
+    n_batches: int = 10,  # batches to accumulate over
+    loss_fn: Callable | None = None,  # defaults to cross-entropy
+    seed: int = 0,  # random scores; dropout while scoring
+    train: bool = True,  # the model's mode while scoring (restored after); the authors' code scores in eval mode (False)
+    example_input: Any = None,  # for synflow without data
+) -> dict[str, torch.Tensor]:
     "Scores (higher = keep) of every entry of `targets` under the registered `criterion`."
     if not isinstance(criterion, str) or criterion not in CRITERIA:
-        raise ValueError(f"unknown criterion {criterion!r}: registered are {list(CRITERIA)} (add one with register_criterion)")
+        raise ValueError(
+            f"unknown criterion {criterion!r}: registered are {list(CRITERIA)} (add one with register_criterion)"
+        )
     crit, targets = CRITERIA[criterion], _check_targets(targets)
     ctx = ScoreContext(model, data, n_batches, loss_fn, seed, train, example_input)
-    missing = [w for w, need, v in (("model", crit.needs_model, model), ("data", crit.needs_data, data)) if need and v is None]
+    missing = [
+        w
+        for w, need, v in (
+            ("model", crit.needs_model, model),
+            ("data", crit.needs_data, data),
+        )
+        if need and v is None
+    ]
     if missing:
-        needs = " and ".join(w for w, need in (("a model", crit.needs_model), ("data", crit.needs_data)) if need)
-        raise ValueError(f"criterion {criterion!r} needs {needs} to score with; got no {' and no '.join(missing)}")
+        needs = " and ".join(
+            w
+            for w, need in (("a model", crit.needs_model), ("data", crit.needs_data))
+            if need
+        )
+        raise ValueError(
+            f"criterion {criterion!r} needs {needs} to score with; got no {' and no '.join(missing)}"
+        )
     out = _check_scores(criterion, crit(targets, ctx), targets)
     why = unrankable(out) if criterion != "random" else None
-    if why: warnings.warn(f"{criterion!r} scores cannot rank these entries: {why}, so a mask chosen from them is arbitrary. When the scored "
-                          "tensors are identical copies (the kernels of dynamicize or the experts of moefy, before any training), train the "
-                          "dynamic model first (warm-up, then partition), or convert with noise > 0. Silence with "
-                          "warnings.simplefilter('ignore', padnotes.scoring.UnrankableScoresWarning).", UnrankableScoresWarning, stacklevel=2)
+    if why:
+        warnings.warn(
+            f"{criterion!r} scores cannot rank these entries: {why}, so a mask chosen from them is arbitrary. When the scored "
+            "tensors are identical copies (the kernels of dynamicize or the experts of moefy, before any training), train the "
+            "dynamic model first (warm-up, then partition), or convert with noise > 0. Silence with "
+            "warnings.simplefilter('ignore', padnotes.scoring.UnrankableScoresWarning).",
+            UnrankableScoresWarning,
+            stacklevel=2,
+        )
     return out
 
 # %% ../nbs/04_scoring.ipynb #9b9f2fb6
-def jaccard(a:torch.Tensor, b:torch.Tensor) -> float:
+def jaccard(a: torch.Tensor, b: torch.Tensor) -> float:
     "|a and b| / |a or b| of two boolean masks."
     inter, union = (a & b).sum().item(), (a | b).sum().item()
     return inter / union if union else 1.0
 
 # %% ../nbs/04_scoring.ipynb #c2a03bf6
-def ratio_schedule(keep_ratio:float, # the final kept fraction
-                   iterations:int=1, # T
-                   kind:str="exp", # 'exp': keep_ratio^((t+1)/T); 'linear'
-                  ) -> list[float]:
+def ratio_schedule(
+    keep_ratio: float,  # the final kept fraction
+    iterations: int = 1,  # T
+    kind: str = "exp",  # 'exp': keep_ratio^((t+1)/T); 'linear'
+) -> list[float]:
     "Kept fractions after each of the T iterations, ending at `keep_ratio`."
     keep_ratio = check_ratio("keep_ratio", keep_ratio)
-    iterations = check_int("iterations", iterations, minimum=1); check_choice("kind", kind, ("exp", "linear"))
-    if kind == "exp": return [keep_ratio ** ((t + 1) / iterations) for t in range(iterations)]
+    iterations = check_int("iterations", iterations, minimum=1)
+    check_choice("kind", kind, ("exp", "linear"))
+    if kind == "exp":
+        return [keep_ratio ** ((t + 1) / iterations) for t in range(iterations)]
     return [1 - (1 - keep_ratio) * (t + 1) / iterations for t in range(iterations)]
 
 # %% ../nbs/04_scoring.ipynb #d1962e4e
-def iterative_masks(score_fn:Callable[[dict], dict], # current masks -> scores (higher = keep)
-                    shapes:Mapping[str, torch.Size], # name -> shape of each mask
-                    keep_ratio:float, # final kept fraction
-                    iterations:int=1, # T
-                    kind:str="exp", # schedule: 'exp' or 'linear'
-                    scope:str="global", # 'global' or 'layer'
-                    device=None, # where the masks live
-                    seed:int=0, # orders tied scores at each threshold
-                   ) -> dict[str, torch.Tensor]:
+def iterative_masks(
+    score_fn: Callable[[dict], dict],  # current masks -> scores (higher = keep)
+    shapes: Mapping[str, torch.Size],  # name -> shape of each mask
+    keep_ratio: float,  # final kept fraction
+    iterations: int = 1,  # T
+    kind: str = "exp",  # schedule: 'exp' or 'linear'
+    scope: str = "global",  # 'global' or 'layer'
+    device=None,  # where the masks live
+    seed: int = 0,  # orders tied scores at each threshold
+) -> dict[str, torch.Tensor]:
     "Masks after T rounds of score -> threshold, each round keeping the scheduled fraction; removed entries stay removed."
-    masks = {n: torch.ones(s, dtype=torch.bool, device=device) for n, s in shapes.items()}
+    masks = {
+        n: torch.ones(s, dtype=torch.bool, device=device) for n, s in shapes.items()
+    }
     for r in ratio_schedule(keep_ratio, iterations, kind):
         scores = score_fn(masks)
-        if set(scores) != set(masks): raise ValueError(f"score_fn returned scores for {sorted(scores)}, expected {sorted(masks)}")
-        scores = {n: s.detach().to(torch.promote_types(s.dtype, torch.float32)).masked_fill(~masks[n].to(s.device), float("-inf"))
-                  for n, s in scores.items()}
-        masks = {n: m.to(masks[n].device) for n, m in keep_masks(scores, r, scope, seed).items()}
+        if set(scores) != set(masks):
+            raise ValueError(
+                f"score_fn returned scores for {sorted(scores)}, expected {sorted(masks)}"
+            )
+        scores = {
+            n: s.detach()
+            .to(torch.promote_types(s.dtype, torch.float32))
+            .masked_fill(~masks[n].to(s.device), float("-inf"))
+            for n, s in scores.items()
+        }
+        masks = {
+            n: m.to(masks[n].device)
+            for n, m in keep_masks(scores, r, scope, seed).items()
+        }
     return masks
 
 # %% ../nbs/04_scoring.ipynb #9374c34a

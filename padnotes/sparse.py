@@ -19,217 +19,382 @@ __all__ = ['INDEX_DTYPES', 'ENCODINGS', 'pack_bits', 'unpack_bits', 'index_dtype
            'tensor_bytes', 'saved_bytes']
 
 # %% ../nbs/01a_sparse.ipynb #f727d9d2
-def _check_bool(name:str, t) -> torch.Tensor:
+def _check_bool(name: str, t) -> torch.Tensor:
     if not isinstance(t, torch.Tensor) or t.dtype != torch.bool:
         got = f"a {t.dtype} tensor" if isinstance(t, torch.Tensor) else type(t).__name__
-        raise TypeError(f"{name} must be a bool tensor, got {got} (use `{name} != 0` or `{name}.bool()`)")
+        raise TypeError(
+            f"{name} must be a bool tensor, got {got} (use `{name} != 0` or `{name}.bool()`)"
+        )
     return t
 
-def pack_bits(mask:torch.Tensor, # bool, any shape (read in flat, row-major order)
-             ) -> torch.Tensor:
+
+def pack_bits(
+    mask: torch.Tensor,  # bool, any shape (read in flat, row-major order)
+) -> torch.Tensor:
     "The bits of `mask`, eight to a byte: uint8 (ceil(numel/8),) on its device; entry 8i+j is bit j (value 2**j) of byte i."
     m = _check_bool("mask", mask).reshape(-1)
-    if m.numel() % 8: m = torch.cat([m, m.new_zeros(8 - m.numel() % 8)])        # pad with False to whole bytes
-    shifts = torch.arange(8, dtype=torch.uint8, device=m.device)                  # bit j of each byte
-    return (m.view(-1, 8).to(torch.uint8) << shifts).sum(1, dtype=torch.uint8)   # (ceil(n/8),)
+    if m.numel() % 8:
+        # pad with False to whole bytes
+        m = torch.cat([m, m.new_zeros(8 - m.numel() % 8)])
+    shifts = torch.arange(8, dtype=torch.uint8, device=m.device)  # bit j of each byte
+    # (ceil(n/8),)
+    return (m.view(-1, 8).to(torch.uint8) << shifts).sum(1, dtype=torch.uint8)
 
-def unpack_bits(bits:torch.Tensor, # uint8 bytes from `pack_bits`
-                numel:int, # entries of the mask that was packed
-               ) -> torch.Tensor:
+
+def unpack_bits(
+    bits: torch.Tensor,  # uint8 bytes from `pack_bits`
+    numel: int,  # entries of the mask that was packed
+) -> torch.Tensor:
     "The flat bool mask (numel,) held in `bits`, on `bits`' device (bit j of byte i is entry 8i+j)."
     if not isinstance(bits, torch.Tensor) or bits.dtype != torch.uint8:
-        got = f"a {bits.dtype} tensor" if isinstance(bits, torch.Tensor) else type(bits).__name__
+        got = (
+            f"a {bits.dtype} tensor"
+            if isinstance(bits, torch.Tensor)
+            else type(bits).__name__
+        )
         raise TypeError(f"bits must be a uint8 tensor from pack_bits, got {got}")
     numel = check_int("numel", numel, minimum=0)
     if bits.numel() != -(-numel // 8):
-        raise ValueError(f"bits must hold ceil(numel/8) = {-(-numel // 8)} bytes for numel={numel}, got {bits.numel()}")
+        raise ValueError(
+            f"bits must hold ceil(numel/8) = {-(-numel // 8)} bytes for numel={numel}, got {bits.numel()}"
+        )
     shifts = torch.arange(8, dtype=torch.uint8, device=bits.device)
     return ((bits.reshape(-1, 1) >> shifts) & 1).bool().reshape(-1)[:numel]
 
 # %% ../nbs/01a_sparse.ipynb #9472b077
 INDEX_DTYPES = (torch.uint8, torch.uint16, torch.uint32, torch.int64)
-ENCODINGS = ("bitmap", "index", "delta")   # the order also breaks ties in 'auto', and gives the code stored by `to_tensors`
+# the order also breaks ties in 'auto', and gives the code stored by `to_tensors`
+ENCODINGS = ("bitmap", "index", "delta")
 
-def index_dtype(max_value:int, # the largest integer the dtype must hold
-               ) -> torch.dtype:
+
+def index_dtype(
+    max_value: int,  # the largest integer the dtype must hold
+) -> torch.dtype:
     "The narrowest of uint8, uint16, uint32, int64 holding every integer in [0, max_value]."
     v = check_int("max_value", max_value, minimum=0)
     for dt in INDEX_DTYPES:
-        if v <= torch.iinfo(dt).max: return dt
+        if v <= torch.iinfo(dt).max:
+            return dt
     raise ValueError(f"max_value must fit in int64, got {v}")
 
 # %% ../nbs/01a_sparse.ipynb #97dca589
-def encoding_bytes(numel:int, # entries of the dense mask (n)
-                   nnz:int, # masked entries, the values kept (k)
-                   dtype:torch.dtype=torch.float32, # dtype of the values (b = its bytes)
-                   lead:int=1, # values kept per masked entry (L): the product of the leading dims, K for K kernels
-                   max_gap:int|None=None, # the mask's largest skip g_j (delta only); None: an evenly spread mask's
-                  ) -> dict:
+def encoding_bytes(
+    numel: int,  # entries of the dense mask (n)
+    nnz: int,  # masked entries, the values kept (k)
+    dtype: torch.dtype = torch.float32,  # dtype of the values (b = its bytes)
+    lead: int = 1,  # values kept per masked entry (L): the product of the leading dims, K for K kernels
+    max_gap: int
+    | None = None,  # the mask's largest skip g_j (delta only); None: an evenly spread mask's
+) -> dict:
     "Bytes of positions plus values under each encoding: {'bitmap': ..., 'index': ..., 'delta': ...}."
-    numel, nnz, lead = check_int("numel", numel, 0), check_int("nnz", nnz, 0), check_int("lead", lead, 0)
-    if nnz > numel: raise ValueError(f"nnz must be <= numel = {numel}, got {nnz}")
-    if not isinstance(dtype, torch.dtype): raise TypeError(f"dtype must be a torch.dtype, got {type(dtype).__name__} {dtype!r}")
-    if max_gap is None: max_gap = -(-(numel - nnz) // nnz) if nnz else 0        # ceil((n - k) / k)
+    numel, nnz, lead = (
+        check_int("numel", numel, 0),
+        check_int("nnz", nnz, 0),
+        check_int("lead", lead, 0),
+    )
+    if nnz > numel:
+        raise ValueError(f"nnz must be <= numel = {numel}, got {nnz}")
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(
+            f"dtype must be a torch.dtype, got {type(dtype).__name__} {dtype!r}"
+        )
+    if max_gap is None:
+        max_gap = -(-(numel - nnz) // nnz) if nnz else 0  # ceil((n - k) / k)
     elif check_int("max_gap", max_gap, 0) > numel - nnz:
-        raise ValueError(f"max_gap must be <= numel - nnz = {numel - nnz} (the unmasked entries), got {max_gap}")
-    w = lambda v: index_dtype(v).itemsize                                        # w(x)
-    values = lead * nnz * dtype.itemsize                                         # L k b
-    return {"bitmap": -(-numel // 8) + values,                                    # ceil(n/8) + L k b
-            "index": nnz * w(max(numel - 1, 0)) + values,                         # k w(n-1) + L k b
-            "delta": nnz * w(max_gap) + values}                                   # k w(max g) + L k b
+        raise ValueError(
+            f"max_gap must be <= numel - nnz = {numel - nnz} (the unmasked entries), got {max_gap}"
+        )
+    w = lambda v: index_dtype(v).itemsize  # w(x)
+    values = lead * nnz * dtype.itemsize  # L k b
+    # k w(max g) + L k b
+    return {
+        "bitmap": -(-numel // 8) + values,  # ceil(n/8) + L k b
+        "index": nnz * w(max(numel - 1, 0)) + values,  # k w(n-1) + L k b
+        "delta": nnz * w(max_gap) + values,
+    }
 
 # %% ../nbs/01a_sparse.ipynb #e4f36ad0
-_INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.uint16, torch.int32, torch.uint32, torch.int64)
-def _desc(t) -> str: return f"{str(t.dtype).removeprefix('torch.')}{list(t.shape)}"
+_INT_DTYPES = (
+    torch.uint8,
+    torch.int8,
+    torch.int16,
+    torch.uint16,
+    torch.int32,
+    torch.uint32,
+    torch.int64,
+)
+
+
+def _desc(t) -> str:
+    return f"{str(t.dtype).removeprefix('torch.')}{list(t.shape)}"
+
 
 @dataclass(eq=False, repr=False)
 class Packed:
     "A tensor's entries at a mask's positions: the positions in one of `ENCODINGS`, and the values (*lead, nnz)."
-    shape: tuple # shape of the dense mask
-    encoding: str # 'bitmap', 'index' or 'delta'
-    positions: torch.Tensor # bitmap: uint8 (ceil(numel/8),); index: flat indices (nnz,); delta: skips (nnz,)
-    values: torch.Tensor # (*lead, nnz): the kept entries in flat (row-major) order of the mask
+
+    shape: tuple  # shape of the dense mask
+    encoding: str  # 'bitmap', 'index' or 'delta'
+    # bitmap: uint8 (ceil(numel/8),); index: flat indices (nnz,); delta: skips (nnz,)
+    positions: torch.Tensor
+    # (*lead, nnz): the kept entries in flat (row-major) order of the mask
+    values: torch.Tensor
 
     def __post_init__(self):
-        if not isinstance(self.shape, (tuple, list, torch.Size)): raise TypeError(f"shape must be a tuple of ints, got {type(self.shape).__name__}")
+        if not isinstance(self.shape, (tuple, list, torch.Size)):
+            raise TypeError(
+                f"shape must be a tuple of ints, got {type(self.shape).__name__}"
+            )
         self.shape = tuple(check_int("shape entry", s, 0) for s in self.shape)
         check_choice("encoding", self.encoding, ENCODINGS)
         for name in ("positions", "values"):
-            if not isinstance(getattr(self, name), torch.Tensor): raise TypeError(f"{name} must be a tensor, got {type(getattr(self, name)).__name__}")
+            if not isinstance(getattr(self, name), torch.Tensor):
+                raise TypeError(
+                    f"{name} must be a tensor, got {type(getattr(self, name)).__name__}"
+                )
         p, v, n = self.positions, self.values, self.numel()
-        if v.ndim < 1: raise ValueError("values must have shape (*lead, nnz), got a 0-d tensor")
-        if p.device != v.device: raise ValueError(f"positions are on {p.device} but values on {v.device}: both must be on one device")
-        if self.nnz() > n: raise ValueError(f"values hold {self.nnz()} entries but the mask of shape {self.shape} has only {n}")
+        if v.ndim < 1:
+            raise ValueError("values must have shape (*lead, nnz), got a 0-d tensor")
+        if p.device != v.device:
+            raise ValueError(
+                f"positions are on {p.device} but values on {v.device}: both must be on one device"
+            )
+        if self.nnz() > n:
+            raise ValueError(
+                f"values hold {self.nnz()} entries but the mask of shape {self.shape} has only {n}"
+            )
         want = (torch.uint8,) if self.encoding == "bitmap" else _INT_DTYPES
         size = -(-n // 8) if self.encoding == "bitmap" else self.nnz()
         if p.dtype not in want or p.ndim != 1 or p.numel() != size:
-            raise ValueError(f"{self.encoding} positions must be a 1-d {'uint8' if self.encoding == 'bitmap' else 'integer'} tensor "
-                             f"of {size} entries for shape {self.shape} and {self.nnz()} values, got {_desc(p)}")
+            raise ValueError(
+                f"{self.encoding} positions must be a 1-d {'uint8' if self.encoding == 'bitmap' else 'integer'} tensor "
+                f"of {size} entries for shape {self.shape} and {self.nnz()} values, got {_desc(p)}"
+            )
 
-    def numel(self) -> int: "Entries of the dense mask."; return math.prod(self.shape)
-    def nnz(self) -> int: "Masked entries (values kept per leading index)."; return self.values.shape[-1]
+    def numel(self) -> int:
+        "Entries of the dense mask."
+        return math.prod(self.shape)
+
+    def nnz(self) -> int:
+        "Masked entries (values kept per leading index)."
+        return self.values.shape[-1]
+
     def nbytes(self) -> int:
         "Bytes of the positions and values tensors."
-        return self.positions.numel() * self.positions.element_size() + self.values.numel() * self.values.element_size()
+        return (
+            self.positions.numel() * self.positions.element_size()
+            + self.values.numel() * self.values.element_size()
+        )
+
     def __repr__(self):
-        dev = "" if self.values.device.type == "cpu" else f", device={self.values.device}"
-        return (f"Packed(shape={self.shape}, encoding={self.encoding!r}, nnz={self.nnz()}, positions={_desc(self.positions)}, "
-                f"values={_desc(self.values)}, nbytes={self.nbytes()}{dev})")
+        dev = (
+            "" if self.values.device.type == "cpu" else f", device={self.values.device}"
+        )
+        return (
+            f"Packed(shape={self.shape}, encoding={self.encoding!r}, nnz={self.nnz()}, positions={_desc(self.positions)}, "
+            f"values={_desc(self.values)}, nbytes={self.nbytes()}{dev})"
+        )
 
     def indices(self) -> torch.Tensor:
         "Flat int64 indices of the masked entries, ascending."
-        if self.encoding == "bitmap": return unpack_bits(self.positions, self.numel()).nonzero().reshape(-1)
-        if self.encoding == "index": return self.positions.long()
-        return (self.positions.long() + 1).cumsum(0) - 1                                # i_j = sum_{l<=j} (g_l + 1) - 1
+        if self.encoding == "bitmap":
+            return unpack_bits(self.positions, self.numel()).nonzero().reshape(-1)
+        if self.encoding == "index":
+            return self.positions.long()
+        # i_j = sum_{l<=j} (g_l + 1) - 1
+        return (self.positions.long() + 1).cumsum(0) - 1
 
     def mask(self) -> torch.Tensor:
         "The bool mask, of the original shape."
-        if self.encoding == "bitmap": return unpack_bits(self.positions, self.numel()).reshape(self.shape)
+        if self.encoding == "bitmap":
+            return unpack_bits(self.positions, self.numel()).reshape(self.shape)
         m = torch.zeros(self.numel(), dtype=torch.bool, device=self.positions.device)
         return m.index_fill_(0, self.indices(), True).reshape(self.shape)
 
-    def unpack(self, fill:float=0.0, # the value at the unmasked positions
-              ) -> torch.Tensor:
+    def unpack(
+        self,
+        fill: float = 0.0,  # the value at the unmasked positions
+    ) -> torch.Tensor:
         "The dense tensor (*lead, *shape): the values at the masked positions, `fill` elsewhere."
-        if isinstance(fill, torch.Tensor) or not isinstance(fill, (int, float)): raise TypeError(f"fill must be a number, got {type(fill).__name__}")
+        if isinstance(fill, torch.Tensor) or not isinstance(fill, (int, float)):
+            raise TypeError(f"fill must be a number, got {type(fill).__name__}")
         lead = tuple(self.values.shape[:-1])
-        out = torch.full((*lead, self.numel()), fill, dtype=self.values.dtype, device=self.values.device)
-        out[..., self.indices()] = self.values                                             # (*lead, n)
+        out = torch.full(
+            (*lead, self.numel()),
+            fill,
+            dtype=self.values.dtype,
+            device=self.values.device,
+        )
+        out[..., self.indices()] = self.values  # (*lead, n)
         return out.reshape((*lead, *self.shape))
 
-    def to_tensors(self, prefix:str="", # put before each name, e.g. 'layer1.weight.'
-                  ) -> dict:
+    def to_tensors(
+        self,
+        prefix: str = "",  # put before each name, e.g. 'layer1.weight.'
+    ) -> dict:
         "The tensors to save: `{prefix}positions`, `{prefix}values`, `{prefix}meta` (int64 [encoding code, *shape])."
-        if not isinstance(prefix, str): raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
-        meta = torch.tensor([ENCODINGS.index(self.encoding), *self.shape], dtype=torch.int64, device=self.values.device)
-        return {f"{prefix}meta": meta, f"{prefix}positions": self.positions, f"{prefix}values": self.values}
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
+        meta = torch.tensor(
+            [ENCODINGS.index(self.encoding), *self.shape],
+            dtype=torch.int64,
+            device=self.values.device,
+        )
+        return {
+            f"{prefix}meta": meta,
+            f"{prefix}positions": self.positions,
+            f"{prefix}values": self.values,
+        }
 
     @classmethod
-    def from_tensors(cls, tensors:dict, # name -> tensor, e.g. from safetensors.torch.load_file or a state_dict
-                     prefix:str="", # the prefix given to `to_tensors`
-                    ) -> Packed:
+    def from_tensors(
+        cls,
+        tensors: dict,  # name -> tensor, e.g. from safetensors.torch.load_file or a state_dict
+        prefix: str = "",  # the prefix given to `to_tensors`
+    ) -> Packed:
         "The `Packed` that `to_tensors(prefix)` stored, checked for consistency."
         keys = [f"{prefix}{k}" for k in ("meta", "positions", "values")]
         if missing := [k for k in keys if k not in tensors]:
-            raise ValueError(f"no Packed stored under prefix {prefix!r}: missing {missing} (expected {keys})")
+            raise ValueError(
+                f"no Packed stored under prefix {prefix!r}: missing {missing} (expected {keys})"
+            )
         meta = tensors[keys[0]]
-        if meta.dtype != torch.int64 or meta.ndim != 1 or meta.numel() < 1 or not 0 <= int(meta[0]) < len(ENCODINGS):
-            raise ValueError(f"{keys[0]} must be int64 [encoding code 0-{len(ENCODINGS) - 1}, *shape], got {_desc(meta)}")
-        code, *shape = meta.tolist()                                                       # a few ints: the shape
+        if (
+            meta.dtype != torch.int64
+            or meta.ndim != 1
+            or meta.numel() < 1
+            or not 0 <= int(meta[0]) < len(ENCODINGS)
+        ):
+            raise ValueError(
+                f"{keys[0]} must be int64 [encoding code 0-{len(ENCODINGS) - 1}, *shape], got {_desc(meta)}"
+            )
+        code, *shape = meta.tolist()  # a few ints: the shape
         p = cls(tuple(shape), ENCODINGS[code], tensors[keys[1]], tensors[keys[2]])
-        p._check_positions(); return p
+        p._check_positions()
+        return p
 
     def _check_positions(self):
         n, k = self.numel(), self.nnz()
         if self.encoding == "bitmap":
             bits = unpack_bits(self.positions, 8 * self.positions.numel())
-            ok = int(bits.sum()) == k and not bool(bits[n:].any())                        # no set padding bits
+            # no set padding bits
+            ok = int(bits.sum()) == k and not bool(bits[n:].any())
         else:
             idx = self.indices()
-            ok = k == 0 or (int(self.positions.long().min()) >= 0 and int(idx[-1]) < n and bool((idx.diff() > 0).all()))
-        if not ok: raise ValueError(f"the {self.encoding} positions do not describe {k} distinct entries of a mask of shape {self.shape}")
+            ok = k == 0 or (
+                int(self.positions.long().min()) >= 0
+                and int(idx[-1]) < n
+                and bool((idx.diff() > 0).all())
+            )
+        if not ok:
+            raise ValueError(
+                f"the {self.encoding} positions do not describe {k} distinct entries of a mask of shape {self.shape}"
+            )
 
 # %% ../nbs/01a_sparse.ipynb #885d9bfc
-def pack(values:torch.Tensor, # (*lead, *mask.shape), any dtype: e.g. (K, *shape) for K kernels
-         mask:torch.Tensor, # bool, True where an entry is kept
-         encoding:str="auto", # 'bitmap', 'index', 'delta', or 'auto' for the fewest bytes
-        ) -> Packed:
+def pack(
+    values: torch.Tensor,  # (*lead, *mask.shape), any dtype: e.g. (K, *shape) for K kernels
+    mask: torch.Tensor,  # bool, True where an entry is kept
+    encoding: str = "auto",  # 'bitmap', 'index', 'delta', or 'auto' for the fewest bytes
+) -> Packed:
     "The entries of `values` where `mask` is True, with the positions written in `encoding`."
     _check_bool("mask", mask)
-    if not isinstance(values, torch.Tensor): raise TypeError(f"values must be a tensor, got {type(values).__name__}")
-    if not isinstance(encoding, str): raise TypeError(f"encoding must be a str, got {type(encoding).__name__} {encoding!r}")
+    if not isinstance(values, torch.Tensor):
+        raise TypeError(f"values must be a tensor, got {type(values).__name__}")
+    if not isinstance(encoding, str):
+        raise TypeError(
+            f"encoding must be a str, got {type(encoding).__name__} {encoding!r}"
+        )
     check_choice("encoding", encoding, ("auto", *ENCODINGS))
     shape, nd = tuple(mask.shape), mask.ndim
-    if values.ndim < nd or tuple(values.shape[values.ndim - nd:]) != shape:
-        raise ValueError(f"values must have shape (*lead, *mask.shape) = (*lead, {', '.join(map(str, shape))}), "
-                         f"got values.shape {tuple(values.shape)} for mask.shape {shape}")
-    if values.device != mask.device: raise ValueError(f"values are on {values.device} but mask on {mask.device}: put both on one device")
-    lead, n = tuple(values.shape[:values.ndim - nd]), mask.numel()
-    m = mask.reshape(-1)                                                    # (n,)
-    idx = m.nonzero().reshape(-1)                                           # (k,) flat indices i_j, ascending, int64
-    kept = values.reshape(*lead, n)[..., idx]                               # (*lead, k), a copy
+    if values.ndim < nd or tuple(values.shape[values.ndim - nd :]) != shape:
+        raise ValueError(
+            f"values must have shape (*lead, *mask.shape) = (*lead, {', '.join(map(str, shape))}), "
+            f"got values.shape {tuple(values.shape)} for mask.shape {shape}"
+        )
+    if values.device != mask.device:
+        raise ValueError(
+            f"values are on {values.device} but mask on {mask.device}: put both on one device"
+        )
+    lead, n = tuple(values.shape[: values.ndim - nd]), mask.numel()
+    m = mask.reshape(-1)  # (n,)
+    idx = m.nonzero().reshape(-1)  # (k,) flat indices i_j, ascending, int64
+    kept = values.reshape(*lead, n)[..., idx]  # (*lead, k), a copy
     if encoding in ("delta", "auto"):
-        gaps = torch.diff(idx, prepend=idx.new_full((1,), -1)) - 1          # g_j = i_j - i_{j-1} - 1, i_{-1} = -1
+        # g_j = i_j - i_{j-1} - 1, i_{-1} = -1
+        gaps = torch.diff(idx, prepend=idx.new_full((1,), -1)) - 1
         max_gap = int(gaps.max()) if idx.numel() else 0
     if encoding == "auto":
         sizes = encoding_bytes(n, idx.numel(), values.dtype, math.prod(lead), max_gap)
-        encoding = min(sizes, key=sizes.get)                                # first of ENCODINGS on ties
-    if encoding == "bitmap": pos = pack_bits(m)
-    elif encoding == "index": pos = idx.to(index_dtype(max(n - 1, 0)))
-    else: pos = gaps.to(index_dtype(max_gap))
+        encoding = min(sizes, key=sizes.get)  # first of ENCODINGS on ties
+    if encoding == "bitmap":
+        pos = pack_bits(m)
+    elif encoding == "index":
+        pos = idx.to(index_dtype(max(n - 1, 0)))
+    else:
+        pos = gaps.to(index_dtype(max_gap))
     return Packed(shape, encoding, pos, kept)
 
 # %% ../nbs/01a_sparse.ipynb #81c5dc8d
 def _saved_tensors(obj) -> dict:
     "The tensors `obj` saves, name -> tensor, each tensor once."
-    if isinstance(obj, nn.Module): obj = obj.state_dict()
-    elif isinstance(obj, Packed): obj = obj.to_tensors()
-    elif not isinstance(obj, dict): raise TypeError(f"expected an nn.Module, a Packed or a dict of tensors, got {type(obj).__name__}")
+    if isinstance(obj, nn.Module):
+        obj = obj.state_dict()
+    elif isinstance(obj, Packed):
+        obj = obj.to_tensors()
+    elif not isinstance(obj, dict):
+        raise TypeError(
+            f"expected an nn.Module, a Packed or a dict of tensors, got {type(obj).__name__}"
+        )
     flat, out, seen = {}, {}, set()
     for k, v in obj.items():
-        if isinstance(v, Packed): flat.update(v.to_tensors(f"{k}."))
-        elif isinstance(v, torch.Tensor): flat[k] = v
-        else: raise TypeError(f"{k!r} is a {type(v).__name__}: expected tensors or Packed as the dict's values")
+        if isinstance(v, Packed):
+            flat.update(v.to_tensors(f"{k}."))
+        elif isinstance(v, torch.Tensor):
+            flat[k] = v
+        else:
+            raise TypeError(
+                f"{k!r} is a {type(v).__name__}: expected tensors or Packed as the dict's values"
+            )
     for k, v in flat.items():
-        same = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape), v.stride(), v.dtype, v.device)
-        if v.numel() and same in seen: continue                                  # the same tensor under another name
-        seen.add(same); out[k] = v.detach()
+        same = (
+            v.untyped_storage().data_ptr(),
+            v.storage_offset(),
+            tuple(v.shape),
+            v.stride(),
+            v.dtype,
+            v.device,
+        )
+        if v.numel() and same in seen:
+            continue  # the same tensor under another name
+        seen.add(same)
+        out[k] = v.detach()
     return out
 
-def tensor_bytes(obj, # an nn.Module, a Packed, or a dict of tensors (or Packed)
-                ) -> int:
+
+def tensor_bytes(
+    obj,  # an nn.Module, a Packed, or a dict of tensors (or Packed)
+) -> int:
     "Bytes of the tensors `obj` saves: the sum of numel * element_size, without any file header."
     return sum(v.numel() * v.element_size() for v in _saved_tensors(obj).values())
 
-def saved_bytes(obj, # an nn.Module, a Packed, or a dict of tensors (or Packed)
-               ) -> int:
+
+def saved_bytes(
+    obj,  # an nn.Module, a Packed, or a dict of tensors (or Packed)
+) -> int:
     "Size in bytes of the safetensors file `obj` is saved to: really written to a temporary file."
     ts, storages = {}, set()
     for k, v in _saved_tensors(obj).items():
         s = v.untyped_storage()
-        alone = v.is_contiguous() and v.storage_offset() == 0 and s.nbytes() == v.numel() * v.element_size()
-        if not alone or (v.numel() and s.data_ptr() in storages): v = v.clone(memory_format=torch.contiguous_format)
-        storages.add(v.untyped_storage().data_ptr()); ts[k] = v
+        alone = (
+            v.is_contiguous()
+            and v.storage_offset() == 0
+            and s.nbytes() == v.numel() * v.element_size()
+        )
+        if not alone or (v.numel() and s.data_ptr() in storages):
+            v = v.clone(memory_format=torch.contiguous_format)
+        storages.add(v.untyped_storage().data_ptr())
+        ts[k] = v
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "obj.safetensors")
         save_file(ts, path)

@@ -6,66 +6,113 @@
 from __future__ import annotations
 import dataclasses
 
-import torch
 from torch import nn
 
 from .core import check_choice, check_int, count_params
 from .docs import document_module
-from .adapters import AdapterConfig, adapter_masks, bottleneck_numel, get_adapter_model, prune_adapters
+from padnotes.adapters import (
+    AdapterConfig,
+    adapter_masks,
+    get_adapter_model,
+    prune_adapters,
+)
+from .scoring import CRITERIA
 
 # %% auto #0
 __all__ = ['SPARSE_CRITERIA', 'sparse_adapter_model', 'unpruned_numel', 'realised_sparse_ratio', 'large_sparse_config']
 
 # %% ../nbs/12_sparse_adapter.ipynb #86a7ad9e
-SPARSE_CRITERIA = ("random", "magnitude", "snip", "grasp", "synflow")   # the paper's five (padnotes.scoring also has taylor)
+# the paper's five (padnotes.scoring also has taylor)
+SPARSE_CRITERIA = ("random", "magnitude", "snip", "grasp", "synflow")
 
-def sparse_adapter_model(model:nn.Module, # a Hugging Face BERT, RoBERTa or DistilBERT model (changed in place)
-                         config:AdapterConfig, # the adapter; `sparse_ratio` and `criterion` say how it is pruned
-                         data=None, # batches to score on: (x, y) or dicts with 'labels' (snip, grasp; synflow reads the first one's shape)
-                         n_batches:int=10, # batches to score on (the paper: 10 of 32 examples)
-                         seed:int=0, # random scores, ties, dropout while scoring, the zero matrices' scoring noise
-                         train_modules:tuple=(), # names (prefixes) of parameters that train besides the adapters, e.g. ("classifier",)
-                         train:bool=True, # the model's mode while scoring (restored after); the authors' code scores in eval mode (False)
-                        ) -> nn.Module:
+
+def sparse_adapter_model(
+    model: nn.Module,  # a Hugging Face BERT, RoBERTa or DistilBERT model (changed in place)
+    config: AdapterConfig,  # the adapter; `sparse_ratio` and `criterion` say how it is pruned
+    data=None,  # batches to score on: (x, y) or dicts with 'labels' (snip, grasp; synflow reads the first one's shape)
+    n_batches: int = 10,  # batches to score on (the paper: 10 of 32 examples)
+    seed: int = 0,  # random scores, ties, dropout while scoring, the zero matrices' scoring noise
+    train_modules: tuple = (),  # names (prefixes) of parameters that train besides the adapters, e.g. ("classifier",)
+    train: bool = True,  # the model's mode while scoring (restored after); the authors' code scores in eval mode (False)
+) -> nn.Module:
     "SparseAdapter in one call: `get_adapter_model`, then the adapter weights pruned at initialisation to `config.sparse_ratio` (mask fixed from then on)."
-    from padnotes.scoring import CRITERIA
-    if not isinstance(config, AdapterConfig): raise TypeError(f"sparse_adapter_model needs an AdapterConfig, got {type(config).__name__}")
-    if config.sparse_ratio > 0 and CRITERIA[config.criterion].needs_data and data is None:
-        raise ValueError(f"criterion {config.criterion!r} scores with the loss on real batches: pass data (nothing was changed)")
+
+    if not isinstance(config, AdapterConfig):
+        raise TypeError(
+            f"sparse_adapter_model needs an AdapterConfig, got {type(config).__name__}"
+        )
+    if (
+        config.sparse_ratio > 0
+        and CRITERIA[config.criterion].needs_data
+        and data is None
+    ):
+        raise ValueError(
+            f"criterion {config.criterion!r} scores with the loss on real batches: pass data (nothing was changed)"
+        )
     get_adapter_model(model, config)
     if config.sparse_ratio > 0:
-        prune_adapters(model, config.sparse_ratio, config.criterion, data=data, n_batches=n_batches, seed=seed, train=train)
+        prune_adapters(
+            model,
+            config.sparse_ratio,
+            config.criterion,
+            data=data,
+            n_batches=n_batches,
+            seed=seed,
+            train=train,
+        )
     for n, p in model.named_parameters():
-        if any(n == t or n.startswith(t + ".") for t in train_modules): p.requires_grad_(True)
+        if any(n == t or n.startswith(t + ".") for t in train_modules):
+            p.requires_grad_(True)
     return model
 
-def unpruned_numel(model:nn.Module) -> int:
+
+def unpruned_numel(model: nn.Module) -> int:
     "Trainable numbers that can move: the trainable parameters minus the adapter entries a mask removes."
     params, pruned = dict(model.named_parameters()), 0
     for k, m in adapter_masks(model).items():
-        if m is not None and params[k].requires_grad: pruned += int((~m).sum())
+        if m is not None and params[k].requires_grad:
+            pruned += int((~m).sum())
     return count_params(model, trainable=True) - pruned
 
-def realised_sparse_ratio(model:nn.Module) -> float:
+
+def realised_sparse_ratio(model: nn.Module) -> float:
     "Fraction of adapter weight entries removed by the masks (0 for dense adapters)."
     masks, params = adapter_masks(model), dict(model.named_parameters())
     total = sum(params[k].numel() for k in masks)
     return sum(int((~m).sum()) for m in masks.values() if m is not None) / max(total, 1)
 
 # %% ../nbs/12_sparse_adapter.ipynb #731778c3
-def large_sparse_config(config:AdapterConfig, # a dense adapter (sparse_ratio 0)
-                        m:int, # how many times wider the bottleneck (or LoRA's rank)
-                        hidden:int, # the model's hidden size d (sets the bottleneck width and the bias correction)
-                        match:str="params", # "params": as many trainable numbers as `config` (biases counted); "weights": the paper's 1 - 1/m
-                       ) -> AdapterConfig:
+def large_sparse_config(
+    config: AdapterConfig,  # a dense adapter (sparse_ratio 0)
+    m: int,  # how many times wider the bottleneck (or LoRA's rank)
+    hidden: int,  # the model's hidden size d (sets the bottleneck width and the bias correction)
+    match: str = "params",  # "params": as many trainable numbers as `config` (biases counted); "weights": the paper's 1 - 1/m
+) -> AdapterConfig:
     "Large-Sparse: `config` with an m times wider bottleneck (or rank) pruned so that it trains as many numbers as `config` does dense."
-    if not isinstance(config, AdapterConfig): raise TypeError(f"large_sparse_config needs an AdapterConfig, got {type(config).__name__}")
-    m, hidden = check_int("m", m, minimum=1), check_int("hidden", hidden, minimum=1); check_choice("match", match, ("params", "weights"))
-    if config.sparse_ratio: raise ValueError(f"large_sparse_config widens a dense adapter; this one already has sparse_ratio={config.sparse_ratio}")
-    if config.kind == "lora": return dataclasses.replace(config, r=config.r * m, alpha=config.alpha * m, sparse_ratio=1 - 1 / m)
+    if not isinstance(config, AdapterConfig):
+        raise TypeError(
+            f"large_sparse_config needs an AdapterConfig, got {type(config).__name__}"
+        )
+    m, hidden = check_int("m", m, minimum=1), check_int("hidden", hidden, minimum=1)
+    check_choice("match", match, ("params", "weights"))
+    if config.sparse_ratio:
+        raise ValueError(
+            f"large_sparse_config widens a dense adapter; this one already has sparse_ratio={config.sparse_ratio}"
+        )
+    if config.kind == "lora":
+        return dataclasses.replace(
+            config, r=config.r * m, alpha=config.alpha * m, sparse_ratio=1 - 1 / m
+        )
     b = config.width(hidden)
-    rho = 1 - 1 / m if match == "weights" else 1 - (2 * hidden * b - (m - 1) * b) / (2 * hidden * m * b)   # 1 - 1/m + (m-1)/(2dm)
-    return dataclasses.replace(config, bottleneck=m * b, reduction_factor=None, sparse_ratio=max(rho, 0.0))
+    # 1 - 1/m + (m-1)/(2dm)
+    rho = (
+        1 - 1 / m
+        if match == "weights"
+        else 1 - (2 * hidden * b - (m - 1) * b) / (2 * hidden * m * b)
+    )
+    return dataclasses.replace(
+        config, bottleneck=m * b, reduction_factor=None, sparse_ratio=max(rho, 0.0)
+    )
 
 # %% ../nbs/12_sparse_adapter.ipynb #693835d0
 document_module(globals())

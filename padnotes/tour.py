@@ -4,9 +4,8 @@
 
 # %% ../nbs/08_tour.ipynb #31302f3d
 from __future__ import annotations
-import argparse, dataclasses, datetime, html, json, os, platform, sys, tempfile, time, traceback
+import argparse, dataclasses, datetime, html, os, platform, sys, tempfile, time, traceback
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -15,10 +14,23 @@ from plotly.offline import get_plotlyjs
 import torch
 
 from .core import get_device
-from .experiments.pad import (REGENERATE, RESULTS_FILE, SweepConfig, pad_sweep, plot_sweep, summarize_sweep,
-                                      sweep_results)
+from padnotes.experiments.pad import (
+    REGENERATE,
+    RESULTS_FILE,
+    SweepConfig,
+    pad_sweep,
+    plot_sweep,
+    summarize_sweep,
+    sweep_results,
+)
 from .experiments.results import ASSETS, results_csv
-from .experiments.sections import SIZES, SectionResult, TourContext, TourSection, check_size, grid_section
+from padnotes.experiments.sections import (
+    SIZES,
+    SectionResult,
+    TourContext,
+    TourSection,
+    check_size,
+)
 from .experiments import diff_pruning as diff_pruning_lab
 from .experiments import sparse_adapter as sparse_adapter_lab
 
@@ -29,154 +41,391 @@ __all__ = ['SECTIONS', 'LAB_SECTIONS', 'tour_config', 'register_section', 'tour_
            'TourOutcome', 'run_tour', 'tour_parser', 'main', 'tour_timing']
 
 # %% ../nbs/08_tour.ipynb #45629bb5
-def tour_config(task:str, # 'fashion_mnist' or 'rotten_tomatoes'
-                size:str="quick", # 'quick', 'full' or 'tiny'
-                seed:int=0, # the one seed of quick and tiny tours; full tours use SweepConfig.full's seeds
-               ) -> SweepConfig:
+def tour_config(
+    task: str,  # 'fashion_mnist' or 'rotten_tomatoes'
+    size: str = "quick",  # 'quick', 'full' or 'tiny'
+    seed: int = 0,  # the one seed of quick and tiny tours; full tours use SweepConfig.full's seeds
+) -> SweepConfig:
     "The `SweepConfig` a tour of `size` runs for `task`."
     check_size(size)
-    if size == "full": return SweepConfig.full(task)
+    if size == "full":
+        return SweepConfig.full(task)
     if task == "fashion_mnist":
         if size == "quick":
-            return SweepConfig(task, ratios=(0.0, 0.1, 0.3, 0.5, 1.0), criteria=("imp",), ablate_scale=False, seeds=(seed,),
-                               train_size=5000, eval_size=1000, epochs=1, batch_size=64, n_batches=5)
-        return SweepConfig(task, ratios=(0.0, 0.5, 1.0), criteria=("imp",), ablate_scale=False, seeds=(seed,),
-                           train_size=32, eval_size=32, epochs=1, batch_size=32, n_batches=1)
+            return SweepConfig(
+                task,
+                ratios=(0.0, 0.1, 0.3, 0.5, 1.0),
+                criteria=("imp",),
+                ablate_scale=False,
+                seeds=(seed,),
+                train_size=5000,
+                eval_size=1000,
+                epochs=1,
+                batch_size=64,
+                n_batches=5,
+            )
+        return SweepConfig(
+            task,
+            ratios=(0.0, 0.5, 1.0),
+            criteria=("imp",),
+            ablate_scale=False,
+            seeds=(seed,),
+            train_size=32,
+            eval_size=32,
+            epochs=1,
+            batch_size=32,
+            n_batches=1,
+        )
     if task == "rotten_tomatoes":
         if size == "quick":
-            return SweepConfig(task, ratios=(0.5, 1.0), criteria=("imp",), ablate_scale=False, seeds=(seed,),
-                               train_size=480, eval_size=300, epochs=1, batch_size=16, max_len=48, n_batches=3, warmup_epochs=0.5)
-        return SweepConfig(task, ratios=(0.5, 1.0), criteria=("imp",), ablate_scale=False, seeds=(seed,),
-                           train_size=16, eval_size=16, epochs=1, batch_size=16, max_len=16, n_batches=1, warmup_epochs=0.5)
-    raise ValueError(f"unknown task {task!r}: expected 'fashion_mnist' or 'rotten_tomatoes'")
+            return SweepConfig(
+                task,
+                ratios=(0.5, 1.0),
+                criteria=("imp",),
+                ablate_scale=False,
+                seeds=(seed,),
+                train_size=480,
+                eval_size=300,
+                epochs=1,
+                batch_size=16,
+                max_len=48,
+                n_batches=3,
+                warmup_epochs=0.5,
+            )
+        return SweepConfig(
+            task,
+            ratios=(0.5, 1.0),
+            criteria=("imp",),
+            ablate_scale=False,
+            seeds=(seed,),
+            train_size=16,
+            eval_size=16,
+            epochs=1,
+            batch_size=16,
+            max_len=16,
+            n_batches=1,
+            warmup_epochs=0.5,
+        )
+    raise ValueError(
+        f"unknown task {task!r}: expected 'fashion_mnist' or 'rotten_tomatoes'"
+    )
 
 # %% ../nbs/08_tour.ipynb #9c3baa7b
-SECTIONS:dict[str, TourSection] = {}
+SECTIONS: dict[str, TourSection] = {}
 
-def register_section(section:TourSection, # the section to add
-                     replace:bool=False, # replace a section of the same name instead of failing
-                    ) -> TourSection:
+
+def register_section(
+    section: TourSection,  # the section to add
+    replace: bool = False,  # replace a section of the same name instead of failing
+) -> TourSection:
     "Add `section` to the tour (chapters call this at import)."
     if section.name in SECTIONS and not replace:
-        raise ValueError(f"a tour section named {section.name!r} is already registered; pass replace=True to replace it")
+        raise ValueError(
+            f"a tour section named {section.name!r} is already registered; pass replace=True to replace it"
+        )
     SECTIONS[section.name] = section
     return section
+
 
 def tour_sections() -> list[str]:
     "Names of the registered sections, in the order the tour runs them."
     return [s.name for s in sorted(SECTIONS.values(), key=lambda s: (s.order, s.name))]
 
 # %% ../nbs/08_tour.ipynb #887ab85b
-def runs_file(ctx:TourContext) -> Path:
+def runs_file(ctx: TourContext) -> Path:
     "The CSV a tour of `ctx.size` appends its runs to."
     return Path(ctx.out) / f"runs-{ctx.size}.csv"
 
-_REF_NAMES = dict(fashion_mnist="static ResNet-8 (reference)", rotten_tomatoes="dense MiniLM-L6 (reference)")
-_DYN_NAMES = dict(fashion_mnist="fully dynamic DY-Conv (ratio 1)", rotten_tomatoes="fully dynamic MoE (ratio 1)")
+
+_REF_NAMES = dict(
+    fashion_mnist="static ResNet-8 (reference)",
+    rotten_tomatoes="dense MiniLM-L6 (reference)",
+)
+_DYN_NAMES = dict(
+    fashion_mnist="fully dynamic DY-Conv (ratio 1)",
+    rotten_tomatoes="fully dynamic MoE (ratio 1)",
+)
+
 
 def run_label(row) -> str:
     "How the report names a sweep run: reference, static, fully dynamic or PAD at a ratio."
-    if row["criterion"] == "reference": return _REF_NAMES[row["task"]]
-    if row["criterion"] == "dynamic": return _DYN_NAMES[row["task"]]
-    if row["criterion"] == "static": return "static (ratio 0)"
-    return f"PAD-{'Net' if row['task'] == 'fashion_mnist' else 'MoE'} {row['criterion']} ratio {row['ratio']:g}" + ("" if row["scale"] else ", no scale factors")
+    if row["criterion"] == "reference":
+        return _REF_NAMES[row["task"]]
+    if row["criterion"] == "dynamic":
+        return _DYN_NAMES[row["task"]]
+    if row["criterion"] == "static":
+        return "static (ratio 0)"
+    return (
+        f"PAD-{'Net' if row['task'] == 'fashion_mnist' else 'MoE'} {row['criterion']} ratio {row['ratio']:g}"
+        + ("" if row["scale"] else ", no scale factors")
+    )
 
-def results_table(df:pd.DataFrame, # rows of `pad_sweep`
-                 ) -> pd.DataFrame:
+
+def results_table(
+    df: pd.DataFrame,  # rows of `pad_sweep`
+) -> pd.DataFrame:
     "The report's results table: one row per run, accuracies, parameters, deploy size and training seconds."
-    if not len(df): return pd.DataFrame(columns=["model", "dynamic ratio", "seed", "dev acc", "test acc", "params", "deploy size", "seconds"])
-    return pd.DataFrame({"model": [run_label(r) for r in df.to_dict("records")], "dynamic ratio": df.ratio, "seed": df.seed,
-                         "dev acc": df.dev_acc.round(4), "test acc": df.test_acc.round(4), "params": df.params.astype(int),
-                         "deploy size": df.deploy.astype(int), "seconds": df.seconds.round(1)})
+    if not len(df):
+        return pd.DataFrame(
+            columns=[
+                "model",
+                "dynamic ratio",
+                "seed",
+                "dev acc",
+                "test acc",
+                "params",
+                "deploy size",
+                "seconds",
+            ]
+        )
+    return pd.DataFrame(
+        {
+            "model": [run_label(r) for r in df.to_dict("records")],
+            "dynamic ratio": df.ratio,
+            "seed": df.seed,
+            "dev acc": df.dev_acc.round(4),
+            "test acc": df.test_acc.round(4),
+            "params": df.params.astype(int),
+            "deploy size": df.deploy.astype(int),
+            "seconds": df.seconds.round(1),
+        }
+    )
 
 # %% ../nbs/08_tour.ipynb #94134dc4
-def shipped_results(task:str, # 'fashion_mnist' or 'rotten_tomatoes'
-                   ) -> tuple[pd.DataFrame|None, str]:
+def shipped_results(
+    task: str,  # 'fashion_mnist' or 'rotten_tomatoes'
+) -> tuple[pd.DataFrame | None, str]:
     "The full-size sweep rows that ship with padnotes for `task`, or None and a note saying why there are none."
-    try: return sweep_results(task), f"Grey: the shipped full-size results ({RESULTS_FILE.name}, SweepConfig.full, mean over seeds)."
-    except FileNotFoundError: return None, f"The shipped full-size results ({RESULTS_FILE}) are not installed with this copy of padnotes, so they are not drawn beside this tour's; regenerate them with: {REGENERATE}"
-    except ValueError as e: return None, f"The shipped full-size results hold no rows for {task}: {e}"
+    try:
+        return (
+            sweep_results(task),
+            f"Grey: the shipped full-size results ({RESULTS_FILE.name}, SweepConfig.full, mean over seeds).",
+        )
+    except FileNotFoundError:
+        return (
+            None,
+            f"The shipped full-size results ({RESULTS_FILE}) are not installed with this copy of padnotes, so they are not drawn beside this tour's; regenerate them with: {REGENERATE}",
+        )
+    except ValueError as e:
+        return None, f"The shipped full-size results hold no rows for {task}: {e}"
 
-def plot_tour_sweep(df:pd.DataFrame, # this tour's rows for one task
-                    full:pd.DataFrame|None=None, # shipped full-size rows for the same task, drawn in grey
-                    metric:str="dev_acc", # 'dev_acc' or 'test_acc'
-                    title:str|None=None) -> go.Figure:
+
+def plot_tour_sweep(
+    df: pd.DataFrame,  # this tour's rows for one task
+    full: pd.DataFrame
+    | None = None,  # shipped full-size rows for the same task, drawn in grey
+    metric: str = "dev_acc",  # 'dev_acc' or 'test_acc'
+    title: str | None = None,
+) -> go.Figure:
     "`plot_sweep` of this tour's runs, with the full-size IMP curve (and its ends) over it when given."
     fig = plot_sweep(df, metric)
     if full is not None and len(full):
         s = summarize_sweep(full, metric)
-        part = s[((s.criterion == "imp") & s.scale.astype(bool)) | s.criterion.isin(["static", "dynamic"])].sort_values("ratio")
-        fig.add_trace(go.Scatter(x=part.ratio, y=part["mean"], mode="lines+markers", name=f"shipped full size: imp (mean of {int(part.n.max())} seeds)",
-                                 line=dict(color="grey", dash="dot"), marker=dict(symbol="diamond"),
-                                 hovertemplate="full size, ratio %{x:.1f}<br>" + metric + " %{y:.4f}<extra></extra>"))
+        part = s[
+            ((s.criterion == "imp") & s.scale.astype(bool))
+            | s.criterion.isin(["static", "dynamic"])
+        ].sort_values("ratio")
+        fig.add_trace(
+            go.Scatter(
+                x=part.ratio,
+                y=part["mean"],
+                mode="lines+markers",
+                name=f"shipped full size: imp (mean of {int(part.n.max())} seeds)",
+                line=dict(color="grey", dash="dot"),
+                marker=dict(symbol="diamond"),
+                hovertemplate="full size, ratio %{x:.1f}<br>"
+                + metric
+                + " %{y:.4f}<extra></extra>",
+            )
+        )
         ref = s[s.criterion == "reference"]
-        if len(ref): fig.add_trace(go.Scatter(x=[0, 1], y=[float(ref["mean"].iloc[0])] * 2, mode="lines", name="shipped full size: reference",
-                                              line=dict(color="lightgrey", dash="longdash")))
-    return fig.update_layout(title=title or f"{df.task.iloc[0]}: {metric.replace('_', ' ')} against the dynamic ratio")
+        if len(ref):
+            fig.add_trace(
+                go.Scatter(
+                    x=[0, 1],
+                    y=[float(ref["mean"].iloc[0])] * 2,
+                    mode="lines",
+                    name="shipped full size: reference",
+                    line=dict(color="lightgrey", dash="longdash"),
+                )
+            )
+    return fig.update_layout(
+        title=title
+        or f"{df.task.iloc[0]}: {metric.replace('_', ' ')} against the dynamic ratio"
+    )
 
-def plot_deploy(df:pd.DataFrame, # this tour's rows for one task
-                metric:str="dev_acc") -> go.Figure:
+
+def plot_deploy(
+    df: pd.DataFrame,  # this tour's rows for one task
+    metric: str = "dev_acc",
+) -> go.Figure:
     "Each run at its deploy size (numbers stored after `merge_for_inference`) against its accuracy."
     labels = [run_label(r) for r in df.to_dict("records")]
-    fig = go.Figure(go.Scatter(x=df.deploy, y=df[metric], mode="markers+text", text=labels, textposition="top center", cliponaxis=False,
-                               marker=dict(size=10, color=df.ratio.fillna(-0.2), colorscale="Viridis", cmin=-0.2, cmax=1,
-                                           colorbar=dict(title="dynamic ratio")),
-                               hovertemplate="%{text}<br>deploy %{x:,} numbers<br>" + metric + " %{y:.4f}<extra></extra>"))
-    return fig.update_layout(title=f"{df.task.iloc[0]}: {metric.replace('_', ' ')} against the deploy size", xaxis_title="numbers stored to deploy",
-                             yaxis_title=metric.replace("_", " "), height=420, width=860, showlegend=False,
-                             margin=dict(l=110, r=40, t=70), xaxis=dict(rangemode="tozero"))
+    fig = go.Figure(
+        go.Scatter(
+            x=df.deploy,
+            y=df[metric],
+            mode="markers+text",
+            text=labels,
+            textposition="top center",
+            cliponaxis=False,
+            marker=dict(
+                size=10,
+                color=df.ratio.fillna(-0.2),
+                colorscale="Viridis",
+                cmin=-0.2,
+                cmax=1,
+                colorbar=dict(title="dynamic ratio"),
+            ),
+            hovertemplate="%{text}<br>deploy %{x:,} numbers<br>"
+            + metric
+            + " %{y:.4f}<extra></extra>",
+        )
+    )
+    return fig.update_layout(
+        title=f"{df.task.iloc[0]}: {metric.replace('_', ' ')} against the deploy size",
+        xaxis_title="numbers stored to deploy",
+        yaxis_title=metric.replace("_", " "),
+        height=420,
+        width=860,
+        showlegend=False,
+        margin=dict(l=110, r=40, t=70),
+        xaxis=dict(rangemode="tozero"),
+    )
 
 # %% ../nbs/08_tour.ipynb #a428e167
 def _run_key(r) -> tuple:
     ratio = r["ratio"]
-    return (None if ratio is None or ratio != ratio else round(float(ratio), 6), r["criterion"], bool(r["scale"]), int(r["seed"]))
+    return (
+        None if ratio is None or ratio != ratio else round(float(ratio), 6),
+        r["criterion"],
+        bool(r["scale"]),
+        int(r["seed"]),
+    )
 
-def sweep_rows(ctx:TourContext, task:str) -> pd.DataFrame:
+
+def sweep_rows(ctx: TourContext, task: str) -> pd.DataFrame:
     "The rows of `runs_file(ctx)` that belong to this tour's grid for `task` (other seeds and grids left out), in run order."
     cfg, path = tour_config(task, ctx.size, ctx.seed), runs_file(ctx)
-    if not path.exists() or not path.stat().st_size: return pd.DataFrame()
-    df = pd.read_csv(path); df = df[df.task == task]
+    if not path.exists() or not path.stat().st_size:
+        return pd.DataFrame()
+    df = pd.read_csv(path)
+    df = df[df.task == task]
     order = {_run_key(r): i for i, r in enumerate(cfg.runs())}
     pos = [order.get(_run_key(r)) for r in df.to_dict("records")]
-    df = df.assign(_pos=pos).dropna(subset=["_pos"]).drop_duplicates("_pos").sort_values("_pos")
+    df = (
+        df.assign(_pos=pos)
+        .dropna(subset=["_pos"])
+        .drop_duplicates("_pos")
+        .sort_values("_pos")
+    )
     return df.drop(columns="_pos").reset_index(drop=True)
 
-_SWEEP_SETTINGS = ("train_size", "eval_size", "epochs", "batch_size", "lr", "ratios", "criteria", "seeds", "num_kernels", "n_batches", "max_len", "warmup_epochs")
 
-def sweep_result(ctx:TourContext, task:str) -> SectionResult:
+_SWEEP_SETTINGS = (
+    "train_size",
+    "eval_size",
+    "epochs",
+    "batch_size",
+    "lr",
+    "ratios",
+    "criteria",
+    "seeds",
+    "num_kernels",
+    "n_batches",
+    "max_len",
+    "warmup_epochs",
+)
+
+
+def sweep_result(ctx: TourContext, task: str) -> SectionResult:
     "A PAD-Net section's report: its runs so far, the figures, and the shipped full-size curve when installed."
-    cfg = tour_config(task, ctx.size, ctx.seed); df = sweep_rows(ctx, task)
-    n = len(cfg.runs()); settings = {k: getattr(cfg, k) for k in _SWEEP_SETTINGS if task == "rotten_tomatoes" or k not in ("max_len", "warmup_epochs")}
-    res = SectionResult(table=results_table(df), notes=[f"{len(df)} of {n} runs finished, read from {runs_file(ctx).name}."],
-                        settings=dict(task=task, **settings))
-    if not len(df): return res
-    full, note = (None, "This is the full-size grid.") if ctx.size == "full" else shipped_results(task)
+    cfg = tour_config(task, ctx.size, ctx.seed)
+    df = sweep_rows(ctx, task)
+    n = len(cfg.runs())
+    settings = {
+        k: getattr(cfg, k)
+        for k in _SWEEP_SETTINGS
+        if task == "rotten_tomatoes" or k not in ("max_len", "warmup_epochs")
+    }
+    res = SectionResult(
+        table=results_table(df),
+        notes=[f"{len(df)} of {n} runs finished, read from {runs_file(ctx).name}."],
+        settings=dict(task=task, **settings),
+    )
+    if not len(df):
+        return res
+    full, note = (
+        (None, "This is the full-size grid.")
+        if ctx.size == "full"
+        else shipped_results(task)
+    )
     res.notes.append(note)
     res.figures = [plot_tour_sweep(df, full), plot_deploy(df)]
     return res
 
-def sweep_section(name:str, task:str, title:str, about:str, order:int) -> TourSection:
-    "A tour section that runs `tour_config(task, ctx.size, ctx.seed)` with `pad_sweep`, resuming from its CSV."
-    def run(ctx):
-        if task == "rotten_tomatoes":                  # MiniLM's own 'Loading weights' bars would interleave with the tour's
-            from transformers.utils import logging as hf_logging; hf_logging.disable_progress_bar()
-        pad_sweep(tour_config(task, ctx.size, ctx.seed), runs_file(ctx), device=ctx.device, progress=ctx.progress)
-        return sweep_result(ctx, task)
-    return TourSection(name, title, run, about, collect=lambda ctx: sweep_result(ctx, task), order=order)
 
-register_section(sweep_section("fashion", "fashion_mnist", "DY-Conv, static and PAD-Net on Fashion-MNIST",
-    "A ResNet-8 trained as it is (the reference), with every block convolution made a DY-Conv with K = 4 kernels (fully dynamic, "
-    "dynamic ratio 1), made static again (ratio 0), and partitioned by Iterative Mode Partition to keep a fraction of the dynamic "
-    "parameters (PAD-Net, with scale factors). PAD-Net's claim: a small dynamic ratio keeps (or beats) the fully dynamic accuracy "
-    "at a fraction of its deploy size.", order=10), replace=True)
-register_section(sweep_section("text", "rotten_tomatoes", "MoE and PAD-MoE on Rotten Tomatoes",
-    "MiniLM-L6 fine-tuned as it is (dense, the reference), with its feed-forward layers turned into Mixtures of E = 4 experts copied "
-    "from the pretrained FFN (fully dynamic MoE, after a short warm-up), and partitioned by IMP so half the expert parameters stay "
-    "dynamic (PAD-MoE at ratio 0.5).", order=20), replace=True)
+def sweep_section(
+    name: str, task: str, title: str, about: str, order: int
+) -> TourSection:
+    "A tour section that runs `tour_config(task, ctx.size, ctx.seed)` with `pad_sweep`, resuming from its CSV."
+
+    def run(ctx):
+        # MiniLM's own 'Loading weights' bars would interleave with the tour's
+        if task == "rotten_tomatoes":
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        pad_sweep(
+            tour_config(task, ctx.size, ctx.seed),
+            runs_file(ctx),
+            device=ctx.device,
+            progress=ctx.progress,
+        )
+        return sweep_result(ctx, task)
+
+    return TourSection(
+        name,
+        title,
+        run,
+        about,
+        collect=lambda ctx: sweep_result(ctx, task),
+        order=order,
+    )
+
+
+register_section(
+    sweep_section(
+        "fashion",
+        "fashion_mnist",
+        "DY-Conv, static and PAD-Net on Fashion-MNIST",
+        "A ResNet-8 trained as it is (the reference), with every block convolution made a DY-Conv with K = 4 kernels (fully dynamic, "
+        "dynamic ratio 1), made static again (ratio 0), and partitioned by Iterative Mode Partition to keep a fraction of the dynamic "
+        "parameters (PAD-Net, with scale factors). PAD-Net's claim: a small dynamic ratio keeps (or beats) the fully dynamic accuracy "
+        "at a fraction of its deploy size.",
+        order=10,
+    ),
+    replace=True,
+)
+register_section(
+    sweep_section(
+        "text",
+        "rotten_tomatoes",
+        "MoE and PAD-MoE on Rotten Tomatoes",
+        "MiniLM-L6 fine-tuned as it is (dense, the reference), with its feed-forward layers turned into Mixtures of E = 4 experts copied "
+        "from the pretrained FFN (fully dynamic MoE, after a short warm-up), and partitioned by IMP so half the expert parameters stay "
+        "dynamic (PAD-MoE at ratio 0.5).",
+        order=20,
+    ),
+    replace=True,
+)
 
 # %% ../nbs/08_tour.ipynb #e7886a69
-LAB_SECTIONS = (sparse_adapter_lab.TOUR_SECTION,     # chapter 12a
-                diff_pruning_lab.TOUR_SECTION)       # chapter 13a
+# chapter 13a
+LAB_SECTIONS = (
+    sparse_adapter_lab.TOUR_SECTION,  # chapter 12a
+    diff_pruning_lab.TOUR_SECTION,
+)
 for section in LAB_SECTIONS:
     register_section(section, replace=True)
 
@@ -184,210 +433,401 @@ for section in LAB_SECTIONS:
 @dataclasses.dataclass
 class SectionRun:
     "One section's outcome in a tour: status is 'done', 'interrupted', 'failed' or 'not run'."
-    section:TourSection
-    status:str = "not run"
-    seconds:float = 0.0
-    result:SectionResult|None = None
-    error:str|None = None
+
+    section: TourSection
+    status: str = "not run"
+    seconds: float = 0.0
+    result: SectionResult | None = None
+    error: str | None = None
+
 
 _CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:0.92em}th,td{border:1px solid #ccc;padding:0.3em 0.6em;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.status{font-weight:bold}.done{color:#1a7f37}
 .interrupted,.failed,.notrun{color:#b35900}.note{color:#555}pre{background:#f6f6f6;padding:0.6em;overflow-x:auto}"""
 
-def _table_html(df:pd.DataFrame, cls:str) -> str:
+
+def _table_html(df: pd.DataFrame, cls: str) -> str:
     return df.to_html(index=False, border=0, classes=cls, na_rep="", escape=True)
 
-def _settings_table(settings:dict) -> str:
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in settings.items())
+
+def _settings_table(settings: dict) -> str:
+    rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in settings.items()
+    )
     return f'<table class="settings">{rows}</table>'
 
-def report_html(runs:list[SectionRun], # the sections' outcomes, in order
-                settings:dict, # the tour's settings (shown as a table)
-                title:str="padnotes tour") -> str:
+
+def report_html(
+    runs: list[SectionRun],  # the sections' outcomes, in order
+    settings: dict,  # the tour's settings (shown as a table)
+    title: str = "padnotes tour",
+) -> str:
     "A self-contained HTML report: plotly.js inlined once, then each section's status, notes, table and figures, then the settings."
     figs = [f for r in runs if r.result for f in r.result.figures]
-    head = f"<script type=\"text/javascript\">{get_plotlyjs()}</script>" if figs else ""
+    head = f'<script type="text/javascript">{get_plotlyjs()}</script>' if figs else ""
     done = sum(r.status == "done" for r in runs)
-    parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title><style>{_CSS}</style>{head}</head><body>",
-             f"<h1>{html.escape(title)}</h1>",
-             f"<p>{done} of {len(runs)} sections done. Size <b>{html.escape(str(settings.get('size')))}</b>; "
-             f"device {html.escape(str(settings.get('device')))}; written {html.escape(str(settings.get('report written')))}.</p>",
-             "<ul>" + "".join(f'<li><a href="#{r.section.name}">{html.escape(r.section.title)}</a>: {html.escape(r.status)}</li>' for r in runs)
-             + '<li><a href="#settings">Settings</a></li></ul>']
+    parts = [
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style>{head}</head><body>',
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>{done} of {len(runs)} sections done. Size <b>{html.escape(str(settings.get('size')))}</b>; "
+        f"device {html.escape(str(settings.get('device')))}; written {html.escape(str(settings.get('report written')))}.</p>",
+        "<ul>"
+        + "".join(
+            f'<li><a href="#{r.section.name}">{html.escape(r.section.title)}</a>: {html.escape(r.status)}</li>'
+            for r in runs
+        )
+        + '<li><a href="#settings">Settings</a></li></ul>',
+    ]
     for r in runs:
         cls = r.status.replace(" ", "")
-        parts.append(f'<section id="{r.section.name}"><h2>{html.escape(r.section.title)}</h2>')
-        if r.section.about: parts.append(f"<p>{html.escape(r.section.about)}</p>")
-        parts.append(f'<p class="status {cls}">{html.escape(r.status)}' + (f" in {r.seconds:.0f} s" if r.status != "not run" else "") + "</p>")
-        if r.error: parts.append(f"<pre>{html.escape(r.error)}</pre>")
+        parts.append(
+            f'<section id="{r.section.name}"><h2>{html.escape(r.section.title)}</h2>'
+        )
+        if r.section.about:
+            parts.append(f"<p>{html.escape(r.section.about)}</p>")
+        parts.append(
+            f'<p class="status {cls}">{html.escape(r.status)}'
+            + (f" in {r.seconds:.0f} s" if r.status != "not run" else "")
+            + "</p>"
+        )
+        if r.error:
+            parts.append(f"<pre>{html.escape(r.error)}</pre>")
         if r.result:
             parts += [f'<p class="note">{html.escape(n)}</p>' for n in r.result.notes]
-            if r.result.table is not None and len(r.result.table): parts.append(_table_html(r.result.table, "results"))
-            parts += [pio.to_html(f, full_html=False, include_plotlyjs=False, config=dict(displaylogo=False)) for f in r.result.figures]
-            if r.result.settings: parts.append("<h3>Sizes</h3>" + _settings_table(r.result.settings))
+            if r.result.table is not None and len(r.result.table):
+                parts.append(_table_html(r.result.table, "results"))
+            parts += [
+                pio.to_html(
+                    f,
+                    full_html=False,
+                    include_plotlyjs=False,
+                    config=dict(displaylogo=False),
+                )
+                for f in r.result.figures
+            ]
+            if r.result.settings:
+                parts.append("<h3>Sizes</h3>" + _settings_table(r.result.settings))
         parts.append("</section>")
-    parts.append(f'<section id="settings"><h2>Settings</h2>{_settings_table(settings)}</section></body></html>\n')
+    parts.append(
+        f'<section id="settings"><h2>Settings</h2>{_settings_table(settings)}</section></body></html>\n'
+    )
     return "\n".join(parts)
 
-def write_report(path:str|Path, # where report.html goes
-                 runs:list[SectionRun], settings:dict) -> Path:
+
+def write_report(
+    path: str | Path,  # where report.html goes
+    runs: list[SectionRun],
+    settings: dict,
+) -> Path:
     "Write `report_html(runs, settings)` to `path` atomically; returns the path."
-    path = Path(path); tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(report_html(runs, settings), encoding="utf-8"); os.replace(tmp, path)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(report_html(runs, settings), encoding="utf-8")
+    os.replace(tmp, path)
     return path
 
 # %% ../nbs/08_tour.ipynb #32a81939
-def check_output_folder(out:str|Path) -> Path:
+def check_output_folder(out: str | Path) -> Path:
     "Create `out` if needed and check that files can be written in it; raise a clear error when not."
     out = Path(out).expanduser()
     try:
         out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".padnotes-write-check-"): pass
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".padnotes-write-check-"):
+            pass
     except OSError as e:
-        raise PermissionError(f"the output folder {str(out)!r} is not writable ({e.strerror or e}): choose another with --out") from None
+        raise PermissionError(
+            f"the output folder {str(out)!r} is not writable ({e.strerror or e}): choose another with --out"
+        ) from None
     return out
+
 
 def check_sections(names) -> list[str]:
     "The section names asked for (a list or a comma-separated string; None: all), checked against the registry, in run order."
     known = tour_sections()
-    if names is None: return known
-    if isinstance(names, str): names = [n.strip() for n in names.split(",") if n.strip()]
+    if names is None:
+        return known
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
     bad = [n for n in names if n not in SECTIONS]
-    if bad or not names: raise ValueError(f"unknown sections {bad or names!r}: expected a comma-separated list of {', '.join(known)}")
+    if bad or not names:
+        raise ValueError(
+            f"unknown sections {bad or names!r}: expected a comma-separated list of {', '.join(known)}"
+        )
     return [n for n in known if n in names]
 
 # %% ../nbs/08_tour.ipynb #d54fa198
 @dataclasses.dataclass
 class TourOutcome:
     "What `run_tour` did: the report's path, each section's outcome, and the exit code (0 done, 1 a section failed, 130 interrupted)."
-    report:Path
-    runs:list
-    settings:dict
+
+    report: Path
+    runs: list
+    settings: dict
+
     @property
     def exit_code(self) -> int:
-        if any(r.status == "interrupted" for r in self.runs): return 130
+        if any(r.status == "interrupted" for r in self.runs):
+            return 130
         return 1 if any(r.status == "failed" for r in self.runs) else 0
 
-def _log(msg:str): print(f"[padnotes tour] {msg}", file=sys.stderr, flush=True)
 
-def _collect(sec:TourSection, ctx:TourContext) -> SectionResult|None:
-    if sec.collect is None: return None
-    try: return sec.collect(ctx)
-    except Exception as e: return SectionResult(notes=[f"could not read back the finished runs: {e}"])
+def _log(msg: str):
+    print(f"[padnotes tour] {msg}", file=sys.stderr, flush=True)
 
-def run_tour(size:str="quick", # 'quick' (minutes), 'full' (hours on a CPU) or 'tiny' (seconds, for tests)
-             device=None, # 'cpu', 'cuda', 'cuda:N', 'auto' or None (the GPU when there is one)
-             out:str|Path="padnotes-tour", # output folder: results CSVs and report.html
-             seed:int=0, # seed of the quick and tiny runs
-             sections=None, # names or a comma-separated string; None: every registered section
-             threads:int|None=None, # torch CPU threads (None: one per core); on a busy machine fewer can be faster
-             progress:bool=True, # progress bars
-             command:str|None=None, # the command line, for the settings table
-            ) -> TourOutcome:
+
+def _collect(sec: TourSection, ctx: TourContext) -> SectionResult | None:
+    if sec.collect is None:
+        return None
+    try:
+        return sec.collect(ctx)
+    except Exception as e:
+        return SectionResult(notes=[f"could not read back the finished runs: {e}"])
+
+
+def run_tour(
+    size: str = "quick",  # 'quick' (minutes), 'full' (hours on a CPU) or 'tiny' (seconds, for tests)
+    device=None,  # 'cpu', 'cuda', 'cuda:N', 'auto' or None (the GPU when there is one)
+    out: str | Path = "padnotes-tour",  # output folder: results CSVs and report.html
+    seed: int = 0,  # seed of the quick and tiny runs
+    sections=None,  # names or a comma-separated string; None: every registered section
+    threads: int
+    | None = None,  # torch CPU threads (None: one per core); on a busy machine fewer can be faster
+    progress: bool = True,  # progress bars
+    command: str | None = None,  # the command line, for the settings table
+) -> TourOutcome:
     "Run the tour's sections, rewriting `out/report.html` after each; an interrupt or a failure still leaves a report."
-    t_start = time.perf_counter(); started = datetime.datetime.now(datetime.timezone.utc)
+    t_start = time.perf_counter()
+    started = datetime.datetime.now(datetime.timezone.utc)
     check_size(size)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0: raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if threads is not None and (not isinstance(threads, int) or threads < 1): raise ValueError(f"threads must be a positive integer, got {threads!r}")
-    dev = get_device(device); names = check_sections(sections); out = check_output_folder(out)
-    old_threads = torch.get_num_threads(); torch.set_num_threads(threads or os.cpu_count() or 1)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    dev = get_device(device)
+    names = check_sections(sections)
+    out = check_output_folder(out)
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads or os.cpu_count() or 1)
     ctx = TourContext(size=size, device=dev, seed=seed, out=out, progress=progress)
     runs = [SectionRun(SECTIONS[n]) for n in names]
     from padnotes import __version__
-    settings = {"size": size, "device": str(dev), "seed": seed, "threads": torch.get_num_threads(), "sections": ", ".join(names),
-                "output folder": str(out.resolve()), "started": started.strftime("%Y-%m-%d %H:%M:%S UTC"), "command": command or "run_tour(...)",
-                "padnotes": __version__, "torch": torch.__version__, "python": platform.python_version(),
-                "machine": f"{platform.platform()}, {os.cpu_count()} CPU cores" + (f", {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else ""),
-                "load average at start": " ".join(f"{l:.2f}" for l in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"}
+
+    settings = {
+        "size": size,
+        "device": str(dev),
+        "seed": seed,
+        "threads": torch.get_num_threads(),
+        "sections": ", ".join(names),
+        "output folder": str(out.resolve()),
+        "started": started.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "command": command or "run_tour(...)",
+        "padnotes": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.platform()}, {os.cpu_count()} CPU cores"
+        + (f", {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else ""),
+        "load average at start": " ".join(f"{l:.2f}" for l in os.getloadavg())
+        if hasattr(os, "getloadavg")
+        else "n/a",
+    }
+
     def report():
-        settings.update({"wall time (s)": round(time.perf_counter() - t_start, 1),
-                         "report written": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")})
+        settings.update(
+            {
+                "wall time (s)": round(time.perf_counter() - t_start, 1),
+                "report written": datetime.datetime.now(datetime.timezone.utc).strftime(
+                    "%Y-%m-%d %H:%M:%S UTC"
+                ),
+            }
+        )
         return write_report(out / "report.html", runs, settings)
+
     try:
         report()
         for i, r in enumerate(runs):
-            _log(f"section {i + 1}/{len(runs)} {r.section.name}: {r.section.title} (size {size}, device {dev})")
+            _log(
+                f"section {i + 1}/{len(runs)} {r.section.name}: {r.section.title} (size {size}, device {dev})"
+            )
             t0 = time.perf_counter()
             try:
                 r.result, r.status = r.section.run(ctx), "done"
             except KeyboardInterrupt:
-                r.status, r.seconds, r.result = "interrupted", time.perf_counter() - t0, _collect(r.section, ctx)
-                _log(f"interrupted: the finished runs are kept in {out}; run the same command again to resume")
+                r.status, r.seconds, r.result = (
+                    "interrupted",
+                    time.perf_counter() - t0,
+                    _collect(r.section, ctx),
+                )
+                _log(
+                    f"interrupted: the finished runs are kept in {out}; run the same command again to resume"
+                )
                 break
             except Exception as e:
-                r.status, r.error, r.result = "failed", "".join(traceback.format_exception_only(type(e), e)).strip(), _collect(r.section, ctx)
+                r.status, r.error, r.result = (
+                    "failed",
+                    "".join(traceback.format_exception_only(type(e), e)).strip(),
+                    _collect(r.section, ctx),
+                )
                 _log(f"section {r.section.name} failed: {r.error}")
             r.seconds = time.perf_counter() - t0
             settings[f"seconds: {r.section.name}"] = round(r.seconds, 1)
             path = report()
-            _log(f"section {r.section.name} {r.status} in {r.seconds:.0f} s; report: {path}")
+            _log(
+                f"section {r.section.name} {r.status} in {r.seconds:.0f} s; report: {path}"
+            )
         path = report()
-    finally: torch.set_num_threads(old_threads)
+    finally:
+        torch.set_num_threads(old_threads)
     return TourOutcome(path, runs, settings)
 
 # %% ../nbs/08_tour.ipynb #90d2b19d
-def _seed(s:str) -> int:
-    try: v = int(s)
-    except ValueError: raise argparse.ArgumentTypeError(f"the seed must be a non-negative integer, got {s!r}") from None
-    if v < 0: raise argparse.ArgumentTypeError(f"the seed must be a non-negative integer, got {s!r}")
+def _seed(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"the seed must be a non-negative integer, got {s!r}"
+        ) from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(
+            f"the seed must be a non-negative integer, got {s!r}"
+        )
     return v
 
-def _threads(s:str) -> int:
-    try: v = int(s)
-    except ValueError: raise argparse.ArgumentTypeError(f"threads must be a positive integer, got {s!r}") from None
-    if v < 1: raise argparse.ArgumentTypeError(f"threads must be a positive integer, got {s!r}")
+
+def _threads(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"threads must be a positive integer, got {s!r}"
+        ) from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(
+            f"threads must be a positive integer, got {s!r}"
+        )
     return v
+
 
 def tour_parser() -> argparse.ArgumentParser:
     "The `padnotes` command line: `padnotes tour [options]`."
-    p = argparse.ArgumentParser(prog="padnotes", description="padnotes: dynamic networks and PAD-Net, taught in notebooks.")
+    p = argparse.ArgumentParser(
+        prog="padnotes",
+        description="padnotes: dynamic networks and PAD-Net, taught in notebooks.",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    t = sub.add_parser("tour", help="a quick end-to-end reproduction on real data, written to a self-contained HTML report",
-                       description="Train DY-Conv vs static vs PAD-Net on Fashion-MNIST and MoE vs PAD-MoE on Rotten Tomatoes, "
-                                   "and write OUT/report.html (figures, results table, settings; opens offline). "
-                                   "Runs are appended to OUT/runs-<size>.csv as they finish: Ctrl-C keeps them and writes the report, "
-                                   "and the same command resumes.")
+    t = sub.add_parser(
+        "tour",
+        help="a quick end-to-end reproduction on real data, written to a self-contained HTML report",
+        description="Train DY-Conv vs static vs PAD-Net on Fashion-MNIST and MoE vs PAD-MoE on Rotten Tomatoes, "
+        "and write OUT/report.html (figures, results table, settings; opens offline). "
+        "Runs are appended to OUT/runs-<size>.csv as they finish: Ctrl-C keeps them and writes the report, "
+        "and the same command resumes.",
+    )
     g = t.add_mutually_exclusive_group()
-    g.add_argument("--quick", dest="size", action="store_const", const="quick", help="small subsets, one seed: at most 10 minutes on 2 CPU cores (the default)")
-    g.add_argument("--full", dest="size", action="store_const", const="full", help="the full-size grids of SweepConfig.full, three seeds: hours on a CPU")
-    g.add_argument("--size", dest="size", choices=SIZES, help=argparse.SUPPRESS)   # 'tiny': seconds, for tests
-    t.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto, the GPU when there is one)")
-    t.add_argument("--out", default="padnotes-tour", type=Path, help="output folder for the results and report.html (default: ./padnotes-tour)")
-    t.add_argument("--seed", default=0, type=_seed, help="seed of the quick runs (default: 0)")
-    t.add_argument("--sections", default=None, help=f"comma-separated sections to run (default: all of {', '.join(tour_sections())})")
-    t.add_argument("--threads", default=None, type=_threads, help="torch CPU threads (default: one per core; on a busy machine --threads 1 can be faster)")
-    t.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    g.add_argument(
+        "--quick",
+        dest="size",
+        action="store_const",
+        const="quick",
+        help="small subsets, one seed: at most 10 minutes on 2 CPU cores (the default)",
+    )
+    g.add_argument(
+        "--full",
+        dest="size",
+        action="store_const",
+        const="full",
+        help="the full-size grids of SweepConfig.full, three seeds: hours on a CPU",
+    )
+    # 'tiny': seconds, for tests
+    g.add_argument("--size", dest="size", choices=SIZES, help=argparse.SUPPRESS)
+    t.add_argument(
+        "--device",
+        default="auto",
+        help="cpu, cuda, cuda:N or auto (default: auto, the GPU when there is one)",
+    )
+    t.add_argument(
+        "--out",
+        default="padnotes-tour",
+        type=Path,
+        help="output folder for the results and report.html (default: ./padnotes-tour)",
+    )
+    t.add_argument(
+        "--seed", default=0, type=_seed, help="seed of the quick runs (default: 0)"
+    )
+    t.add_argument(
+        "--sections",
+        default=None,
+        help=f"comma-separated sections to run (default: all of {', '.join(tour_sections())})",
+    )
+    t.add_argument(
+        "--threads",
+        default=None,
+        type=_threads,
+        help="torch CPU threads (default: one per core; on a busy machine --threads 1 can be faster)",
+    )
+    t.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress bars"
+    )
     t.set_defaults(size="quick")
-    p.tour_parser = t                                # main reports argument errors in the subcommand's words
+    p.tour_parser = t  # main reports argument errors in the subcommand's words
     return p
 
-def main(argv:list[str]|None=None, # the arguments (default: sys.argv[1:])
-        ) -> int:
+
+def main(
+    argv: list[str] | None = None,  # the arguments (default: sys.argv[1:])
+) -> int:
     "The `padnotes` console script; returns the exit code (argument errors exit with code 2)."
-    parser = tour_parser(); args = parser.parse_args(argv)
+    parser = tour_parser()
+    args = parser.parse_args(argv)
     tour = parser.tour_parser
-    try: get_device(args.device)
-    except ValueError as e: tour.error(str(e))
-    try: check_sections(args.sections)
-    except ValueError as e: tour.error(str(e))
-    try: check_output_folder(args.out)
-    except PermissionError as e: tour.error(str(e))
+    try:
+        get_device(args.device)
+    except ValueError as e:
+        tour.error(str(e))
+    try:
+        check_sections(args.sections)
+    except ValueError as e:
+        tour.error(str(e))
+    try:
+        check_output_folder(args.out)
+    except PermissionError as e:
+        tour.error(str(e))
     command = "padnotes " + " ".join(sys.argv[1:] if argv is None else argv)
-    try: outcome = run_tour(args.size, args.device, args.out, args.seed, args.sections, args.threads, args.progress, command)
-    except KeyboardInterrupt: return 130          # a Ctrl-C while checking or writing: the report of the last finished step stays
+    try:
+        outcome = run_tour(
+            args.size,
+            args.device,
+            args.out,
+            args.seed,
+            args.sections,
+            args.threads,
+            args.progress,
+            command,
+        )
+    except KeyboardInterrupt:
+        return 130  # a Ctrl-C while checking or writing: the report of the last finished step stays
     print(outcome.report)
     return outcome.exit_code
 
 # %% ../nbs/08_tour.ipynb #f3c27a51
 #| eval: false
-if __name__ == "__main__" and "ipykernel" not in sys.modules:   # python -m padnotes.tour tour ... (not a notebook kernel, whose __name__ is "__main__" too)
-    from padnotes.tour import main as _main     # the imported module: the one whose registry the chapters fill
+#| eval: false
+# python -m padnotes.tour tour ... (not a notebook kernel, whose __name__ is "__main__" too)
+if __name__ == "__main__" and "ipykernel" not in sys.modules:
+    # the imported module: the one whose registry the chapters fill
+    from padnotes.tour import main as _main
+
     sys.exit(_main())
 
 # %% ../nbs/08_tour.ipynb #167792f2
-def tour_timing(path=None, # a CSV written by runs/tour_quick.py (default: the file shipped with padnotes)
-               ) -> pd.DataFrame:
+def tour_timing(
+    path=None,  # a CSV written by runs/tour_quick.py (default: the file shipped with padnotes)
+) -> pd.DataFrame:
     "The quick tour's time per section and in all, measured once on 2 CPU cores (`python runs/tour_quick.py`), as shipped."
-    return results_csv(ASSETS / "tour_quick.csv" if path is None else path, None, "it is made by: python runs/tour_quick.py; python runs/ship_results.py")
-
+    return results_csv(
+        ASSETS / "tour_quick.csv" if path is None else path,
+        None,
+        "it is made by: python runs/tour_quick.py; python runs/ship_results.py",
+    )

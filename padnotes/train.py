@@ -14,137 +14,237 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm.auto import tqdm
 
-from .core import check_choice, forward_logits, get_device, model_device, split_batch, to_device
+from padnotes.core import (
+    check_choice,
+    forward_logits,
+    get_device,
+    model_device,
+    split_batch,
+    to_device,
+)
 
 # %% auto #0
 __all__ = ['world_info', 'dist_info', 'local_training', 'init_distributed', 'distributed_loader', 'evaluate', 'Callback',
            'make_scheduler', 'Trainer', 'make_optimizer', 'fit', 'AddLoss', 'KeepBest']
 
 # %% ../nbs/00a_train.ipynb #735a5b60
-_LOCAL = [0]   # depth of `local_training` blocks
+_LOCAL = [0]  # depth of `local_training` blocks
+
 
 def world_info() -> tuple[int, int]:
     "(rank, world size) of the default torch.distributed process group, (0, 1) when there is none, whatever `local_training` says."
     import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
 
 def dist_info() -> tuple[int, int]:
     "(rank, world size) that fit and evaluate work with: the process group's, or (0, 1) without one or inside `local_training`."
     return (0, 1) if _LOCAL[0] else world_info()
 
+
 @contextlib.contextmanager
 def local_training():
     "Inside the block fit and evaluate work on this process alone, even under torchrun (a sweep that gives each process runs of its own)."
     _LOCAL[0] += 1
-    try: yield
-    finally: _LOCAL[0] -= 1
+    try:
+        yield
+    finally:
+        _LOCAL[0] -= 1
+
 
 def init_distributed() -> tuple[int, int]:
     "Join the process group that `torchrun` describes in the environment (WORLD_SIZE > 1), once: gloo on the CPU, NCCL with GPUs; returns (rank, world size)."
     import torch.distributed as dist
-    if _LOCAL[0] or not dist.is_available() or dist.is_initialized() or int(os.environ.get("WORLD_SIZE", "1")) <= 1: return dist_info()
+
+    if (
+        _LOCAL[0]
+        or not dist.is_available()
+        or dist.is_initialized()
+        or int(os.environ.get("WORLD_SIZE", "1")) <= 1
+    ):
+        return dist_info()
     nccl = torch.cuda.is_available() and dist.is_nccl_available()
-    if nccl: torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    if nccl:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group("nccl" if nccl else "gloo")
     atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
     return dist_info()
 
-def distributed_loader(dl:DataLoader, # a loader with a batch size (not a custom batch sampler)
-                       num_replicas:int|None=None, # processes sharing the data; None: the world size
-                       rank:int|None=None, # this process's share; None: its rank
-                       shuffle:bool|None=None, # None: as `dl` does (a RandomSampler)
-                       seed:int=0, # the shared shuffling seed (each epoch adds its number, `set_epoch`)
-                      ) -> DataLoader:
+
+def distributed_loader(
+    dl: DataLoader,  # a loader with a batch size (not a custom batch sampler)
+    num_replicas: int | None = None,  # processes sharing the data; None: the world size
+    rank: int | None = None,  # this process's share; None: its rank
+    shuffle: bool | None = None,  # None: as `dl` does (a RandomSampler)
+    seed: int = 0,  # the shared shuffling seed (each epoch adds its number, `set_epoch`)
+) -> DataLoader:
     "`dl` over this rank's share of its dataset: a DistributedSampler, the same batch size per rank, the same shuffle on every rank."
-    if not isinstance(dl, DataLoader): raise TypeError(f"distributed_loader needs a torch DataLoader, got {type(dl).__name__}")
-    if dl.batch_size is None: raise ValueError("this DataLoader has a custom batch_sampler: shard it yourself (give it a DistributedSampler)")
+    if not isinstance(dl, DataLoader):
+        raise TypeError(
+            f"distributed_loader needs a torch DataLoader, got {type(dl).__name__}"
+        )
+    if dl.batch_size is None:
+        raise ValueError(
+            "this DataLoader has a custom batch_sampler: shard it yourself (give it a DistributedSampler)"
+        )
     r, w = dist_info()
     shuffle = isinstance(dl.sampler, RandomSampler) if shuffle is None else shuffle
-    sampler = DistributedSampler(dl.dataset, num_replicas=w if num_replicas is None else num_replicas, rank=r if rank is None else rank,
-                                 shuffle=shuffle, seed=seed, drop_last=dl.drop_last)
-    return DataLoader(dl.dataset, batch_size=dl.batch_size, sampler=sampler, collate_fn=dl.collate_fn, num_workers=dl.num_workers,
-                      pin_memory=dl.pin_memory, drop_last=dl.drop_last)
+    sampler = DistributedSampler(
+        dl.dataset,
+        num_replicas=w if num_replicas is None else num_replicas,
+        rank=r if rank is None else rank,
+        shuffle=shuffle,
+        seed=seed,
+        drop_last=dl.drop_last,
+    )
+    return DataLoader(
+        dl.dataset,
+        batch_size=dl.batch_size,
+        sampler=sampler,
+        collate_fn=dl.collate_fn,
+        num_workers=dl.num_workers,
+        pin_memory=dl.pin_memory,
+        drop_last=dl.drop_last,
+    )
 
-def _eval_shard(dl, rank:int, world:int):
+
+def _eval_shard(dl, rank: int, world: int):
     "This rank's disjoint share of an evaluation loader (every example once over all ranks, no padding); other iterables as they are."
-    if world == 1 or not isinstance(dl, DataLoader) or dl.batch_size is None or isinstance(dl.sampler, DistributedSampler): return dl
-    return DataLoader(dl.dataset, batch_size=dl.batch_size, sampler=range(rank, len(dl.dataset), world), collate_fn=dl.collate_fn,
-                      num_workers=dl.num_workers, pin_memory=dl.pin_memory)
+    if (
+        world == 1
+        or not isinstance(dl, DataLoader)
+        or dl.batch_size is None
+        or isinstance(dl.sampler, DistributedSampler)
+    ):
+        return dl
+    return DataLoader(
+        dl.dataset,
+        batch_size=dl.batch_size,
+        sampler=range(rank, len(dl.dataset), world),
+        collate_fn=dl.collate_fn,
+        num_workers=dl.num_workers,
+        pin_memory=dl.pin_memory,
+    )
 
-def _all_sum(values:list[float], device) -> list[float]:
+
+def _all_sum(values: list[float], device) -> list[float]:
     "Sum `values` over the ranks (float64 all_reduce); unchanged with one process."
-    if dist_info()[1] == 1: return values
+    if dist_info()[1] == 1:
+        return values
     import torch.distributed as dist
+
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.tolist()
 
 # %% ../nbs/00a_train.ipynb #7d0cc5b1
 @torch.no_grad()
-def evaluate(model:nn.Module, # the model, any device
-             dl:Iterable, # batches of (x, y) or dicts with 'labels'
-             loss_fn:Callable|None=None, # defaults to cross-entropy
-             device=None, # None: the device of the model's parameters
-             progress:bool=False, # show a progress bar
-             max_batches:int|None=None, # stop after this many batches
-            ) -> dict:
+def evaluate(
+    model: nn.Module,  # the model, any device
+    dl: Iterable,  # batches of (x, y) or dicts with 'labels'
+    loss_fn: Callable | None = None,  # defaults to cross-entropy
+    device=None,  # None: the device of the model's parameters
+    progress: bool = False,  # show a progress bar
+    max_batches: int | None = None,  # stop after this many batches
+) -> dict:
     "Mean loss and accuracy of `model` on `dl`."
     loss_fn = loss_fn or F.cross_entropy
     device = get_device(device) if device is not None else model_device(model)
-    rank, world = dist_info(); dl = _eval_shard(dl, rank, world)     # several processes: disjoint shards, sums reduced below
-    was_training = model.training; model.eval()
-    tot_loss, tot_correct, n = 0., 0., 0
+    rank, world = dist_info()
+    # several processes: disjoint shards, sums reduced below
+    dl = _eval_shard(dl, rank, world)
+    was_training = model.training
+    model.eval()
+    tot_loss, tot_correct, n = 0.0, 0.0, 0
     try:
-        for i, batch in enumerate(tqdm(dl, desc="eval", leave=False, disable=not progress or rank != 0)):
-            if max_batches is not None and i >= max_batches: break
+        for i, batch in enumerate(
+            tqdm(dl, desc="eval", leave=False, disable=not progress or rank != 0)
+        ):
+            if max_batches is not None and i >= max_batches:
+                break
             inputs, y = split_batch(to_device(batch, device))
             logits = forward_logits(model, inputs)
             tot_loss += loss_fn(logits, y).item() * len(y)
-            tot_correct += (logits.argmax(-1) == y).sum().item(); n += len(y)
-    finally: model.train(was_training)
-    if world > 1 and isinstance(dl, DataLoader): tot_loss, tot_correct, n = _all_sum([tot_loss, tot_correct, n], device); n = int(n)
-    if n == 0: raise ValueError("evaluate got an empty loader: nothing to evaluate")
-    return dict(loss=tot_loss/n, accuracy=tot_correct/n, n=n)
-
+            tot_correct += (logits.argmax(-1) == y).sum().item()
+            n += len(y)
+    finally:
+        model.train(was_training)
+    if world > 1 and isinstance(dl, DataLoader):
+        tot_loss, tot_correct, n = _all_sum([tot_loss, tot_correct, n], device)
+        n = int(n)
+    if n == 0:
+        raise ValueError("evaluate got an empty loader: nothing to evaluate")
+    return dict(loss=tot_loss / n, accuracy=tot_correct / n, n=n)
 
 # %% ../nbs/00a_train.ipynb #aeb1f898
 class Callback:
     "Base class: override any of the hooks; each receives the `Trainer`."
-    def before_fit(self, tr): pass
-    def before_epoch(self, tr): pass
-    def before_batch(self, tr): pass
-    def after_loss(self, tr): pass
-    def before_step(self, tr): pass
-    def after_batch(self, tr): pass
-    def after_epoch(self, tr): pass
-    def after_fit(self, tr): pass
+
+    def before_fit(self, tr):
+        pass
+
+    def before_epoch(self, tr):
+        pass
+
+    def before_batch(self, tr):
+        pass
+
+    def after_loss(self, tr):
+        pass
+
+    def before_step(self, tr):
+        pass
+
+    def after_batch(self, tr):
+        pass
+
+    def after_epoch(self, tr):
+        pass
+
+    def after_fit(self, tr):
+        pass
 
 # %% ../nbs/00a_train.ipynb #1a6746b9
-def make_scheduler(opt:torch.optim.Optimizer, # the optimizer whose learning rate is scheduled
-                   name:str, # 'cosine', 'linear', 'onecycle' or 'constant'
-                   n_steps:int, # total optimizer steps
-                   warmup:float=0.0, # fraction of steps spent warming up linearly from 0
-                  ) -> torch.optim.lr_scheduler.LambdaLR:
+def make_scheduler(
+    opt: torch.optim.Optimizer,  # the optimizer whose learning rate is scheduled
+    name: str,  # 'cosine', 'linear', 'onecycle' or 'constant'
+    n_steps: int,  # total optimizer steps
+    warmup: float = 0.0,  # fraction of steps spent warming up linearly from 0
+) -> torch.optim.lr_scheduler.LambdaLR:
     "A per-step learning-rate schedule as a multiplier of the base rate."
-    if not 0 <= warmup < 1: raise ValueError(f"warmup is a fraction of the steps in [0, 1), got {warmup}")
+    if not 0 <= warmup < 1:
+        raise ValueError(f"warmup is a fraction of the steps in [0, 1), got {warmup}")
     n_warm = int(warmup * n_steps)
-    if name == "onecycle": n_warm = max(n_warm, int(0.25 * n_steps))
+    if name == "onecycle":
+        n_warm = max(n_warm, int(0.25 * n_steps))
+
     def decay(t):  # t in [0, 1] after warm-up
-        if name in ("cosine", "onecycle"): return 0.5 * (1 + math.cos(math.pi * t))
-        if name == "linear": return 1 - t
+        if name in ("cosine", "onecycle"):
+            return 0.5 * (1 + math.cos(math.pi * t))
+        if name == "linear":
+            return 1 - t
         return 1.0
+
     if name not in ("cosine", "linear", "onecycle", "constant"):
-        raise ValueError(f"unknown schedule {name!r}: expected 'cosine', 'linear', 'onecycle' or 'constant'")
+        raise ValueError(
+            f"unknown schedule {name!r}: expected 'cosine', 'linear', 'onecycle' or 'constant'"
+        )
+
     def f(step):
-        if step < n_warm: return (step + 1) / (n_warm + 1)
+        if step < n_warm:
+            return (step + 1) / (n_warm + 1)
         return decay((step - n_warm) / max(1, n_steps - n_warm))
+
     return torch.optim.lr_scheduler.LambdaLR(opt, f)
 
 # %% ../nbs/00a_train.ipynb #bee43548
 @dataclass
 class Trainer:
     "The state of one `fit` run: callbacks read and change it."
+
     model: nn.Module
     opt: torch.optim.Optimizer
     sched: Any
@@ -155,126 +255,223 @@ class Trainer:
     epoch: int = 0
     step: int = 0
     batch: Any = None
-    out: torch.Tensor|None = None
-    loss: torch.Tensor|None = None
+    out: torch.Tensor | None = None
+    loss: torch.Tensor | None = None
     history: list = field(default_factory=list)
     steps: list = field(default_factory=list)
 
 # %% ../nbs/00a_train.ipynb #d80ae8be
-def make_optimizer(model:nn.Module, name:str="adamw", lr:float=1e-3, weight_decay:float=0.01) -> torch.optim.Optimizer:
+def make_optimizer(
+    model: nn.Module, name: str = "adamw", lr: float = 1e-3, weight_decay: float = 0.01
+) -> torch.optim.Optimizer:
     "AdamW, or SGD with Nesterov momentum 0.9, over the trainable parameters (no weight decay on biases and norms)."
     params = [p for p in model.parameters() if p.requires_grad]
-    if not params: raise ValueError("the model has no trainable parameters")
-    decay = [p for p in params if p.ndim > 1]; no_decay = [p for p in params if p.ndim <= 1]
-    groups = [dict(params=decay, weight_decay=weight_decay), dict(params=no_decay, weight_decay=0.0)]
-    if name == "adamw": return torch.optim.AdamW(groups, lr=lr)
-    if name == "sgd": return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
+    if not params:
+        raise ValueError("the model has no trainable parameters")
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    groups = [
+        dict(params=decay, weight_decay=weight_decay),
+        dict(params=no_decay, weight_decay=0.0),
+    ]
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr)
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
     raise ValueError(f"unknown optimizer {name!r}: expected 'adamw' or 'sgd'")
 
 # %% ../nbs/00a_train.ipynb #8730df48
-def fit(model:nn.Module, # the model to train (moved to `device`)
-        train_dl:Iterable, # training batches: (x, y) or dicts with 'labels'
-        valid_dl:Iterable|None=None, # evaluated after every epoch when given
-        epochs:int=1, # passes over train_dl
-        lr:float=1e-3, # peak learning rate
-        opt:str|torch.optim.Optimizer="adamw", # 'adamw', 'sgd', or a ready optimizer
-        weight_decay:float=0.01, # decoupled weight decay (matrices only)
-        sched:str="cosine", # 'cosine', 'linear', 'onecycle' or 'constant'
-        warmup:float=0.0, # fraction of steps warming up
-        loss_fn:Callable|None=None, # defaults to cross-entropy
-        cbs:Sequence[Callback]=(), # callbacks
-        device=None, # None: GPU when present, else CPU
-        max_steps:int|None=None, # stop after this many optimizer steps in all
-        grad_clip:float|None=None, # clip the global gradient norm
-        progress:bool=True, # show progress bars (the first process only, under torchrun)
-        find_unused_parameters:bool|None=None, # several processes: DDP's flag; None: True when a layer routes tokens (MoE)
-       ) -> list[dict]:
+def fit(
+    model: nn.Module,  # the model to train (moved to `device`)
+    train_dl: Iterable,  # training batches: (x, y) or dicts with 'labels'
+    valid_dl: Iterable | None = None,  # evaluated after every epoch when given
+    epochs: int = 1,  # passes over train_dl
+    lr: float = 1e-3,  # peak learning rate
+    opt: str | torch.optim.Optimizer = "adamw",  # 'adamw', 'sgd', or a ready optimizer
+    weight_decay: float = 0.01,  # decoupled weight decay (matrices only)
+    sched: str = "cosine",  # 'cosine', 'linear', 'onecycle' or 'constant'
+    warmup: float = 0.0,  # fraction of steps warming up
+    loss_fn: Callable | None = None,  # defaults to cross-entropy
+    cbs: Sequence[Callback] = (),  # callbacks
+    device=None,  # None: GPU when present, else CPU
+    max_steps: int | None = None,  # stop after this many optimizer steps in all
+    grad_clip: float | None = None,  # clip the global gradient norm
+    progress: bool = True,  # show progress bars (the first process only, under torchrun)
+    find_unused_parameters: bool
+    | None = None,  # several processes: DDP's flag; None: True when a layer routes tokens (MoE)
+) -> list[dict]:
     "Train `model` (under torchrun: on every process, DistributedDataParallel); returns one dict per epoch (train loss, valid loss and accuracy, seconds)."
-    if epochs < 1: raise ValueError(f"epochs must be >= 1, got {epochs}")
-    rank, world = init_distributed()                                    # (0, 1) unless started by torchrun
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    rank, world = init_distributed()  # (0, 1) unless started by torchrun
     device = get_device(device)
-    if world > 1 and device.type == "cuda" and device.index is None: device = torch.device("cuda", torch.cuda.current_device())
-    model.to(device); net = model
-    if world > 1:                                                       # each rank: its share of every batch, gradients averaged
+    if world > 1 and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    model.to(device)
+    net = model
+    if world > 1:  # each rank: its share of every batch, gradients averaged
         from torch.nn.parallel import DistributedDataParallel as DDP
-        if isinstance(train_dl, DataLoader) and not isinstance(train_dl.sampler, DistributedSampler): train_dl = distributed_loader(train_dl)
-        local = [type(m).__name__ for m in model.modules() if getattr(m, "rank_local_parameters", False)]
-        if local: raise NotImplementedError(f"fit's data parallelism averages every parameter across processes, but {local[0]} keeps "
-                                            "different parameters on each rank (expert parallelism): train it with your own loop")
-        unused = any(getattr(m, "routes_tokens", False) for m in model.modules()) if find_unused_parameters is None else find_unused_parameters
-        net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=unused)
+
+        if isinstance(train_dl, DataLoader) and not isinstance(
+            train_dl.sampler, DistributedSampler
+        ):
+            train_dl = distributed_loader(train_dl)
+        local = [
+            type(m).__name__
+            for m in model.modules()
+            if getattr(m, "rank_local_parameters", False)
+        ]
+        if local:
+            raise NotImplementedError(
+                f"fit's data parallelism averages every parameter across processes, but {local[0]} keeps "
+                "different parameters on each rank (expert parallelism): train it with your own loop"
+            )
+        unused = (
+            any(getattr(m, "routes_tokens", False) for m in model.modules())
+            if find_unused_parameters is None
+            else find_unused_parameters
+        )
+        net = DDP(
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=unused,
+        )
     n_per_epoch = len(train_dl)
-    if n_per_epoch == 0: raise ValueError("the training loader is empty")
-    n_steps = epochs * n_per_epoch if max_steps is None else min(max_steps, epochs * n_per_epoch)
-    opt = opt if isinstance(opt, torch.optim.Optimizer) else make_optimizer(model, opt, lr, weight_decay)
-    tr = Trainer(model, opt, make_scheduler(opt, sched, n_steps, warmup), device, loss_fn or F.cross_entropy, epochs, n_steps)
-    for cb in cbs: cb.before_fit(tr)
+    if n_per_epoch == 0:
+        raise ValueError("the training loader is empty")
+    n_steps = (
+        epochs * n_per_epoch
+        if max_steps is None
+        else min(max_steps, epochs * n_per_epoch)
+    )
+    opt = (
+        opt
+        if isinstance(opt, torch.optim.Optimizer)
+        else make_optimizer(model, opt, lr, weight_decay)
+    )
+    tr = Trainer(
+        model,
+        opt,
+        make_scheduler(opt, sched, n_steps, warmup),
+        device,
+        loss_fn or F.cross_entropy,
+        epochs,
+        n_steps,
+    )
+    for cb in cbs:
+        cb.before_fit(tr)
     bar = tqdm(total=n_steps, desc="train", disable=not progress or rank != 0)
     try:
         for tr.epoch in range(epochs):
-            model.train(); t0, tot, nb = time.perf_counter(), 0., 0
-            for cb in cbs: cb.before_epoch(tr)
-            if isinstance(getattr(train_dl, "sampler", None), DistributedSampler): train_dl.sampler.set_epoch(tr.epoch)
+            model.train()
+            t0, tot, nb = time.perf_counter(), 0.0, 0
+            for cb in cbs:
+                cb.before_epoch(tr)
+            if isinstance(getattr(train_dl, "sampler", None), DistributedSampler):
+                train_dl.sampler.set_epoch(tr.epoch)
             for batch in train_dl:
-                if tr.step >= n_steps: break
+                if tr.step >= n_steps:
+                    break
                 tr.batch = to_device(batch, device)
-                for cb in cbs: cb.before_batch(tr)
+                for cb in cbs:
+                    cb.before_batch(tr)
                 inputs, y = split_batch(tr.batch)
                 tr.out = forward_logits(net, inputs)
                 tr.loss = tr.loss_fn(tr.out, y)
-                for cb in cbs: cb.after_loss(tr)
+                for cb in cbs:
+                    cb.after_loss(tr)
                 opt.zero_grad(set_to_none=True)
                 tr.loss.backward()
-                for cb in cbs: cb.before_step(tr)
-                if grad_clip: nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-                opt.step(); tr.sched.step()
-                l = tr.loss.item(); tot += l; nb += 1; tr.step += 1
-                tr.steps.append(dict(step=tr.step, loss=l, lr=opt.param_groups[0]["lr"]))
-                bar.update(1); bar.set_postfix(epoch=tr.epoch + 1, loss=f"{l:.4f}")
-                for cb in cbs: cb.after_batch(tr)
-            tot, nb = _all_sum([tot, nb], device)                        # several processes: the mean over all of them
-            rec = dict(epoch=tr.epoch + 1, train_loss=tot / max(nb, 1), seconds=time.perf_counter() - t0)
+                for cb in cbs:
+                    cb.before_step(tr)
+                if grad_clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                opt.step()
+                tr.sched.step()
+                l = tr.loss.item()
+                tot += l
+                nb += 1
+                tr.step += 1
+                tr.steps.append(
+                    dict(step=tr.step, loss=l, lr=opt.param_groups[0]["lr"])
+                )
+                bar.update(1)
+                bar.set_postfix(epoch=tr.epoch + 1, loss=f"{l:.4f}")
+                for cb in cbs:
+                    cb.after_batch(tr)
+            # several processes: the mean over all of them
+            tot, nb = _all_sum([tot, nb], device)
+            rec = dict(
+                epoch=tr.epoch + 1,
+                train_loss=tot / max(nb, 1),
+                seconds=time.perf_counter() - t0,
+            )
             if valid_dl is not None:
                 v = evaluate(model, valid_dl, tr.loss_fn, device, progress=progress)
                 rec.update(valid_loss=v["loss"], valid_acc=v["accuracy"])
             tr.history.append(rec)
-            for cb in cbs: cb.after_epoch(tr)
-            if tr.step >= n_steps: break
-    finally: bar.close()
-    for cb in cbs: cb.after_fit(tr)
+            for cb in cbs:
+                cb.after_epoch(tr)
+            if tr.step >= n_steps:
+                break
+    finally:
+        bar.close()
+    for cb in cbs:
+        cb.after_fit(tr)
     return tr.history
 
 # %% ../nbs/00a_train.ipynb #ecd81566
 class AddLoss(Callback):
     "Add `coef * fn(trainer)` to the loss after it is computed (auxiliary losses, penalties)."
-    def __init__(self, fn:Callable, coef:float=1.0): self.fn, self.coef = fn, coef
-    def after_loss(self, tr): tr.loss = tr.loss + self.coef * self.fn(tr)
+
+    def __init__(self, fn: Callable, coef: float = 1.0):
+        self.fn, self.coef = fn, coef
+
+    def after_loss(self, tr):
+        tr.loss = tr.loss + self.coef * self.fn(tr)
 
 # %% ../nbs/00a_train.ipynb #51686278
 class KeepBest(Callback):
     "Keep the weights of the epoch with the best `metric` (fit's record after each epoch; needs fit's `valid_dl`) and restore them after training; `best` is that epoch's record."
-    def __init__(self, metric:str="valid_acc", # a key of fit's epoch record
-                 mode:str="max", # 'max' (accuracy) or 'min' (a loss)
-                ):
+
+    def __init__(
+        self,
+        metric: str = "valid_acc",  # a key of fit's epoch record
+        mode: str = "max",  # 'max' (accuracy) or 'min' (a loss)
+    ):
         self.metric, self.mode = metric, check_choice("mode", mode, ("max", "min"))
         self.best, self.state = None, None
+
     def _tensors(self, model):
         params = {n: p for n, p in model.named_parameters() if p.requires_grad}
         return {**params, **dict(model.named_buffers())}
+
     def after_epoch(self, tr):
         rec = tr.history[-1]
         if self.metric not in rec:
-            raise ValueError(f"KeepBest reads {self.metric!r} from fit's epoch record, which has {sorted(rec)}: pass valid_dl to fit")
-        better = self.best is None or (rec[self.metric] > self.best[self.metric] if self.mode == "max" else rec[self.metric] < self.best[self.metric])
+            raise ValueError(
+                f"KeepBest reads {self.metric!r} from fit's epoch record, which has {sorted(rec)}: pass valid_dl to fit"
+            )
+        better = self.best is None or (
+            rec[self.metric] > self.best[self.metric]
+            if self.mode == "max"
+            else rec[self.metric] < self.best[self.metric]
+        )
         if better:
             self.best = dict(rec)
-            self.state = {n: t.detach().clone() for n, t in self._tensors(tr.model).items()}
+            self.state = {
+                n: t.detach().clone() for n, t in self._tensors(tr.model).items()
+            }
+
     def after_fit(self, tr):
-        if self.state is None: return
+        if self.state is None:
+            return
         now = self._tensors(tr.model)
         with torch.no_grad():
-            for n, t in self.state.items(): now[n].copy_(t)
+            for n, t in self.state.items():
+                now[n].copy_(t)
 
 # %% ../nbs/00a_train.ipynb #a78f2853
 from .docs import document_module
+
 document_module(globals())

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib, dataclasses, fnmatch, json, math, re, warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, ClassVar, Iterable
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -25,593 +25,982 @@ __all__ = ['HF_KEY', 'DEPLOYERS', 'CONFIG_NAME', 'WEIGHTS_NAME', 'TunerLayer', '
 # %% ../nbs/01b_tuners.ipynb #df1da243
 class TunerLayer(nn.Module):
     "Base of every tuned layer: wraps `base_layer` (kept untouched and frozen) and adds the method's own tensors."
+
     def __init__(self):
         super().__init__()
         self.merged, self.disabled = False, False
         self.base_layer, self._base_flags = None, None
 
-    def attach_base(self, base:nn.Module|None):
+    def attach_base(self, base: nn.Module | None):
         "Keep `base` (the module this layer stands in for) as `base_layer`, frozen; `unload` gives it back with its flags."
         if base is not None:
             self._base_flags = [p.requires_grad for p in base.parameters()]
-            for p in base.parameters(): p.requires_grad_(False)
+            for p in base.parameters():
+                p.requires_grad_(False)
         self.base_layer = base
         return self
 
     def restore_base(self) -> nn.Module:
         "The original module, with its parameters' requires_grad flags as they were before wrapping."
-        if self.base_layer is None: raise RuntimeError(f"this {type(self).__name__} was built on its own, with no base layer to give back")
-        for p, f in zip(self.base_layer.parameters(), self._base_flags or []): p.requires_grad_(f)
+        if self.base_layer is None:
+            raise RuntimeError(
+                f"this {type(self).__name__} was built on its own, with no base layer to give back"
+            )
+        for p, f in zip(self.base_layer.parameters(), self._base_flags or []):
+            p.requires_grad_(f)
         return self.base_layer
 
     def forward(self, *args, **kwargs):
         if self.disabled:
-            if self.base_layer is None: raise RuntimeError(f"{type(self).__name__} is switched off but has no base layer to run")
+            if self.base_layer is None:
+                raise RuntimeError(
+                    f"{type(self).__name__} is switched off but has no base layer to run"
+                )
             return self.base_layer(*args, **kwargs)
-        if self.merged: return self.merged_forward(*args, **kwargs)
+        if self.merged:
+            return self.merged_forward(*args, **kwargs)
         return self.tuned_forward(*args, **kwargs)
 
-    def tuned_forward(self, *args, **kwargs): raise NotImplementedError
+    def tuned_forward(self, *args, **kwargs):
+        raise NotImplementedError
+
     def merged_forward(self, *args, **kwargs):
         "The forward once merged; by default the tuned forward (a layer with nothing static to fold)."
         return self.tuned_forward(*args, **kwargs)
 
     def merge(self):
         "Fold what can be folded for inference (in place; `unmerge` takes it out again)."
-        if self.merged: warnings.warn(f"{type(self).__name__} is already merged: nothing done"); return self
-        self._merge(); self.merged = True; return self
+        if self.merged:
+            warnings.warn(f"{type(self).__name__} is already merged: nothing done")
+            return self
+        self._merge()
+        self.merged = True
+        return self
+
     def unmerge(self):
         "Undo `merge`."
-        if not self.merged: warnings.warn(f"{type(self).__name__} is not merged: nothing done"); return self
-        self._unmerge(); self.merged = False; return self
-    def _merge(self): pass
-    def _unmerge(self): pass
+        if not self.merged:
+            warnings.warn(f"{type(self).__name__} is not merged: nothing done")
+            return self
+        self._unmerge()
+        self.merged = False
+        return self
+
+    def _merge(self):
+        pass
+
+    def _unmerge(self):
+        pass
 
     def method_state_dict(self) -> dict[str, torch.Tensor]:
         "The method's own tensors (every entry of the state_dict outside `base_layer`)."
-        return {k: v for k, v in self.state_dict().items() if not k.startswith("base_layer.")}
+        return {
+            k: v
+            for k, v in self.state_dict().items()
+            if not k.startswith("base_layer.")
+        }
 
     def deploy(self) -> nn.Module:
         "A standalone copy for deployment: merged, without the base layer (what `merge_and_unload` puts in its place)."
         new = clone_model(self)
-        if not new.merged: new.merge()
+        if not new.merged:
+            new.merge()
         new.base_layer, new._base_flags = None, None
         return new
 
     def deploy_numel(self) -> int:
         "Numbers a deployed copy stores: `deploy_numel` of everything but the base layer (which is not deployed)."
-        return (sum(p.numel() for p in self.parameters(recurse=False))
-                + sum(deploy_numel(c) for n, c in self.named_children() if n != "base_layer"))
+        return sum(p.numel() for p in self.parameters(recurse=False)) + sum(
+            deploy_numel(c) for n, c in self.named_children() if n != "base_layer"
+        )
 
 # %% ../nbs/01b_tuners.ipynb #2dfd086a
 def _encode_setting(v, kind) -> float:
-    if isinstance(kind, tuple): return float(kind.index(v))
-    if v is None: return math.nan
+    if isinstance(kind, tuple):
+        return float(kind.index(v))
+    if v is None:
+        return math.nan
     return float(v)
 
-def _decode_setting(x:float, kind, name:str, owner:str):
-    bad = lambda: ValueError(f"the saved setting {name}={x!r} of {owner} is not a valid {kind if not isinstance(kind, tuple) else kind!r}")
+
+def _decode_setting(x: float, kind, name: str, owner: str):
+    bad = lambda: ValueError(
+        f"the saved setting {name}={x!r} of {owner} is not a valid {kind if not isinstance(kind, tuple) else kind!r}"
+    )
     if isinstance(kind, tuple):
-        if not (x == int(x) and 0 <= int(x) < len(kind)): raise bad()
+        if not (x == int(x) and 0 <= int(x) < len(kind)):
+            raise bad()
         return kind[int(x)]
     if math.isnan(x):
-        if kind == "float|None": return None
+        if kind == "float|None":
+            return None
         raise bad()
     if kind is bool:
-        if x not in (0.0, 1.0): raise bad()
+        if x not in (0.0, 1.0):
+            raise bad()
         return bool(x)
     if kind is int:
-        if x != int(x): raise bad()
+        if x != int(x):
+            raise bad()
         return int(x)
     return float(x)
 
+
 class StateSettings:
     "Mix into an nn.Module: the attributes in `state_settings` travel in its state_dict (one float64 tensor, key `_extra_state`)."
-    state_settings: ClassVar[dict] = {}  # attribute (dotted: on a submodule) -> int, float, bool, "float|None", or a tuple of allowed values
+
+    # attribute (dotted: on a submodule) -> int, float, bool, "float|None", or a tuple of allowed values
+    state_settings: ClassVar[dict] = {}
 
     def get_extra_state(self) -> torch.Tensor:
-        return torch.tensor([_encode_setting(self.get_setting(n), k) for n, k in self.state_settings.items()], dtype=torch.float64)
+        return torch.tensor(
+            [
+                _encode_setting(self.get_setting(n), k)
+                for n, k in self.state_settings.items()
+            ],
+            dtype=torch.float64,
+        )
 
     def _decode_state(self, state) -> dict:
         names, owner = list(self.state_settings), type(self).__name__
         if not isinstance(state, torch.Tensor) or state.shape != (len(names),):
-            got = tuple(state.shape) if isinstance(state, torch.Tensor) else type(state).__name__
-            raise ValueError(f"{owner} keeps {len(names)} settings in its state_dict ({names}), but the saved _extra_state is {got}: "
-                             "was it saved by another version or another kind of layer?")
-        return {n: _decode_setting(float(x), k, n, owner) for (n, k), x in zip(self.state_settings.items(), state.tolist())}
+            got = (
+                tuple(state.shape)
+                if isinstance(state, torch.Tensor)
+                else type(state).__name__
+            )
+            raise ValueError(
+                f"{owner} keeps {len(names)} settings in its state_dict ({names}), but the saved _extra_state is {got}: "
+                "was it saved by another version or another kind of layer?"
+            )
+        return {
+            n: _decode_setting(float(x), k, n, owner)
+            for (n, k), x in zip(self.state_settings.items(), state.tolist())
+        }
 
     def set_extra_state(self, state):
         vals = self._decode_state(state)
         old = {n: self.get_setting(n) for n in vals}
         try:
-            for n, v in vals.items(): self.set_setting(n, v)
+            for n, v in vals.items():
+                self.set_setting(n, v)
             self.settings_loaded()
         except Exception:
-            for n, v in old.items(): self.set_setting(n, v)
+            for n, v in old.items():
+                self.set_setting(n, v)
             raise
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        if prefix + "_extra_state" in state_dict:                # refuse bad settings before any tensor of this layer changes
+        # refuse bad settings before any tensor of this layer changes
+        if prefix + "_extra_state" in state_dict:
             vals = self._decode_state(state_dict[prefix + "_extra_state"])
             old = {n: self.get_setting(n) for n in vals}
             try:
-                for n, v in vals.items(): self.set_setting(n, v)
+                for n, v in vals.items():
+                    self.set_setting(n, v)
                 self.settings_loaded()
             finally:
-                for n, v in old.items(): self.set_setting(n, v)
+                for n, v in old.items():
+                    self.set_setting(n, v)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def get_setting(self, name:str):
+    def get_setting(self, name: str):
         obj, _, attr = name.rpartition(".")
         return getattr(self.get_submodule(obj) if obj else self, attr)
-    def set_setting(self, name:str, value):
+
+    def set_setting(self, name: str, value):
         obj, _, attr = name.rpartition(".")
         setattr(self.get_submodule(obj) if obj else self, attr, value)
+
     def settings_loaded(self):
         "Called once loaded settings are in place: check them together (raise to refuse them) and update what depends on them."
-
 
 # %% ../nbs/01b_tuners.ipynb #4c98de75
 _CONFIGS: dict[str, type] = {}
 
+
 def _check_patterns(name, v):
-    if v is None: return None
+    if v is None:
+        return None
     if isinstance(v, str):
-        try: re.compile(v)
-        except re.error as e: raise ValueError(f"{name} as a string is a regular expression, and {v!r} is not one: {e}") from e
+        try:
+            re.compile(v)
+        except re.error as e:
+            raise ValueError(
+                f"{name} as a string is a regular expression, and {v!r} is not one: {e}"
+            ) from e
         return v
     if isinstance(v, (list, tuple, set)) and all(isinstance(t, str) for t in v):
-        if not v: raise ValueError(f"{name} must name at least one module, got an empty {type(v).__name__}")
+        if not v:
+            raise ValueError(
+                f"{name} must name at least one module, got an empty {type(v).__name__}"
+            )
         return list(v)
-    raise TypeError(f"{name} must be None, a regular expression (str) or a list of module names, got {type(v).__name__} {v!r}")
+    raise TypeError(
+        f"{name} must be None, a regular expression (str) or a list of module names, got {type(v).__name__} {v!r}"
+    )
+
 
 @dataclass
 class TunerConfig:
     "Base config of every method: which modules to tune, and whether the rest of the model is frozen."
+
     method: ClassVar[str] = ""
-    target_modules: list[str]|str|None = None # module names / glob patterns (list) or a regular expression (str); None: the method's default
-    exclude_modules: list[str]|str|None = None # the same forms: modules never tuned
-    freeze_base: bool = True # freeze every parameter outside the method's layers
+    target_modules: list[str] | str | None = None  # names, globs or a regex
+    exclude_modules: list[str] | str | None = None  # the same forms: never tuned
+    freeze_base: bool = True  # freeze every parameter outside the method's layers
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
-        if cls.method: _CONFIGS[cls.method] = cls
+        if cls.method:
+            _CONFIGS[cls.method] = cls
 
     def __post_init__(self):
         self.target_modules = _check_patterns("target_modules", self.target_modules)
         self.exclude_modules = _check_patterns("exclude_modules", self.exclude_modules)
-        if not isinstance(self.freeze_base, bool): raise TypeError(f"freeze_base must be True or False, got {self.freeze_base!r}")
+        if not isinstance(self.freeze_base, bool):
+            raise TypeError(
+                f"freeze_base must be True or False, got {self.freeze_base!r}"
+            )
 
     # what a method defines
-    def candidates(self, model:nn.Module) -> list[tuple[str, nn.Module]]:
+    def candidates(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
         "(name, module) of every module this method can convert, in module order."
         raise NotImplementedError
-    def build_layers(self, targets:list[tuple[str, nn.Module]], rebuild:bool=False) -> dict[int, TunerLayer|dict]:
+
+    def build_layers(
+        self, targets: list[tuple[str, nn.Module]], rebuild: bool = False
+    ) -> dict[int, TunerLayer | dict]:
         "id(module) -> its tuned layer (or {path inside it: tuned layer}); `rebuild`: only the structure (tensors are loaded next)."
         raise NotImplementedError
 
-    def after_inject(self, model:nn.Module):
+    def after_inject(self, model: nn.Module):
         "Model-level parts of the method (a forward hook, say), installed once its layers are in; none by default."
-    def before_unload(self, model:nn.Module):
+
+    def before_unload(self, model: nn.Module):
         "Take out what `after_inject` installed; `unload` calls it before it puts the original modules back."
 
-    def rebuild(self, model:nn.Module, names:list[str]):
+    def rebuild(self, model: nn.Module, names: list[str]):
         "The structure of the layers saved under `names` (their tensors are loaded next): `inject` on exactly those layers."
-        inject(model, dataclasses.replace(self, target_modules=list(names)), rebuild=True)
+        inject(
+            model, dataclasses.replace(self, target_modules=list(names)), rebuild=True
+        )
 
-    def nothing_to_convert(self, model:nn.Module) -> str:
+    def nothing_to_convert(self, model: nn.Module) -> str:
         "The message when `model` has nothing this method converts."
-        return f"{type(self).__name__} found nothing to convert in {type(model).__name__}"
+        return (
+            f"{type(self).__name__} found nothing to convert in {type(model).__name__}"
+        )
 
     def to_dict(self) -> dict:
         "The config as plain JSON-able values, with its method's name."
         d = {f.name: getattr(self, f.name) for f in fields(self)}
-        return {"method": self.method, **{k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}}
-    def to_json(self) -> str: return json.dumps(self.to_dict(), indent=2)
+        return {
+            "method": self.method,
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in d.items()},
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
 
     @staticmethod
-    def from_dict(d:dict) -> "TunerConfig":
+    def from_dict(d: dict) -> "TunerConfig":
         "The config that `to_dict` wrote (any registered method)."
-        if not isinstance(d, dict) or "method" not in d: raise ValueError(f"a tuner config is a dict with a 'method' key, got {d!r}")
+        if not isinstance(d, dict) or "method" not in d:
+            raise ValueError(f"a tuner config is a dict with a 'method' key, got {d!r}")
         _import_methods()
-        d = dict(d); m = d.pop("method")
-        if m not in _CONFIGS: raise ValueError(f"unknown method {m!r}: known methods are {sorted(_CONFIGS)}")
-        cls = _CONFIGS[m]; known = {f.name for f in fields(cls)}
+        d = dict(d)
+        m = d.pop("method")
+        if m not in _CONFIGS:
+            raise ValueError(
+                f"unknown method {m!r}: known methods are {sorted(_CONFIGS)}"
+            )
+        cls = _CONFIGS[m]
+        known = {f.name for f in fields(cls)}
         bad = sorted(set(d) - known)
-        if bad: raise ValueError(f"{cls.__name__} has no field(s) {bad}; its fields are {sorted(known)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) and isinstance(getattr(cls, k, None), tuple) else v for k, v in d.items()})
+        if bad:
+            raise ValueError(
+                f"{cls.__name__} has no field(s) {bad}; its fields are {sorted(known)}"
+            )
+        return cls(
+            **{
+                k: tuple(v)
+                if isinstance(v, list) and isinstance(getattr(cls, k, None), tuple)
+                else v
+                for k, v in d.items()
+            }
+        )
+
     @staticmethod
-    def from_json(s:str) -> "TunerConfig": return TunerConfig.from_dict(json.loads(s))
+    def from_json(s: str) -> "TunerConfig":
+        return TunerConfig.from_dict(json.loads(s))
+
 
 def _import_methods():
     "Import the modules whose configs register themselves (from_dict may meet any of them)."
     import importlib
+
     for m in ("dyconv", "moe", "pad", "adapters", "diff_pruning"):
-        try: importlib.import_module(f"padnotes.{m}")
+        try:
+            importlib.import_module(f"padnotes.{m}")
         except ModuleNotFoundError as e:
-            if e.name != f"padnotes.{m}": raise
+            if e.name != f"padnotes.{m}":
+                raise
 
 # %% ../nbs/01b_tuners.ipynb #ed254d62
-def name_matches(name:str, pattern:str) -> bool:
-    if name == pattern or name.endswith("." + pattern): return True
+def name_matches(name: str, pattern: str) -> bool:
+    if name == pattern or name.endswith("." + pattern):
+        return True
     return any(ch in pattern for ch in "*?[") and fnmatch.fnmatchcase(name, pattern)
 
-def _select(names:list[str], patterns, what:str, all_names:list[str]) -> set[str]:
+
+def _select(names: list[str], patterns, what: str, all_names: list[str]) -> set[str]:
     if isinstance(patterns, str):
         hit = {n for n in names if re.fullmatch(patterns, n)}
-        if not hit: raise ValueError(f"{what} {patterns!r} (a regular expression) matches none of the layers this method converts: {names}")
+        if not hit:
+            raise ValueError(
+                f"{what} {patterns!r} (a regular expression) matches none of the layers this method converts: {names}"
+            )
         return hit
     hit = set()
     for p in patterns:
         h = {n for n in names if name_matches(n, p)}
         if not h:
             other = [n for n in all_names if name_matches(n, p)]
-            why = f"it names {other}, which this method cannot convert" if other else "no module has that name"
-            raise ValueError(f"{what} entry {p!r} matches none of the layers this method converts ({why}); they are {names}")
+            why = (
+                f"it names {other}, which this method cannot convert"
+                if other
+                else "no module has that name"
+            )
+            raise ValueError(
+                f"{what} entry {p!r} matches none of the layers this method converts ({why}); they are {names}"
+            )
         hit |= h
     return hit
 
-def inside_tuner(model:nn.Module) -> set[str]:
+
+def inside_tuner(model: nn.Module) -> set[str]:
     "Names of the modules that live inside a tuned layer (its base layer and its own parts)."
     tuned = [n for n, m in model.named_modules() if isinstance(m, TunerLayer)]
-    return {n for n, _ in model.named_modules(remove_duplicate=False) for t in tuned if n != t and (t == "" or n.startswith(t + "."))}
+    return {
+        n
+        for n, _ in model.named_modules(remove_duplicate=False)
+        for t in tuned
+        if n != t and (t == "" or n.startswith(t + "."))
+    }
 
-def find_targets(model:nn.Module, config:TunerConfig) -> list[tuple[str, nn.Module]]:
+
+def find_targets(model: nn.Module, config: TunerConfig) -> list[tuple[str, nn.Module]]:
     "(name, module) of the modules `config` tunes in `model`: its candidates, filtered by target_modules and exclude_modules."
     cands = config.candidates(model)
     names = [n for n, _ in cands]
     all_names = [n for n, _ in model.named_modules() if n]
-    keep = set(names) if config.target_modules is None else _select(names, config.target_modules, "target_modules", all_names)
-    if config.exclude_modules is not None: keep -= _select(names, config.exclude_modules, "exclude_modules", all_names)
+    keep = (
+        set(names)
+        if config.target_modules is None
+        else _select(names, config.target_modules, "target_modules", all_names)
+    )
+    if config.exclude_modules is not None:
+        keep -= _select(names, config.exclude_modules, "exclude_modules", all_names)
     return [(n, m) for n, m in cands if n in keep]
 
 # %% ../nbs/01b_tuners.ipynb #dd7629dc
-def replace_module(model:nn.Module, name:str, module:nn.Module):
+def replace_module(model: nn.Module, name: str, module: nn.Module):
     parent, _, attr = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, attr, module)
 
-def tuner_layers(model:nn.Module) -> dict[str, TunerLayer]:
+
+def tuner_layers(model: nn.Module) -> dict[str, TunerLayer]:
     "The outermost tuned layers of `model` by name."
     out = {}
     for n, m in model.named_modules():
-        if isinstance(m, TunerLayer) and not any(n.startswith(o + ".") for o in out): out[n] = m
+        if isinstance(m, TunerLayer) and not any(n.startswith(o + ".") for o in out):
+            out[n] = m
     return out
 
-def tuner_records(model:nn.Module) -> list[dict]:
+
+def tuner_records(model: nn.Module) -> list[dict]:
     "What was injected into `model`, in order: dicts with the config and the layer names."
     return model.__dict__.get("padnotes_tuners", [])
 
-HF_KEY = "padnotes_tuners"   # where a transformers model's config (and so its config.json) records the tuners
+
+HF_KEY = "padnotes_tuners"  # where a transformers model's config (and so its config.json) records the tuners
+
 
 def _hf_config(model):
     "The transformers config of `model`, if it has one that saves itself (config.json)."
     c = getattr(model, "config", None)
-    return c if callable(getattr(c, "to_dict", None)) and callable(getattr(c, "save_pretrained", None)) else None
+    return (
+        c
+        if callable(getattr(c, "to_dict", None))
+        and callable(getattr(c, "save_pretrained", None))
+        else None
+    )
+
 
 def sync_hf_config(model):
     "Write the tuner records into a transformers model's config, so that its own save_pretrained keeps them in config.json."
     c = _hf_config(model)
-    if c is None: return
+    if c is None:
+        return
     recs = model.__dict__.get("padnotes_tuners", [])
-    if recs: setattr(c, HF_KEY, [dict(config=r["config"].to_dict(), layers=r["layers"]) for r in recs])
-    elif hasattr(c, HF_KEY): delattr(c, HF_KEY)
+    if recs:
+        setattr(
+            c,
+            HF_KEY,
+            [dict(config=r["config"].to_dict(), layers=r["layers"]) for r in recs],
+        )
+    elif hasattr(c, HF_KEY):
+        delattr(c, HF_KEY)
+
 
 def record_tuner(model, config, names):
-    model.__dict__.setdefault("padnotes_tuners", []).append(dict(config=config, layers=list(names)))
+    model.__dict__.setdefault("padnotes_tuners", []).append(
+        dict(config=config, layers=list(names))
+    )
     sync_hf_config(model)
 
-def apply_freeze(model:nn.Module, freeze_base:bool):
-    "With `freeze_base`, every parameter outside the tuned layers stops training (base layers are always frozen)."
-    if not freeze_base: return
-    inside = {id(p) for l in tuner_layers(model).values() for k, p in l.named_parameters() if not k.startswith("base_layer.")}
-    for p in model.parameters():
-        if id(p) not in inside: p.requires_grad_(False)
 
-def inject(model:nn.Module, # the model to tune, changed in place (all or nothing)
-           config:TunerConfig, # the method and its settings
-           rebuild:bool=False, # only the structure: the method's tensors are about to be loaded
-          ) -> nn.Module:
+def apply_freeze(model: nn.Module, freeze_base: bool):
+    "With `freeze_base`, every parameter outside the tuned layers stops training (base layers are always frozen)."
+    if not freeze_base:
+        return
+    inside = {
+        id(p)
+        for l in tuner_layers(model).values()
+        for k, p in l.named_parameters()
+        if not k.startswith("base_layer.")
+    }
+    for p in model.parameters():
+        if id(p) not in inside:
+            p.requires_grad_(False)
+
+
+def inject(
+    model: nn.Module,  # the model to tune, changed in place (all or nothing)
+    config: TunerConfig,  # the method and its settings
+    rebuild: bool = False,  # only the structure: the method's tensors are about to be loaded
+) -> nn.Module:
     "Put the method of `config` into `model`: every target module is wrapped by its tuned layer; returns `model`."
-    if not isinstance(model, nn.Module): raise TypeError(f"inject needs an nn.Module, got {type(model).__name__}")
-    if not isinstance(config, TunerConfig): raise TypeError(f"inject needs a TunerConfig (DynamicConvConfig, MoEConfig, ...), got {type(config).__name__}")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"inject needs an nn.Module, got {type(model).__name__}")
+    if not isinstance(config, TunerConfig):
+        raise TypeError(
+            f"inject needs a TunerConfig (DynamicConvConfig, MoEConfig, ...), got {type(config).__name__}"
+        )
     c = _hf_config(model)
-    if c is not None and getattr(c, HF_KEY, None) and not tuner_layers(model) and not rebuild:
-        warnings.warn(f"{type(model).__name__}'s config records padnotes tuners ({[t['config']['method'] for t in getattr(c, HF_KEY)]}) but the model "
-                      "has none: transformers' from_pretrained builds the plain architecture, so those layers are missing or freshly "
-                      "initialised. To get the saved model back: padnotes.from_pretrained(model, folder).", stacklevel=2)
+    if (
+        c is not None
+        and getattr(c, HF_KEY, None)
+        and not tuner_layers(model)
+        and not rebuild
+    ):
+        warnings.warn(
+            f"{type(model).__name__}'s config records padnotes tuners ({[t['config']['method'] for t in getattr(c, HF_KEY)]}) but the model "
+            "has none: transformers' from_pretrained builds the plain architecture, so those layers are missing or freshly "
+            "initialised. To get the saved model back: padnotes.from_pretrained(model, folder).",
+            stacklevel=2,
+        )
     targets = find_targets(model, config)
-    if not targets: raise ValueError(config.nothing_to_convert(model))
+    if not targets:
+        raise ValueError(config.nothing_to_convert(model))
     ids, names = {id(m) for _, m in targets}, {n for n, _ in targets}
-    dup = [(n, m) for n, m in model.named_modules(remove_duplicate=False) if id(m) in ids and n not in names]   # shared modules' other names
+    # shared modules' other names
+    dup = [
+        (n, m)
+        for n, m in model.named_modules(remove_duplicate=False)
+        if id(m) in ids and n not in names
+    ]
     flags = [(p, p.requires_grad) for p in model.parameters()]
-    new = config.build_layers(targets + dup, rebuild)               # may raise: nothing has changed yet
-    for n, m in targets + dup:                                      # a layer, or {path inside the target: layer} (an MoE
-        parts = new[id(m)] if isinstance(new[id(m)], dict) else {"": new[id(m)]}   # wraps two modules of a block)
-        for rel, layer in parts.items(): replace_module(model, f"{n}.{rel}" if n and rel else n or rel, layer)
+    # may raise: nothing has changed yet
+    new = config.build_layers(targets + dup, rebuild)
+    for n, m in targets + dup:  # a layer, or {path inside the target: layer} (an MoE
+        # wraps two modules of a block)
+        parts = new[id(m)] if isinstance(new[id(m)], dict) else {"": new[id(m)]}
+        for rel, layer in parts.items():
+            replace_module(model, f"{n}.{rel}" if n and rel else n or rel, layer)
     record_tuner(model, config, [n for n, _ in targets])
-    config.after_inject(model)                                      # model-level parts (from_pretrained re-installs them too)
-    model.__dict__.setdefault("_padnotes_flags", flags)              # the flags before the first method: unload restores them
+    # model-level parts (from_pretrained re-installs them too)
+    config.after_inject(model)
+    # the flags before the first method: unload restores them
+    model.__dict__.setdefault("_padnotes_flags", flags)
     apply_freeze(model, config.freeze_base)
-    model.__dict__.setdefault("_padnotes_outside", _outside_state(model))   # what "switched off" is compared with
+    # what "switched off" is compared with
+    model.__dict__.setdefault("_padnotes_outside", _outside_state(model))
     return model
 
-def _outside_tensors(model:nn.Module) -> dict[str, torch.Tensor]:
+
+def _outside_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     "Every parameter and buffer outside the tuned layers, by name."
     tuned = list(tuner_layers(model))
     inside = lambda k: any(t == "" or k.startswith(t + ".") for t in tuned)
     named = list(model.named_parameters()) + list(model.named_buffers())
     return {k: v for k, v in named if not inside(k)}
 
-def _digest(t:torch.Tensor) -> str|None:
+
+def _digest(t: torch.Tensor) -> str | None:
     "A hash of a tensor's dtype, shape and bytes (None for a tensor without data: on the meta device)."
     import hashlib
-    if t.is_meta: return None
+
+    if t.is_meta:
+        return None
     b = t.detach().contiguous().cpu().reshape(-1)
     h = hashlib.blake2b(f"{t.dtype}|{tuple(t.shape)}".encode(), digest_size=16)
     h.update(b.view(torch.uint8).numpy() if b.numel() else b"")
     return h.hexdigest()
 
-def _outside_state(model:nn.Module) -> dict[str, tuple]:
-    "A stamp of each tensor outside the tuned layers: (which tensor, its storage, its in-place version), and a hash of its values."
-    return {k: ((id(v), v.data_ptr(), v._version), _digest(v)) for k, v in _outside_tensors(model).items()}
 
-def changed_outside(model:nn.Module) -> list[str]:
+def _outside_state(model: nn.Module) -> dict[str, tuple]:
+    "A stamp of each tensor outside the tuned layers: (which tensor, its storage, its in-place version), and a hash of its values."
+    return {
+        k: ((id(v), v.data_ptr(), v._version), _digest(v))
+        for k, v in _outside_tensors(model).items()
+    }
+
+
+def changed_outside(model: nn.Module) -> list[str]:
     "Names of the parameters and buffers outside the tuned layers whose values changed (trained, loaded or replaced) since the first method was put in."
     then = model.__dict__.get("_padnotes_outside")
-    if then is None: return []
+    if then is None:
+        return []
     now = _outside_tensors(model)
     out = []
     for k in sorted(then.keys() & now.keys()):
         v = now[k]
-        if then[k][0] == (id(v), v.data_ptr(), v._version): continue      # untouched since: no need to hash it again
-        if then[k][1] is None or then[k][1] != _digest(v): out.append(k)   # touched: changed only if its values did
+        if then[k][0] == (id(v), v.data_ptr(), v._version):
+            continue  # untouched since: no need to hash it again
+        if then[k][1] is None or then[k][1] != _digest(v):
+            out.append(k)  # touched: changed only if its values did
     return out
 
 # %% ../nbs/01b_tuners.ipynb #ad1a81ad
-def _warn_outside(model:nn.Module):
+def _warn_outside(model: nn.Module):
     changed = changed_outside(model)
-    if not changed: return
+    if not changed:
+        return
     names = ", ".join(changed[:4]) + (", ..." if len(changed) > 4 else "")
-    warnings.warn(f"switched off, {type(model).__name__} runs its base layers, but {len(changed)} tensors outside the tuned layers "
-                  f"changed since the method was put in ({names}): the outputs are not the original model's. Train with "
-                  "freeze_base=True and BatchNorm in eval mode to keep them, or compare with a copy of the model taken before tuning",
-                  stacklevel=3)
+    warnings.warn(
+        f"switched off, {type(model).__name__} runs its base layers, but {len(changed)} tensors outside the tuned layers "
+        f"changed since the method was put in ({names}): the outputs are not the original model's. Train with "
+        "freeze_base=True and BatchNorm in eval mode to keep them, or compare with a copy of the model taken before tuning",
+        stacklevel=3,
+    )
+
 
 @contextlib.contextmanager
-def disable_tuners(model:nn.Module):
+def disable_tuners(model: nn.Module):
     "Inside the block every tuned layer runs its base layer only: the original model's outputs, exactly, if nothing outside the tuned layers changed since the method was put in (otherwise a warning names what did)."
     layers = list(tuner_layers(model).values())
-    if not layers: raise ValueError(f"{type(model).__name__} has no tuned layer to switch off")
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no tuned layer to switch off")
     _warn_outside(model)
     old = [l.disabled for l in layers]
-    for l in layers: l.disabled = True
-    try: yield model
+    for l in layers:
+        l.disabled = True
+    try:
+        yield model
     finally:
-        for l, o in zip(layers, old): l.disabled = o
+        for l, o in zip(layers, old):
+            l.disabled = o
 
-def set_tuners_enabled(model:nn.Module, enabled:bool=True) -> nn.Module:
+
+def set_tuners_enabled(model: nn.Module, enabled: bool = True) -> nn.Module:
     "Switch every tuned layer on (True) or off (False), until switched again (off: warns as `disable_tuners` does)."
-    if not enabled: _warn_outside(model)
-    for l in tuner_layers(model).values(): l.disabled = not enabled
+    if not enabled:
+        _warn_outside(model)
+    for l in tuner_layers(model).values():
+        l.disabled = not enabled
     return model
 
-def merge(model:nn.Module) -> nn.Module:
+
+def merge(model: nn.Module) -> nn.Module:
     "Merge every tuned layer in place."
-    for l in tuner_layers(model).values(): l.merge()
+    for l in tuner_layers(model).values():
+        l.merge()
     return model
 
-def unmerge(model:nn.Module) -> nn.Module:
+
+def unmerge(model: nn.Module) -> nn.Module:
     "Unmerge every merged tuned layer in place."
     for l in tuner_layers(model).values():
-        if l.merged: l.unmerge()
+        if l.merged:
+            l.unmerge()
     return model
 
 # %% ../nbs/01b_tuners.ipynb #0ca074d3
-def _all_names(model, layers:dict) -> list[tuple[str, nn.Module]]:
+def _all_names(model, layers: dict) -> list[tuple[str, nn.Module]]:
     "Every name (shared modules have several) under which one of the outermost tuned `layers` is registered."
     ids = {id(l) for l in layers.values()}
-    return [(n, m) for n, m in model.named_modules(remove_duplicate=False) if id(m) in ids and not any(n.startswith(o + ".") for o in layers)]
+    return [
+        (n, m)
+        for n, m in model.named_modules(remove_duplicate=False)
+        if id(m) in ids and not any(n.startswith(o + ".") for o in layers)
+    ]
 
-def unload(model:nn.Module) -> nn.Module:
+
+def unload(model: nn.Module) -> nn.Module:
     "Put every wrapped module back (unmerged, with its original requires_grad flags); returns `model`."
     layers = tuner_layers(model)
-    if not layers: raise ValueError(f"{type(model).__name__} has no tuned layer to unload")
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no tuned layer to unload")
     orphans = [n for n, l in layers.items() if l.base_layer is None]
-    if orphans: raise ValueError(f"these tuned layers have no base layer to give back (built on their own or deployed): {orphans}")
-    for r in reversed(tuner_records(model)): r["config"].before_unload(model)
-    for n, l in _all_names(model, layers): replace_module(model, n, l.restore_base())
-    for p, f in model.__dict__.pop("_padnotes_flags", []): p.requires_grad_(f)
-    model.__dict__.pop("padnotes_tuners", None); model.__dict__.pop("_padnotes_outside", None); sync_hf_config(model)
+    if orphans:
+        raise ValueError(
+            f"these tuned layers have no base layer to give back (built on their own or deployed): {orphans}"
+        )
+    for r in reversed(tuner_records(model)):
+        r["config"].before_unload(model)
+    for n, l in _all_names(model, layers):
+        replace_module(model, n, l.restore_base())
+    for p, f in model.__dict__.pop("_padnotes_flags", []):
+        p.requires_grad_(f)
+    model.__dict__.pop("padnotes_tuners", None)
+    model.__dict__.pop("_padnotes_outside", None)
+    sync_hf_config(model)
     return model
 
-DEPLOYERS: dict = {}   # name -> function(tuned model) -> deployed copy; `from_pretrained` replays the one a deployed model records
 
-def register_deployer(name:str, fn):
+DEPLOYERS: dict = {}  # name -> function(tuned model) -> deployed copy; `from_pretrained` replays the one a deployed model records
+
+
+def register_deployer(name: str, fn):
     "Make `fn` (a tuned model -> its deployed copy) replayable by name when a deployed model is loaded."
     DEPLOYERS[name] = fn
     return fn
 
-def record_deployment(tuned:nn.Module, deployed:nn.Module, how:str) -> nn.Module:
+
+def record_deployment(tuned: nn.Module, deployed: nn.Module, how: str) -> nn.Module:
     "Note on `deployed` how it was made from `tuned` (its tuner configs and the deployer's name), so save_pretrained / from_pretrained can rebuild it."
-    recs = [dict(config=r["config"].to_dict(), layers=r["layers"]) for r in tuner_records(tuned)]
+    recs = [
+        dict(config=r["config"].to_dict(), layers=r["layers"])
+        for r in tuner_records(tuned)
+    ]
     deployed.__dict__["padnotes_deployed"] = dict(how=how, tuners=recs)
     return deployed
 
-def merge_and_unload(model:nn.Module) -> nn.Module:
+
+def merge_and_unload(model: nn.Module) -> nn.Module:
     "A merged copy of `model` for deployment: every tuned layer folded and standing alone, no base layers; `model` is unchanged."
-    if not tuner_layers(model): raise ValueError(f"{type(model).__name__} has no tuned layer to merge")
+    if not tuner_layers(model):
+        raise ValueError(f"{type(model).__name__} has no tuned layer to merge")
     out = clone_model(model)
-    layers = tuner_layers(out); new = {id(l): l.deploy() for l in layers.values()}
-    for n, l in _all_names(out, layers): replace_module(out, n, new[id(l)])
-    out.__dict__.pop("padnotes_tuners", None); out.__dict__.pop("_padnotes_flags", None); out.__dict__.pop("_padnotes_outside", None)
+    layers = tuner_layers(out)
+    new = {id(l): l.deploy() for l in layers.values()}
+    for n, l in _all_names(out, layers):
+        replace_module(out, n, new[id(l)])
+    out.__dict__.pop("padnotes_tuners", None)
+    out.__dict__.pop("_padnotes_flags", None)
+    out.__dict__.pop("_padnotes_outside", None)
     sync_hf_config(out)
     return record_deployment(model, out, "merge_and_unload").eval()
+
 
 register_deployer("merge_and_unload", merge_and_unload)
 
 # %% ../nbs/01b_tuners.ipynb #ba2f2260
-def trainable_parameters(model:nn.Module) -> dict:
+def trainable_parameters(model: nn.Module) -> dict:
     "Trainable and total parameter counts (shared tensors once) and the trainable percentage."
     ps = {id(p): p for p in model.parameters()}.values()
     tr, tot = sum(p.numel() for p in ps if p.requires_grad), sum(p.numel() for p in ps)
-    return dict(trainable=tr, total=tot, percent=100 * tr / max(tot, 1), buffers=count_buffers(model))
+    return dict(
+        trainable=tr,
+        total=tot,
+        percent=100 * tr / max(tot, 1),
+        buffers=count_buffers(model),
+    )
 
-def print_trainable_parameters(model:nn.Module) -> dict:
+
+def print_trainable_parameters(model: nn.Module) -> dict:
     "Print peft's line: trainable params, all params, trainable % (and the numbers in buffers, when there are any); returns the counts."
     c = trainable_parameters(model)
-    print(f"trainable params: {c['trainable']:,} || all params: {c['total']:,} || trainable%: {c['percent']:.4f}"
-          + (f" || buffers: {c['buffers']:,}" if c["buffers"] else ""))
+    print(
+        f"trainable params: {c['trainable']:,} || all params: {c['total']:,} || trainable%: {c['percent']:.4f}"
+        + (f" || buffers: {c['buffers']:,}" if c["buffers"] else "")
+    )
     return c
 
 # %% ../nbs/01b_tuners.ipynb #b9c867c8
 CONFIG_NAME, WEIGHTS_NAME = "padnotes_config.json", "padnotes_model.safetensors"
 
-def _method_tensors(model, compact:bool=False) -> dict[str, torch.Tensor]:
+
+def _method_tensors(model, compact: bool = False) -> dict[str, torch.Tensor]:
     "The method's tensors by name; `compact`: as saved (modules with `compact_state`, such as PAD-Net's mode masks, store less)."
     out = {}
     for n, l in tuner_layers(model).items():
         for k, v in l.method_state_dict().items():
-            if v is not None: out[f"{n}.{k}" if n else k] = v
+            if v is not None:
+                out[f"{n}.{k}" if n else k] = v
     if compact:
         for name, m in model.named_modules():
-            if hasattr(m, "compact_state"): m.compact_state(out, f"{name}." if name else "")
+            if hasattr(m, "compact_state"):
+                m.compact_state(out, f"{name}." if name else "")
     return out
 
-def _expand_saved(model, saved:dict) -> dict:
+
+def _expand_saved(model, saved: dict) -> dict:
     "`saved` with every compact entry (`compact_state`) expanded to the tensors the model holds."
     for name, m in model.named_modules():
-        if hasattr(m, "expand_state"): m.expand_state(saved, f"{name}." if name else "")
+        if hasattr(m, "expand_state"):
+            m.expand_state(saved, f"{name}." if name else "")
     return saved
 
-def _base_tensors(model, which:str="buffers") -> dict[str, torch.Tensor]:
+
+def _base_tensors(model, which: str = "buffers") -> dict[str, torch.Tensor]:
     "Tensors outside the tuned layers: 'buffers', 'trained' (the buffers and the parameters that train) or 'all'."
     tuned = list(tuner_layers(model))
     params = {id(p): p for p in model.parameters()}
-    keep = lambda v: which == "all" or id(v) not in params or (which == "trained" and params[id(v)].requires_grad)
-    return {k: v for k, v in model.state_dict(keep_vars=True).items()
-            if not any(t == "" or k.startswith(t + ".") for t in tuned) and keep(v)}
+    keep = lambda v: (
+        which == "all"
+        or id(v) not in params
+        or (which == "trained" and params[id(v)].requires_grad)
+    )
+    return {
+        k: v
+        for k, v in model.state_dict(keep_vars=True).items()
+        if not any(t == "" or k.startswith(t + ".") for t in tuned) and keep(v)
+    }
 
-def save_pretrained(model:nn.Module, # a model with tuned layers (from inject, dynamicize, moefy, padify, ...)
-                    folder:str|Path, # created if missing
-                    include_base:bool|None=None, # the tensors outside the tuned layers: None, those that train (and the buffers); True, all; False, the buffers only
-                   ) -> Path:
+
+def save_pretrained(
+    model: nn.Module,  # a model with tuned layers (from inject, dynamicize, moefy, padify, ...)
+    folder: str | Path,  # created if missing
+    include_base: bool
+    | None = None,  # the tensors outside the tuned layers: None, those that train (and the buffers); True, all; False, the buffers only
+) -> Path:
     "Write the model's tuner configs (JSON) and the method's tensors (safetensors), with the trained tensors outside the tuned layers, to `folder`; returns the folder."
     from safetensors.torch import save_file
+
     recs = tuner_records(model)
     if (not recs or not tuner_layers(model)) and "padnotes_deployed" in model.__dict__:
         return _save_deployed(model, folder)
     if not recs or not tuner_layers(model):
-        merged = [n for n, m in model.named_modules() if getattr(m, "is_deployed", False)]
+        merged = [
+            n for n, m in model.named_modules() if getattr(m, "is_deployed", False)
+        ]
         if merged:
-            raise ValueError(f"{type(model).__name__} is a deployed copy (merged layers {merged[:3]}) that does not record how it was made: "
-                             "make it with merge_and_unload or merge_for_inference of this padnotes, or save the tuned model before merging")
-        raise ValueError(f"{type(model).__name__} has no tuned layers to save: tune it with inject (or dynamicize, moefy, padify) first")
-    if any(l.merged for l in tuner_layers(model).values()): raise ValueError("unmerge the model before saving it (merged layers hold folded copies)")
+            raise ValueError(
+                f"{type(model).__name__} is a deployed copy (merged layers {merged[:3]}) that does not record how it was made: "
+                "make it with merge_and_unload or merge_for_inference of this padnotes, or save the tuned model before merging"
+            )
+        raise ValueError(
+            f"{type(model).__name__} has no tuned layers to save: tune it with inject (or dynamicize, moefy, padify) first"
+        )
+    if any(l.merged for l in tuner_layers(model).values()):
+        raise ValueError(
+            "unmerge the model before saving it (merged layers hold folded copies)"
+        )
     which = "trained" if include_base is None else "all" if include_base else "buffers"
     base = _base_tensors(model, which)
     tensors = _method_tensors(model, compact=True) | base
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, str(folder / WEIGHTS_NAME))
-    meta = dict(format="padnotes-tuners", version=2, model_class=type(model).__name__, include_base=which, base_keys=sorted(base),
-                tuners=[dict(config=r["config"].to_dict(), layers=r["layers"]) for r in recs])
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(
+        {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()},
+        str(folder / WEIGHTS_NAME),
+    )
+    meta = dict(
+        format="padnotes-tuners",
+        version=2,
+        model_class=type(model).__name__,
+        include_base=which,
+        base_keys=sorted(base),
+        tuners=[dict(config=r["config"].to_dict(), layers=r["layers"]) for r in recs],
+    )
     (folder / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
     return folder
 
-def _save_deployed(model:nn.Module, folder) -> Path:
+
+def _save_deployed(model: nn.Module, folder) -> Path:
     "A deployed copy: every tensor it holds, and how to rebuild its structure (the tuners, then the deployer)."
     from safetensors.torch import save_file
+
     rec = model.__dict__["padnotes_deployed"]
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}, str(folder / WEIGHTS_NAME))
-    meta = dict(format="padnotes-tuners", version=2, model_class=type(model).__name__, deployed=rec["how"], tuners=rec["tuners"])
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(
+        {
+            k: v.detach().cpu().contiguous().clone()
+            for k, v in model.state_dict().items()
+        },
+        str(folder / WEIGHTS_NAME),
+    )
+    meta = dict(
+        format="padnotes-tuners",
+        version=2,
+        model_class=type(model).__name__,
+        deployed=rec["how"],
+        tuners=rec["tuners"],
+    )
     (folder / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
     return folder
 
-def _load_deployed(base:nn.Module, meta:dict, saved:dict, wpath) -> nn.Module:
+
+def _load_deployed(base: nn.Module, meta: dict, saved: dict, wpath) -> nn.Module:
     "Rebuild a deployed copy on `base`: the tuners' structure, the deployer replayed, then every saved tensor (layers resize to fit)."
     how = meta["deployed"]
     if how not in DEPLOYERS:
-        raise ValueError(f"{wpath.parent} holds a model deployed by {how!r}, which is not registered here: import the module that defines it "
-                         f"(registered: {sorted(DEPLOYERS)})")
-    for t in meta["tuners"]: t["config"].rebuild(base, t["layers"])
+        raise ValueError(
+            f"{wpath.parent} holds a model deployed by {how!r}, which is not registered here: import the module that defines it "
+            f"(registered: {sorted(DEPLOYERS)})"
+        )
+    for t in meta["tuners"]:
+        t["config"].rebuild(base, t["layers"])
     out = DEPLOYERS[how](base)
     unload(base)
-    missing, unexpected = sorted(set(out.state_dict()) - set(saved)), sorted(set(saved) - set(out.state_dict()))
+    missing, unexpected = (
+        sorted(set(out.state_dict()) - set(saved)),
+        sorted(set(saved) - set(out.state_dict())),
+    )
     if missing or unexpected:
-        raise ValueError(f"{wpath} does not fit this base model: missing tensors {missing[:8]}, unexpected tensors {unexpected[:8]}")
+        raise ValueError(
+            f"{wpath} does not fit this base model: missing tensors {missing[:8]}, unexpected tensors {unexpected[:8]}"
+        )
     out.load_state_dict(saved)
     return out.eval()
 
-def load_config(folder:str|Path) -> dict:
+
+def load_config(folder: str | Path) -> dict:
     "The contents of a saved `padnotes_config.json` (or of the padnotes record in a transformers `config.json`), with the configs rebuilt."
     p = Path(folder) / CONFIG_NAME
     if not p.exists():
         hf = Path(folder) / "config.json"
         rec = json.loads(hf.read_text()).get(HF_KEY) if hf.exists() else None
-        if not rec: raise FileNotFoundError(f"no {CONFIG_NAME} in {folder}, and no padnotes record in a config.json there: "
-                                            "is it a folder written by save_pretrained of a tuned model?")
-        meta = dict(format="padnotes-tuners", version=1, include_base=True, weights="model.safetensors", tuners=rec)
+        if not rec:
+            raise FileNotFoundError(
+                f"no {CONFIG_NAME} in {folder}, and no padnotes record in a config.json there: "
+                "is it a folder written by save_pretrained of a tuned model?"
+            )
+        meta = dict(
+            format="padnotes-tuners",
+            version=1,
+            include_base=True,
+            weights="model.safetensors",
+            tuners=rec,
+        )
     else:
         meta = json.loads(p.read_text())
-        if meta.get("format") != "padnotes-tuners": raise ValueError(f"{p} is not a padnotes tuner config (format {meta.get('format')!r})")
-    meta["tuners"] = [dict(config=TunerConfig.from_dict(t["config"]), layers=t["layers"]) for t in meta["tuners"]]
+        if meta.get("format") != "padnotes-tuners":
+            raise ValueError(
+                f"{p} is not a padnotes tuner config (format {meta.get('format')!r})"
+            )
+    meta["tuners"] = [
+        dict(config=TunerConfig.from_dict(t["config"]), layers=t["layers"])
+        for t in meta["tuners"]
+    ]
     return meta
+
 
 def _base_from_folder(folder) -> nn.Module:
     "The plain architecture a transformers folder describes (its config.json), randomly initialised: every tensor then comes from the file."
     folder = Path(folder)
     if (folder / CONFIG_NAME).exists() or not (folder / "config.json").exists():
-        raise ValueError(f"{folder} holds the method's tensors only (save_pretrained leaves the untouched base out, to keep files small): "
-                         "pass the base model it was made from, from_pretrained(base, folder)")
+        raise ValueError(
+            f"{folder} holds the method's tensors only (save_pretrained leaves the untouched base out, to keep files small): "
+            "pass the base model it was made from, from_pretrained(base, folder)"
+        )
     import transformers
+
     cfg = transformers.AutoConfig.from_pretrained(str(folder), local_files_only=True)
     arch = (getattr(cfg, "architectures", None) or [None])[0]
     cls = getattr(transformers, arch, None) if arch else None
-    if cls is None: raise ValueError(f"{folder}/config.json names no transformers architecture padnotes can build ({arch!r}): pass the base model")
-    if hasattr(cfg, HF_KEY): delattr(cfg, HF_KEY)                # the tuners are rebuilt below, from the record in the file
+    if cls is None:
+        raise ValueError(
+            f"{folder}/config.json names no transformers architecture padnotes can build ({arch!r}): pass the base model"
+        )
+    if hasattr(cfg, HF_KEY):
+        # the tuners are rebuilt below, from the record in the file
+        delattr(cfg, HF_KEY)
     return cls(cfg)
 
-def from_pretrained(base:nn.Module|str|Path, # the base model the tuned one was made from (changed in place); or the folder alone, for a folder written by transformers' save_pretrained
-                    folder:str|Path|None=None, # written by save_pretrained
-                   ) -> nn.Module:
+
+def from_pretrained(
+    base: nn.Module
+    | str
+    | Path,  # the base model the tuned one was made from (changed in place); or the folder alone, for a folder written by transformers' save_pretrained
+    folder: str | Path | None = None,  # written by save_pretrained
+) -> nn.Module:
     "Rebuild the tuned model saved in `folder` on `base`: structure from the configs, tensors from the file; returns `base` (for a deployed copy, a new model built on it). `from_pretrained(folder)` builds the base from a transformers folder's config.json."
     if folder is None:
-        if not isinstance(base, (str, Path)): raise TypeError("from_pretrained needs a folder: from_pretrained(base, folder), or from_pretrained(folder)")
+        if not isinstance(base, (str, Path)):
+            raise TypeError(
+                "from_pretrained needs a folder: from_pretrained(base, folder), or from_pretrained(folder)"
+            )
         folder, base = base, _base_from_folder(base)
     from safetensors.torch import load_file
+
     meta = load_config(folder)
-    wpath = Path(folder) / meta.get("weights", WEIGHTS_NAME)          # transformers' save_pretrained writes model.safetensors
-    if not wpath.exists(): raise FileNotFoundError(f"no {wpath.name} in {folder}" + (" (a sharded checkpoint is not read here)" if
-                                                   (Path(folder) / f"{wpath.name}.index.json").exists() else ""))
+    # transformers' save_pretrained writes model.safetensors
+    wpath = Path(folder) / meta.get("weights", WEIGHTS_NAME)
+    if not wpath.exists():
+        raise FileNotFoundError(
+            f"no {wpath.name} in {folder}"
+            + (
+                " (a sharded checkpoint is not read here)"
+                if (Path(folder) / f"{wpath.name}.index.json").exists()
+                else ""
+            )
+        )
     saved = load_file(str(wpath))
-    if tuner_layers(base): raise ValueError(f"{type(base).__name__} already has tuned layers: from_pretrained needs the plain base model")
-    if meta.get("deployed"): return _load_deployed(base, meta, saved, wpath)
-    c = _hf_config(base); old_rec = getattr(c, HF_KEY, None) if c is not None else None
-    if old_rec is not None: delattr(c, HF_KEY)                        # a plain model that transformers loaded from a tuned folder
+    if tuner_layers(base):
+        raise ValueError(
+            f"{type(base).__name__} already has tuned layers: from_pretrained needs the plain base model"
+        )
+    if meta.get("deployed"):
+        return _load_deployed(base, meta, saved, wpath)
+    c = _hf_config(base)
+    old_rec = getattr(c, HF_KEY, None) if c is not None else None
+    if old_rec is not None:
+        delattr(c, HF_KEY)  # a plain model that transformers loaded from a tuned folder
     before = {k: v.clone() for k, v in base.state_dict().items()}
     try:
-        for t in meta["tuners"]: t["config"].rebuild(base, t["layers"])
+        for t in meta["tuners"]:
+            t["config"].rebuild(base, t["layers"])
         saved = _expand_saved(base, saved)
-        if "weights" in meta: want = base.state_dict()                    # transformers' file: the whole model, base layers too
-        elif "base_keys" in meta:                                         # version 2: the base tensors it lists
+        if "weights" in meta:
+            # transformers' file: the whole model, base layers too
+            want = base.state_dict()
+        elif "base_keys" in meta:  # version 2: the base tensors it lists
             outside = _base_tensors(base, "all")
             unknown = sorted(set(meta["base_keys"]) - set(outside))
-            if unknown: raise ValueError(f"{wpath} holds base tensors this model does not have: {unknown[:8]}")
+            if unknown:
+                raise ValueError(
+                    f"{wpath} holds base tensors this model does not have: {unknown[:8]}"
+                )
             want = _method_tensors(base) | {k: outside[k] for k in meta["base_keys"]}
-        else:                                                             # version 1: all of the base, or its buffers
-            want = _method_tensors(base) | _base_tensors(base, "all" if meta["include_base"] else "buffers")
-        missing, unexpected = sorted(set(want) - set(saved)), sorted(set(saved) - set(want))
+        else:  # version 1: all of the base, or its buffers
+            want = _method_tensors(base) | _base_tensors(
+                base, "all" if meta["include_base"] else "buffers"
+            )
+        missing, unexpected = (
+            sorted(set(want) - set(saved)),
+            sorted(set(saved) - set(want)),
+        )
         if missing or unexpected:
-            raise ValueError(f"{wpath} does not fit this base model: missing tensors {missing[:8]}{' ...' if len(missing) > 8 else ''}, "
-                             f"unexpected tensors {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}")
-        bad = [f"{k}: saved {tuple(saved[k].shape)}, model {tuple(want[k].shape)}" for k in want if saved[k].shape != want[k].shape]
-        if bad: raise ValueError(f"{wpath} does not fit this base model: shape mismatch {bad[:8]}")
-        res = base.load_state_dict(saved, strict=False)   # through load_state_dict: layers take their saved settings too
-        if set(res.missing_keys) & set(want): raise ValueError(f"{wpath}: tensors not loaded {sorted(set(res.missing_keys) & set(want))[:8]}")
+            raise ValueError(
+                f"{wpath} does not fit this base model: missing tensors {missing[:8]}{' ...' if len(missing) > 8 else ''}, "
+                f"unexpected tensors {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}"
+            )
+        bad = [
+            f"{k}: saved {tuple(saved[k].shape)}, model {tuple(want[k].shape)}"
+            for k in want
+            if saved[k].shape != want[k].shape
+        ]
+        if bad:
+            raise ValueError(
+                f"{wpath} does not fit this base model: shape mismatch {bad[:8]}"
+            )
+        # through load_state_dict: layers take their saved settings too
+        res = base.load_state_dict(saved, strict=False)
+        if set(res.missing_keys) & set(want):
+            raise ValueError(
+                f"{wpath}: tensors not loaded {sorted(set(res.missing_keys) & set(want))[:8]}"
+            )
     except Exception:
-        if tuner_layers(base): unload(base)
+        if tuner_layers(base):
+            unload(base)
         base.load_state_dict(before)
-        if old_rec is not None: setattr(c, HF_KEY, old_rec)
+        if old_rec is not None:
+            setattr(c, HF_KEY, old_rec)
         raise
     return base
 

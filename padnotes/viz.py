@@ -14,8 +14,18 @@ import torch
 from torch import nn
 import plotly.graph_objects as go
 
-from .pad import PAD_CRITERIA, PartialDynamicConv2d, PartialExperts, partial_layers, partition_report
-from .experiments.pad import PAD_CRITERION_COLORS, summarize_sweep, sweep_results
+from padnotes.pad import (
+    PAD_CRITERIA,
+    PartialDynamicConv2d,
+    PartialExperts,
+    partial_layers,
+    partition_report,
+)
+from padnotes.experiments.pad import (
+    PAD_CRITERION_COLORS,
+    summarize_sweep,
+    sweep_results,
+)
 from .moe import moe_layers
 
 # %% auto #0
@@ -26,310 +36,703 @@ __all__ = ['CRITERION_COLORS', 'PALETTE', 'check_report', 'layer_fraction_traces
            'plot_blocks']
 
 # %% ../nbs/06_viz.ipynb #112edabb
-_REPORT_KEYS = ("layer", "kind", "copies", "entries", "dynamic", "ratio", "lambda_d", "lambda_s", "kernel_units")
+_REPORT_KEYS = (
+    "layer",
+    "kind",
+    "copies",
+    "entries",
+    "dynamic",
+    "ratio",
+    "lambda_d",
+    "lambda_s",
+    "kernel_units",
+)
+
 
 def check_report(report) -> list[dict]:
     "The rows of a partition report (a model is reported first); a clear error when they are missing or empty."
-    if isinstance(report, nn.Module): report = partition_report(report)
-    if isinstance(report, pd.DataFrame): report = report.to_dict("records")
+    if isinstance(report, nn.Module):
+        report = partition_report(report)
+    if isinstance(report, pd.DataFrame):
+        report = report.to_dict("records")
     if report is None or len(report) == 0:
-        raise ValueError("the partition report is empty: pass partition_report(model) for a model with partially "
-                         "dynamic layers (convert it with padnotes.pad.to_partial or padify)")
+        raise ValueError(
+            "the partition report is empty: pass partition_report(model) for a model with partially "
+            "dynamic layers (convert it with padnotes.pad.to_partial or padify)"
+        )
     missing = [k for k in _REPORT_KEYS if k not in report[0]]
-    if missing: raise ValueError(f"report rows need the keys of padnotes.pad.partition_report; missing {missing}")
+    if missing:
+        raise ValueError(
+            f"report rows need the keys of padnotes.pad.partition_report; missing {missing}"
+        )
     return list(report)
+
 
 def layer_fraction_traces(report) -> list:
     "Traces: a bar per layer (its dynamic fraction) and the overall fraction as a dashed line."
     rows = check_report(report)
     names = [r["layer"] for r in rows]
     overall = sum(r["dynamic"] for r in rows) / sum(r["entries"] for r in rows)
-    hover = [f"<b>{r['layer']}</b> ({r['kind']})<br>dynamic: {r['dynamic']:,} of {r['entries']:,} entries ({r['ratio']:.1%})"
-             f"<br>stored: {r['kernel_units']:.2f} copies' worth of {r['copies']}<br>λ_d = {r['lambda_d']:.3f}, λ_s = {r['lambda_s']:.3f}"
-             for r in rows]
-    bars = go.Bar(x=names, y=[r["ratio"] for r in rows], name="layer", hovertext=hover, hoverinfo="text",
-                  marker_color="#1f77b4", text=[f"{r['ratio']:.0%}" for r in rows], textposition="outside")
-    line = go.Scatter(x=names, y=[overall] * len(names), mode="lines", name=f"overall: {overall:.1%}",
-                      line=dict(dash="dash", color="black"), hovertemplate=f"overall dynamic fraction {overall:.1%}<extra></extra>")
+    hover = [
+        f"<b>{r['layer']}</b> ({r['kind']})<br>dynamic: {r['dynamic']:,} of {r['entries']:,} entries ({r['ratio']:.1%})"
+        f"<br>stored: {r['kernel_units']:.2f} copies' worth of {r['copies']}<br>λ_d = {r['lambda_d']:.3f}, λ_s = {r['lambda_s']:.3f}"
+        for r in rows
+    ]
+    bars = go.Bar(
+        x=names,
+        y=[r["ratio"] for r in rows],
+        name="layer",
+        hovertext=hover,
+        hoverinfo="text",
+        marker_color="#1f77b4",
+        text=[f"{r['ratio']:.0%}" for r in rows],
+        textposition="outside",
+    )
+    line = go.Scatter(
+        x=names,
+        y=[overall] * len(names),
+        mode="lines",
+        name=f"overall: {overall:.1%}",
+        line=dict(dash="dash", color="black"),
+        hovertemplate=f"overall dynamic fraction {overall:.1%}<extra></extra>",
+    )
     return [bars, line]
 
-def plot_layer_fractions(report, # `partition_report(model)`, or the model itself
-                         title:str="Dynamic fraction per layer") -> go.Figure:
+
+def plot_layer_fractions(
+    report,  # `partition_report(model)`, or the model itself
+    title: str = "Dynamic fraction per layer",
+) -> go.Figure:
     "Bars: the fraction of each layer's mode-mask entries that are dynamic, with counts and storage on hover."
     fig = go.Figure(layer_fraction_traces(report))
-    return fig.update_layout(title=title, xaxis_title="layer", height=380, width=720, margin=dict(b=110),
-                             yaxis=dict(title="dynamic entries (% of the layer's)", range=[0, 1.12], tickformat=".0%"),
-                             legend=dict(x=1.0, y=1.0, xanchor="right"))
+    return fig.update_layout(
+        title=title,
+        xaxis_title="layer",
+        height=380,
+        width=720,
+        margin=dict(b=110),
+        yaxis=dict(
+            title="dynamic entries (% of the layer's)",
+            range=[0, 1.12],
+            tickformat=".0%",
+        ),
+        legend=dict(x=1.0, y=1.0, xanchor="right"),
+    )
 
 # %% ../nbs/06_viz.ipynb #07f8e9cc
-def find_layer(model:nn.Module, layer:str) -> nn.Module:
+def find_layer(model: nn.Module, layer: str) -> nn.Module:
     "The partially dynamic layer called `layer`; the error lists the names there are."
     layers = partial_layers(model)
-    if not layers: raise ValueError(f"{type(model).__name__} has no partially dynamic layer: convert it with to_partial or padify")
-    if layer not in layers: raise ValueError(f"unknown layer {layer!r}: the partially dynamic layers are {list(layers)}")
+    if not layers:
+        raise ValueError(
+            f"{type(model).__name__} has no partially dynamic layer: convert it with to_partial or padify"
+        )
+    if layer not in layers:
+        raise ValueError(
+            f"unknown layer {layer!r}: the partially dynamic layers are {list(layers)}"
+        )
     return layers[layer]
 
-def _bands(n:int, max_side:int) -> list[np.ndarray]:
+
+def _bands(n: int, max_side: int) -> list[np.ndarray]:
     return np.array_split(np.arange(n), min(n, max_side))
 
-def _band_label(idx:np.ndarray) -> str:
+
+def _band_label(idx: np.ndarray) -> str:
     return f"{idx[0]}" if len(idx) == 1 else f"{idx[0]}–{idx[-1]}"
 
-def mask_grid(layer:nn.Module, # a PartialDynamicConv2d or PartialExperts
-              param:str|None=None, # which mask: 'weight'/'bias' (conv), 'w1'/'b1'/'w2'/'b2' (experts); None: the main one
-              max_side:int=64, # pool larger axes into this many bands
-             ) -> dict:
+
+def mask_grid(
+    layer: nn.Module,  # a PartialDynamicConv2d or PartialExperts
+    param: str
+    | None = None,  # which mask: 'weight'/'bias' (conv), 'w1'/'b1'/'w2'/'b2' (experts); None: the main one
+    max_side: int = 64,  # pool larger axes into this many bands
+) -> dict:
     "The mode mask of one tensor as a 2-D grid of dynamic fractions, with axis labels and dynamic/total counts per cell."
     if not isinstance(layer, (PartialDynamicConv2d, PartialExperts)):
-        raise TypeError(f"expected a PartialDynamicConv2d or PartialExperts, got {type(layer).__name__}")
+        raise TypeError(
+            f"expected a PartialDynamicConv2d or PartialExperts, got {type(layer).__name__}"
+        )
     conv = isinstance(layer, PartialDynamicConv2d)
-    masks = layer.masks(); param = param or ("weight" if conv else "w1")
-    if param not in masks: raise ValueError(f"unknown mask {param!r}: this layer has {list(masks)}")
+    masks = layer.masks()
+    param = param or ("weight" if conv else "w1")
+    if param not in masks:
+        raise ValueError(f"unknown mask {param!r}: this layer has {list(masks)}")
     m = masks[param].detach().float().cpu()
     if conv and param == "weight":
         per = m.shape[2] * m.shape[3]
-        cnt, tot = m.sum((2, 3)).numpy(), np.full(m.shape[:2], per, dtype=float)     # (O, C/g) dynamic positions
-        ytitle, xtitle = "output channel", "input channel" + (" (in its group)" if layer.groups > 1 else "")
+        # (O, C/g) dynamic positions
+        cnt, tot = (m.sum((2, 3)).numpy(), np.full(m.shape[:2], per, dtype=float))
+        ytitle, xtitle = (
+            "output channel",
+            "input channel" + (" (in its group)" if layer.groups > 1 else ""),
+        )
         unit = f"of the {m.shape[2]}×{m.shape[3]} kernel positions"
     elif m.dim() == 1:
         cnt, tot = m[None].numpy(), np.ones((1, m.shape[0]))
-        ytitle, xtitle = param, "output channel" if conv else ("hidden unit" if param == "b1" else "model feature")
+        ytitle, xtitle = (
+            param,
+            "output channel"
+            if conv
+            else ("hidden unit" if param == "b1" else "model feature"),
+        )
         unit = "entries"
     else:
         cnt, tot = m.numpy(), np.ones(m.shape)
-        ytitle, xtitle = ("model feature", "hidden unit") if param == "w1" else ("hidden unit", "model feature")
+        ytitle, xtitle = (
+            ("model feature", "hidden unit")
+            if param == "w1"
+            else ("hidden unit", "model feature")
+        )
         unit = "entries"
     rb, cb = _bands(cnt.shape[0], max_side), _bands(cnt.shape[1], max_side)
     pool = lambda a: np.array([[a[np.ix_(r, c)].sum() for c in cb] for r in rb])
     C, T = pool(cnt), pool(tot)
-    return dict(z=C / T, dynamic=C, total=T, x=[_band_label(c) for c in cb], y=[_band_label(r) for r in rb],
-                xtitle=xtitle, ytitle=ytitle, unit=unit, param=param, shape=tuple(m.shape))
+    return dict(
+        z=C / T,
+        dynamic=C,
+        total=T,
+        x=[_band_label(c) for c in cb],
+        y=[_band_label(r) for r in rb],
+        xtitle=xtitle,
+        ytitle=ytitle,
+        unit=unit,
+        param=param,
+        shape=tuple(m.shape),
+    )
 
-def mask_traces(grid:dict, showscale:bool=True) -> list:
+
+def mask_traces(grid: dict, showscale: bool = True) -> list:
     "A heatmap trace of a `mask_grid`, with the counts behind each cell on hover."
     custom = np.stack([grid["dynamic"], grid["total"]], -1)
-    hover = (f"{grid['ytitle']} %{{y}}, {grid['xtitle']} %{{x}}<br>dynamic: %{{customdata[0]:.0f}} of %{{customdata[1]:.0f}} "
-             f"{grid['unit']} (%{{z:.0%}})<extra></extra>")
-    return [go.Heatmap(z=grid["z"], x=grid["x"], y=grid["y"], zmin=0, zmax=1, colorscale="Blues", customdata=custom,
-                       hovertemplate=hover, showscale=showscale, name="mode mask",
-                       colorbar=dict(title="dynamic", tickformat=".0%", len=0.8))]
+    hover = (
+        f"{grid['ytitle']} %{{y}}, {grid['xtitle']} %{{x}}<br>dynamic: %{{customdata[0]:.0f}} of %{{customdata[1]:.0f}} "
+        f"{grid['unit']} (%{{z:.0%}})<extra></extra>"
+    )
+    return [
+        go.Heatmap(
+            z=grid["z"],
+            x=grid["x"],
+            y=grid["y"],
+            zmin=0,
+            zmax=1,
+            colorscale="Blues",
+            customdata=custom,
+            hovertemplate=hover,
+            showscale=showscale,
+            name="mode mask",
+            colorbar=dict(title="dynamic", tickformat=".0%", len=0.8),
+        )
+    ]
 
-def plot_mode_mask(model:nn.Module, # a model with partially dynamic layers
-                   layer:str, # the layer's name (a key of `partial_layers(model)`)
-                   param:str|None=None, # which of its masks (None: the weight, or w1 for experts)
-                   max_side:int=64) -> go.Figure:
+
+def plot_mode_mask(
+    model: nn.Module,  # a model with partially dynamic layers
+    layer: str,  # the layer's name (a key of `partial_layers(model)`)
+    param: str
+    | None = None,  # which of its masks (None: the weight, or w1 for experts)
+    max_side: int = 64,
+) -> go.Figure:
     "Heatmap of one layer's mode mask: dark = dynamic, white = static."
     g = mask_grid(find_layer(model, layer), param, max_side)
     overall = g["dynamic"].sum() / g["total"].sum()
     fig = go.Figure(mask_traces(g))
-    return fig.update_layout(title=f"Mode mask of {layer}.{g['param']} {g['shape']}: {overall:.1%} dynamic",
-                             xaxis_title=g["xtitle"], yaxis=dict(title=g["ytitle"], autorange="reversed"),
-                             height=460, width=560)
+    return fig.update_layout(
+        title=f"Mode mask of {layer}.{g['param']} {g['shape']}: {overall:.1%} dynamic",
+        xaxis_title=g["xtitle"],
+        yaxis=dict(title=g["ytitle"], autorange="reversed"),
+        height=460,
+        width=560,
+    )
 
 # %% ../nbs/06_viz.ipynb #8c4480ff
-def load_results(task:str="fashion_mnist", # 'fashion_mnist' or 'rotten_tomatoes'
-                 path:str|Path|None=None, # a CSV written by pad_sweep; None: the file shipped with padnotes
-                ) -> pd.DataFrame|None:
+def load_results(
+    task: str = "fashion_mnist",  # 'fashion_mnist' or 'rotten_tomatoes'
+    path: str
+    | Path
+    | None = None,  # a CSV written by pad_sweep; None: the file shipped with padnotes
+) -> pd.DataFrame | None:
     "The sweep rows of `task` (`padnotes.pad.sweep_results`), or None with its error as a warning when the file or the task's rows are missing."
-    try: return sweep_results(task, path)
-    except (FileNotFoundError, ValueError) as e: warnings.warn(str(e)); return None
+    try:
+        return sweep_results(task, path)
+    except (FileNotFoundError, ValueError) as e:
+        warnings.warn(str(e))
+        return None
+
 
 def _check_rows(df, metric="dev_acc"):
     if df is None or not isinstance(df, pd.DataFrame) or not len(df):
-        raise ValueError(f"expected the rows of pad_sweep (a non-empty DataFrame), got {type(df).__name__}"
-                         + (" with no rows" if isinstance(df, pd.DataFrame) else ""))
+        raise ValueError(
+            f"expected the rows of pad_sweep (a non-empty DataFrame), got {type(df).__name__}"
+            + (" with no rows" if isinstance(df, pd.DataFrame) else "")
+        )
     need = {"task", "ratio", "criterion", "scale", "seed", metric, "deploy"}
-    if need - set(df.columns): raise ValueError(f"the rows lack columns {sorted(need - set(df.columns))}: expected pad_sweep's output")
-    if df.task.nunique() != 1: raise ValueError(f"expected the rows of one task, got {sorted(set(df.task))}: select one with df[df.task == ...]")
+    if need - set(df.columns):
+        raise ValueError(
+            f"the rows lack columns {sorted(need - set(df.columns))}: expected pad_sweep's output"
+        )
+    if df.task.nunique() != 1:
+        raise ValueError(
+            f"expected the rows of one task, got {sorted(set(df.task))}: select one with df[df.task == ...]"
+        )
 
-def accuracy_curves(df:pd.DataFrame, # rows of pad_sweep for one task
-                    metric:str="dev_acc", # 'dev_acc' or 'test_acc'
-                   ) -> pd.DataFrame:
+
+def accuracy_curves(
+    df: pd.DataFrame,  # rows of pad_sweep for one task
+    metric: str = "dev_acc",  # 'dev_acc' or 'test_acc'
+) -> pd.DataFrame:
     "One row per (criterion, ratio) with scale factors on: mean, std (0 for one seed), seeds, mean deploy size; the ends joined to every criterion."
     _check_rows(df, metric)
-    s = summarize_sweep(df, metric); s = s[s.scale.astype(bool)]
+    s = summarize_sweep(df, metric)
+    s = s[s.scale.astype(bool)]
     ends = s[s.criterion.isin(["static", "dynamic"])]
-    out = [pd.concat([ends, s[s.criterion == c]]).assign(criterion=c) for c in PAD_CRITERIA if c in set(s.criterion)]
-    if not out: raise ValueError(f"no partitioned runs in these rows (criteria there: {sorted(set(df.criterion))})")
-    res = pd.concat(out).sort_values(["criterion", "ratio"], kind="stable").reset_index(drop=True)
-    return res.assign(std=res["std"].fillna(0.0))[["criterion", "ratio", "mean", "std", "n", "deploy"]]
+    out = [
+        pd.concat([ends, s[s.criterion == c]]).assign(criterion=c)
+        for c in PAD_CRITERIA
+        if c in set(s.criterion)
+    ]
+    if not out:
+        raise ValueError(
+            f"no partitioned runs in these rows (criteria there: {sorted(set(df.criterion))})"
+        )
+    res = (
+        pd.concat(out)
+        .sort_values(["criterion", "ratio"], kind="stable")
+        .reset_index(drop=True)
+    )
+    return res.assign(std=res["std"].fillna(0.0))[
+        ["criterion", "ratio", "mean", "std", "n", "deploy"]
+    ]
 
-def reference_levels(df:pd.DataFrame, metric:str="dev_acc") -> dict:
+
+def reference_levels(df: pd.DataFrame, metric: str = "dev_acc") -> dict:
     "Mean `metric` of the fully dynamic (ratio 1), static (ratio 0) and reference (unconverted) runs, where present."
     _check_rows(df, metric)
     s = summarize_sweep(df, metric)
-    return {k: float(s[s.criterion == k]["mean"].iloc[0]) for k in ("dynamic", "static", "reference") if (s.criterion == k).any()}
+    return {
+        k: float(s[s.criterion == k]["mean"].iloc[0])
+        for k in ("dynamic", "static", "reference")
+        if (s.criterion == k).any()
+    }
 
 # %% ../nbs/06_viz.ipynb #c84b85e8
-CRITERION_COLORS = PAD_CRITERION_COLORS                   # the palette of padnotes.pad.plot_sweep, so both draw a criterion alike
-_LEVEL_STYLE = dict(dynamic=("fully dynamic (ratio 1)", "dash"), static=("static (ratio 0)", "dashdot"), reference=("reference: the unconverted model", "dot"))
+CRITERION_COLORS = PAD_CRITERION_COLORS  # the palette of padnotes.pad.plot_sweep, so both draw a criterion alike
+_LEVEL_STYLE = dict(
+    dynamic=("fully dynamic (ratio 1)", "dash"),
+    static=("static (ratio 0)", "dashdot"),
+    reference=("reference: the unconverted model", "dot"),
+)
 
-def _rgba(hex_color:str, a:float) -> str:
-    h = hex_color.lstrip("#"); return f"rgba({int(h[:2], 16)}, {int(h[2:4], 16)}, {int(h[4:], 16)}, {a})"
 
-def accuracy_traces(df:pd.DataFrame, # rows of pad_sweep for one task
-                    metric:str="dev_acc",
-                    criteria:Sequence[str]|None=None, # which curves (None: all there are)
-                    levels:bool=True, # draw the dynamic/static/reference lines
-                   ) -> list:
+def _rgba(hex_color: str, a: float) -> str:
+    h = hex_color.lstrip("#")
+    return f"rgba({int(h[:2], 16)}, {int(h[2:4], 16)}, {int(h[4:], 16)}, {a})"
+
+
+def accuracy_traces(
+    df: pd.DataFrame,  # rows of pad_sweep for one task
+    metric: str = "dev_acc",
+    criteria: Sequence[str] | None = None,  # which curves (None: all there are)
+    levels: bool = True,  # draw the dynamic/static/reference lines
+) -> list:
     "Traces: per criterion a ± std band and a mean line; the reference levels as horizontal lines from ratio 0 to 1."
-    c = accuracy_curves(df, metric); label = metric.replace("_", " ")
-    criteria = [k for k in PAD_CRITERIA if k in set(c.criterion)] if criteria is None else list(criteria)
+    c = accuracy_curves(df, metric)
+    label = metric.replace("_", " ")
+    criteria = (
+        [k for k in PAD_CRITERIA if k in set(c.criterion)]
+        if criteria is None
+        else list(criteria)
+    )
     bad = [k for k in criteria if k not in set(c.criterion)]
-    if bad: raise ValueError(f"no runs of criteria {bad} in these rows; there are {sorted(set(c.criterion))}")
+    if bad:
+        raise ValueError(
+            f"no runs of criteria {bad} in these rows; there are {sorted(set(c.criterion))}"
+        )
     traces = []
     for k in criteria:
-        p = c[c.criterion == k]; col = CRITERION_COLORS.get(k, "#7f7f7f")
-        traces.append(go.Scatter(x=np.r_[p.ratio, p.ratio[::-1]], y=np.r_[p["mean"] + p["std"], (p["mean"] - p["std"])[::-1]],
-                                 fill="toself", fillcolor=_rgba(col, 0.18), line=dict(width=0), hoverinfo="skip",
-                                 name=f"{k} ± std", legendgroup=k, showlegend=False))
-        traces.append(go.Scatter(x=p.ratio, y=p["mean"], mode="lines+markers", name=k, legendgroup=k, line=dict(color=col),
-                                 customdata=np.stack([p["std"], p["n"], p["deploy"]], -1),
-                                 hovertemplate=f"<b>{k}</b><br>dynamic ratio %{{x:.2f}}<br>{label} %{{y:.2%}} ± %{{customdata[0]:.2%}}"
-                                               "<br>seeds %{customdata[1]}<br>deploy %{customdata[2]:,.0f} parameters<extra></extra>"))
+        p = c[c.criterion == k]
+        col = CRITERION_COLORS.get(k, "#7f7f7f")
+        traces.append(
+            go.Scatter(
+                x=np.r_[p.ratio, p.ratio[::-1]],
+                y=np.r_[p["mean"] + p["std"], (p["mean"] - p["std"])[::-1]],
+                fill="toself",
+                fillcolor=_rgba(col, 0.18),
+                line=dict(width=0),
+                hoverinfo="skip",
+                name=f"{k} ± std",
+                legendgroup=k,
+                showlegend=False,
+            )
+        )
+        traces.append(
+            go.Scatter(
+                x=p.ratio,
+                y=p["mean"],
+                mode="lines+markers",
+                name=k,
+                legendgroup=k,
+                line=dict(color=col),
+                customdata=np.stack([p["std"], p["n"], p["deploy"]], -1),
+                hovertemplate=f"<b>{k}</b><br>dynamic ratio %{{x:.2f}}<br>{label} %{{y:.2%}} ± %{{customdata[0]:.2%}}"
+                "<br>seeds %{customdata[1]}<br>deploy %{customdata[2]:,.0f} parameters<extra></extra>",
+            )
+        )
     if levels:
         for k, v in reference_levels(df, metric).items():
             name, dash = _LEVEL_STYLE[k]
-            traces.append(go.Scatter(x=[0, 1], y=[v, v], mode="lines", name=f"{name}: {v:.1%}", line=dict(color="grey", dash=dash, width=1.5),
-                                     hovertemplate=f"{name}<br>{label} {v:.2%}<extra></extra>"))
+            traces.append(
+                go.Scatter(
+                    x=[0, 1],
+                    y=[v, v],
+                    mode="lines",
+                    name=f"{name}: {v:.1%}",
+                    line=dict(color="grey", dash=dash, width=1.5),
+                    hovertemplate=f"{name}<br>{label} {v:.2%}<extra></extra>",
+                )
+            )
     return traces
 
-def live_point_trace(ratio:float, value:float, name:str="this model", hover:str="") -> go.Scatter:
-    "A star marking one live measurement on a curve."
-    return go.Scatter(x=[ratio], y=[value], mode="markers", name=name, marker=dict(symbol="star", size=16, color="crimson", line=dict(width=1, color="black")),
-                      hovertemplate=f"<b>{name}</b><br>dynamic ratio %{{x:.3f}}<br>%{{y:.4g}}{hover}<extra></extra>")
 
-def plot_accuracy_vs_ratio(df:pd.DataFrame, # rows of pad_sweep for one task
-                           metric:str="dev_acc", # 'dev_acc' or 'test_acc'
-                           live:Mapping|None=None, # dict(ratio=..., accuracy=...) to mark one model
-                          ) -> go.Figure:
+def live_point_trace(
+    ratio: float, value: float, name: str = "this model", hover: str = ""
+) -> go.Scatter:
+    "A star marking one live measurement on a curve."
+    return go.Scatter(
+        x=[ratio],
+        y=[value],
+        mode="markers",
+        name=name,
+        marker=dict(
+            symbol="star", size=16, color="crimson", line=dict(width=1, color="black")
+        ),
+        hovertemplate=f"<b>{name}</b><br>dynamic ratio %{{x:.3f}}<br>%{{y:.4g}}{hover}<extra></extra>",
+    )
+
+
+def plot_accuracy_vs_ratio(
+    df: pd.DataFrame,  # rows of pad_sweep for one task
+    metric: str = "dev_acc",  # 'dev_acc' or 'test_acc'
+    live: Mapping | None = None,  # dict(ratio=..., accuracy=...) to mark one model
+) -> go.Figure:
     "Accuracy against the dynamic ratio: mean ± std bands over seeds per criterion, with the fully dynamic, static and reference lines."
     fig = go.Figure(accuracy_traces(df, metric))
-    if live is not None: fig.add_trace(live_point_trace(live["ratio"], live["accuracy"]))
-    task = df.task.iloc[0]; n = int(df.seed.nunique())
-    return fig.update_layout(title=f"PAD-Net on {task}: {metric.replace('_', ' ')} against the dynamic ratio (mean ± std over {n} seed{'s' * (n > 1)})",
-                             xaxis=dict(title="dynamic ratio (fraction of dynamic entries kept)", range=[-0.02, 1.02]),
-                             yaxis=dict(title=metric.replace("_", " ") + " (%)", tickformat=".0%"), height=440, width=780)
+    if live is not None:
+        fig.add_trace(live_point_trace(live["ratio"], live["accuracy"]))
+    task = df.task.iloc[0]
+    n = int(df.seed.nunique())
+    return fig.update_layout(
+        title=f"PAD-Net on {task}: {metric.replace('_', ' ')} against the dynamic ratio (mean ± std over {n} seed{'s' * (n > 1)})",
+        xaxis=dict(
+            title="dynamic ratio (fraction of dynamic entries kept)",
+            range=[-0.02, 1.02],
+        ),
+        yaxis=dict(title=metric.replace("_", " ") + " (%)", tickformat=".0%"),
+        height=440,
+        width=780,
+    )
 
 # %% ../nbs/06_viz.ipynb #f36f4687
-def deploy_curve(df:pd.DataFrame) -> pd.DataFrame:
+def deploy_curve(df: pd.DataFrame) -> pd.DataFrame:
     "Mean numbers stored to deploy at each dynamic ratio (every criterion pooled), with the reference size."
     _check_rows(df)
     part = df[df.ratio.notna()]
-    if not len(part): raise ValueError("no partitioned runs in these rows")
-    return part.groupby("ratio", as_index=False).agg(deploy=("deploy", "mean"), runs=("deploy", "size"))
+    if not len(part):
+        raise ValueError("no partitioned runs in these rows")
+    return part.groupby("ratio", as_index=False).agg(
+        deploy=("deploy", "mean"), runs=("deploy", "size")
+    )
 
-def deploy_traces(df:pd.DataFrame) -> list:
+
+def deploy_traces(df: pd.DataFrame) -> list:
     "Traces: deploy size against the ratio, and the reference (unconverted) model's size as a line."
-    c = deploy_curve(df); ref = df[df.criterion == "reference"].deploy
+    c = deploy_curve(df)
+    ref = df[df.criterion == "reference"].deploy
     ref = float(ref.mean()) if len(ref) else None
     rel = c.deploy / ref if ref else c.deploy * np.nan
-    tr = [go.Scatter(x=c.ratio, y=c.deploy, mode="lines+markers", name="PAD-Net, merged", line=dict(color="#9467bd"),
-                     customdata=np.stack([rel, c.runs], -1),
-                     hovertemplate="dynamic ratio %{x:.2f}<br>%{y:,.0f} parameters stored<br>%{customdata[0]:.2f}× the reference"
-                                   "<br>runs %{customdata[1]}<extra></extra>")]
-    if ref: tr.append(go.Scatter(x=[0, 1], y=[ref, ref], mode="lines", name=f"reference: {ref:,.0f}", line=dict(color="grey", dash="dot"),
-                                 hovertemplate=f"the unconverted model: {ref:,.0f} parameters<extra></extra>"))
+    tr = [
+        go.Scatter(
+            x=c.ratio,
+            y=c.deploy,
+            mode="lines+markers",
+            name="PAD-Net, merged",
+            line=dict(color="#9467bd"),
+            customdata=np.stack([rel, c.runs], -1),
+            hovertemplate="dynamic ratio %{x:.2f}<br>%{y:,.0f} parameters stored<br>%{customdata[0]:.2f}× the reference"
+            "<br>runs %{customdata[1]}<extra></extra>",
+        )
+    ]
+    if ref:
+        tr.append(
+            go.Scatter(
+                x=[0, 1],
+                y=[ref, ref],
+                mode="lines",
+                name=f"reference: {ref:,.0f}",
+                line=dict(color="grey", dash="dot"),
+                hovertemplate=f"the unconverted model: {ref:,.0f} parameters<extra></extra>",
+            )
+        )
     return tr
 
-def plot_deploy_vs_ratio(df:pd.DataFrame, # rows of pad_sweep for one task
-                         live:Mapping|None=None, # dict(ratio=..., deploy=...) to mark one model
-                        ) -> go.Figure:
+
+def plot_deploy_vs_ratio(
+    df: pd.DataFrame,  # rows of pad_sweep for one task
+    live: Mapping | None = None,  # dict(ratio=..., deploy=...) to mark one model
+) -> go.Figure:
     "Numbers stored to deploy the merged model against the dynamic ratio."
     fig = go.Figure(deploy_traces(df))
-    if live is not None: fig.add_trace(live_point_trace(live["ratio"], live["deploy"], hover=" parameters"))
-    return fig.update_layout(title=f"PAD-Net on {df.task.iloc[0]}: deploy size against the dynamic ratio",
-                             xaxis=dict(title="dynamic ratio (fraction of dynamic entries kept)", range=[-0.02, 1.02]),
-                             yaxis=dict(title="parameters stored to deploy", rangemode="tozero"), height=420, width=760)
+    if live is not None:
+        fig.add_trace(
+            live_point_trace(live["ratio"], live["deploy"], hover=" parameters")
+        )
+    return fig.update_layout(
+        title=f"PAD-Net on {df.task.iloc[0]}: deploy size against the dynamic ratio",
+        xaxis=dict(
+            title="dynamic ratio (fraction of dynamic entries kept)",
+            range=[-0.02, 1.02],
+        ),
+        yaxis=dict(title="parameters stored to deploy", rangemode="tozero"),
+        height=420,
+        width=760,
+    )
 
 # %% ../nbs/06_viz.ipynb #fa5b1a78
-def router_loads(model:nn.Module) -> torch.Tensor:
+def router_loads(model: nn.Module) -> torch.Tensor:
     "(L, E) kept assignments per expert of each MoE layer of `model`, from its last forward."
     layers = moe_layers(model)
-    if not layers: raise ValueError(f"{type(model).__name__} has no MoE layer: nothing routes tokens")
-    if any(m.last_stats is None for m in layers): raise ValueError("run the model forward once first: its MoE layers have no router statistics yet")
+    if not layers:
+        raise ValueError(
+            f"{type(model).__name__} has no MoE layer: nothing routes tokens"
+        )
+    if any(m.last_stats is None for m in layers):
+        raise ValueError(
+            "run the model forward once first: its MoE layers have no router statistics yet"
+        )
     return torch.stack([m.last_stats.load.detach().float().cpu() for m in layers])
 
-def router_load_traces(loads, # (L, E) assignment counts per expert (or a model)
-                       layer_names:Sequence[str]|None=None) -> list:
+
+def router_load_traces(
+    loads,  # (L, E) assignment counts per expert (or a model)
+    layer_names: Sequence[str] | None = None,
+) -> list:
     "Traces: grouped bars of each layer's share of assignments per expert, and the uniform share as a line."
-    if isinstance(loads, nn.Module): loads = router_loads(loads)
+    if isinstance(loads, nn.Module):
+        loads = router_loads(loads)
     L = torch.as_tensor(loads, dtype=torch.float32)
-    if L.dim() == 1: L = L[None]
-    if L.dim() != 2 or L.numel() == 0: raise ValueError(f"expected (layers, experts) counts, got shape {tuple(L.shape)}")
-    if (L < 0).any(): raise ValueError("loads are counts: they cannot be negative")
-    names = list(layer_names) if layer_names is not None else [f"layer {i}" for i in range(L.shape[0])]
-    if len(names) != L.shape[0]: raise ValueError(f"{len(names)} layer names for {L.shape[0]} layers")
-    E = L.shape[1]; experts = [f"expert {e}" for e in range(E)]
+    if L.dim() == 1:
+        L = L[None]
+    if L.dim() != 2 or L.numel() == 0:
+        raise ValueError(
+            f"expected (layers, experts) counts, got shape {tuple(L.shape)}"
+        )
+    if (L < 0).any():
+        raise ValueError("loads are counts: they cannot be negative")
+    names = (
+        list(layer_names)
+        if layer_names is not None
+        else [f"layer {i}" for i in range(L.shape[0])]
+    )
+    if len(names) != L.shape[0]:
+        raise ValueError(f"{len(names)} layer names for {L.shape[0]} layers")
+    E = L.shape[1]
+    experts = [f"expert {e}" for e in range(E)]
     share = L / L.sum(1, keepdim=True).clamp_min(1)
-    tr = [go.Bar(x=experts, y=share[i].tolist(), name=names[i], customdata=L[i].tolist(),
-                 hovertemplate=f"<b>{names[i]}</b><br>%{{x}}: %{{y:.1%}} of the assignments (%{{customdata:,.0f}})<extra></extra>")
-          for i in range(L.shape[0])]
-    tr.append(go.Scatter(x=experts, y=[1 / E] * E, mode="lines", name=f"uniform: 1/{E}", line=dict(dash="dash", color="black"),
-                         hovertemplate=f"balanced router: {1 / E:.1%} each<extra></extra>"))
+    tr = [
+        go.Bar(
+            x=experts,
+            y=share[i].tolist(),
+            name=names[i],
+            customdata=L[i].tolist(),
+            hovertemplate=f"<b>{names[i]}</b><br>%{{x}}: %{{y:.1%}} of the assignments (%{{customdata:,.0f}})<extra></extra>",
+        )
+        for i in range(L.shape[0])
+    ]
+    tr.append(
+        go.Scatter(
+            x=experts,
+            y=[1 / E] * E,
+            mode="lines",
+            name=f"uniform: 1/{E}",
+            line=dict(dash="dash", color="black"),
+            hovertemplate=f"balanced router: {1 / E:.1%} each<extra></extra>",
+        )
+    )
     return tr
 
-def plot_router_load(loads, # (L, E) counts, or a model with MoE layers after a forward
-                     layer_names:Sequence[str]|None=None, title:str="Router load: share of assignments per expert") -> go.Figure:
+
+def plot_router_load(
+    loads,  # (L, E) counts, or a model with MoE layers after a forward
+    layer_names: Sequence[str] | None = None,
+    title: str = "Router load: share of assignments per expert",
+) -> go.Figure:
     "Grouped bars: each MoE layer's share of (token, expert) assignments per expert, against the uniform share."
     fig = go.Figure(router_load_traces(loads, layer_names))
-    return fig.update_layout(title=title, barmode="group", xaxis_title="expert", height=380, width=720,
-                             yaxis=dict(title="share of the layer's assignments (%)", tickformat=".0%"))
+    return fig.update_layout(
+        title=title,
+        barmode="group",
+        xaxis_title="expert",
+        height=380,
+        width=720,
+        yaxis=dict(title="share of the layer's assignments (%)", tickformat=".0%"),
+    )
 
 # %% ../nbs/06_viz.ipynb #02db3653
-def plot_hard_concrete(alphas:Sequence[float]=(-2.0, 0.0, 2.0, 5.0), # gate logits log(alpha), one curve each
-                       gates:Mapping[str, dict]|None=None, # panel title -> dict(l=, r=, beta=); None: the paper's and the L0 literature's
-                       n:int=400, # points of each density curve
-                      ) -> go.Figure:
+def plot_hard_concrete(
+    # gate logits log(alpha), one curve each
+    alphas: Sequence[float] = (-2.0, 0.0, 2.0, 5.0),
+    gates: Mapping[str, dict]
+    | None = None,  # panel title -> dict(l=, r=, beta=); None: the paper's and the L0 literature's
+    n: int = 400,  # points of each density curve
+) -> go.Figure:
     "The hard-concrete gate's law for each logit: its density on (0, 1) (top) and its point masses at 0 and 1 (bottom), one column per parameterisation."
     from plotly.subplots import make_subplots
-    from padnotes.diff_pruning import LOUIZOS_GATE, PAPER_GATE, hard_concrete_density, hard_concrete_law
-    gates = {"diff pruning: l=-1.5, r=1.5, beta=1": PAPER_GATE, "L0 literature: l=-0.1, r=1.1, beta=2/3": LOUIZOS_GATE} if gates is None else gates
-    if not alphas: raise ValueError("alphas must hold at least one gate logit")
-    fig = make_subplots(rows=2, cols=len(gates), subplot_titles=list(gates), vertical_spacing=0.14, row_heights=[0.6, 0.4])
+    from padnotes.diff_pruning import (
+        LOUIZOS_GATE,
+        PAPER_GATE,
+        hard_concrete_density,
+        hard_concrete_law,
+    )
+
+    gates = (
+        {
+            "diff pruning: l=-1.5, r=1.5, beta=1": PAPER_GATE,
+            "L0 literature: l=-0.1, r=1.1, beta=2/3": LOUIZOS_GATE,
+        }
+        if gates is None
+        else gates
+    )
+    if not alphas:
+        raise ValueError("alphas must hold at least one gate logit")
+    fig = make_subplots(
+        rows=2,
+        cols=len(gates),
+        subplot_titles=list(gates),
+        vertical_spacing=0.14,
+        row_heights=[0.6, 0.4],
+    )
     x = torch.linspace(0, 1, n + 2, dtype=torch.float64)[1:-1]
     colors = ["#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3"]
     for j, (title, g) in enumerate(gates.items(), start=1):
         for i, a in enumerate(alphas):
             c = colors[i % len(colors)]
-            fig.add_trace(go.Scatter(x=x.tolist(), y=hard_concrete_density(x, a, **g).tolist(), mode="lines", line=dict(color=c),
-                                     name=f"log alpha = {a:g}", legendgroup=str(a), showlegend=j == 1,
-                                     hovertemplate=f"log alpha {a:g}<br>z %{{x:.3f}}<br>density %{{y:.3f}}<extra></extra>"), row=1, col=j)
+            fig.add_trace(
+                go.Scatter(
+                    x=x.tolist(),
+                    y=hard_concrete_density(x, a, **g).tolist(),
+                    mode="lines",
+                    line=dict(color=c),
+                    name=f"log alpha = {a:g}",
+                    legendgroup=str(a),
+                    showlegend=j == 1,
+                    hovertemplate=f"log alpha {a:g}<br>z %{{x:.3f}}<br>density %{{y:.3f}}<extra></extra>",
+                ),
+                row=1,
+                col=j,
+            )
             law = hard_concrete_law(a, **g)
-            fig.add_trace(go.Bar(x=list(law), y=list(law.values()), marker_color=c, name=f"log alpha = {a:g}", legendgroup=str(a),
-                                 showlegend=False, hovertemplate=f"log alpha {a:g}<br>%{{x}} = %{{y:.3f}}<extra></extra>"), row=2, col=j)
-        fig.update_xaxes(title_text="z (on the open interval)", row=1, col=j); fig.update_yaxes(title_text="density", row=1, col=j)
+            fig.add_trace(
+                go.Bar(
+                    x=list(law),
+                    y=list(law.values()),
+                    marker_color=c,
+                    name=f"log alpha = {a:g}",
+                    legendgroup=str(a),
+                    showlegend=False,
+                    hovertemplate=f"log alpha {a:g}<br>%{{x}} = %{{y:.3f}}<extra></extra>",
+                ),
+                row=2,
+                col=j,
+            )
+        fig.update_xaxes(title_text="z (on the open interval)", row=1, col=j)
+        fig.update_yaxes(title_text="density", row=1, col=j)
         fig.update_yaxes(title_text="probability", range=[0, 1], row=2, col=j)
-    fig.update_layout(title="The hard-concrete gate: a density on (0, 1) and real mass at exactly 0 and 1", barmode="group", height=620)
+    fig.update_layout(
+        title="The hard-concrete gate: a density on (0, 1) and real mass at exactly 0 and 1",
+        barmode="group",
+        height=620,
+    )
     return fig
 
 # %% ../nbs/06_viz.ipynb #7aa34e4b
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#9d755d")
 
-def plot_blocks(boxes:Sequence[Mapping], # each dict(x=, y=, w=, h=, text=, color=None): a box from (x, y) of size w x h
-                arrows:Sequence[tuple]=(), # each (x0, y0, x1, y1) or (x0, y0, x1, y1, label): an arrow to (x1, y1)
-                notes:Sequence[tuple]=(), # each (x, y, text): free text, <b>bold</b> allowed
-                width:int=820, height:int=300, # the figure's size in pixels
-               ) -> go.Figure:
+
+def plot_blocks(
+    # each dict(x=, y=, w=, h=, text=, color=None): a box from (x, y) of size w x h
+    boxes: Sequence[Mapping],
+    # each (x0, y0, x1, y1) or (x0, y0, x1, y1, label): an arrow to (x1, y1)
+    arrows: Sequence[tuple] = (),
+    notes: Sequence[tuple] = (),  # each (x, y, text): free text, <b>bold</b> allowed
+    width: int = 820,
+    height: int = 300,  # the figure's size in pixels
+) -> go.Figure:
     "A block diagram: labelled boxes, arrows and notes on a blank canvas."
-    if not boxes: raise ValueError("a diagram needs at least one box")
+    if not boxes:
+        raise ValueError("a diagram needs at least one box")
     fig, xs, ys = go.Figure(), [], []
     for i, b in enumerate(boxes):
         missing = {"x", "y", "w", "h", "text"} - set(b)
-        if missing: raise ValueError(f"box {i} lacks {sorted(missing)}: give x, y, w, h and text")
-        fig.add_shape(type="rect", x0=b["x"], y0=b["y"], x1=b["x"] + b["w"], y1=b["y"] + b["h"], opacity=0.55,
-                      fillcolor=b.get("color") or PALETTE[i % len(PALETTE)], line=dict(color="black", width=1))
-        fig.add_annotation(x=b["x"] + b["w"] / 2, y=b["y"] + b["h"] / 2, text=b["text"], showarrow=False, font=dict(size=12))
-        xs += [b["x"], b["x"] + b["w"]]; ys += [b["y"], b["y"] + b["h"]]
+        if missing:
+            raise ValueError(
+                f"box {i} lacks {sorted(missing)}: give x, y, w, h and text"
+            )
+        fig.add_shape(
+            type="rect",
+            x0=b["x"],
+            y0=b["y"],
+            x1=b["x"] + b["w"],
+            y1=b["y"] + b["h"],
+            opacity=0.55,
+            fillcolor=b.get("color") or PALETTE[i % len(PALETTE)],
+            line=dict(color="black", width=1),
+        )
+        fig.add_annotation(
+            x=b["x"] + b["w"] / 2,
+            y=b["y"] + b["h"] / 2,
+            text=b["text"],
+            showarrow=False,
+            font=dict(size=12),
+        )
+        xs += [b["x"], b["x"] + b["w"]]
+        ys += [b["y"], b["y"] + b["h"]]
     for a in arrows:
         x0, y0, x1, y1, *label = a
-        fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y", showarrow=True, arrowhead=2, text="")
-        if label: fig.add_annotation(x=(x0 + x1) / 2, y=max(y0, y1) + 0.25, text=label[0], showarrow=False, font=dict(size=11))
-        xs += [x0, x1]; ys += [y0, y1]
+        fig.add_annotation(
+            x=x1,
+            y=y1,
+            ax=x0,
+            ay=y0,
+            xref="x",
+            yref="y",
+            axref="x",
+            ayref="y",
+            showarrow=True,
+            arrowhead=2,
+            text="",
+        )
+        if label:
+            fig.add_annotation(
+                x=(x0 + x1) / 2,
+                y=max(y0, y1) + 0.25,
+                text=label[0],
+                showarrow=False,
+                font=dict(size=11),
+            )
+        xs += [x0, x1]
+        ys += [y0, y1]
     for x, y, t in notes:
-        fig.add_annotation(x=x, y=y, text=t, showarrow=False); xs.append(x); ys.append(y)
+        fig.add_annotation(x=x, y=y, text=t, showarrow=False)
+        xs.append(x)
+        ys.append(y)
     pad = 0.3
     fig.update_xaxes(visible=False, range=[min(xs) - pad, max(xs) + pad])
     fig.update_yaxes(visible=False, range=[min(ys) - pad, max(ys) + 2 * pad])
-    fig.update_layout(width=width, height=height, margin=dict(l=10, r=10, t=10, b=10), plot_bgcolor="white", showlegend=False)
+    fig.update_layout(
+        width=width,
+        height=height,
+        margin=dict(l=10, r=10, t=10, b=10),
+        plot_bgcolor="white",
+        showlegend=False,
+    )
     return fig

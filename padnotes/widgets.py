@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_explorer.ipynb #8eb42e58
 from __future__ import annotations
-import contextlib, copy, dataclasses, html, json, math, statistics, threading, time
+import contextlib, dataclasses, html, json, math, statistics, threading, time
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -16,13 +16,35 @@ from plotly.subplots import make_subplots
 import ipywidgets as W
 import plotly.io as pio
 
-from .core import (check_ratio, count_params, deploy_numel, forward_logits, get_device, patch_method, set_seed,
-                           split_batch, tiny, to_device)
+from padnotes.core import (
+    check_ratio,
+    deploy_numel,
+    forward_logits,
+    get_device,
+    patch_method,
+    set_seed,
+    split_batch,
+    tiny,
+    to_device,
+)
 from .train import Callback, fit
-from .pad import (PAD_CRITERIA, PartialDynamicConv2d, apply_partition, average_static, mode_scores, partial_layers, partition_report,
-                          to_partial)
+from padnotes.pad import (
+    PAD_CRITERIA,
+    average_static,
+    mode_scores,
+    partial_layers,
+    partition_report,
+    to_partial,
+)
 from .scoring import ranking
-from .viz import (accuracy_traces, layer_fraction_traces, live_point_trace, load_results, mask_grid, mask_traces)
+from padnotes.viz import (
+    accuracy_traces,
+    layer_fraction_traces,
+    live_point_trace,
+    load_results,
+    mask_grid,
+    mask_traces,
+)
 
 # %% auto #0
 __all__ = ['ExplorerState', 'readout_html', 'Explorer', 'figure_output', 'resnet_explorer_args', 'benchmark_slider']
@@ -31,162 +53,298 @@ __all__ = ['ExplorerState', 'readout_html', 'Explorer', 'figure_output', 'resnet
 @dataclasses.dataclass
 class ExplorerState:
     "What the explorer shows for its current partition."
-    ratio:float # the dynamic ratio asked for
-    criterion:str # 'imp', 'random' or 'magnitude'
-    layer:str # the layer whose mode mask is drawn
-    realised_ratio:float = float("nan") # dynamic entries / all entries after the partition
-    dynamic_params:int = 0 # numbers held by dynamic entries (K per entry)
-    deploy:int = 0 # numbers stored to deploy the merged model
-    accuracy:float = float("nan") # on the held-out examples measured so far
-    accuracy_se:float = float("nan") # its standard error, sqrt(p (1 - p) / n): differences smaller than about twice it are noise
-    change:float = float("nan") # accuracy minus the previous partition's, on the examples both were measured on
-    change_se:float = float("nan") # its standard error, paired: sqrt(var(d) / n) over the per-example differences d in {-1, 0, 1}
-    latency_ms:float = float("nan") # forward pass of the first `quick` held-out examples (what a move waits for)
-    batch:int = 0 # held-out examples the accuracy rests on so far (a move measures `quick` of them; `refine` the rest)
-    heldout:int = 0 # held-out examples in all
-    device:str = "cpu"
-    fine_tune_steps:int = 0 # steps trained since the scores were cached
 
-_READOUTS = (("ratio", "dynamic ratio asked", "{:.2f}"), ("realised_ratio", "dynamic ratio realised", "{:.4f}"),
-             ("criterion", "criterion", "{}"), ("dynamic_params", "dynamic parameters", "{:,}"), ("deploy", "deploy size (parameters)", "{:,}"),
-             ("accuracy", "accuracy on held-out examples", "{:.2%}"), ("accuracy_se", "its standard error", "± {:.2%}"),
-             ("change", "change from the last partition", "{:+.2%}"), ("change_se", "its standard error (paired)", "± {:.2%}"),
-             ("batch", "held-out examples measured", "{}"), ("heldout", "held-out examples in all", "{}"),
-             ("latency_ms", "forward latency (ms)", "{:.1f}"), ("device", "device", "{}"), ("fine_tune_steps", "fine-tune steps", "{}"))
+    ratio: float  # the dynamic ratio asked for
+    criterion: str  # 'imp', 'random' or 'magnitude'
+    layer: str  # the layer whose mode mask is drawn
+    # dynamic entries / all entries after the partition
+    realised_ratio: float = float("nan")
+    dynamic_params: int = 0  # numbers held by dynamic entries (K per entry)
+    deploy: int = 0  # numbers stored to deploy the merged model
+    accuracy: float = float("nan")  # on the held-out examples measured so far
+    # its standard error, sqrt(p (1 - p) / n): differences smaller than about twice it are noise
+    accuracy_se: float = float("nan")
+    # accuracy minus the previous partition's, on the examples both were measured on
+    change: float = float("nan")
+    # its standard error, paired: sqrt(var(d) / n) over the per-example differences d in {-1, 0, 1}
+    change_se: float = float("nan")
+    # forward pass of the first `quick` held-out examples (what a move waits for)
+    latency_ms: float = float("nan")
+    batch: int = 0  # held-out examples the accuracy rests on so far (a move measures `quick` of them; `refine` the rest)
+    heldout: int = 0  # held-out examples in all
+    device: str = "cpu"
+    fine_tune_steps: int = 0  # steps trained since the scores were cached
 
-def readout_html(state:ExplorerState) -> str:
+
+_READOUTS = (
+    ("ratio", "dynamic ratio asked", "{:.2f}"),
+    ("realised_ratio", "dynamic ratio realised", "{:.4f}"),
+    ("criterion", "criterion", "{}"),
+    ("dynamic_params", "dynamic parameters", "{:,}"),
+    ("deploy", "deploy size (parameters)", "{:,}"),
+    ("accuracy", "accuracy on held-out examples", "{:.2%}"),
+    ("accuracy_se", "its standard error", "± {:.2%}"),
+    ("change", "change from the last partition", "{:+.2%}"),
+    ("change_se", "its standard error (paired)", "± {:.2%}"),
+    ("batch", "held-out examples measured", "{}"),
+    ("heldout", "held-out examples in all", "{}"),
+    ("latency_ms", "forward latency (ms)", "{:.1f}"),
+    ("device", "device", "{}"),
+    ("fine_tune_steps", "fine-tune steps", "{}"),
+)
+
+
+def readout_html(state: ExplorerState) -> str:
     "The readouts as an HTML table; each value carries a stable class and its raw value in data-value (for tests and scripts)."
     rows = []
     for key, label, fmt in _READOUTS:
         v = getattr(state, key)
         raw = repr(float(v)) if isinstance(v, float) else str(v)
         shown = "n/a" if isinstance(v, float) and math.isnan(v) else fmt.format(v)
-        rows.append(f'<tr><td style="padding-right:12px">{label}</td><td><b class="pn-readout pn-{key.replace("_", "-")}" '
-                    f'data-key="{key}" data-value="{html.escape(raw)}">{html.escape(shown)}</b></td></tr>')
-    return '<table class="pn-readouts" style="font-size:14px">' + "".join(rows) + "</table>"
+        rows.append(
+            f'<tr><td style="padding-right:12px">{label}</td><td><b class="pn-readout pn-{key.replace("_", "-")}" '
+            f'data-key="{key}" data-value="{html.escape(raw)}">{html.escape(shown)}</b></td></tr>'
+        )
+    return (
+        '<table class="pn-readouts" style="font-size:14px">'
+        + "".join(rows)
+        + "</table>"
+    )
 
 # %% ../nbs/07_explorer.ipynb #45b3bb0c
 def _first_batch(data):
-    return data if isinstance(data, (tuple, list, dict)) and not isinstance(data, torch.utils.data.DataLoader) else next(iter(data))
+    return (
+        data
+        if isinstance(data, (tuple, list, dict))
+        and not isinstance(data, torch.utils.data.DataLoader)
+        else next(iter(data))
+    )
+
 
 class _Progress(Callback):
     "Moves an IntProgress bar as fine-tuning steps finish."
-    def __init__(self, bar): self.bar = bar
-    def before_fit(self, tr): self.bar.max, self.bar.value = tr.n_steps, 0
-    def after_batch(self, tr): self.bar.value = tr.step
+
+    def __init__(self, bar):
+        self.bar = bar
+
+    def before_fit(self, tr):
+        self.bar.max, self.bar.value = tr.n_steps, 0
+
+    def after_batch(self, tr):
+        self.bar.value = tr.step
+
 
 class Explorer:
     "Widgets over a live partially dynamic model: dynamic-ratio slider, criterion, layer, fine-tuning; one four-panel figure and readouts."
-    def __init__(self, model:nn.Module, # a model with partially dynamic layers (to_partial / padify)
-                 scores:Mapping[str, Mapping[str, torch.Tensor]], # criterion -> mode_scores(model, criterion, ...)
-                 heldout, # the held-out examples, as one batch: (x, y) or a dict with 'labels' (or a loader: its first batch)
-                 train_data:Iterable|None=None, # batches for the fine-tune button (None: no button)
-                 results:pd.DataFrame|None=None, # rows of pad_sweep for this task (None: no measured curve)
-                 ratio:float=0.3, # starting dynamic ratio
-                 criterion:str|None=None, # starting criterion (default: 'imp' when scored, else the first)
-                 layer:str|None=None, # starting layer for the mask panel (default: the first)
-                 lr:float=1e-3, # fine-tuning learning rate
-                 fine_tune_steps:int=10, # steps per button press
-                 curve_points:int=21, # ratios of the live deploy curve
-                 device=None, # None: the GPU when there is one, else the CPU
-                 num_threads:int|None=None, # CPU threads for a move's forward pass (None: torch's setting; 1 is faster when other jobs keep the cores busy)
-                 quick:int|None=128, # held-out examples a move measures before it returns (None: all); `refine` measures the rest
-                 background:bool=True, # after a widget move, refine in a background thread while the reader looks
-                 title:str="PAD-Net explorer"):
-        if not partial_layers(model): raise ValueError(f"{type(model).__name__} has no partially dynamic layer: convert it with to_partial or padify")
+
+    def __init__(
+        self,
+        model: nn.Module,  # a model with partially dynamic layers (to_partial / padify)
+        # criterion -> mode_scores(model, criterion, ...)
+        scores: Mapping[str, Mapping[str, torch.Tensor]],
+        heldout,  # the held-out examples, as one batch: (x, y) or a dict with 'labels' (or a loader: its first batch)
+        train_data: Iterable
+        | None = None,  # batches for the fine-tune button (None: no button)
+        results: pd.DataFrame
+        | None = None,  # rows of pad_sweep for this task (None: no measured curve)
+        ratio: float = 0.3,  # starting dynamic ratio
+        criterion: str
+        | None = None,  # starting criterion (default: 'imp' when scored, else the first)
+        layer: str
+        | None = None,  # starting layer for the mask panel (default: the first)
+        lr: float = 1e-3,  # fine-tuning learning rate
+        fine_tune_steps: int = 10,  # steps per button press
+        curve_points: int = 21,  # ratios of the live deploy curve
+        device=None,  # None: the GPU when there is one, else the CPU
+        num_threads: int
+        | None = None,  # CPU threads for a move's forward pass (None: torch's setting; 1 is faster when other jobs keep the cores busy)
+        quick: int
+        | None = 128,  # held-out examples a move measures before it returns (None: all); `refine` measures the rest
+        background: bool = True,  # after a widget move, refine in a background thread while the reader looks
+        title: str = "PAD-Net explorer",
+    ):
+        if not partial_layers(model):
+            raise ValueError(
+                f"{type(model).__name__} has no partially dynamic layer: convert it with to_partial or padify"
+            )
         bad = [c for c in scores if c not in PAD_CRITERIA]
-        if not scores or bad: raise ValueError(f"scores must map criteria from {PAD_CRITERIA} to mode_scores(...), got keys {list(scores)}")
+        if not scores or bad:
+            raise ValueError(
+                f"scores must map criteria from {PAD_CRITERIA} to mode_scores(...), got keys {list(scores)}"
+            )
         self.device = get_device(device)
         self.model = model.to(self.device).eval()
-        self.scores = {c: {k: v.to(self.device) for k, v in s.items()} for c, s in scores.items()}
+        self.scores = {
+            c: {k: v.to(self.device) for k, v in s.items()} for c, s in scores.items()
+        }
         self.heldout = to_device(_first_batch(heldout), self.device)
         self.inputs, self.labels = split_batch(self.heldout)
         n = len(self.labels)
-        if quick is not None and (not isinstance(quick, int) or quick < 1): raise ValueError(f"quick must be a positive number of examples or None, got {quick!r}")
+        if quick is not None and (not isinstance(quick, int) or quick < 1):
+            raise ValueError(
+                f"quick must be a positive number of examples or None, got {quick!r}"
+            )
         self.quick, self.background = n if quick is None else min(quick, n), background
-        self._records, self._key, self._prev_key, self._gen, self._worker = {}, None, None, 0, None
-        self._lock = threading.RLock()          # one forward pass at a time: a move waits for the background chunk in flight
-        self.train_data, self.results, self.lr, self.title, self.num_threads = train_data, results, lr, title, num_threads
-        self.layers = list(partial_layers(model)); self._rankings = {}
-        criterion = criterion or ("imp" if "imp" in self.scores else next(iter(self.scores)))
-        self._check_criterion(criterion); layer = layer or self.layers[0]; self._check_layer(layer)
-        self.state = ExplorerState(ratio=self._check_ratio(ratio), criterion=criterion, layer=layer, heldout=n, device=str(self.device))
+        self._records, self._key, self._prev_key, self._gen, self._worker = (
+            {},
+            None,
+            None,
+            0,
+            None,
+        )
+        # one forward pass at a time: a move waits for the background chunk in flight
+        self._lock = threading.RLock()
+        self.train_data, self.results, self.lr, self.title, self.num_threads = (
+            train_data,
+            results,
+            lr,
+            title,
+            num_threads,
+        )
+        self.layers = list(partial_layers(model))
+        self._rankings = {}
+        criterion = criterion or (
+            "imp" if "imp" in self.scores else next(iter(self.scores))
+        )
+        self._check_criterion(criterion)
+        layer = layer or self.layers[0]
+        self._check_layer(layer)
+        self.state = ExplorerState(
+            ratio=self._check_ratio(ratio),
+            criterion=criterion,
+            layer=layer,
+            heldout=n,
+            device=str(self.device),
+        )
         self.deploy_curve = self._deploy_curve(curve_points)
-        self._partition(); self._measure(); self._refine_loop(self._gen, draw=False)     # the first picture rests on every example
+        self._partition()
+        self._measure()
+        # the first picture rests on every example
+        self._refine_loop(self._gen, draw=False)
         self._build_widgets(fine_tune_steps)
         self.fig = self._build_figure()
         self.plot.outputs = (figure_output(self.fig),)
         self.widget = self._layout()
 
     # ---- checks ---------------------------------------------------------------------------------------------------
-    def _check_ratio(self, r): return check_ratio("the dynamic ratio", r)
+    def _check_ratio(self, r):
+        return check_ratio("the dynamic ratio", r)
+
     def _check_criterion(self, c):
-        if c not in self.scores: raise ValueError(f"unknown criterion {c!r}: this explorer has scores for {list(self.scores)}")
+        if c not in self.scores:
+            raise ValueError(
+                f"unknown criterion {c!r}: this explorer has scores for {list(self.scores)}"
+            )
+
     def _check_layer(self, l):
-        if l not in self.layers: raise ValueError(f"unknown layer {l!r}: the partially dynamic layers are {self.layers}")
+        if l not in self.layers:
+            raise ValueError(
+                f"unknown layer {l!r}: the partially dynamic layers are {self.layers}"
+            )
 
 # %% ../nbs/07_explorer.ipynb #e7347bc1
 @patch_method(Explorer)
-def _ranking(self:Explorer, criterion:str):
+def _ranking(self: Explorer, criterion: str):
     "Once per criterion: the mask tensors in score order and the entries sorted best first (as `keep_masks` sorts them)."
     if criterion not in self._rankings:
         sc = self.scores[criterion]
-        masks = {f"{ln}.{mn}": m for ln, l in partial_layers(self.model).items() for mn, m in l.masks().items()}
-        if set(sc) != set(masks): raise ValueError(f"scores cover {sorted(sc)}, but the model's masks are {sorted(masks)}")
+        masks = {
+            f"{ln}.{mn}": m
+            for ln, l in partial_layers(self.model).items()
+            for mn, m in l.masks().items()
+        }
+        if set(sc) != set(masks):
+            raise ValueError(
+                f"scores cover {sorted(sc)}, but the model's masks are {sorted(masks)}"
+            )
         flat = torch.cat([s.detach().flatten().float().cpu() for s in sc.values()])
-        order = ranking(flat)          # scoring's rule: its first k are what keep_masks keeps, ties included
+        # scoring's rule: its first k are what keep_masks keeps, ties included
+        order = ranking(flat)
         self._rankings[criterion] = ([masks[n] for n in sc], order)
     return self._rankings[criterion]
 
+
 @patch_method(Explorer)
-def _partition(self:Explorer):
+def _partition(self: Explorer):
     "Set the masks for the current ratio and criterion: the first round(ratio * N) entries of the cached order are dynamic."
     targets, order = self._ranking(self.state.criterion)
     k = round(self.state.ratio * order.numel())
-    keep = torch.zeros(order.numel(), dtype=torch.bool); keep[order[:k]] = True
+    keep = torch.zeros(order.numel(), dtype=torch.bool)
+    keep[order[:k]] = True
     with torch.no_grad():
-        for t, kt in zip(targets, keep.split([t.numel() for t in targets])): t.copy_(kt.view(t.shape).to(t))
-    key = (self.state.criterion, k, self.state.fine_tune_steps)          # what names a partition of these weights
-    if key != self._key: self._prev_key, self._key = self._key, key
+        for t, kt in zip(targets, keep.split([t.numel() for t in targets])):
+            t.copy_(kt.view(t.shape).to(t))
+    # what names a partition of these weights
+    key = (self.state.criterion, k, self.state.fine_tune_steps)
+    if key != self._key:
+        self._prev_key, self._key = self._key, key
 
-def _rows(inputs, lo:int, hi:int):
-    return {k: v[lo:hi] for k, v in inputs.items()} if isinstance(inputs, dict) else inputs[lo:hi]
+
+def _rows(inputs, lo: int, hi: int):
+    return (
+        {k: v[lo:hi] for k, v in inputs.items()}
+        if isinstance(inputs, dict)
+        else inputs[lo:hi]
+    )
+
 
 @patch_method(Explorer)
-def _correct(self:Explorer, lo:int, hi:int) -> torch.Tensor:
+def _correct(self: Explorer, lo: int, hi: int) -> torch.Tensor:
     "Whether the live model gets held-out examples lo..hi right (bool, on the CPU)."
-    with torch.no_grad(): logits = forward_logits(self.model, _rows(self.inputs, lo, hi))
+    with torch.no_grad():
+        logits = forward_logits(self.model, _rows(self.inputs, lo, hi))
     return (logits.argmax(-1) == self.labels[lo:hi]).cpu()
+
 
 @patch_method(Explorer)
 @contextlib.contextmanager
-def _measuring(self:Explorer):
+def _measuring(self: Explorer):
     "The model in eval mode and torch at the explorer's thread count while held-out examples are measured; both restored after."
     was, threads = self.model.training, torch.get_num_threads()
     self.model.eval()
-    if self.num_threads: torch.set_num_threads(self.num_threads)
-    try: yield
-    finally: torch.set_num_threads(threads); self.model.train(was)
+    if self.num_threads:
+        torch.set_num_threads(self.num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        self.model.train(was)
+
 
 @patch_method(Explorer)
-def _read_record(self:Explorer):
+def _read_record(self: Explorer):
     "Accuracy and its error from the current partition's record; the change from the previous partition, paired over shared examples."
     s, c = self.state, self._records[self._key]
-    s.batch = n = len(c); s.accuracy = float(c.float().mean())
+    s.batch = n = len(c)
+    s.accuracy = float(c.float().mean())
     s.accuracy_se = math.sqrt(s.accuracy * (1 - s.accuracy) / n)
     p = self._records.get(self._prev_key)
-    if p is None: s.change = s.change_se = float("nan"); return
-    m = min(n, len(p)); d = c[:m].float() - p[:m].float()
-    s.change = float(d.mean()); s.change_se = float(d.std() / math.sqrt(m)) if m > 1 else float("nan")
+    if p is None:
+        s.change = s.change_se = float("nan")
+        return
+    m = min(n, len(p))
+    d = c[:m].float() - p[:m].float()
+    s.change = float(d.mean())
+    s.change_se = float(d.std() / math.sqrt(m)) if m > 1 else float("nan")
+
 
 @patch_method(Explorer)
-def _measure(self:Explorer):
+def _measure(self: Explorer):
     "Evaluate the current partition: accuracy and latency on the first `quick` held-out examples, ratio, dynamic parameters, deploy size."
     m, s = self.model, self.state
-    sync = (lambda: torch.cuda.synchronize(self.device)) if self.device.type == "cuda" else (lambda: None)
+    sync = (
+        (lambda: torch.cuda.synchronize(self.device))
+        if self.device.type == "cuda"
+        else (lambda: None)
+    )
     with self._measuring():
-        sync(); t0 = time.perf_counter(); c = self._correct(0, self.quick); sync(); t = time.perf_counter() - t0
-    if len(self._records.get(self._key, ())) < len(c): self._records[self._key] = c     # a partition seen before keeps its longer record
+        sync()
+        t0 = time.perf_counter()
+        c = self._correct(0, self.quick)
+        sync()
+        t = time.perf_counter() - t0
+    if len(self._records.get(self._key, ())) < len(c):
+        self._records[self._key] = c  # a partition seen before keeps its longer record
     rep = partition_report(m)
     self._read_record()
     s.latency_ms = 1e3 * t
@@ -196,198 +354,404 @@ def _measure(self:Explorer):
     self.report = rep
     return s
 
+
 @patch_method(Explorer)
-def _deploy_curve(self:Explorer, n:int) -> pd.DataFrame:
+def _deploy_curve(self: Explorer, n: int) -> pd.DataFrame:
     "Deploy size of the live model at `n` ratios from 0 to 1 (partitioned with the starting criterion's scores)."
     rows, r0, keys = [], self.state.ratio, (self._key, self._prev_key)
     for r in np.linspace(0, 1, n):
-        self.state.ratio = float(r); self._partition()
+        self.state.ratio = float(r)
+        self._partition()
         rows.append(dict(ratio=float(r), deploy=deploy_numel(self.model)))
     self.state.ratio, (self._key, self._prev_key) = r0, keys
     return pd.DataFrame(rows)
 
+
 @patch_method(Explorer)
-def _refine_loop(self:Explorer, gen:int, max_seconds:float|None=None, draw:bool=True) -> bool:
+def _refine_loop(
+    self: Explorer, gen: int, max_seconds: float | None = None, draw: bool = True
+) -> bool:
     "Measure the current partition's remaining held-out examples, `quick` at a time; stop as soon as a move makes `gen` stale."
     t0 = time.perf_counter()
     while True:
         with self._lock:
-            if gen != self._gen: return False                            # the reader moved on: this partition is no longer shown
+            if gen != self._gen:
+                return False  # the reader moved on: this partition is no longer shown
             c = self._records[self._key]
-            if len(c) >= len(self.labels): break
-            with self._measuring(): self._records[self._key] = torch.cat([c, self._correct(len(c), min(len(self.labels), len(c) + self.quick))])
+            if len(c) >= len(self.labels):
+                break
+            with self._measuring():
+                self._records[self._key] = torch.cat(
+                    [
+                        c,
+                        self._correct(
+                            len(c), min(len(self.labels), len(c) + self.quick)
+                        ),
+                    ]
+                )
             self._read_record()
-            if draw: self.readouts.value = readout_html(self.state)
-        if max_seconds is not None and time.perf_counter() - t0 > max_seconds: return False
+            if draw:
+                self.readouts.value = readout_html(self.state)
+        if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+            return False
     with self._lock:
-        if draw and gen == self._gen: self._redraw()
+        if draw and gen == self._gen:
+            self._redraw()
     return True
 
+
 @patch_method(Explorer)
-def refine(self:Explorer, max_seconds:float|None=None, # stop after about this long (None: measure every held-out example)
-          ) -> ExplorerState:
+def refine(
+    self: Explorer,
+    max_seconds: float
+    | None = None,  # stop after about this long (None: measure every held-out example)
+) -> ExplorerState:
     "Measure the current partition on the rest of the held-out examples (a move measures only the first `quick`); returns the state."
     self._stop_background()
     self._refine_loop(self._gen, max_seconds)
     return self.state
 
-@patch_method(Explorer)
-def _stop_background(self:Explorer):
-    "Make any background refinement stale and wait for it (it stops after the chunk in flight)."
-    with self._lock: self._gen += 1
-    w, self._worker = self._worker, None
-    if w is not None and w is not threading.current_thread(): w.join()
 
 @patch_method(Explorer)
-def _start_background(self:Explorer):
+def _stop_background(self: Explorer):
+    "Make any background refinement stale and wait for it (it stops after the chunk in flight)."
+    with self._lock:
+        self._gen += 1
+    w, self._worker = self._worker, None
+    if w is not None and w is not threading.current_thread():
+        w.join()
+
+
+@patch_method(Explorer)
+def _start_background(self: Explorer):
     "After a widget move: refine the new partition in a daemon thread (the widget stays live; a further move stops it)."
-    if not self.background or len(self._records[self._key]) >= len(self.labels): return
-    self._worker = threading.Thread(target=self._refine_loop, args=(self._gen,), daemon=True, name="padnotes-explorer-refine")
+    if not self.background or len(self._records[self._key]) >= len(self.labels):
+        return
+    self._worker = threading.Thread(
+        target=self._refine_loop,
+        args=(self._gen,),
+        daemon=True,
+        name="padnotes-explorer-refine",
+    )
     self._worker.start()
 
 # %% ../nbs/07_explorer.ipynb #3ca9f0ad
-_PANELS = ("accuracy against the dynamic ratio", "deploy size against the dynamic ratio", "dynamic fraction per layer", "mode mask")
+_PANELS = (
+    "accuracy against the dynamic ratio",
+    "deploy size against the dynamic ratio",
+    "dynamic fraction per layer",
+    "mode mask",
+)
 
-def _acc_traces(self:Explorer) -> list:
+
+def _acc_traces(self: Explorer) -> list:
     return [] if self.results is None else accuracy_traces(self.results)
 
+
 @patch_method(Explorer)
-def _build_figure(self:Explorer) -> go.Figure:
+def _build_figure(self: Explorer) -> go.Figure:
     s = self.state
-    fig = make_subplots(rows=2, cols=2, subplot_titles=_PANELS, vertical_spacing=0.16, horizontal_spacing=0.12)
-    for t in _acc_traces(self): fig.add_trace(t, 1, 1)
-    fig.add_trace(live_point_trace(s.ratio, s.accuracy, "live model: held-out batch",
-                                   "<br>trained fully dynamic, then re-partitioned from cached scores (no retraining); bar: ± 1 standard error"), 1, 1)
+    fig = make_subplots(
+        rows=2,
+        cols=2,
+        subplot_titles=_PANELS,
+        vertical_spacing=0.16,
+        horizontal_spacing=0.12,
+    )
+    for t in _acc_traces(self):
+        fig.add_trace(t, 1, 1)
+    fig.add_trace(
+        live_point_trace(
+            s.ratio,
+            s.accuracy,
+            "live model: held-out batch",
+            "<br>trained fully dynamic, then re-partitioned from cached scores (no retraining); bar: ± 1 standard error",
+        ),
+        1,
+        1,
+    )
     self._i_acc = len(fig.data) - 1
-    fig.add_trace(go.Scatter(x=self.deploy_curve.ratio, y=self.deploy_curve.deploy, mode="lines", name="live model: deploy size",
-                             line=dict(color="#9467bd"), hovertemplate="dynamic ratio %{x:.2f}<br>%{y:,.0f} parameters<extra></extra>"), 1, 2)
-    fig.add_trace(live_point_trace(s.ratio, s.deploy, "live model: now", " parameters"), 1, 2)
+    fig.add_trace(
+        go.Scatter(
+            x=self.deploy_curve.ratio,
+            y=self.deploy_curve.deploy,
+            mode="lines",
+            name="live model: deploy size",
+            line=dict(color="#9467bd"),
+            hovertemplate="dynamic ratio %{x:.2f}<br>%{y:,.0f} parameters<extra></extra>",
+        ),
+        1,
+        2,
+    )
+    fig.add_trace(
+        live_point_trace(s.ratio, s.deploy, "live model: now", " parameters"), 1, 2
+    )
     self._i_dep = len(fig.data) - 1
-    for t in layer_fraction_traces(self.report): fig.add_trace(t, 2, 1)
+    for t in layer_fraction_traces(self.report):
+        fig.add_trace(t, 2, 1)
     self._i_bar = len(fig.data) - 2
-    for t in mask_traces(mask_grid(partial_layers(self.model)[s.layer]), showscale=False): fig.add_trace(t, 2, 2)
+    for t in mask_traces(
+        mask_grid(partial_layers(self.model)[s.layer]), showscale=False
+    ):
+        fig.add_trace(t, 2, 2)
     self._i_mask = len(fig.data) - 1
-    for i, t in enumerate(fig.data): t.showlegend = i <= self._i_acc and t.showlegend is not False
+    for i, t in enumerate(fig.data):
+        t.showlegend = i <= self._i_acc and t.showlegend is not False
     fig.update_xaxes(title_text="dynamic ratio", range=[-0.03, 1.03], row=1, col=1)
     fig.update_xaxes(title_text="dynamic ratio", range=[-0.03, 1.03], row=1, col=2)
-    fig.update_yaxes(title_text="accuracy (%)", tickformat=".0%", range=[0, 1.05], row=1, col=1)
+    fig.update_yaxes(
+        title_text="accuracy (%)", tickformat=".0%", range=[0, 1.05], row=1, col=1
+    )
     fig.update_yaxes(title_text="parameters stored", rangemode="tozero", row=1, col=2)
-    fig.update_yaxes(title_text="dynamic entries (%)", tickformat=".0%", range=[0, 1.15], row=2, col=1)
+    fig.update_yaxes(
+        title_text="dynamic entries (%)",
+        tickformat=".0%",
+        range=[0, 1.15],
+        row=2,
+        col=1,
+    )
     fig.update_xaxes(tickangle=45, tickfont=dict(size=9), row=2, col=1)
     fig.update_yaxes(autorange="reversed", row=2, col=2)
     if self.results is not None:
-        fig.add_annotation(text="bands: sweep runs, partitioned then trained (dev, mean ± std over seeds); star: this model, re-partitioned without retraining",
-                           xref="x domain", yref="y domain", x=0.0, xanchor="left", y=0.02, showarrow=False, font=dict(size=9, color="grey"))
+        fig.add_annotation(
+            text="bands: sweep runs, partitioned then trained (dev, mean ± std over seeds); star: this model, re-partitioned without retraining",
+            xref="x domain",
+            yref="y domain",
+            x=0.0,
+            xanchor="left",
+            y=0.02,
+            showarrow=False,
+            font=dict(size=9, color="grey"),
+        )
     if self.results is None:
-        fig.add_annotation(text="no PAD-Net results file: only the live model", xref="x domain", yref="y domain", x=0.5, y=0.97,
-                           showarrow=False, font=dict(color="grey"))
-    fig.update_layout(height=780, width=980, title=self.title, margin=dict(t=110, b=60), legend=dict(x=1, xanchor="right", y=1.13, orientation="h", font=dict(size=11)))
+        fig.add_annotation(
+            text="no PAD-Net results file: only the live model",
+            xref="x domain",
+            yref="y domain",
+            x=0.5,
+            y=0.97,
+            showarrow=False,
+            font=dict(color="grey"),
+        )
+    fig.update_layout(
+        height=780,
+        width=980,
+        title=self.title,
+        margin=dict(t=110, b=60),
+        legend=dict(x=1, xanchor="right", y=1.13, orientation="h", font=dict(size=11)),
+    )
     self._apply_updates(fig)
     return fig
 
+
 @patch_method(Explorer)
-def _apply_updates(self:Explorer, fig):
+def _apply_updates(self: Explorer, fig):
     s = self.state
     acc, dep = fig.data[self._i_acc], fig.data[self._i_dep]
     acc.x, acc.y = [s.ratio], [s.accuracy]
-    acc.error_y = dict(type="data", array=[s.accuracy_se], visible=True, color="crimson", thickness=1.5, width=6)
+    acc.error_y = dict(
+        type="data",
+        array=[s.accuracy_se],
+        visible=True,
+        color="crimson",
+        thickness=1.5,
+        width=6,
+    )
     dep.x, dep.y = [s.ratio], [s.deploy]
     bars, line = fig.data[self._i_bar], fig.data[self._i_bar + 1]
     new_bars, new_line = layer_fraction_traces(self.report)
-    bars.x, bars.y, bars.hovertext, bars.text = new_bars.x, new_bars.y, new_bars.hovertext, new_bars.text
+    bars.x, bars.y, bars.hovertext, bars.text = (
+        new_bars.x,
+        new_bars.y,
+        new_bars.hovertext,
+        new_bars.text,
+    )
     line.x, line.y, line.name = new_line.x, new_line.y, new_line.name
-    g = mask_grid(partial_layers(self.model)[s.layer]); hm = mask_traces(g)[0]; mask = fig.data[self._i_mask]
-    mask.z, mask.x, mask.y, mask.customdata, mask.hovertemplate = hm.z, hm.x, hm.y, hm.customdata, hm.hovertemplate
+    g = mask_grid(partial_layers(self.model)[s.layer])
+    hm = mask_traces(g)[0]
+    mask = fig.data[self._i_mask]
+    mask.z, mask.x, mask.y, mask.customdata, mask.hovertemplate = (
+        hm.z,
+        hm.x,
+        hm.y,
+        hm.customdata,
+        hm.hovertemplate,
+    )
     overall = g["dynamic"].sum() / g["total"].sum()
     fig.layout.annotations[3].text = f"mode mask of {s.layer}: {overall:.1%} dynamic"
-    fig.layout.annotations[0].text = f"accuracy against the dynamic ratio (live: {s.criterion})"
-    fig.update_xaxes(title_text=g["xtitle"], row=2, col=2); fig.update_yaxes(title_text=g["ytitle"], row=2, col=2)
+    fig.layout.annotations[
+        0
+    ].text = f"accuracy against the dynamic ratio (live: {s.criterion})"
+    fig.update_xaxes(title_text=g["xtitle"], row=2, col=2)
+    fig.update_yaxes(title_text=g["ytitle"], row=2, col=2)
 
-def figure_output(fig:go.Figure) -> dict:
+
+def figure_output(fig: go.Figure) -> dict:
     "`fig` as one display_data output (plotly's mime type, plain JSON) for an `Output` widget's `outputs`."
-    return {"output_type": "display_data", "metadata": {},
-            "data": {"application/vnd.plotly.v1+json": json.loads(pio.to_json(fig, validate=False)), "text/plain": f"<{fig.layout.title.text}>"}}
+    return {
+        "output_type": "display_data",
+        "metadata": {},
+        "data": {
+            "application/vnd.plotly.v1+json": json.loads(
+                pio.to_json(fig, validate=False)
+            ),
+            "text/plain": f"<{fig.layout.title.text}>",
+        },
+    }
+
 
 @patch_method(Explorer)
-def _redraw(self:Explorer):
-    with self.fig.batch_update(): self._apply_updates(self.fig)
+def _redraw(self: Explorer):
+    with self.fig.batch_update():
+        self._apply_updates(self.fig)
     self.plot.outputs = (figure_output(self.fig),)
     self.readouts.value = readout_html(self.state)
 
+
 @patch_method(Explorer)
-def static_figure(self:Explorer) -> go.Figure:
+def static_figure(self: Explorer) -> go.Figure:
     "The explorer's current picture as a plain figure (for pages without a kernel)."
     return go.Figure(self.fig)
 
 # %% ../nbs/07_explorer.ipynb #c90b1b67
 @patch_method(Explorer)
-def _build_widgets(self:Explorer, steps:int):
+def _build_widgets(self: Explorer, steps: int):
     s = self.state
-    self.slider = W.FloatSlider(value=s.ratio, min=0.0, max=1.0, step=0.01, description="dynamic ratio", continuous_update=False,
-                                readout=True, readout_format=".2f", style=dict(description_width="initial"), layout=W.Layout(width="340px"))
+    self.slider = W.FloatSlider(
+        value=s.ratio,
+        min=0.0,
+        max=1.0,
+        step=0.01,
+        description="dynamic ratio",
+        continuous_update=False,
+        readout=True,
+        readout_format=".2f",
+        style=dict(description_width="initial"),
+        layout=W.Layout(width="340px"),
+    )
     labels = dict(imp="IMP", random="random", magnitude="magnitude")
-    self.criterion_w = W.ToggleButtons(options=[(labels[c], c) for c in self.scores], value=s.criterion, description="criterion",
-                                       style=dict(button_width="90px"))
-    self.layer_w = W.Dropdown(options=self.layers, value=s.layer, description="mask of", layout=W.Layout(width="340px"))
+    self.criterion_w = W.ToggleButtons(
+        options=[(labels[c], c) for c in self.scores],
+        value=s.criterion,
+        description="criterion",
+        style=dict(button_width="90px"),
+    )
+    self.layer_w = W.Dropdown(
+        options=self.layers,
+        value=s.layer,
+        description="mask of",
+        layout=W.Layout(width="340px"),
+    )
     self.readouts = W.HTML(readout_html(s))
     self.status = W.HTML("")
-    self.steps_w = W.BoundedIntText(value=steps, min=1, max=10_000, description="steps", layout=W.Layout(width="150px"))
-    self.button = W.Button(description="fine-tune at this ratio", button_style="primary", icon="play", layout=W.Layout(width="190px"),
-                           disabled=self.train_data is None, tooltip="train the live model for a few steps with this partition")
-    self.progress = W.IntProgress(value=0, min=0, max=steps, description="", layout=W.Layout(width="340px"))
+    self.steps_w = W.BoundedIntText(
+        value=steps,
+        min=1,
+        max=10_000,
+        description="steps",
+        layout=W.Layout(width="150px"),
+    )
+    self.button = W.Button(
+        description="fine-tune at this ratio",
+        button_style="primary",
+        icon="play",
+        layout=W.Layout(width="190px"),
+        disabled=self.train_data is None,
+        tooltip="train the live model for a few steps with this partition",
+    )
+    self.progress = W.IntProgress(
+        value=0, min=0, max=steps, description="", layout=W.Layout(width="340px")
+    )
     self.plot = W.Output(layout=W.Layout(width="1000px", min_height="780px"))
-    self._quiet = False                                                  # True while code sets a widget's value
-    def then_refine(f): return lambda *a: (f(*a), self._start_background())     # a widget's move returns at once, then refines
-    self.slider.observe(lambda ch: self._quiet or then_refine(self.set_ratio)(ch["new"]), names="value")
-    self.criterion_w.observe(lambda ch: self._quiet or then_refine(self.set_criterion)(ch["new"]), names="value")
-    self.layer_w.observe(lambda ch: self._quiet or self.set_layer(ch["new"]), names="value")
+    self._quiet = False  # True while code sets a widget's value
+
+    def then_refine(f):
+        # a widget's move returns at once, then refines
+        return lambda *a: (f(*a), self._start_background())
+
+    self.slider.observe(
+        lambda ch: self._quiet or then_refine(self.set_ratio)(ch["new"]), names="value"
+    )
+    self.criterion_w.observe(
+        lambda ch: self._quiet or then_refine(self.set_criterion)(ch["new"]),
+        names="value",
+    )
+    self.layer_w.observe(
+        lambda ch: self._quiet or self.set_layer(ch["new"]), names="value"
+    )
     self.button.on_click(lambda b: then_refine(self.fine_tune)(self.steps_w.value))
 
-@patch_method(Explorer)
-def _layout(self:Explorer) -> W.Widget:
-    controls = W.VBox([W.HTML(f"<b>{html.escape(self.title)}</b>"), self.slider, self.criterion_w, self.layer_w,
-                       W.HBox([self.button, self.steps_w]), self.progress, self.status, self.readouts],
-                      layout=W.Layout(width="360px", margin="0 12px 0 0"))
-    return W.HBox([controls, self.plot], layout=W.Layout(flex_flow="row wrap", align_items="flex-start"))
 
 @patch_method(Explorer)
-def _ipython_display_(self:Explorer):
+def _layout(self: Explorer) -> W.Widget:
+    controls = W.VBox(
+        [
+            W.HTML(f"<b>{html.escape(self.title)}</b>"),
+            self.slider,
+            self.criterion_w,
+            self.layer_w,
+            W.HBox([self.button, self.steps_w]),
+            self.progress,
+            self.status,
+            self.readouts,
+        ],
+        layout=W.Layout(width="360px", margin="0 12px 0 0"),
+    )
+    return W.HBox(
+        [controls, self.plot],
+        layout=W.Layout(flex_flow="row wrap", align_items="flex-start"),
+    )
+
+
+@patch_method(Explorer)
+def _ipython_display_(self: Explorer):
     from IPython.display import display
+
     display(self.widget)
 
 # %% ../nbs/07_explorer.ipynb #ef8d4995
 @patch_method(Explorer)
-def _show(self:Explorer, widget, value):
+def _show(self: Explorer, widget, value):
     "Set a control's value from code without calling back."
-    if widget.value == value: return
+    if widget.value == value:
+        return
     self._quiet = True
-    try: widget.value = value
-    finally: self._quiet = False
+    try:
+        widget.value = value
+    finally:
+        self._quiet = False
+
 
 @patch_method(Explorer)
-def set_ratio(self:Explorer, ratio:float) -> ExplorerState:
+def set_ratio(self: Explorer, ratio: float) -> ExplorerState:
     "Re-partition at `ratio` from the cached scores, measure, redraw; returns the state."
     r = self._check_ratio(ratio)
     self._stop_background()
     with self._lock:
         self.state.ratio = r
         self._show(self.slider, r)
-        self._partition(); self._measure(); self._redraw()
+        self._partition()
+        self._measure()
+        self._redraw()
     return self.state
 
+
 @patch_method(Explorer)
-def set_criterion(self:Explorer, criterion:str) -> ExplorerState:
+def set_criterion(self: Explorer, criterion: str) -> ExplorerState:
     "Partition with another criterion's cached scores at the same ratio."
     self._check_criterion(criterion)
     self._stop_background()
     with self._lock:
         self.state.criterion = criterion
         self._show(self.criterion_w, criterion)
-        self._partition(); self._measure(); self._redraw()
+        self._partition()
+        self._measure()
+        self._redraw()
     return self.state
 
+
 @patch_method(Explorer)
-def set_layer(self:Explorer, layer:str) -> ExplorerState:
+def set_layer(self: Explorer, layer: str) -> ExplorerState:
     "Draw another layer's mode mask (the partition is unchanged)."
     self._check_layer(layer)
     with self._lock:
@@ -396,103 +760,251 @@ def set_layer(self:Explorer, layer:str) -> ExplorerState:
         self._redraw()
     return self.state
 
+
 @patch_method(Explorer)
-def fine_tune(self:Explorer, steps:int|None=None) -> ExplorerState:
+def fine_tune(self: Explorer, steps: int | None = None) -> ExplorerState:
     "Train the live model at the current partition for `steps` steps (masks fixed), then measure again."
-    if self.train_data is None: raise ValueError("this explorer has no training data: pass train_data=... to fine-tune")
+    if self.train_data is None:
+        raise ValueError(
+            "this explorer has no training data: pass train_data=... to fine-tune"
+        )
     steps = int(steps or self.steps_w.value)
-    if steps < 1: raise ValueError(f"steps must be >= 1, got {steps}")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
     self._stop_background()
-    self.button.disabled = True; self.status.value = f"fine-tuning for {steps} steps..."
+    self.button.disabled = True
+    self.status.value = f"fine-tuning for {steps} steps..."
     with self._lock:
         try:
             n = len(self.train_data)
-            fit(self.model, self.train_data, epochs=max(1, math.ceil(steps / n)), max_steps=steps, lr=self.lr, sched="constant",
-                cbs=[_Progress(self.progress)], device=self.device, progress=False)
-        finally: self.button.disabled = False
+            fit(
+                self.model,
+                self.train_data,
+                epochs=max(1, math.ceil(steps / n)),
+                max_steps=steps,
+                lr=self.lr,
+                sched="constant",
+                cbs=[_Progress(self.progress)],
+                device=self.device,
+                progress=False,
+            )
+        finally:
+            self.button.disabled = False
         self.model.eval()
         self.state.fine_tune_steps += steps
-        self._partition(); self._measure(); self._redraw()                     # new weights: a new record, its change paired with the old
+        self._partition()
+        self._measure()
+        self._redraw()  # new weights: a new record, its change paired with the old
     self.status.value = f"fine-tuned {self.state.fine_tune_steps} steps in all (the cached scores are from before)"
     return self.state
 
 # %% ../nbs/07_explorer.ipynb #5be01a39
 def resnet_explorer_args() -> dict:
     "Arguments of `Explorer.for_resnet`: a reader's size, or a tiny one under test (IN_TEST)."
-    return dict(train_size=tiny(6000, 128), epochs=tiny(2, 1), heldout_size=tiny(2000, 48), quick=tiny(128, 16), n_batches=tiny(10, 1), seed=0)
+    return dict(
+        train_size=tiny(6000, 128),
+        epochs=tiny(2, 1),
+        heldout_size=tiny(2000, 48),
+        quick=tiny(128, 16),
+        n_batches=tiny(10, 1),
+        seed=0,
+    )
+
 
 @patch_method(Explorer)
 @classmethod
-def for_resnet(cls, train_size:int=6000, # Fashion-MNIST training images
-               epochs:int=2, # training epochs before scoring
-               heldout_size:int=2000, # held-out images (from the test split): a move measures the first `quick`, `refine` the rest
-               n_batches:int=10, # batches for IMP scores
-               num_kernels:int=4, batch_size:int=64, lr:float=3e-3, seed:int=0,
-               results:pd.DataFrame|None|str="shipped", # sweep rows; 'shipped': the file shipped with padnotes (None when missing)
-               device=None, progress:bool=True, **kwargs) -> Explorer:
+def for_resnet(
+    cls,
+    train_size: int = 6000,  # Fashion-MNIST training images
+    epochs: int = 2,  # training epochs before scoring
+    heldout_size: int = 2000,  # held-out images (from the test split): a move measures the first `quick`, `refine` the rest
+    n_batches: int = 10,  # batches for IMP scores
+    num_kernels: int = 4,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    seed: int = 0,
+    results: pd.DataFrame
+    | None
+    | str = "shipped",  # sweep rows; 'shipped': the file shipped with padnotes (None when missing)
+    device=None,
+    progress: bool = True,
+    **kwargs,
+) -> Explorer:
     "An explorer over a briefly trained, partially dynamic DY-Conv ResNet-8 on Fashion-MNIST."
     from padnotes.data import image_loaders, resnet8
     from padnotes.dyconv import TemperatureSchedule
     from padnotes.experiments.pad import dynamicize_model
+
     device = get_device(device)
-    dls = image_loaders("fashion_mnist", batch_size=batch_size, subset=dict(train=train_size, dev=heldout_size, test=heldout_size), seed=seed)
-    set_seed(seed); model = dynamicize_model(resnet8(), num_kernels, seed)          # fully dynamic: trained first
-    steps = epochs * len(dls["train"])
-    fit(model, dls["train"], epochs=epochs, lr=lr, cbs=[TemperatureSchedule(30.0, 1.0, steps=max(1, steps // 3))], device=device, progress=progress)
-    to_partial(model); average_static(model, dls["train"], n_batches)              # static parts: the data-averaged kernels
-    scores = {c: mode_scores(model, c, data=dls["train"], n_batches=n_batches, seed=seed) for c in PAD_CRITERIA}
-    if isinstance(results, str) and results == "shipped": results = load_results("fashion_mnist")
-    heldout = (torch.cat([b[0] for b in dls["test"]])[:heldout_size], torch.cat([b[1] for b in dls["test"]])[:heldout_size])
+    dls = image_loaders(
+        "fashion_mnist",
+        batch_size=batch_size,
+        subset=dict(train=train_size, dev=heldout_size, test=heldout_size),
+        seed=seed,
+    )
     set_seed(seed)
-    return cls(model, scores, heldout, train_data=dls["train"], results=results, lr=lr / 3, device=device,
-               title="DY-Conv ResNet-8 on Fashion-MNIST", **kwargs)
+    # fully dynamic: trained first
+    model = dynamicize_model(resnet8(), num_kernels, seed)
+    steps = epochs * len(dls["train"])
+    fit(
+        model,
+        dls["train"],
+        epochs=epochs,
+        lr=lr,
+        cbs=[TemperatureSchedule(30.0, 1.0, steps=max(1, steps // 3))],
+        device=device,
+        progress=progress,
+    )
+    to_partial(model)
+    # static parts: the data-averaged kernels
+    average_static(model, dls["train"], n_batches)
+    scores = {
+        c: mode_scores(model, c, data=dls["train"], n_batches=n_batches, seed=seed)
+        for c in PAD_CRITERIA
+    }
+    if isinstance(results, str) and results == "shipped":
+        results = load_results("fashion_mnist")
+    heldout = (
+        torch.cat([b[0] for b in dls["test"]])[:heldout_size],
+        torch.cat([b[1] for b in dls["test"]])[:heldout_size],
+    )
+    set_seed(seed)
+    return cls(
+        model,
+        scores,
+        heldout,
+        train_data=dls["train"],
+        results=results,
+        lr=lr / 3,
+        device=device,
+        title="DY-Conv ResNet-8 on Fashion-MNIST",
+        **kwargs,
+    )
 
 # %% ../nbs/07_explorer.ipynb #eac88637
-def benchmark_slider(explorer:Explorer, # the explorer to move
-                     ratios:Sequence[float]=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.5), # the moves, in order
-                     repeats:int=1, # passes over the ratios
-                     refine:bool=True, # also time `refine` after each move (every held-out example; the widget does it in the background)
-                    ) -> dict:
+def benchmark_slider(
+    explorer: Explorer,  # the explorer to move
+    # the moves, in order
+    ratios: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.5),
+    repeats: int = 1,  # passes over the ratios
+    refine: bool = True,  # also time `refine` after each move (every held-out example; the widget does it in the background)
+) -> dict:
     "Seconds of server-side work per slider move (`set_ratio`: the first `quick` examples; median, min, max), then per refinement; median standard errors of each."
-    start = explorer.state.ratio; ts, tr, se_move, se_all, se_change, changes = [], [], [], [], [], []
+    start = explorer.state.ratio
+    ts, tr, se_move, se_all, se_change, changes = [], [], [], [], [], []
     for _ in range(repeats):
         for r in ratios:
-            t0 = time.perf_counter(); se_move.append(explorer.set_ratio(r).accuracy_se); ts.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            se_move.append(explorer.set_ratio(r).accuracy_se)
+            ts.append(time.perf_counter() - t0)
             if refine:
-                t0 = time.perf_counter(); st = explorer.refine(); tr.append(time.perf_counter() - t0)
-                se_all.append(st.accuracy_se); se_change.append(st.change_se); changes.append(st.change)
+                t0 = time.perf_counter()
+                st = explorer.refine()
+                tr.append(time.perf_counter() - t0)
+                se_all.append(st.accuracy_se)
+                se_change.append(st.change_se)
+                changes.append(st.change)
     explorer.set_ratio(start)
-    out = dict(median_s=statistics.median(ts), min_s=min(ts), max_s=max(ts), moves=len(ts), device=explorer.state.device,
-               threads=explorer.num_threads or torch.get_num_threads(), batch=explorer.quick, se_median=statistics.median(se_move))
-    if refine: out.update(heldout=explorer.state.heldout, refine_median_s=statistics.median(tr), refined_se_median=statistics.median(se_all),
-                          change_se_median=float(np.nanmedian(se_change)), change_abs_median=float(np.nanmedian(np.abs(changes))),
-                          clear_changes=int(sum(abs(c) > 2 * e for c, e in zip(changes, se_change) if e == e)))   # |change| > 2 errors
+    out = dict(
+        median_s=statistics.median(ts),
+        min_s=min(ts),
+        max_s=max(ts),
+        moves=len(ts),
+        device=explorer.state.device,
+        threads=explorer.num_threads or torch.get_num_threads(),
+        batch=explorer.quick,
+        se_median=statistics.median(se_move),
+    )
+    if refine:
+        # |change| > 2 errors
+        out.update(
+            heldout=explorer.state.heldout,
+            refine_median_s=statistics.median(tr),
+            refined_se_median=statistics.median(se_all),
+            change_se_median=float(np.nanmedian(se_change)),
+            change_abs_median=float(np.nanmedian(np.abs(changes))),
+            clear_changes=int(
+                sum(abs(c) > 2 * e for c, e in zip(changes, se_change) if e == e)
+            ),
+        )
     return out
 
 # %% ../nbs/07_explorer.ipynb #6caa70c6
 @patch_method(Explorer)
 @classmethod
-def for_minilm(cls, train_size:int=512, # Rotten Tomatoes training snippets
-               steps:int=40, # fine-tuning steps (fully dynamic) before scoring
-               heldout_size:int=256, # held-out snippets (a move measures the first 64, `refine` the rest)
-               n_batches:int=4, # batches for IMP scores
-               num_experts:int=4, max_len:int=48, batch_size:int=16, lr:float=1e-4, seed:int=0,
-               results:pd.DataFrame|None|str="shipped", device=None, progress:bool=True, **kwargs) -> Explorer:
+def for_minilm(
+    cls,
+    train_size: int = 512,  # Rotten Tomatoes training snippets
+    steps: int = 40,  # fine-tuning steps (fully dynamic) before scoring
+    heldout_size: int = 256,  # held-out snippets (a move measures the first 64, `refine` the rest)
+    n_batches: int = 4,  # batches for IMP scores
+    num_experts: int = 4,
+    max_len: int = 48,
+    batch_size: int = 16,
+    lr: float = 1e-4,
+    seed: int = 0,
+    results: pd.DataFrame | None | str = "shipped",
+    device=None,
+    progress: bool = True,
+    **kwargs,
+) -> Explorer:
     "An explorer over MiniLM-L6 with 4-expert MoE FFNs, briefly fine-tuned on Rotten Tomatoes."
     from padnotes.train import AddLoss
     from padnotes.data import load_minilm, text_loaders
     from padnotes.moe import moefy
-    from padnotes.experiments.pad import moe_aux_loss                          # the router balance loss, as the sweep adds it
+
+    # the router balance loss, as the sweep adds it
+    from padnotes.experiments.pad import moe_aux_loss
+
     device = get_device(device)
     tok, model = load_minilm(2, seed=seed)
-    dls = text_loaders("rotten_tomatoes", tokenizer=tok, max_len=max_len, batch_size=batch_size,
-                       subset=dict(train=train_size, dev=heldout_size, test=heldout_size), seed=seed)
-    set_seed(seed); moefy(model, num_experts=num_experts, top_k=2, init="copy")
-    fit(model, dls["train"], epochs=max(1, math.ceil(steps / len(dls["train"]))), max_steps=steps, lr=lr, cbs=[AddLoss(moe_aux_loss)], device=device, progress=progress)
-    to_partial(model); average_static(model, dls["train"], n_batches)              # static parts: the data-averaged experts
-    scores = {c: mode_scores(model, c, data=dls["train"], n_batches=n_batches, seed=seed) for c in PAD_CRITERIA}
-    if isinstance(results, str) and results == "shipped": results = load_results("rotten_tomatoes")
-    heldout = next(iter(torch.utils.data.DataLoader(dls["test"].dataset, batch_size=heldout_size, collate_fn=dls["test"].collate_fn)))
+    dls = text_loaders(
+        "rotten_tomatoes",
+        tokenizer=tok,
+        max_len=max_len,
+        batch_size=batch_size,
+        subset=dict(train=train_size, dev=heldout_size, test=heldout_size),
+        seed=seed,
+    )
     set_seed(seed)
-    return cls(model, scores, heldout, train_data=dls["train"], results=results, lr=lr, device=device,
-               title="MiniLM-L6 with MoE FFNs on Rotten Tomatoes", **{"quick": 64, **kwargs})
+    moefy(model, num_experts=num_experts, top_k=2, init="copy")
+    fit(
+        model,
+        dls["train"],
+        epochs=max(1, math.ceil(steps / len(dls["train"]))),
+        max_steps=steps,
+        lr=lr,
+        cbs=[AddLoss(moe_aux_loss)],
+        device=device,
+        progress=progress,
+    )
+    to_partial(model)
+    # static parts: the data-averaged experts
+    average_static(model, dls["train"], n_batches)
+    scores = {
+        c: mode_scores(model, c, data=dls["train"], n_batches=n_batches, seed=seed)
+        for c in PAD_CRITERIA
+    }
+    if isinstance(results, str) and results == "shipped":
+        results = load_results("rotten_tomatoes")
+    heldout = next(
+        iter(
+            torch.utils.data.DataLoader(
+                dls["test"].dataset,
+                batch_size=heldout_size,
+                collate_fn=dls["test"].collate_fn,
+            )
+        )
+    )
+    set_seed(seed)
+    return cls(
+        model,
+        scores,
+        heldout,
+        train_data=dls["train"],
+        results=results,
+        lr=lr,
+        device=device,
+        title="MiniLM-L6 with MoE FFNs on Rotten Tomatoes",
+        **{"quick": 64, **kwargs},
+    )

@@ -7,6 +7,7 @@ the file to padnotes/assets/chapter_times.csv, which the first page of the book 
 
     python runs/chapter_times.py [LIMIT]     # LIMIT: seconds per notebook and size, default 900
 """
+
 import json, os, subprocess, sys, tempfile, time
 from pathlib import Path
 import pandas as pd
@@ -17,28 +18,72 @@ HERE = Path(__file__).parent
 NBS = HERE.parent / "nbs"
 OUT = HERE / "chapter_times_cpu.csv"
 
-def run(nb:Path, size:str, limit:int) -> dict:
+
+def run(nb: Path, size: str, limit: int) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("IN_TEST", "NBDEV_FLAGS")}
     load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as d:
-        cmd = ([str(Path(sys.executable).parent / "nbdev_test"), "--path", str(nb)] if size == "test" else
-               [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--ExecutePreprocessor.timeout=-1", "--output-dir", d, str(nb)])
+        cmd = (
+            [str(Path(sys.executable).parent / "nbdev_test"), "--path", str(nb)]
+            if size == "test"
+            else [
+                sys.executable,
+                "-m",
+                "jupyter",
+                "nbconvert",
+                "--to",
+                "notebook",
+                "--execute",
+                "--ExecutePreprocessor.timeout=-1",
+                "--output-dir",
+                d,
+                str(nb),
+            ]
+        )
         t0 = time.perf_counter()
         try:
-            p = subprocess.run(cmd, cwd=NBS, env=env, capture_output=True, text=True, timeout=limit)
-            status = "done" if p.returncode == 0 else "error: " + (p.stderr.strip().splitlines() or ["?"])[-1][:200]
-        except subprocess.TimeoutExpired: status = f"stopped after {limit} s"
+            p = subprocess.run(
+                cmd, cwd=NBS, env=env, capture_output=True, text=True, timeout=limit
+            )
+            status = (
+                "done"
+                if p.returncode == 0
+                else "error: " + (p.stderr.strip().splitlines() or ["?"])[-1][:200]
+            )
+        except subprocess.TimeoutExpired:
+            status = f"stopped after {limit} s"
         secs = time.perf_counter() - t0
-    slow = sum("".join(c["source"]).lstrip().startswith("#| slow") for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code")
-    return dict(notebook=nb.stem, size=size, status=status, seconds=round(secs, 1), limit=limit, slow_cells=slow,
-                load_before=round(load0, 2), cores=os.cpu_count())
+    slow = sum(
+        "".join(c["source"]).lstrip().startswith("#| slow")
+        for c in json.loads(nb.read_text())["cells"]
+        if c["cell_type"] == "code"
+    )
+    return dict(
+        notebook=nb.stem,
+        size=size,
+        status=status,
+        seconds=round(secs, 1),
+        limit=limit,
+        slow_cells=slow,
+        load_before=round(load0, 2),
+        cores=os.cpu_count(),
+    )
+
 
 if __name__ == "__main__":
     limit = int(sys.argv[1]) if len(sys.argv) > 1 else 900
-    done = set(map(tuple, pd.read_csv(OUT)[["notebook", "size"]].values)) if OUT.exists() else set()
+    done = (
+        set(map(tuple, pd.read_csv(OUT)[["notebook", "size"]].values))
+        if OUT.exists()
+        else set()
+    )
     for size in ("test", "reader"):
         for nb in sorted(NBS.glob("*.ipynb")):
-            if (nb.stem, size) in done: continue
+            if (nb.stem, size) in done:
+                continue
             row = run(nb, size, limit)
             append_row(OUT, row)
-            print(f"{row['notebook']:28s} {size:6s} {row['status']:30s} {row['seconds']:8.1f} s", flush=True)
+            print(
+                f"{row['notebook']:28s} {size:6s} {row['status']:30s} {row['seconds']:8.1f} s",
+                flush=True,
+            )

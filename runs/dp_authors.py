@@ -15,14 +15,20 @@ Three stages, each resumed from its own file, so a second call goes on where the
 
 One thread; run it niced:  nice -n 10 python runs/dp_authors.py rotten_tomatoes
 """
-import dataclasses, json, math, sys, time
+
+import dataclasses, math, sys, time
 from pathlib import Path
 
 import pandas as pd
 import torch
 
 from padnotes.data import text_loaders
-from padnotes.experiments.diff_pruning import DiffPruningSweep, diff_pruning_sweep, sweep_unit, train_unit
+from padnotes.experiments.diff_pruning import (
+    DiffPruningSweep,
+    diff_pruning_sweep,
+    sweep_unit,
+    train_unit,
+)
 from padnotes.experiments.results import append_row
 
 HERE = Path(__file__).parent
@@ -31,11 +37,14 @@ L0S = (1.25e-7, 1e-6, 1e-5)
 TARGET = 0.01
 
 
-def read(path:Path) -> pd.DataFrame:
-    return pd.read_csv(path) if path.exists() and path.stat().st_size else pd.DataFrame()
+def read(path: Path) -> pd.DataFrame:
+    return (
+        pd.read_csv(path) if path.exists() and path.stat().st_size else pd.DataFrame()
+    )
 
 
-def stamp(t0) -> str: return f"{(time.time() - t0) / 60:.1f} min"
+def stamp(t0) -> str:
+    return f"{(time.time() - t0) / 60:.1f} min"
 
 
 def tune(task, dls, t0) -> dict:
@@ -44,15 +53,31 @@ def tune(task, dls, t0) -> dict:
     done = read(out)
     for method in ("full", "diff_structured"):
         for lr in LRS:
-            if len(done) and ((done.method == method) & (done.lr == lr)).any(): continue
+            if len(done) and ((done.method == method) & (done.lr == lr)).any():
+                continue
             c = dataclasses.replace(cfg, lr=lr, full_lr=lr)
             _, row = train_unit(c, dict(method=method, seed=0), dls)
             append_row(out, dict(row, method=method))
-            print(f"tune {method} lr {lr:g}: dev {row['pre_dev_acc']:.4f}, E[density] {row['expected_density']:.4f}, "
-                  f"{row['train_seconds']:.0f} s ({stamp(t0)})", flush=True)
+            print(
+                f"tune {method} lr {lr:g}: dev {row['pre_dev_acc']:.4f}, E[density] {row['expected_density']:.4f}, "
+                f"{row['train_seconds']:.0f} s ({stamp(t0)})",
+                flush=True,
+            )
     done = read(out)
-    best = {m: float(g.sort_values(["pre_dev_acc", "lr"], ascending=[False, True]).iloc[0].lr) for m, g in done.groupby("method")}
-    print(done[["method", "lr", "pre_dev_acc", "expected_density", "train_seconds"]].to_string(), "\nchosen:", best, flush=True)
+    best = {
+        m: float(
+            g.sort_values(["pre_dev_acc", "lr"], ascending=[False, True]).iloc[0].lr
+        )
+        for m, g in done.groupby("method")
+    }
+    print(
+        done[
+            ["method", "lr", "pre_dev_acc", "expected_density", "train_seconds"]
+        ].to_string(),
+        "\nchosen:",
+        best,
+        flush=True,
+    )
     return best
 
 
@@ -61,35 +86,83 @@ def calibrate(task, dls, lrs, t0) -> float:
     cfg = DiffPruningSweep.authors(task, lr=lrs["diff_structured"], full_lr=lrs["full"])
     done = read(out)
     for l0 in L0S:
-        if len(done) and (done.l0_coef == l0).any(): continue
+        if len(done) and (done.l0_coef == l0).any():
+            continue
         c = dataclasses.replace(cfg, l0_coef=l0)
-        for row in sweep_unit(c, dict(method="diff_structured", seed=0), dls, write=lambda r: append_row(out, r)):
-            print(f"calibrate lambda {l0:g}: E[density] {row['expected_density']:.4f} before projection (dev {row['pre_dev_acc']:.4f}); "
-                  f"at 0.5% dev {row['dev_acc']:.4f} test {row['test_acc']:.4f} ({stamp(t0)})", flush=True)
+        for row in sweep_unit(
+            c,
+            dict(method="diff_structured", seed=0),
+            dls,
+            write=lambda r: append_row(out, r),
+        ):
+            print(
+                f"calibrate lambda {l0:g}: E[density] {row['expected_density']:.4f} before projection (dev {row['pre_dev_acc']:.4f}); "
+                f"at 0.5% dev {row['dev_acc']:.4f} test {row['test_acc']:.4f} ({stamp(t0)})",
+                flush=True,
+            )
     done = read(out)
-    done["distance"] = (done.expected_density.clip(lower=1e-9) / TARGET).map(lambda r: abs(math.log(r)))
+    done["distance"] = (done.expected_density.clip(lower=1e-9) / TARGET).map(
+        lambda r: abs(math.log(r))
+    )
     pick = float(done.sort_values("distance").iloc[0].l0_coef)
-    print(done[["l0_coef", "expected_density", "pre_dev_acc", "dev_acc", "test_acc", "distance"]].to_string(),
-          f"\nchosen lambda: {pick:g}", flush=True)
+    print(
+        done[
+            [
+                "l0_coef",
+                "expected_density",
+                "pre_dev_acc",
+                "dev_acc",
+                "test_acc",
+                "distance",
+            ]
+        ].to_string(),
+        f"\nchosen lambda: {pick:g}",
+        flush=True,
+    )
     return pick
 
 
-def main(task:str):
+def main(task: str):
     torch.set_num_threads(1)
     t0 = time.time()
     cfg = DiffPruningSweep.authors(task)
-    dls = text_loaders(task, max_len=cfg.max_len, batch_size=cfg.batch_size, subset=None)
+    dls = text_loaders(
+        task, max_len=cfg.max_len, batch_size=cfg.batch_size, subset=None
+    )
     lrs = tune(task, dls, t0)
     l0 = calibrate(task, dls, lrs, t0)
-    cfg = DiffPruningSweep.authors(task, lr=lrs["diff_structured"], full_lr=lrs["full"], l0_coef=l0)
+    cfg = DiffPruningSweep.authors(
+        task, lr=lrs["diff_structured"], full_lr=lrs["full"], l0_coef=l0
+    )
     grid = HERE / f"dp_authors_grid_{task}.csv"
     cal = read(HERE / f"dp_authors_calibrate_{task}.csv")
     have = read(grid)
-    if not len(have) or not ((have.method == "diff_structured") & (have.seed == 0)).any():
-        for r in cal[cal.l0_coef == l0].to_dict("records"): append_row(grid, r)        # seed 0's diff: the calibration run
+    if (
+        not len(have)
+        or not ((have.method == "diff_structured") & (have.seed == 0)).any()
+    ):
+        for r in cal[cal.l0_coef == l0].to_dict("records"):
+            append_row(grid, r)  # seed 0's diff: the calibration run
     df = diff_pruning_sweep(cfg, grid, progress=False)
-    print(df[["method", "density", "seed", "lr", "l0_coef", "pre_dev_acc", "dev_acc", "test_acc", "best_epoch", "expected_density"]]
-          .to_string(), f"\ndone ({stamp(t0)})", flush=True)
+    print(
+        df[
+            [
+                "method",
+                "density",
+                "seed",
+                "lr",
+                "l0_coef",
+                "pre_dev_acc",
+                "dev_acc",
+                "test_acc",
+                "best_epoch",
+                "expected_density",
+            ]
+        ].to_string(),
+        f"\ndone ({stamp(t0)})",
+        flush=True,
+    )
 
 
-if __name__ == "__main__": main(sys.argv[1] if len(sys.argv) > 1 else "rotten_tomatoes")
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "rotten_tomatoes")

@@ -5,6 +5,7 @@ projected to 0.5% and fine-tuned 1 epoch with the mask fixed. Rows go to runs/dp
 
     python runs/dp_calibrate.py
 """
+
 import json, time
 from pathlib import Path
 
@@ -15,6 +16,17 @@ from padnotes.experiments.diff_pruning import DiffPruningSweep, calibrate_l0
 if __name__ == "__main__":
     torch.set_num_threads(1)
     t0 = time.time()
-    res = calibrate_l0(DiffPruningSweep(), Path(__file__).with_name("dp_calibrate_rotten_tomatoes.csv"))
+    res = calibrate_l0(
+        DiffPruningSweep(), Path(__file__).with_name("dp_calibrate_rotten_tomatoes.csv")
+    )
     print(res["table"].to_string(), flush=True)
-    print(json.dumps(dict(best_l0=res["best_l0"], best_dev=res["best_dev"], seconds=round(time.time() - t0))), flush=True)
+    print(
+        json.dumps(
+            dict(
+                best_l0=res["best_l0"],
+                best_dev=res["best_dev"],
+                seconds=round(time.time() - t0),
+            )
+        ),
+        flush=True,
+    )

@@ -5,17 +5,30 @@ the machine should be paused while it runs. Writes runs/dyconv_benchmark_cpu.csv
 
     python runs/dyconv_benchmark.py
 """
+
 import time
 from pathlib import Path
 
 from padnotes.experiments.dyconv import benchmark_dyconv
 
-SETTINGS = dict(batch_sizes=(1, 32, 128), channels=64, size=28, num_kernels=4, device="cpu", num_threads=2)
+SETTINGS = dict(
+    batch_sizes=(1, 32, 128),
+    channels=64,
+    size=28,
+    num_kernels=4,
+    device="cpu",
+    num_threads=2,
+)
 
 if __name__ == "__main__":
     t0 = time.time()
     df = benchmark_dyconv(**SETTINGS)
-    for k in ("threads", "channels", "size", "num_kernels", "groups"): df[k] = df.attrs[k]
+    for k in ("threads", "channels", "size", "num_kernels", "groups"):
+        df[k] = df.attrs[k]
     out = Path(__file__).parent / "dyconv_benchmark_cpu.csv"
     df.round(4).to_csv(out, index=False)
-    print(df.round(2).to_string(index=False), f"\n{out.name} written in {time.time() - t0:.0f} s", flush=True)
+    print(
+        df.round(2).to_string(index=False),
+        f"\n{out.name} written in {time.time() - t0:.0f} s",
+        flush=True,
+    )

@@ -5,6 +5,7 @@ padnotes/assets/pad_benchmark.csv, which chapter 05 reads.
 
     python runs/pad_benchmark.py
 """
+
 import time
 from pathlib import Path
 
@@ -13,9 +14,14 @@ import torch
 from padnotes.experiments.pad import benchmark_pad
 
 if __name__ == "__main__":
-    torch.set_num_threads(2); t0 = time.time()
+    torch.set_num_threads(2)
+    t0 = time.time()
     df = benchmark_pad(repeats=30, device="cpu")
     df["threads"] = torch.get_num_threads()
     out = Path(__file__).parent / "pad_benchmark_cpu.csv"
     df.to_csv(out, index=False)
-    print(df.round(4).to_string(index=False), f"\n{out.name} written in {time.time() - t0:.0f} s", flush=True)
+    print(
+        df.round(4).to_string(index=False),
+        f"\n{out.name} written in {time.time() - t0:.0f} s",
+        flush=True,
+    )

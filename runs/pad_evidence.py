@@ -11,26 +11,42 @@ One thread; rows are appended as runs finish and a second call resumes where the
 
     python runs/pad_evidence.py
 """
+
 import dataclasses, time
 from pathlib import Path
 
 import torch
 
-from padnotes.experiments.pad import SweepConfig, pad_sweep, paired_claims, summarize_sweep
+from padnotes.experiments.pad import (
+    SweepConfig,
+    pad_sweep,
+    paired_claims,
+    summarize_sweep,
+)
 
 HERE = Path(__file__).parent
 
 
 def main():
     torch.set_num_threads(1)
-    t0 = time.time(); cfg = SweepConfig.evidence()
+    t0 = time.time()
+    cfg = SweepConfig.evidence()
     df = pad_sweep(cfg, HERE / "pad_evidence_fashion_mnist.csv")
     ab = dict(ratios=(0.3, 0.5), criteria=("imp",), ablate_scale=False)
-    pad_sweep(dataclasses.replace(cfg, **ab, conv_warmup_epochs=0.0, epochs=4, average_static=False), HERE / "pad_ablation_init_fashion_mnist.csv")
-    pad_sweep(dataclasses.replace(cfg, **ab, iterations=3), HERE / "pad_ablation_iter3_fashion_mnist.csv")
+    pad_sweep(
+        dataclasses.replace(
+            cfg, **ab, conv_warmup_epochs=0.0, epochs=4, average_static=False
+        ),
+        HERE / "pad_ablation_init_fashion_mnist.csv",
+    )
+    pad_sweep(
+        dataclasses.replace(cfg, **ab, iterations=3),
+        HERE / "pad_ablation_iter3_fashion_mnist.csv",
+    )
     print(summarize_sweep(df).to_string(), flush=True)
     print(paired_claims(df).to_string(), flush=True)
     print(f"done in {time.time() - t0:.0f} s this call", flush=True)
 
 
-if __name__ == "__main__": main()
+if __name__ == "__main__":
+    main()

@@ -6,12 +6,18 @@ One thread; rows are appended to runs/pad_regime_fashion_mnist_r<R>.csv as runs 
 
     nice -n 10 python runs/regime_grid.py
 """
+
 import json, sys, time
 from pathlib import Path
 
 import torch
 
-from padnotes.experiments.pad import SweepConfig, pad_sweep, paired_claims, summarize_sweep
+from padnotes.experiments.pad import (
+    SweepConfig,
+    pad_sweep,
+    paired_claims,
+    summarize_sweep,
+)
 
 HERE = Path(__file__).parent
 
@@ -20,7 +26,10 @@ def main():
     torch.set_num_threads(1)
     decision = json.loads((HERE / "regime_pilot_decision.json").read_text())
     chosen = decision["chosen"]
-    if chosen is None: sys.exit("the pilot chose no setting (runs/regime_pilot_decision.json): nothing to run")
+    if chosen is None:
+        sys.exit(
+            "the pilot chose no setting (runs/regime_pilot_decision.json): nothing to run"
+        )
     t0 = time.time()
     cfg = SweepConfig.regime(chosen["regimes"], chosen["width"])
     df = pad_sweep(cfg, HERE / f"pad_regime_{cfg.row_task}.csv", progress=False)
@@ -29,4 +38,5 @@ def main():
     print(f"done in {time.time() - t0:.0f} s this call", flush=True)
 
 
-if __name__ == "__main__": main()
+if __name__ == "__main__":
+    main()

@@ -16,10 +16,10 @@ One thread, niced by the caller; rows are appended to runs/regime_pilot.csv as t
 
     nice -n 10 python runs/regime_pilot.py
 """
-import json, math, sys, time
+
+import json, math, time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -43,45 +43,85 @@ def per_regime_accuracy(net, dl, regime) -> list:
     with torch.no_grad():
         pred = torch.cat([net(x).argmax(-1) for x, _ in dl])
     y = dl.dataset.tensors[1]
-    return [round((pred[regime == r] == y[regime == r]).float().mean().item(), 4) for r in range(int(regime.max()) + 1)]
+    return [
+        round((pred[regime == r] == y[regime == r]).float().mean().item(), 4)
+        for r in range(int(regime.max()) + 1)
+    ]
 
 
-def run(regimes:int, width:int, epochs:int, model:str, seed:int, dls:dict) -> dict:
+def run(
+    regimes: int, width: int, epochs: int, model: str, seed: int, dls: dict
+) -> dict:
     t0 = time.time()
     set_seed(seed)
     net = resnet8(width=width)
     cbs = []
     if model == "dynamic":
         dynamicize_model(net, 4, seed)
-        cbs = [TemperatureSchedule(30.0, 1.0, steps=max(1, epochs * len(dls["train"]) // 3))]
+        cbs = [
+            TemperatureSchedule(
+                30.0, 1.0, steps=max(1, epochs * len(dls["train"]) // 3)
+            )
+        ]
     dls["train"].generator.manual_seed(seed)
-    fit(net, dls["train"], epochs=epochs, lr=3e-3, cbs=cbs, device="cpu", progress=False)
-    return dict(task="fashion_mnist_regimes", regimes=regimes, width=width, epochs=epochs, model=model, seed=seed,
-                params=count_params(net), dev_acc=evaluate(net, dls["dev"])["accuracy"],
-                test_acc=evaluate(net, dls["test"])["accuracy"],
-                dev_by_regime=json.dumps(per_regime_accuracy(net, dls["dev"], dls["regime"]["dev"])),
-                seconds=round(time.time() - t0, 1))
+    fit(
+        net, dls["train"], epochs=epochs, lr=3e-3, cbs=cbs, device="cpu", progress=False
+    )
+    return dict(
+        task="fashion_mnist_regimes",
+        regimes=regimes,
+        width=width,
+        epochs=epochs,
+        model=model,
+        seed=seed,
+        params=count_params(net),
+        dev_acc=evaluate(net, dls["dev"])["accuracy"],
+        test_acc=evaluate(net, dls["test"])["accuracy"],
+        dev_by_regime=json.dumps(
+            per_regime_accuracy(net, dls["dev"], dls["regime"]["dev"])
+        ),
+        seconds=round(time.time() - t0, 1),
+    )
 
 
-def paired(df:pd.DataFrame, metric:str="dev_acc") -> pd.DataFrame:
+def paired(df: pd.DataFrame, metric: str = "dev_acc") -> pd.DataFrame:
     "Per setting: dynamic minus static paired by seed (mean, sd, 95% interval, t), in points."
     from scipy import stats
+
     rows = []
     for (r, w, e), g in df.groupby(["regimes", "width", "epochs"]):
         p = g.pivot_table(index="seed", columns="model", values=metric).dropna()
-        if not {"static", "dynamic"} <= set(p.columns) or len(p) < 2: continue
+        if not {"static", "dynamic"} <= set(p.columns) or len(p) < 2:
+            continue
         d = 100 * (p["dynamic"] - p["static"])
         sd = d.std(ddof=1)
         half = stats.t.ppf(0.975, len(d) - 1) * sd / math.sqrt(len(d))
-        rows.append(dict(regimes=r, width=w, epochs=e, n=len(d), static=100 * p["static"].mean(),
-                         dynamic=100 * p["dynamic"].mean(), diff=d.mean(), sd=sd, low=d.mean() - half,
-                         high=d.mean() + half, t=d.mean() / (sd / math.sqrt(len(d))) if sd > 0 else math.inf,
-                         min_diff=d.min()))
+        rows.append(
+            dict(
+                regimes=r,
+                width=w,
+                epochs=e,
+                n=len(d),
+                static=100 * p["static"].mean(),
+                dynamic=100 * p["dynamic"].mean(),
+                diff=d.mean(),
+                sd=sd,
+                low=d.mean() - half,
+                high=d.mean() + half,
+                t=d.mean() / (sd / math.sqrt(len(d))) if sd > 0 else math.inf,
+                min_diff=d.min(),
+            )
+        )
     return pd.DataFrame(rows)
 
 
 def grid(settings, seeds) -> list:
-    return [dict(s, model=m, seed=sd) for s in settings for sd in seeds for m in ("static", "dynamic")]
+    return [
+        dict(s, model=m, seed=sd)
+        for s in settings
+        for sd in seeds
+        for m in ("static", "dynamic")
+    ]
 
 
 def run_all(todo, done, loaders):
@@ -90,43 +130,70 @@ def run_all(todo, done, loaders):
         row = run(**g, dls=loaders(g["regimes"]))
         append_row(OUT, row)
         done.add(tuple(g[k] for k in KEY))
-        print(f"[{i + 1}/{len(todo)}] R={g['regimes']} w={g['width']} e={g['epochs']} {g['model']:7s} seed {g['seed']}: "
-              f"dev {row['dev_acc']:.4f} by regime {row['dev_by_regime']} ({row['seconds']} s)", flush=True)
+        print(
+            f"[{i + 1}/{len(todo)}] R={g['regimes']} w={g['width']} e={g['epochs']} {g['model']:7s} seed {g['seed']}: "
+            f"dev {row['dev_acc']:.4f} by regime {row['dev_by_regime']} ({row['seconds']} s)",
+            flush=True,
+        )
 
 
 def main():
     torch.set_num_threads(1)
     cache = {}
+
     def loaders(r):
         if r not in cache:
             cache.clear()
-            cache[r] = image_loaders("fashion_mnist", batch_size=64, subset=dict(train=8000, dev=2000, test=2000),
-                                     seed=0, regimes=r)
+            cache[r] = image_loaders(
+                "fashion_mnist",
+                batch_size=64,
+                subset=dict(train=8000, dev=2000, test=2000),
+                seed=0,
+                regimes=r,
+            )
         return cache[r]
+
     def read():
         return pd.read_csv(OUT) if OUT.exists() else pd.DataFrame(columns=KEY)
+
     done = {tuple(r) for r in read()[KEY].itertuples(index=False)}
     print(f"{len(done)} rows done", flush=True)
-    run_all(grid(SCREEN, (0, 1, 2)), done, loaders)                                   # stage 1: screen
+    run_all(grid(SCREEN, (0, 1, 2)), done, loaders)  # stage 1: screen
     screen = paired(read()).query("epochs == 4")
     print(screen.round(2).to_string(), flush=True)
     top = screen.sort_values("t", ascending=False).head(2)
-    confirm = [dict(regimes=int(r.regimes), width=int(r.width), epochs=4) for r in top.itertuples()]
+    confirm = [
+        dict(regimes=int(r.regimes), width=int(r.width), epochs=4)
+        for r in top.itertuples()
+    ]
     longer = [dict(confirm[0], epochs=8)]
-    run_all(grid(confirm, (3, 4)) + grid(longer, (0, 1, 2, 3, 4)), done, loaders)  # stage 2: confirm
+    run_all(
+        grid(confirm, (3, 4)) + grid(longer, (0, 1, 2, 3, 4)), done, loaders
+    )  # stage 2: confirm
     table = paired(read())
     pd.set_option("display.width", 200)
     print(table.round(2).to_string(), flush=True)
     five = table[table.n >= 5]
     ok = five[(five["diff"] > 2 * five["sd"]) & (five["low"] > 0)]
     pick = ok.sort_values("diff", ascending=False).head(1)
-    decision = dict(rule="5 seeds; dynamic - static (dev, paired by seed) > 2 sd of the paired differences and its 95% interval > 0; "
-                         "the largest mean difference",
-                    candidates=five.round(3).to_dict("records"),
-                    chosen=None if pick.empty else {k: (int(v) if k in ("regimes", "width", "epochs", "n") else round(float(v), 3))
-                                                   for k, v in pick.iloc[0].items()})
+    decision = dict(
+        rule="5 seeds; dynamic - static (dev, paired by seed) > 2 sd of the paired differences and its 95% interval > 0; "
+        "the largest mean difference",
+        candidates=five.round(3).to_dict("records"),
+        chosen=None
+        if pick.empty
+        else {
+            k: (
+                int(v)
+                if k in ("regimes", "width", "epochs", "n")
+                else round(float(v), 3)
+            )
+            for k, v in pick.iloc[0].items()
+        },
+    )
     DECISION.write_text(json.dumps(decision, indent=1) + "\n")
     print("chosen:", decision["chosen"] or "none passes the rule", flush=True)
 
 
-if __name__ == "__main__": main()
+if __name__ == "__main__":
+    main()

@@ -4,6 +4,7 @@ prints whether the best dense adapter comes within 3 points of full fine-tuning.
 
     python runs/sa_calibrate.py rotten_tomatoes
 """
+
 import json, sys, time
 from pathlib import Path
 from padnotes.experiments.sparse_adapter import SparseAdapterSweep, calibrate
@@ -14,4 +15,9 @@ res = calibrate(SparseAdapterSweep(task=task))
 out = Path(__file__).with_name(f"sa_calibrate_{task}.csv")
 res["table"].to_csv(out, index=False)
 print(res["table"].to_string())
-print(json.dumps({k: v for k, v in res.items() if k != "table"} | dict(seconds=round(time.time() - t0, 1))))
+print(
+    json.dumps(
+        {k: v for k, v in res.items() if k != "table"}
+        | dict(seconds=round(time.time() - t0, 1))
+    )
+)

@@ -4,12 +4,13 @@ added rows; it rewrites the shipped files from runs/ each time.
 
     python runs/ship_results.py
 """
+
 from pathlib import Path
 import pandas as pd
 
 HERE = Path(__file__).parent
 ASSETS = HERE.parent / "padnotes" / "assets"
-FILES = {   # shipped file: (runs/ files it gathers, the column their names fill in when the rows lack it: "task" or "variant", or None)
+FILES = {  # shipped file: (runs/ files it gathers, the column their names fill in when the rows lack it: "task" or "variant", or None)
     "sparse_adapter_grid.csv": ("sa_grid_*.csv", None),
     "sparse_adapter_calibration.csv": ("sa_calibrate_*.csv", "task"),
     "diff_pruning_grid.csv": ("dp_grid_*.csv", None),
@@ -28,21 +29,29 @@ FILES = {   # shipped file: (runs/ files it gathers, the column their names fill
     "chapter_times.csv": ("chapter_times_*.csv", "device"),
 }
 
-def name_part(path:Path, pattern:str, column:str) -> str:
+
+def name_part(path: Path, pattern: str, column: str) -> str:
     "What a file's name says: the task (sa_calibrate_twitter.csv -> 'twitter') or the variant (pad_ablation_init_fashion_mnist.csv -> 'init')."
-    rest = path.stem[len(pattern.split("*")[0]):]
+    rest = path.stem[len(pattern.split("*")[0]) :]
     return rest.split("_")[0] if column == "variant" else rest
+
 
 def main():
     for name, (pattern, column) in FILES.items():
         parts = []
         for p in sorted(HERE.glob(pattern)):
             df = pd.read_csv(p)
-            if column and column not in df.columns: df.insert(0, column, name_part(p, pattern, column))
+            if column and column not in df.columns:
+                df.insert(0, column, name_part(p, pattern, column))
             parts.append(df)
-        if not parts: continue
+        if not parts:
+            continue
         out = pd.concat(parts, ignore_index=True)
         out.to_csv(ASSETS / name, index=False)
-        print(f"{name}: {len(out)} rows from {', '.join(p.name for p in sorted(HERE.glob(pattern)))}")
+        print(
+            f"{name}: {len(out)} rows from {', '.join(p.name for p in sorted(HERE.glob(pattern)))}"
+        )
 
-if __name__ == "__main__": main()
+
+if __name__ == "__main__":
+    main()

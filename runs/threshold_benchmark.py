@@ -5,6 +5,7 @@ Writes runs/threshold_benchmark_cpu.csv; `python runs/ship_results.py` copies it
 
     python runs/threshold_benchmark.py
 """
+
 import time
 from pathlib import Path
 
@@ -14,9 +15,17 @@ import torch
 from padnotes.experiments.scoring import benchmark_threshold
 
 if __name__ == "__main__":
-    torch.set_num_threads(2); t0 = time.time()
-    rows = [benchmark_threshold(keep_ratio=0.5, ties=ties, repeats=3, device="cpu") for ties in (False, True)]
+    torch.set_num_threads(2)
+    t0 = time.time()
+    rows = [
+        benchmark_threshold(keep_ratio=0.5, ties=ties, repeats=3, device="cpu")
+        for ties in (False, True)
+    ]
     df = pd.DataFrame(rows)
     out = Path(__file__).parent / "threshold_benchmark_cpu.csv"
     df.to_csv(out, index=False)
-    print(df.to_string(index=False), f"\n{out.name} written in {time.time() - t0:.0f} s", flush=True)
+    print(
+        df.to_string(index=False),
+        f"\n{out.name} written in {time.time() - t0:.0f} s",
+        flush=True,
+    )

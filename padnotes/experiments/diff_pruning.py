@@ -14,13 +14,38 @@ import plotly.graph_objects as go
 
 from ..core import check_choice, clone_model, set_seed, time_fns
 from ..train import KeepBest, evaluate
-from ..diff_pruning import (ALPHA_SCHEDULES, GROUP_PENALTIES, PROJECTION_STARTS, DiffPruningConfig, TaskDiff, applied_task_diff, diff_numel, fit_diff, get_diff_model, l0_norm,
-                                   project_diff, remove_task_diff)
+from padnotes.diff_pruning import (
+    ALPHA_SCHEDULES,
+    GROUP_PENALTIES,
+    PROJECTION_STARTS,
+    DiffPruningConfig,
+    TaskDiff,
+    applied_task_diff,
+    diff_numel,
+    fit_diff,
+    get_diff_model,
+    l0_norm,
+    project_diff,
+    remove_task_diff,
+)
 from ..sparse import saved_bytes
 from ..tuners import merge_and_unload
-from .results import ASSETS, append_row, results_csv, settings_value, spread_runs
+from padnotes.experiments.results import (
+    ASSETS,
+    append_row,
+    results_csv,
+    settings_value,
+    spread_runs,
+)
 from .sections import SectionResult, check_size, grid_section
-from .stats import finding, interval_reading, paired_difference, points, resolution, summarize
+from padnotes.experiments.stats import (
+    finding,
+    interval_reading,
+    paired_difference,
+    points,
+    resolution,
+    summarize,
+)
 
 # %% auto #0
 __all__ = ['DP_TASKS', 'DP_METHODS', 'DP_PROTOCOLS', 'METHOD_COLORS', 'METHOD_NAMES', 'RESULTS_FILE', 'CALIBRATION_FILE',
@@ -31,325 +56,689 @@ __all__ = ['DP_TASKS', 'DP_METHODS', 'DP_PROTOCOLS', 'METHOD_COLORS', 'METHOD_NA
            'serving_benchmark', 'tour_sweep']
 
 # %% ../../nbs/13a_diff_pruning_lab.ipynb #c023cf9b
-DP_TASKS = {"rotten_tomatoes": 2, "twitter": 3}    # task -> classes
+DP_TASKS = {"rotten_tomatoes": 2, "twitter": 3}  # task -> classes
 DP_METHODS = ("full", "nonadaptive", "diff", "diff_structured")
 DP_PROTOCOLS = ("padnotes", "authors")
+
 
 @dataclasses.dataclass
 class DiffPruningSweep:
     "What `diff_pruning_sweep` runs: per seed, full fine-tuning (a dense diff) and the gated diff (unstructured, structured), each projected to every density and fine-tuned with the mask fixed."
-    task:str = "rotten_tomatoes" # 'rotten_tomatoes' (2 classes) or 'twitter' (3)
-    densities:tuple = (0.05, 0.01, 0.005) # fractions of the diff's entries kept
-    structured:tuple = (False, True) # the gated variants run
-    seeds:tuple = (0, 1, 2)
-    train_size:int|None = 2000 # training snippets (None: all); the SparseAdapter grid's budget
-    eval_size:int|None = 500 # dev and test snippets
-    epochs:int = 3 # full fine-tuning and gated training
-    finetune_epochs:int = 1 # fixed-mask fine-tuning after each projection
-    batch_size:int = 32
-    max_len:int = 64
-    lr:float = 5e-5 # the diff's (and so full fine-tuning's) learning rate, and the head's
-    finetune_lr:float = 5e-5 # fixed-mask fine-tuning (the paper's 5e-5)
-    alpha_lr:float = 0.1 # the gate logits' (the paper's)
-    l0_coef:float = 1.25e-7 # lambda per entry: the paper's; the grid runs at the one `calibrate_l0` picks on dev (runs/dp_calibrate.py)
-    group_penalty:str = "sum" # the structured variant's penalty: "sum" (the authors' code) or "product" (the paper's equation; see chapter 13)
-    max_steps:int|None = None # stop each training phase after this many steps (tests)
-    protocol:str = "padnotes" # the name recorded in every row: 'padnotes' (this grid's schedule) or 'authors' (`DiffPruningSweep.authors`)
-    full_lr:float|None = None # full fine-tuning's learning rate; None: `lr`
-    alpha_schedule:str = "shared" # the gates' learning rate: 'shared' (the cosine of the diff) or 'constant' (the authors' code)
-    clip:float|None = None # clip the diff's and the gates' gradient norms apart (the authors' code: 1.0); None: no clipping
-    finetune_start:str = "gated" # fixed-mask fine-tuning starts from the gated delta ('gated') or the ungated w ('ungated', the authors')
-    keep_best:bool = False # full fine-tuning and fixed-mask fine-tuning keep their best dev epoch (the authors' fixed-mask stage)
+
+    task: str = "rotten_tomatoes"  # 'rotten_tomatoes' (2 classes) or 'twitter' (3)
+    densities: tuple = (0.05, 0.01, 0.005)  # fractions of the diff's entries kept
+    structured: tuple = (False, True)  # the gated variants run
+    seeds: tuple = (0, 1, 2)
+    train_size: int | None = 2000  # snippets (None: all), as SparseAdapter's
+    eval_size: int | None = 500  # dev and test snippets
+    epochs: int = 3  # full fine-tuning and gated training
+    finetune_epochs: int = 1  # fixed-mask fine-tuning after each projection
+    batch_size: int = 32
+    max_len: int = 64
+    lr: float = 5e-5  # the diff's, full fine-tuning's, the head's
+    finetune_lr: float = 5e-5  # fixed-mask fine-tuning (the paper's 5e-5)
+    alpha_lr: float = 0.1  # the gate logits' (the paper's)
+    l0_coef: float = 1.25e-7  # lambda per entry: the paper's; the grid runs at the one `calibrate_l0` picks on dev (runs/dp_calibrate.py)
+    group_penalty: str = "sum"  # the structured variant's penalty: "sum" (the authors' code) or "product" (the paper's equation; see chapter 13)
+    max_steps: int | None = None  # stop each phase after this many steps
+    protocol: str = "padnotes"  # the name recorded in every row: 'padnotes' (this grid's schedule) or 'authors' (`DiffPruningSweep.authors`)
+    full_lr: float | None = None  # full fine-tuning's learning rate; None: `lr`
+    alpha_schedule: str = "shared"  # the gates' learning rate: 'shared' (the cosine of the diff) or 'constant' (the authors' code)
+    clip: float | None = None  # diff and gate norms apart (authors: 1.0)
+    finetune_start: str = "gated"  # fixed-mask fine-tuning starts from the gated delta ('gated') or the ungated w ('ungated', the authors')
+    keep_best: bool = False  # full fine-tuning and fixed-mask fine-tuning keep their best dev epoch (the authors' fixed-mask stage)
 
     def __post_init__(self):
-        if self.task not in DP_TASKS: raise ValueError(f"task must be one of {sorted(DP_TASKS)}, got {self.task!r}")
-        if not self.densities or any(not isinstance(d, (int, float)) or not 0 < d < 1 for d in self.densities):
-            raise ValueError(f"densities must be fractions in (0, 1), got {self.densities!r}")
-        if any(not isinstance(s, bool) for s in self.structured): raise ValueError(f"structured must hold True/False, got {self.structured!r}")
-        if not self.seeds: raise ValueError("seeds must not be empty")
+        if self.task not in DP_TASKS:
+            raise ValueError(
+                f"task must be one of {sorted(DP_TASKS)}, got {self.task!r}"
+            )
+        if not self.densities or any(
+            not isinstance(d, (int, float)) or not 0 < d < 1 for d in self.densities
+        ):
+            raise ValueError(
+                f"densities must be fractions in (0, 1), got {self.densities!r}"
+            )
+        if any(not isinstance(s, bool) for s in self.structured):
+            raise ValueError(
+                f"structured must hold True/False, got {self.structured!r}"
+            )
+        if not self.seeds:
+            raise ValueError("seeds must not be empty")
         for k in ("lr", "finetune_lr", "alpha_lr"):
-            if not getattr(self, k) > 0: raise ValueError(f"{k} must be > 0, got {getattr(self, k)!r}")
-        if self.l0_coef < 0: raise ValueError(f"l0_coef must be >= 0, got {self.l0_coef!r}")
+            if not getattr(self, k) > 0:
+                raise ValueError(f"{k} must be > 0, got {getattr(self, k)!r}")
+        if self.l0_coef < 0:
+            raise ValueError(f"l0_coef must be >= 0, got {self.l0_coef!r}")
         check_choice("group_penalty", self.group_penalty, GROUP_PENALTIES)
         check_choice("protocol", self.protocol, DP_PROTOCOLS)
         check_choice("alpha_schedule", self.alpha_schedule, ALPHA_SCHEDULES)
         check_choice("finetune_start", self.finetune_start, PROJECTION_STARTS)
-        if self.full_lr is not None and not self.full_lr > 0: raise ValueError(f"full_lr must be > 0 or None, got {self.full_lr!r}")
-        if self.clip is not None and not self.clip > 0: raise ValueError(f"clip must be > 0 or None, got {self.clip!r}")
+        if self.full_lr is not None and not self.full_lr > 0:
+            raise ValueError(f"full_lr must be > 0 or None, got {self.full_lr!r}")
+        if self.clip is not None and not self.clip > 0:
+            raise ValueError(f"clip must be > 0 or None, got {self.clip!r}")
 
     @classmethod
     def authors(cls, task="rotten_tomatoes", **kw):
         "The authors' protocol, as their code runs it: the whole training split for 3 epochs, the gates' learning rate constant, gradients clipped at 1.0 per group, the structured variant, projection to 0.5%, then 3 fixed-mask epochs from the ungated w keeping the best dev epoch."
-        return cls(**{**dict(task=task, protocol="authors", densities=(0.005,), structured=(True,), seeds=(0, 1, 2, 3),
-                             train_size=None, eval_size=None, epochs=3, finetune_epochs=3, alpha_schedule="constant", clip=1.0,
-                             finetune_start="ungated", keep_best=True), **kw})
+        return cls(
+            **{
+                **dict(
+                    task=task,
+                    protocol="authors",
+                    densities=(0.005,),
+                    structured=(True,),
+                    seeds=(0, 1, 2, 3),
+                    train_size=None,
+                    eval_size=None,
+                    epochs=3,
+                    finetune_epochs=3,
+                    alpha_schedule="constant",
+                    clip=1.0,
+                    finetune_start="ungated",
+                    keep_best=True,
+                ),
+                **kw,
+            }
+        )
 
     @classmethod
     def tiny(cls, task="rotten_tomatoes", **kw):
         "A grid that finishes in seconds: full fine-tuning and unstructured diff pruning at 0.5%, one seed, 32 snippets, 2 steps per phase."
-        return cls(**{**dict(task=task, densities=(0.005,), structured=(False,), seeds=(0,), train_size=32, eval_size=32, epochs=1,
-                             finetune_epochs=1, batch_size=16, max_len=32, max_steps=2), **kw})
+        return cls(
+            **{
+                **dict(
+                    task=task,
+                    densities=(0.005,),
+                    structured=(False,),
+                    seeds=(0,),
+                    train_size=32,
+                    eval_size=32,
+                    epochs=1,
+                    finetune_epochs=1,
+                    batch_size=16,
+                    max_len=32,
+                    max_steps=2,
+                ),
+                **kw,
+            }
+        )
 
     def units(self) -> list[dict]:
         "Every training run of the grid, in order: dict(method, seed) for 'full' (dense diff) and 'diff' / 'diff_structured' (gated)."
         out = []
         for seed in self.seeds:
             out.append(dict(method="full", seed=seed))
-            out += [dict(method="diff_structured" if s else "diff", seed=seed) for s in self.structured]
+            out += [
+                dict(method="diff_structured" if s else "diff", seed=seed)
+                for s in self.structured
+            ]
         return out
 
     def rows(self) -> list[tuple]:
         "The (method, density, seed) of every row the grid writes: full at density 1, the others at each density."
         out = []
         for u in self.units():
-            if u["method"] == "full": out += [("full", 1.0, u["seed"])] + [("nonadaptive", float(d), u["seed"]) for d in self.densities]
-            else: out += [(u["method"], float(d), u["seed"]) for d in self.densities]
+            if u["method"] == "full":
+                out += [("full", 1.0, u["seed"])] + [
+                    ("nonadaptive", float(d), u["seed"]) for d in self.densities
+                ]
+            else:
+                out += [(u["method"], float(d), u["seed"]) for d in self.densities]
         return out
 
 # %% ../../nbs/13a_diff_pruning_lab.ipynb #96263f96
-def _block(name:str) -> str:
+def _block(name: str) -> str:
     "Where a parameter sits: 'embeddings', 'layer i', 'pooler', 'head' or 'other'."
-    if m := re.search(r"\.layer\.(\d+)\.", name): return f"layer {m.group(1)}"
+    if m := re.search(r"\.layer\.(\d+)\.", name):
+        return f"layer {m.group(1)}"
     for b in ("embeddings", "pooler"):
-        if b in name: return b
+        if b in name:
+            return b
     return "other"
 
-def _kind(name:str) -> str:
+
+def _kind(name: str) -> str:
     "What a parameter is: 'attention q/k/v', 'attention out', 'ffn in', 'ffn out', 'LayerNorm', 'embeddings', 'pooler', 'other'."
-    if "LayerNorm" in name: return "LayerNorm"
-    for k, v in (("embeddings", "embeddings"), ("attention.self", "attention q/k/v"), ("attention.output", "attention out"),
-                 ("intermediate", "ffn in"), ("output.dense", "ffn out"), ("pooler", "pooler")):
-        if k in name: return v
+    if "LayerNorm" in name:
+        return "LayerNorm"
+    for k, v in (
+        ("embeddings", "embeddings"),
+        ("attention.self", "attention q/k/v"),
+        ("attention.output", "attention out"),
+        ("intermediate", "ffn in"),
+        ("output.dense", "ffn out"),
+        ("pooler", "pooler"),
+    ):
+        if k in name:
+            return v
     return "other"
 
-def kept_by(td:TaskDiff, # a task diff
-            by:str="block", # 'block' (embeddings, layer i, pooler) or 'kind' (attention, ffn, LayerNorm, ...)
-           ) -> dict[str, int]:
+
+def kept_by(
+    td: TaskDiff,  # a task diff
+    by: str = "block",  # 'block' (embeddings, layer i, pooler) or 'kind' (attention, ffn, LayerNorm, ...)
+) -> dict[str, int]:
     "Kept diff entries per block or per kind of parameter."
     f = {"block": _block, "kind": _kind}[by]
     out = {}
-    for n, p in td.diffs.items(): out[f(n)] = out.get(f(n), 0) + p.nnz()
+    for n, p in td.diffs.items():
+        out[f(n)] = out.get(f(n), 0) + p.nnz()
     return out
 
-def _key(task, method, density, seed) -> tuple: return (task, method, round(float(density), 8), int(seed))
+
+def _key(task, method, density, seed) -> tuple:
+    return (task, method, round(float(density), 8), int(seed))
+
 
 def _eval(model, dls) -> dict:
     model.eval()
-    return dict(dev_acc=evaluate(model, dls["dev"])["accuracy"], test_acc=evaluate(model, dls["test"])["accuracy"])
+    return dict(
+        dev_acc=evaluate(model, dls["dev"])["accuracy"],
+        test_acc=evaluate(model, dls["test"])["accuracy"],
+    )
 
-def _curve(l0:list, every:int=10) -> str:
+
+def _curve(l0: list, every: int = 10) -> str:
     "The expected density every `every` steps (and at the last), as JSON: the gate clock of a run."
     pts = [r for r in l0 if r["step"] % every == 0 or r is l0[-1]]
     return json.dumps([[r["step"], round(r["expected_density"], 6)] for r in pts])
 
-def train_unit(cfg:DiffPruningSweep, # the grid's settings
-               unit:dict, # one of cfg.units()
-               dls:dict, # text_loaders(cfg.task, ...)
-               device=None, # None: GPU when present
-               progress:bool=False, # a progress bar inside the training phase
-              ) -> tuple:
+
+def train_unit(
+    cfg: DiffPruningSweep,  # the grid's settings
+    unit: dict,  # one of cfg.units()
+    dls: dict,  # text_loaders(cfg.task, ...)
+    device=None,  # None: GPU when present
+    progress: bool = False,  # a progress bar inside the training phase
+) -> tuple:
     "Train one unit (full fine-tuning as a dense diff, or a gated diff) under `cfg`'s protocol: (model, the row fields every row of the unit shares)."
     from padnotes.core import get_device
     from padnotes.data import load_minilm
-    device = get_device(device); seed, method = unit["seed"], unit["method"]
+
+    device = get_device(device)
+    seed, method = unit["seed"], unit["method"]
     t0 = time.perf_counter()
-    set_seed(seed); _, model = load_minilm(DP_TASKS[cfg.task], seed=seed)
+    set_seed(seed)
+    _, model = load_minilm(DP_TASKS[cfg.task], seed=seed)
     full = method == "full"
     lr = cfg.full_lr if full and cfg.full_lr is not None else cfg.lr
-    get_diff_model(model, DiffPruningConfig(mode="dense" if full else "gated", structured=method == "diff_structured",
-                                            lr=lr, alpha_lr=cfg.alpha_lr, l0_coef=cfg.l0_coef,
-                                            group_penalty=cfg.group_penalty))
+    get_diff_model(
+        model,
+        DiffPruningConfig(
+            mode="dense" if full else "gated",
+            structured=method == "diff_structured",
+            lr=lr,
+            alpha_lr=cfg.alpha_lr,
+            l0_coef=cfg.l0_coef,
+            group_penalty=cfg.group_penalty,
+        ),
+    )
     n = diff_numel(model)
     keep = [KeepBest()] if full and cfg.keep_best else []
     dls["train"].generator.manual_seed(seed)
-    res = fit_diff(model, dls["train"], epochs=cfg.epochs, valid_dl=dls["dev"] if keep else None, device=device,
-                   max_steps=cfg.max_steps, progress=progress, alpha_schedule=cfg.alpha_schedule, clip=cfg.clip, cbs=keep)
+    res = fit_diff(
+        model,
+        dls["train"],
+        epochs=cfg.epochs,
+        valid_dl=dls["dev"] if keep else None,
+        device=device,
+        max_steps=cfg.max_steps,
+        progress=progress,
+        alpha_schedule=cfg.alpha_schedule,
+        clip=cfg.clip,
+        cbs=keep,
+    )
     pre = _eval(model, dls)
     exp_density = l0_norm(model).item() / n
-    base = dict(task=cfg.task, protocol=cfg.protocol, seed=seed, numel=n, lr=lr, l0_coef=cfg.l0_coef,
-                pre_dev_acc=pre["dev_acc"], pre_test_acc=pre["test_acc"], expected_density=exp_density,
-                density_curve=_curve(res["l0"]) if res["l0"] else "[]", best_epoch=keep[0].best["epoch"] if keep else None,
-                settings=json.dumps(dataclasses.asdict(cfg)), train_seconds=time.perf_counter() - t0)
+    base = dict(
+        task=cfg.task,
+        protocol=cfg.protocol,
+        seed=seed,
+        numel=n,
+        lr=lr,
+        l0_coef=cfg.l0_coef,
+        pre_dev_acc=pre["dev_acc"],
+        pre_test_acc=pre["test_acc"],
+        expected_density=exp_density,
+        density_curve=_curve(res["l0"]) if res["l0"] else "[]",
+        best_epoch=keep[0].best["epoch"] if keep else None,
+        settings=json.dumps(dataclasses.asdict(cfg)),
+        train_seconds=time.perf_counter() - t0,
+    )
     return model, base
 
-def sweep_unit(cfg:DiffPruningSweep, # the grid's settings
-               unit:dict, # one of cfg.units()
-               dls:dict, # text_loaders(cfg.task, ...)
-               skip:set=frozenset(), # row keys already written: not run again
-               write=None, # called with each row as it is made
-               device=None, # None: GPU when present
-               progress:bool=False, # progress bars inside each training phase
-              ) -> list[dict]:
+
+def sweep_unit(
+    cfg: DiffPruningSweep,  # the grid's settings
+    unit: dict,  # one of cfg.units()
+    dls: dict,  # text_loaders(cfg.task, ...)
+    skip: set = frozenset(),  # row keys already written: not run again
+    write=None,  # called with each row as it is made
+    device=None,  # None: GPU when present
+    progress: bool = False,  # progress bars inside each training phase
+) -> list[dict]:
     "Train one unit (full fine-tuning or a gated diff), then project it to every density and fine-tune with the mask fixed; returns its rows."
     from padnotes.core import get_device
-    device = get_device(device); seed, method = unit["seed"], unit["method"]
+
+    device = get_device(device)
+    seed, method = unit["seed"], unit["method"]
     model, base = train_unit(cfg, unit, dls, device, progress)
     rows, train_s, n = [], base["train_seconds"], base["numel"]
     pre = dict(dev_acc=base["pre_dev_acc"], test_acc=base["pre_test_acc"])
-    if cfg.protocol == "padnotes":                       # the first grid's columns, as its shipped file has them
-        base = {k: v for k, v in base.items() if k not in ("protocol", "lr", "l0_coef", "pre_test_acc", "density_curve", "best_epoch",
-                                                    "train_seconds")}
+    # the first grid's columns, as its shipped file has them
+    if cfg.protocol == "padnotes":
+        base = {
+            k: v
+            for k, v in base.items()
+            if k
+            not in (
+                "protocol",
+                "lr",
+                "l0_coef",
+                "pre_test_acc",
+                "density_curve",
+                "best_epoch",
+                "train_seconds",
+            )
+        }
+
     def emit(row):
         rows.append(row)
-        if write is not None: write(row)
+        if write is not None:
+            write(row)
+
     if method == "full" and _key(cfg.task, "full", 1.0, seed) not in skip:
-        emit(dict(base, method="full", density=1.0, **pre, nnz=n, file_bytes=saved_bytes(merge_and_unload(model)), kept_by_block="{}",
-                  kept_by_kind="{}", seconds=train_s))
+        emit(
+            dict(
+                base,
+                method="full",
+                density=1.0,
+                **pre,
+                nnz=n,
+                file_bytes=saved_bytes(merge_and_unload(model)),
+                kept_by_block="{}",
+                kept_by_kind="{}",
+                seconds=train_s,
+            )
+        )
     for d in cfg.densities:
         name = "nonadaptive" if method == "full" else method
-        if _key(cfg.task, name, d, seed) in skip: continue
-        t1 = time.perf_counter(); m = clone_model(model)
+        if _key(cfg.task, name, d, seed) in skip:
+            continue
+        t1 = time.perf_counter()
+        m = clone_model(model)
         project_diff(m, density=d, seed=seed, start=cfg.finetune_start)
         keep = [KeepBest()] if cfg.keep_best else []
         dls["train"].generator.manual_seed(seed + 1)
-        fit_diff(m, dls["train"], epochs=cfg.finetune_epochs, lr=cfg.finetune_lr, device=device, max_steps=cfg.max_steps,
-                 progress=progress, valid_dl=dls["dev"] if keep else None, clip=cfg.clip, cbs=keep)
-        acc = _eval(m, dls); td = TaskDiff.from_model(m)
-        with tempfile.TemporaryDirectory() as tmp: fb = TaskDiff.file_bytes(td.save(tmp))
-        extra = dict(best_epoch=keep[0].best["epoch"] if keep else None) if "best_epoch" in base else {}
-        emit(dict(base, method=name, density=float(d), **acc, nnz=td.nnz(), file_bytes=fb, kept_by_block=json.dumps(kept_by(td, "block")),
-                  kept_by_kind=json.dumps(kept_by(td, "kind")), seconds=train_s + time.perf_counter() - t1, **extra))
+        fit_diff(
+            m,
+            dls["train"],
+            epochs=cfg.finetune_epochs,
+            lr=cfg.finetune_lr,
+            device=device,
+            max_steps=cfg.max_steps,
+            progress=progress,
+            valid_dl=dls["dev"] if keep else None,
+            clip=cfg.clip,
+            cbs=keep,
+        )
+        acc = _eval(m, dls)
+        td = TaskDiff.from_model(m)
+        with tempfile.TemporaryDirectory() as tmp:
+            fb = TaskDiff.file_bytes(td.save(tmp))
+        extra = (
+            dict(best_epoch=keep[0].best["epoch"] if keep else None)
+            if "best_epoch" in base
+            else {}
+        )
+        emit(
+            dict(
+                base,
+                method=name,
+                density=float(d),
+                **acc,
+                nnz=td.nnz(),
+                file_bytes=fb,
+                kept_by_block=json.dumps(kept_by(td, "block")),
+                kept_by_kind=json.dumps(kept_by(td, "kind")),
+                seconds=train_s + time.perf_counter() - t1,
+                **extra,
+            )
+        )
         del m
     return rows
 
-def diff_pruning_sweep(cfg:DiffPruningSweep, # what to run
-                       out_csv:str|Path, # rows appended as they are made; rows already there are skipped (resume)
-                       device=None, # None: GPU when present
-                       progress:bool=True, # a bar over the units (and one inside each training phase)
-                       spread:bool=True, # under torchrun: each process takes its own units (False: each data-parallel over all)
-                      ) -> pd.DataFrame:
+
+def diff_pruning_sweep(
+    cfg: DiffPruningSweep,  # what to run
+    out_csv: str
+    | Path,  # rows appended as they are made; rows already there are skipped (resume)
+    device=None,  # None: GPU when present
+    progress: bool = True,  # a bar over the units (and one inside each training phase)
+    spread: bool = True,  # under torchrun: each process takes its own units (False: each data-parallel over all)
+) -> pd.DataFrame:
     "Run the diff pruning grid of `cfg`, appending one row per (method, density, seed) to `out_csv`; returns every row of `out_csv` for this task."
     from tqdm.auto import tqdm
     from padnotes.data import text_loaders
-    if not isinstance(cfg, DiffPruningSweep): raise TypeError(f"cfg must be a DiffPruningSweep, got {type(cfg).__name__}")
-    out = Path(out_csv); out.parent.mkdir(parents=True, exist_ok=True)
-    done = ({_key(r["task"], r["method"], r["density"], r["seed"]) for r in pd.read_csv(out).to_dict("records")}
-            if out.exists() and out.stat().st_size else set())
+
+    if not isinstance(cfg, DiffPruningSweep):
+        raise TypeError(f"cfg must be a DiffPruningSweep, got {type(cfg).__name__}")
+    out = Path(out_csv)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = (
+        {
+            _key(r["task"], r["method"], r["density"], r["seed"])
+            for r in pd.read_csv(out).to_dict("records")
+        }
+        if out.exists() and out.stat().st_size
+        else set()
+    )
+
     def rows_of(u):
-        return [_key(cfg.task, m, d, s) for m, d, s in cfg.rows() if s == u["seed"] and (m == u["method"] or (u["method"] == "full" and m == "nonadaptive"))]
+        return [
+            _key(cfg.task, m, d, s)
+            for m, d, s in cfg.rows()
+            if s == u["seed"]
+            and (m == u["method"] or (u["method"] == "full" and m == "nonadaptive"))
+        ]
+
     todo = [u for u in cfg.units() if any(k not in done for k in rows_of(u))]
     write = lambda row: append_row(out, row)
     if todo:
-        dls = text_loaders(cfg.task, max_len=cfg.max_len, batch_size=cfg.batch_size,
-                           subset=dict(train=cfg.train_size, dev=cfg.eval_size, test=cfg.eval_size))
+        dls = text_loaders(
+            cfg.task,
+            max_len=cfg.max_len,
+            batch_size=cfg.batch_size,
+            subset=dict(train=cfg.train_size, dev=cfg.eval_size, test=cfg.eval_size),
+        )
         with spread_runs(todo, spread) as mine:
             for u in tqdm(mine, desc=f"diff pruning {cfg.task}", disable=not progress):
-                sweep_unit(cfg, u, dls, skip=done, write=write, device=device, progress=progress)
+                sweep_unit(
+                    cfg,
+                    u,
+                    dls,
+                    skip=done,
+                    write=write,
+                    device=device,
+                    progress=progress,
+                )
     df = pd.read_csv(out)
     return df[df.task == cfg.task].reset_index(drop=True)
 
-def summarize_diff_sweep(df:pd.DataFrame, # rows of `diff_pruning_sweep`
-                         metric:str="dev_acc", # 'dev_acc' or 'test_acc'
-                        ) -> pd.DataFrame:
+
+def summarize_diff_sweep(
+    df: pd.DataFrame,  # rows of `diff_pruning_sweep`
+    metric: str = "dev_acc",  # 'dev_acc' or 'test_acc'
+) -> pd.DataFrame:
     "Mean, std and count of `metric` per (task, method, density), with the mean file bytes and a 'mean ± std' column (in points)."
     keys = ["task", "method", "density"]
     return summarize(df, keys, metric, means=["file_bytes", "expected_density"])
 
-def diff_claims(df:pd.DataFrame, # rows of `diff_pruning_sweep` for one task
-                metric:str="dev_acc", confidence:float=0.95) -> pd.DataFrame:
+
+def diff_claims(
+    df: pd.DataFrame,  # rows of `diff_pruning_sweep` for one task
+    metric: str = "dev_acc",
+    confidence: float = 0.95,
+) -> pd.DataFrame:
     "The paper's claims as paired differences over seeds, one row per density: diff pruning - full, structured - unstructured, diff - non-adaptive."
     out = []
     for d in sorted({float(x) for x in df.density if x < 1}, reverse=True):
-        comps = [("diff - full", dict(method="diff", density=d), dict(method="full")),
-                 ("diff_structured - full", dict(method="diff_structured", density=d), dict(method="full")),
-                 ("diff_structured - diff", dict(method="diff_structured", density=d), dict(method="diff", density=d)),
-                 ("diff - nonadaptive", dict(method="diff", density=d), dict(method="nonadaptive", density=d))]
+        comps = [
+            ("diff - full", dict(method="diff", density=d), dict(method="full")),
+            (
+                "diff_structured - full",
+                dict(method="diff_structured", density=d),
+                dict(method="full"),
+            ),
+            (
+                "diff_structured - diff",
+                dict(method="diff_structured", density=d),
+                dict(method="diff", density=d),
+            ),
+            (
+                "diff - nonadaptive",
+                dict(method="diff", density=d),
+                dict(method="nonadaptive", density=d),
+            ),
+        ]
         for name, a, b in comps:
-            try: r = paired_difference(df, a, b, metric, confidence)
-            except ValueError: continue                              # a setting not run (or one seed only)
-            out.append(dict(density=d, comparison=name, **{k: r[k] for k in ("mean", "std", "n", "ci_low", "ci_high")},
-                            reading=interval_reading(r["ci_low"], r["ci_high"])))
-    return pd.DataFrame(out, columns=["density", "comparison", "mean", "std", "n", "ci_low", "ci_high", "reading"])
+            try:
+                r = paired_difference(df, a, b, metric, confidence)
+            except ValueError:
+                continue  # a setting not run (or one seed only)
+            out.append(
+                dict(
+                    density=d,
+                    comparison=name,
+                    **{k: r[k] for k in ("mean", "std", "n", "ci_low", "ci_high")},
+                    reading=interval_reading(r["ci_low"], r["ci_high"]),
+                )
+            )
+    return pd.DataFrame(
+        out,
+        columns=[
+            "density",
+            "comparison",
+            "mean",
+            "std",
+            "n",
+            "ci_low",
+            "ci_high",
+            "reading",
+        ],
+    )
 
 # %% ../../nbs/13a_diff_pruning_lab.ipynb #c9d52638
-METHOD_COLORS = {"diff": "#636efa", "diff_structured": "#00cc96", "nonadaptive": "#ef553b"}
-METHOD_NAMES = {"full": "full fine-tuning", "diff": "diff pruning", "diff_structured": "structured diff pruning",
-                "nonadaptive": "non-adaptive (magnitude of the fine-tuning diff)"}
+METHOD_COLORS = {
+    "diff": "#636efa",
+    "diff_structured": "#00cc96",
+    "nonadaptive": "#ef553b",
+}
+METHOD_NAMES = {
+    "full": "full fine-tuning",
+    "diff": "diff pruning",
+    "diff_structured": "structured diff pruning",
+    "nonadaptive": "non-adaptive (magnitude of the fine-tuning diff)",
+}
 
-def plot_accuracy_vs_density(df:pd.DataFrame, # rows of `diff_pruning_sweep` for one task
-                             metric:str="dev_acc", # 'dev_acc' or 'test_acc'
-                            ) -> go.Figure:
+
+def plot_accuracy_vs_density(
+    df: pd.DataFrame,  # rows of `diff_pruning_sweep` for one task
+    metric: str = "dev_acc",  # 'dev_acc' or 'test_acc'
+) -> go.Figure:
     "Accuracy (mean ± std over seeds) against the kept density, one line per method, with full fine-tuning as a band."
-    if df.task.nunique() != 1: raise ValueError(f"plot one task at a time, got {sorted(df.task.unique())}")
+    if df.task.nunique() != 1:
+        raise ValueError(f"plot one task at a time, got {sorted(df.task.unique())}")
     s = summarize_diff_sweep(df, metric)
     fig = go.Figure()
     full = s[s.method == "full"]
     if len(full):
         m, sd = float(full["mean"].iloc[0]), float(full["std"].fillna(0).iloc[0])
-        fig.add_hrect(y0=m - sd, y1=m + sd, fillcolor="gray", opacity=0.15, line_width=0)
-        fig.add_hline(y=m, line_dash="dash", line_color="gray", annotation_text=f"full fine-tuning {100 * m:.1f} ± {100 * sd:.1f}")
+        fig.add_hrect(
+            y0=m - sd, y1=m + sd, fillcolor="gray", opacity=0.15, line_width=0
+        )
+        fig.add_hline(
+            y=m,
+            line_dash="dash",
+            line_color="gray",
+            annotation_text=f"full fine-tuning {100 * m:.1f} ± {100 * sd:.1f}",
+        )
     for meth, c in METHOD_COLORS.items():
         r = s[s.method == meth].sort_values("density")
-        if not len(r): continue
-        fig.add_trace(go.Scatter(x=100 * r.density, y=r["mean"], error_y=dict(type="data", array=r["std"].fillna(0)), mode="lines+markers",
-                                 name=METHOD_NAMES[meth], line=dict(color=c), customdata=r[["n", "file_bytes"]],
-                                 hovertemplate="density %{x:.2f}%<br>accuracy %{y:.3f}<br>seeds %{customdata[0]}<br>file %{customdata[1]:,.0f} bytes<extra></extra>"))
-    fig.update_xaxes(type="log", title="kept density of the diff (% of the model's entries, log scale)")
-    fig.update_layout(title=f"Diff pruning on {df.task.iloc[0]}: {metric} against the density (mean ± std over seeds)",
-                      yaxis_title=metric, height=430)
+        if not len(r):
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=100 * r.density,
+                y=r["mean"],
+                error_y=dict(type="data", array=r["std"].fillna(0)),
+                mode="lines+markers",
+                name=METHOD_NAMES[meth],
+                line=dict(color=c),
+                customdata=r[["n", "file_bytes"]],
+                hovertemplate="density %{x:.2f}%<br>accuracy %{y:.3f}<br>seeds %{customdata[0]}<br>file %{customdata[1]:,.0f} bytes<extra></extra>",
+            )
+        )
+    fig.update_xaxes(
+        type="log",
+        title="kept density of the diff (% of the model's entries, log scale)",
+    )
+    fig.update_layout(
+        title=f"Diff pruning on {df.task.iloc[0]}: {metric} against the density (mean ± std over seeds)",
+        yaxis_title=metric,
+        height=430,
+    )
     return fig
 
-def plot_kept_share(df:pd.DataFrame, # rows of `diff_pruning_sweep` for one task
-                    density:float=0.005, # the density whose masks are drawn
-                    by:str="block", # 'block' (embeddings, layer i, pooler) or 'kind' (attention, ffn, LayerNorm, ...)
-                   ) -> go.Figure:
+
+def plot_kept_share(
+    df: pd.DataFrame,  # rows of `diff_pruning_sweep` for one task
+    density: float = 0.005,  # the density whose masks are drawn
+    by: str = "block",  # 'block' (embeddings, layer i, pooler) or 'kind' (attention, ffn, LayerNorm, ...)
+) -> go.Figure:
     "Where fine-tuning changes the model: each method's share of the kept diff entries per block (or kind), mean over seeds."
     check_choice("by", by, ("block", "kind"))
     rows = df[np.isclose(df.density, density) & (df.method != "full")]
-    if not len(rows): raise ValueError(f"no rows at density {density}: the densities run are {sorted(df.density.unique())}")
+    if not len(rows):
+        raise ValueError(
+            f"no rows at density {density}: the densities run are {sorted(df.density.unique())}"
+        )
     fig = go.Figure()
     for meth, c in METHOD_COLORS.items():
         r = rows[rows.method == meth]
-        if not len(r): continue
+        if not len(r):
+            continue
         share = pd.DataFrame([json.loads(x) for x in r[f"kept_by_{by}"]]).fillna(0)
         share = share.div(share.sum(axis=1), axis=0).mean()
-        order = sorted(share.index, key=lambda k: (k != "embeddings", k == "pooler", k == "other", int(k.split()[-1]) if k.startswith("layer") else 0, k))
-        fig.add_trace(go.Bar(x=order, y=[share[k] for k in order], name=METHOD_NAMES[meth], marker_color=c,
-                             hovertemplate="%{x}: %{y:.1%} of the kept entries<extra></extra>"))
-    fig.update_layout(title=f"Where the {100 * density:g}% diff sits: share of the kept entries per {by} (mean over seeds)",
-                      yaxis_title="share of kept entries", yaxis_tickformat=".0%", barmode="group", height=400)
+        order = sorted(
+            share.index,
+            key=lambda k: (
+                k != "embeddings",
+                k == "pooler",
+                k == "other",
+                int(k.split()[-1]) if k.startswith("layer") else 0,
+                k,
+            ),
+        )
+        fig.add_trace(
+            go.Bar(
+                x=order,
+                y=[share[k] for k in order],
+                name=METHOD_NAMES[meth],
+                marker_color=c,
+                hovertemplate="%{x}: %{y:.1%} of the kept entries<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        title=f"Where the {100 * density:g}% diff sits: share of the kept entries per {by} (mean over seeds)",
+        yaxis_title="share of kept entries",
+        yaxis_tickformat=".0%",
+        barmode="group",
+        height=400,
+    )
     return fig
 
 # %% ../../nbs/13a_diff_pruning_lab.ipynb #df4aa791
-def calibrate_l0(cfg:DiffPruningSweep, # the grid's settings (its seeds[0] and task are used)
-                 out_csv:str|Path, # rows appended as each lambda finishes; lambdas already there are skipped (resume)
-                 l0_coefs:tuple=(1.25e-7, 1e-6, 1e-5), # the L0 weights to try (the paper's first)
-                 density:float=0.005, # the density each gated model is projected to
-                 device=None, progress:bool=False,
-                ) -> dict:
+def calibrate_l0(
+    cfg: DiffPruningSweep,  # the grid's settings (its seeds[0] and task are used)
+    out_csv: str
+    | Path,  # rows appended as each lambda finishes; lambdas already there are skipped (resume)
+    # the L0 weights to try (the paper's first)
+    l0_coefs: tuple = (1.25e-7, 1e-6, 1e-5),
+    density: float = 0.005,  # the density each gated model is projected to
+    device=None,
+    progress: bool = False,
+) -> dict:
     "Gated diff pruning at each L0 weight on dev: dict(table, best_l0, best_dev); run the grid with dataclasses.replace(cfg, l0_coef=best_l0)."
     from padnotes.data import text_loaders
-    if not l0_coefs or any(not c >= 0 for c in l0_coefs): raise ValueError(f"l0_coefs must be non-negative weights, got {l0_coefs!r}")
-    out = Path(out_csv); out.parent.mkdir(parents=True, exist_ok=True)
-    done = set(pd.read_csv(out).l0_coef.round(12)) if out.exists() and out.stat().st_size else set()
-    seed = cfg.seeds[0]; dls = None
+
+    if not l0_coefs or any(not c >= 0 for c in l0_coefs):
+        raise ValueError(f"l0_coefs must be non-negative weights, got {l0_coefs!r}")
+    out = Path(out_csv)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = (
+        set(pd.read_csv(out).l0_coef.round(12))
+        if out.exists() and out.stat().st_size
+        else set()
+    )
+    seed = cfg.seeds[0]
+    dls = None
     for lam in l0_coefs:
-        if round(lam, 12) in done: continue
-        if dls is None: dls = text_loaders(cfg.task, max_len=cfg.max_len, batch_size=cfg.batch_size,
-                                           subset=dict(train=cfg.train_size, dev=cfg.eval_size, test=cfg.eval_size))
-        c = dataclasses.replace(cfg, l0_coef=float(lam), densities=(density,), structured=(False,), seeds=(seed,))
-        for row in sweep_unit(c, dict(method="diff", seed=seed), dls, device=device, progress=progress):
-            append_row(out, dict(l0_coef=float(lam), **{k: row[k] for k in ("task", "seed", "density", "pre_dev_acc", "expected_density",
-                                                                          "dev_acc", "test_acc", "nnz", "seconds")}))
-    table = pd.read_csv(out); table = table[(table.task == cfg.task) & np.isclose(table.density, density)].sort_values("l0_coef")
+        if round(lam, 12) in done:
+            continue
+        if dls is None:
+            dls = text_loaders(
+                cfg.task,
+                max_len=cfg.max_len,
+                batch_size=cfg.batch_size,
+                subset=dict(
+                    train=cfg.train_size, dev=cfg.eval_size, test=cfg.eval_size
+                ),
+            )
+        c = dataclasses.replace(
+            cfg,
+            l0_coef=float(lam),
+            densities=(density,),
+            structured=(False,),
+            seeds=(seed,),
+        )
+        for row in sweep_unit(
+            c, dict(method="diff", seed=seed), dls, device=device, progress=progress
+        ):
+            append_row(
+                out,
+                dict(
+                    l0_coef=float(lam),
+                    **{
+                        k: row[k]
+                        for k in (
+                            "task",
+                            "seed",
+                            "density",
+                            "pre_dev_acc",
+                            "expected_density",
+                            "dev_acc",
+                            "test_acc",
+                            "nnz",
+                            "seconds",
+                        )
+                    },
+                ),
+            )
+    table = pd.read_csv(out)
+    table = table[
+        (table.task == cfg.task) & np.isclose(table.density, density)
+    ].sort_values("l0_coef")
     best = table.loc[table.dev_acc.idxmax()]
-    return dict(table=table.reset_index(drop=True), best_l0=float(best.l0_coef), best_dev=float(best.dev_acc))
+    return dict(
+        table=table.reset_index(drop=True),
+        best_l0=float(best.l0_coef),
+        best_dev=float(best.dev_acc),
+    )
 
 # %% ../../nbs/13a_diff_pruning_lab.ipynb #742e84e3
-def gate_clock(steps:int, # optimiser steps
-               l0_coef:float, # lambda of the L0 penalty, per entry
-               alpha_schedule:str="shared", # 'shared': the cosine schedule of the diff; 'constant': alpha_lr throughout (the authors' code)
-               alpha_lr:float=0.1, # the gate logits' learning rate
-               alpha_init:float=5.0, # the logits' start
-               l:float=-1.5, r:float=1.5, beta:float=1.0, # the hard-concrete stretch and temperature
-              ) -> np.ndarray:
+def gate_clock(
+    steps: int,  # optimiser steps
+    l0_coef: float,  # lambda of the L0 penalty, per entry
+    alpha_schedule: str = "shared",  # 'shared': the cosine schedule of the diff; 'constant': alpha_lr throughout (the authors' code)
+    alpha_lr: float = 0.1,  # the gate logits' learning rate
+    alpha_init: float = 5.0,  # the logits' start
+    l: float = -1.5,
+    r: float = 1.5,
+    beta: float = 1.0,  # the hard-concrete stretch and temperature
+) -> np.ndarray:
     "The expected density of a gate that only the L0 penalty moves (no task gradient), after each of `steps` AdamW steps: the clock every untouched gate follows."
     from padnotes.train import make_scheduler
     from padnotes.diff_pruning import expected_l0
+
     check_choice("alpha_schedule", alpha_schedule, ALPHA_SCHEDULES)
     a = torch.nn.Parameter(torch.tensor([float(alpha_init)], dtype=torch.float64))
     opt = torch.optim.AdamW([dict(params=[a], lr=alpha_lr, weight_decay=0.0)])
-    sched = make_scheduler(opt, "cosine" if alpha_schedule == "shared" else "constant", steps)
+    sched = make_scheduler(
+        opt, "cosine" if alpha_schedule == "shared" else "constant", steps
+    )
     out = np.empty(steps)
     for t in range(steps):
         opt.zero_grad()
@@ -359,19 +748,39 @@ def gate_clock(steps:int, # optimiser steps
         out[t] = expected_l0(a.detach(), l, r, beta).item()
     return out
 
-def plot_gate_clock(budgets:dict, # label -> (steps, alpha_schedule)
-                    l0_coefs=(1.25e-7, 1e-6, 1e-5), # one line each
-                   ) -> go.Figure:
+
+def plot_gate_clock(
+    budgets: dict,  # label -> (steps, alpha_schedule)
+    l0_coefs=(1.25e-7, 1e-6, 1e-5),  # one line each
+) -> go.Figure:
     "Expected density of an untouched gate against steps, per lambda and budget (log scale)."
     fig = go.Figure()
     dashes = ("solid", "dash", "dot")
     for (label, (steps, sched)), dash in zip(budgets.items(), dashes):
         for lam, color in zip(l0_coefs, ("#636efa", "#ef553b", "#00cc96")):
-            fig.add_trace(go.Scatter(x=np.arange(1, steps + 1), y=gate_clock(steps, lam, sched), mode="lines",
-                                     line=dict(dash=dash, color=color), name=f"λ = {lam:g}, {label}"))
-    fig.add_hline(y=0.005, line_dash="dot", line_color="grey", annotation_text="0.5%", annotation_position="bottom left")
-    return fig.update_layout(title="The gate clock: an untouched gate's expected density under the penalty alone",
-                             xaxis_title="step", yaxis=dict(title="expected density", type="log"), height=420, width=760)
+            fig.add_trace(
+                go.Scatter(
+                    x=np.arange(1, steps + 1),
+                    y=gate_clock(steps, lam, sched),
+                    mode="lines",
+                    line=dict(dash=dash, color=color),
+                    name=f"λ = {lam:g}, {label}",
+                )
+            )
+    fig.add_hline(
+        y=0.005,
+        line_dash="dot",
+        line_color="grey",
+        annotation_text="0.5%",
+        annotation_position="bottom left",
+    )
+    return fig.update_layout(
+        title="The gate clock: an untouched gate's expected density under the penalty alone",
+        xaxis_title="step",
+        yaxis=dict(title="expected density", type="log"),
+        height=420,
+        width=760,
+    )
 
 # %% ../../nbs/13a_diff_pruning_lab.ipynb #51f994dd
 RESULTS_FILE = ASSETS / "diff_pruning_grid.csv"
@@ -379,177 +788,385 @@ CALIBRATION_FILE = ASSETS / "diff_pruning_calibration.csv"
 PRODUCT_FILE = ASSETS / "diff_pruning_structured_product.csv"
 REGENERATE = "python runs/dp_grid.py rotten_tomatoes; python runs/ship_results.py"
 
-def grid_results(task:str|None=None, # 'rotten_tomatoes'; None: every task in the file
-                 path:str|Path|None=None, # a CSV of `diff_pruning_sweep` rows (default: the file shipped with padnotes)
-                ) -> pd.DataFrame:
+
+def grid_results(
+    task: str | None = None,  # 'rotten_tomatoes'; None: every task in the file
+    path: str
+    | Path
+    | None = None,  # a CSV of `diff_pruning_sweep` rows (default: the file shipped with padnotes)
+) -> pd.DataFrame:
     "The rows of the diff pruning grid, for one task or all."
-    return results_csv(RESULTS_FILE if path is None else path, task, f"they are made by: {REGENERATE}")
+    return results_csv(
+        RESULTS_FILE if path is None else path, task, f"they are made by: {REGENERATE}"
+    )
 
-def calibration_results(task:str|None=None, path:str|Path|None=None) -> pd.DataFrame:
+
+def calibration_results(
+    task: str | None = None, path: str | Path | None = None
+) -> pd.DataFrame:
     "The L0 calibration's rows (`calibrate_l0`: seed 0, dev split), for one task or all."
-    return results_csv(CALIBRATION_FILE if path is None else path, task, f"they are made by: {REGENERATE}")
+    return results_csv(
+        CALIBRATION_FILE if path is None else path,
+        task,
+        f"they are made by: {REGENERATE}",
+    )
 
-def product_penalty_results(task:str|None=None, path:str|Path|None=None) -> pd.DataFrame:
+
+def product_penalty_results(
+    task: str | None = None, path: str | Path | None = None
+) -> pd.DataFrame:
     "The structured variant's seed-0 rows under the paper's equation (`group_penalty='product'`), kept apart from the grid."
-    return results_csv(PRODUCT_FILE if path is None else path, task, "they were made by the grid before group_penalty existed")
+    return results_csv(
+        PRODUCT_FILE if path is None else path,
+        task,
+        "they were made by the grid before group_penalty existed",
+    )
+
 
 FINETUNE_FILE = ASSETS / "diff_pruning_finetune_epochs.csv"
 
-def finetune_epochs_results(task:str|None=None, path:str|Path|None=None) -> pd.DataFrame:
-    "The grid's unstructured units rerun with the paper's 3 epochs of fixed-mask fine-tuning at 0.5% (runs/dp_finetune_epochs.py), kept apart from the grid."
-    return results_csv(FINETUNE_FILE if path is None else path, task, "they are made by: python runs/dp_finetune_epochs.py rotten_tomatoes; python runs/ship_results.py")
 
-def gap_stages(df:pd.DataFrame, # rows of `diff_pruning_sweep` for one task
-               more:pd.DataFrame|None=None, # rows of the same units run with other settings (e.g. `finetune_epochs_results`)
-               method:str="diff", # 'diff' or 'diff_structured'
-               metric:str="dev_acc", confidence:float=0.95) -> pd.DataFrame:
+def finetune_epochs_results(
+    task: str | None = None, path: str | Path | None = None
+) -> pd.DataFrame:
+    "The grid's unstructured units rerun with the paper's 3 epochs of fixed-mask fine-tuning at 0.5% (runs/dp_finetune_epochs.py), kept apart from the grid."
+    return results_csv(
+        FINETUNE_FILE if path is None else path,
+        task,
+        "they are made by: python runs/dp_finetune_epochs.py rotten_tomatoes; python runs/ship_results.py",
+    )
+
+
+def gap_stages(
+    df: pd.DataFrame,  # rows of `diff_pruning_sweep` for one task
+    more: pd.DataFrame
+    | None = None,  # rows of the same units run with other settings (e.g. `finetune_epochs_results`)
+    method: str = "diff",  # 'diff' or 'diff_structured'
+    metric: str = "dev_acc",
+    confidence: float = 0.95,
+) -> pd.DataFrame:
     "Where a gated diff loses accuracy against full fine-tuning: each stage (after gated training, after each projection and fixed-mask fine-tune) minus full, paired by seed."
-    if df.task.nunique() != 1: raise ValueError(f"gap_stages is per task, got {sorted(df.task.unique())}")
+    if df.task.nunique() != 1:
+        raise ValueError(f"gap_stages is per task, got {sorted(df.task.unique())}")
     check_choice("method", method, ("diff", "diff_structured"))
     pre = "pre_" + metric
     g = df[df.method == method]
-    if not len(g): raise ValueError(f"no {method!r} rows in the results: they hold {sorted(df.method.unique())}")
+    if not len(g):
+        raise ValueError(
+            f"no {method!r} rows in the results: they hold {sorted(df.method.unique())}"
+        )
     full = df[df.method == "full"].set_index("seed")[metric]
-    def epochs(rows): return settings_value(rows, "finetune_epochs", DiffPruningSweep.finetune_epochs)
-    stages = [(f"after gated training (expected density {100 * g.expected_density.mean():.1f}%)", None,
-               g.drop_duplicates("seed").set_index("seed")[pre])]
-    for rows in [g] + ([more[more.method == method]] if more is not None and len(more) else []):
+
+    def epochs(rows):
+        return settings_value(rows, "finetune_epochs", DiffPruningSweep.finetune_epochs)
+
+    stages = [
+        (
+            f"after gated training (expected density {100 * g.expected_density.mean():.1f}%)",
+            None,
+            g.drop_duplicates("seed").set_index("seed")[pre],
+        )
+    ]
+    for rows in [g] + (
+        [more[more.method == method]] if more is not None and len(more) else []
+    ):
         for d in sorted({float(x) for x in rows.density}, reverse=True):
             r = rows[np.isclose(rows.density, d)]
-            stages.append((f"projected to {100 * d:g}%, fine-tuned {epochs(r)} epoch{'s' if epochs(r) != 1 else ''}", d, r.set_index("seed")[metric]))
+            stages.append(
+                (
+                    f"projected to {100 * d:g}%, fine-tuned {epochs(r)} epoch{'s' if epochs(r) != 1 else ''}",
+                    d,
+                    r.set_index("seed")[metric],
+                )
+            )
     out = []
     for name, d, acc in stages:
-        long = pd.concat([pd.DataFrame(dict(seed=full.index, stage="full", v=full.values)), pd.DataFrame(dict(seed=acc.index, stage=name, v=acc.values))])
-        try: p = paired_difference(long, dict(stage=name), dict(stage="full"), "v", confidence)
-        except ValueError: p = dict(mean=np.nan, ci_low=np.nan, ci_high=np.nan, n=len(set(acc.index) & set(full.index)))
-        out.append(dict(stage=name, density=d, mean=float(acc.mean()), minus_full=p["mean"], ci_low=p["ci_low"], ci_high=p["ci_high"], n=p["n"]))
+        long = pd.concat(
+            [
+                pd.DataFrame(dict(seed=full.index, stage="full", v=full.values)),
+                pd.DataFrame(dict(seed=acc.index, stage=name, v=acc.values)),
+            ]
+        )
+        try:
+            p = paired_difference(
+                long, dict(stage=name), dict(stage="full"), "v", confidence
+            )
+        except ValueError:
+            p = dict(
+                mean=np.nan,
+                ci_low=np.nan,
+                ci_high=np.nan,
+                n=len(set(acc.index) & set(full.index)),
+            )
+        out.append(
+            dict(
+                stage=name,
+                density=d,
+                mean=float(acc.mean()),
+                minus_full=p["mean"],
+                ci_low=p["ci_low"],
+                ci_high=p["ci_high"],
+                n=p["n"],
+            )
+        )
     return pd.DataFrame(out)
 
-def diff_verdict(df:pd.DataFrame, # rows of `diff_pruning_sweep` for one task
-                 chance:float|None=None, # the accuracy of guessing; None: 1 / classes of the task
-                 within:float=0.01, # "within about 1 point" of full fine-tuning
-                ) -> list[str]:
+
+def diff_verdict(
+    df: pd.DataFrame,  # rows of `diff_pruning_sweep` for one task
+    chance: float
+    | None = None,  # the accuracy of guessing; None: 1 / classes of the task
+    within: float = 0.01,  # "within about 1 point" of full fine-tuning
+) -> list[str]:
     "The paper's findings read from `diff_claims`: diff pruning learns; 0.5% within about a point of full fine-tuning; structured >= unstructured; diff > non-adaptive."
     c = diff_claims(df)
-    if df.task.nunique() != 1: raise ValueError(f"a verdict is per task, got {sorted(df.task.unique())}")
+    if df.task.nunique() != 1:
+        raise ValueError(f"a verdict is per task, got {sorted(df.task.unique())}")
     chance = 1 / DP_TASKS[df.task.iloc[0]] if chance is None else chance
+
     def get(name, d):
         hit = (c.comparison == name) & np.isclose(c.density, d)
         return c[hit].iloc[0] if hit.any() else None
+
     out = []
     g = df[df.method.isin(["diff", "diff_structured"])]
-    out.append("Learns: no gated rows yet." if not len(g) else
-               f"Learns: the gated runs reach {g.pre_dev_acc.min():.3f} to {g.pre_dev_acc.max():.3f} dev accuracy before projection and "
-               f"{g.dev_acc.min():.3f} to {g.dev_acc.max():.3f} after (chance {chance:.3f}): " +
-               ("it learns." if g.dev_acc.min() > chance + 0.1 else "some runs stay near chance."))
+    out.append(
+        "Learns: no gated rows yet."
+        if not len(g)
+        else f"Learns: the gated runs reach {g.pre_dev_acc.min():.3f} to {g.pre_dev_acc.max():.3f} dev accuracy before projection and "
+        f"{g.dev_acc.min():.3f} to {g.dev_acc.max():.3f} after (chance {chance:.3f}): "
+        + (
+            "it learns."
+            if g.dev_acc.min() > chance + 0.1
+            else "some runs stay near chance."
+        )
+    )
     half = get("diff - full", 0.005)
-    out.append("0.5% within about 1 point of full fine-tuning: not yet measured on 2 seeds." if half is None else
-               f"0.5% within about 1 point of full fine-tuning: diff pruning minus full is {points(half)}: " +
-               ("it appears." if half["mean"] >= -within and half["ci_high"] >= -within else
-                "it does not appear here." if half["ci_high"] < -within else "the mean is further, but the interval still reaches it: more seeds would decide."))
+    out.append(
+        "0.5% within about 1 point of full fine-tuning: not yet measured on 2 seeds."
+        if half is None
+        else f"0.5% within about 1 point of full fine-tuning: diff pruning minus full is {points(half)}: "
+        + (
+            "it appears."
+            if half["mean"] >= -within and half["ci_high"] >= -within
+            else "it does not appear here."
+            if half["ci_high"] < -within
+            else "the mean is further, but the interval still reaches it: more seeds would decide."
+        )
+    )
     for d in sorted({float(x) for x in c.density}, reverse=True):
         s = get("diff_structured - diff", d)
         if s is not None:
-            out.append(f"Structured >= unstructured at {100 * d:g}%: {points(s)}: " + finding(s["reading"], at_least=True))
+            out.append(
+                f"Structured >= unstructured at {100 * d:g}%: {points(s)}: "
+                + finding(s["reading"], at_least=True)
+            )
     if not (c.comparison == "diff_structured - diff").any():
         out.append("Structured >= unstructured: not yet measured on 2 seeds.")
     na = get("diff - nonadaptive", 0.005)
-    out.append("Diff pruning > non-adaptive at 0.5%: not yet measured on 2 seeds." if na is None else
-               f"Diff pruning > non-adaptive at 0.5%: {points(na)}: " + finding(na["reading"]))
+    out.append(
+        "Diff pruning > non-adaptive at 0.5%: not yet measured on 2 seeds."
+        if na is None
+        else f"Diff pruning > non-adaptive at 0.5%: {points(na)}: "
+        + finding(na["reading"])
+    )
     out.append(resolution(c, settings_value(df, "eval_size"), float(df.dev_acc.mean())))
     return out
 
 # %% ../../nbs/13a_diff_pruning_lab.ipynb #1208b350
-def _folder_bytes(folder) -> int: return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+def _folder_bytes(folder) -> int:
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
 
-def save_full_model(base:torch.nn.Module, # the plain base model (restored before returning)
-                    diff:TaskDiff, # the task's diff
-                    folder:str|Path, # where transformers' save_pretrained writes the full model
-                   ) -> Path:
+
+def save_full_model(
+    base: torch.nn.Module,  # the plain base model (restored before returning)
+    diff: TaskDiff,  # the task's diff
+    folder: str | Path,  # where transformers' save_pretrained writes the full model
+) -> Path:
     "The task's full model (base + diff, head included) written by transformers' `save_pretrained`: what serving without diffs stores per task."
     diff.apply(base)
-    try: base.save_pretrained(folder)
-    finally: remove_task_diff(base)
+    try:
+        base.save_pretrained(folder)
+    finally:
+        remove_task_diff(base)
     return Path(folder)
 
-def serving_benchmark(base:torch.nn.Module, # a plain transformers base model, served in place (left as it was)
-                      diffs:dict, # task -> folder of a saved TaskDiff
-                      full:dict, # task -> folder of that task's full model (save_full_model)
-                      batch:dict|None=None, # model inputs to check outputs on; None: a few token ids
-                      repeats:int=5, # timed rounds (median reported)
-                     ) -> dict:
+
+def serving_benchmark(
+    base: torch.nn.Module,  # a plain transformers base model, served in place (left as it was)
+    diffs: dict,  # task -> folder of a saved TaskDiff
+    full: dict,  # task -> folder of that task's full model (save_full_model)
+    batch: dict
+    | None = None,  # model inputs to check outputs on; None: a few token ids
+    repeats: int = 5,  # timed rounds (median reported)
+) -> dict:
     "Many tasks on one base: bytes per task (diff files vs full models) and seconds to switch tasks (apply/remove vs loading a full model), side by side."
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
-    if set(diffs) != set(full): raise ValueError(f"diffs and full must name the same tasks, got {sorted(diffs)} and {sorted(full)}")
-    if applied_task_diff(base) is not None: raise ValueError("the base model has a task diff applied: remove it first")
-    tasks = list(diffs); loaded = {t: TaskDiff.load(diffs[t]) for t in tasks}
-    batch = batch if batch is not None else dict(input_ids=torch.randint(1000, 2000, (4, 16)))
-    verbosity = hf_logging.get_verbosity(); hf_logging.set_verbosity_error(); hf_logging.disable_progress_bar()
-    load_full = lambda t: AutoModelForSequenceClassification.from_pretrained(full[t], local_files_only=True).eval()
+
+    if set(diffs) != set(full):
+        raise ValueError(
+            f"diffs and full must name the same tasks, got {sorted(diffs)} and {sorted(full)}"
+        )
+    if applied_task_diff(base) is not None:
+        raise ValueError("the base model has a task diff applied: remove it first")
+    tasks = list(diffs)
+    loaded = {t: TaskDiff.load(diffs[t]) for t in tasks}
+    batch = (
+        batch
+        if batch is not None
+        else dict(input_ids=torch.randint(1000, 2000, (4, 16)))
+    )
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    load_full = lambda t: AutoModelForSequenceClassification.from_pretrained(
+        full[t], local_files_only=True
+    ).eval()
     try:
         base.eval()
-        for t in tasks:                                                    # served outputs are the full models' outputs, exactly
+        for t in tasks:  # served outputs are the full models' outputs, exactly
             loaded[t].apply(base)
-            with torch.no_grad(): same = torch.equal(base(**batch).logits, load_full(t)(**batch).logits)
+            with torch.no_grad():
+                same = torch.equal(base(**batch).logits, load_full(t)(**batch).logits)
             remove_task_diff(base)
-            if not same: raise AssertionError(f"task {t}: the base with its diff does not compute what its full model computes")
+            if not same:
+                raise AssertionError(
+                    f"task {t}: the base with its diff does not compute what its full model computes"
+                )
         nxt = {k: itertools.cycle(tasks) for k in ("mem", "fast", "disk", "full")}
+
         def switch(key, verify=True, disk=False):
             t = next(nxt[key])
-            if applied_task_diff(base) is not None: remove_task_diff(base)
+            if applied_task_diff(base) is not None:
+                remove_task_diff(base)
             (TaskDiff.load(diffs[t]) if disk else loaded[t]).apply(base, verify=verify)
-        fns = {"TaskDiff: remove + apply (fingerprint checked)": lambda: switch("mem"),
-               "TaskDiff: remove + apply (no fingerprint check)": lambda: switch("fast", verify=False),
-               "TaskDiff: remove + load from disk + apply": lambda: switch("disk", disk=True),
-               "full model: from_pretrained from disk": lambda: load_full(next(nxt["full"]))}
+
+        fns = {
+            "TaskDiff: remove + apply (fingerprint checked)": lambda: switch("mem"),
+            "TaskDiff: remove + apply (no fingerprint check)": lambda: switch(
+                "fast", verify=False
+            ),
+            "TaskDiff: remove + load from disk + apply": lambda: switch(
+                "disk", disk=True
+            ),
+            "full model: from_pretrained from disk": lambda: load_full(
+                next(nxt["full"])
+            ),
+        }
         secs = time_fns(fns, repeats=repeats, warmup=1)
     finally:
-        if applied_task_diff(base) is not None: remove_task_diff(base)
-        hf_logging.set_verbosity(verbosity); hf_logging.enable_progress_bar()
+        if applied_task_diff(base) is not None:
+            remove_task_diff(base)
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
     ref = secs["full model: from_pretrained from disk"]
-    switch_t = pd.DataFrame([dict(way=k, seconds=v, speedup_vs_full_load=ref / v) for k, v in secs.items()])
-    size = pd.DataFrame([dict(task=t, diff_bytes=TaskDiff.file_bytes(diffs[t]), full_model_bytes=_folder_bytes(full[t]),
-                              density=loaded[t].density(), encodings=json.dumps(loaded[t].encodings())) for t in tasks])
+    switch_t = pd.DataFrame(
+        [dict(way=k, seconds=v, speedup_vs_full_load=ref / v) for k, v in secs.items()]
+    )
+    size = pd.DataFrame(
+        [
+            dict(
+                task=t,
+                diff_bytes=TaskDiff.file_bytes(diffs[t]),
+                full_model_bytes=_folder_bytes(full[t]),
+                density=loaded[t].density(),
+                encodings=json.dumps(loaded[t].encodings()),
+            )
+            for t in tasks
+        ]
+    )
     size["percent_of_full"] = 100 * size.diff_bytes / size.full_model_bytes
-    total = dict(tasks=len(tasks), one_base_plus_diffs=int(saved_bytes(base) + size.diff_bytes.sum()), full_models=int(size.full_model_bytes.sum()))
+    total = dict(
+        tasks=len(tasks),
+        one_base_plus_diffs=int(saved_bytes(base) + size.diff_bytes.sum()),
+        full_models=int(size.full_model_bytes.sum()),
+    )
     return dict(bytes=size, total=total, switch=switch_t)
 
 # %% ../../nbs/13a_diff_pruning_lab.ipynb #08e66da5
-def tour_sweep(size:str, # 'quick', 'full' or 'tiny'
-               seed:int=0, # the one seed of quick and tiny tours
-              ) -> DiffPruningSweep:
+def tour_sweep(
+    size: str,  # 'quick', 'full' or 'tiny'
+    seed: int = 0,  # the one seed of quick and tiny tours
+) -> DiffPruningSweep:
     "The diff pruning grid a tour of `size` runs: quick is full fine-tuning, its non-adaptive projection and diff pruning, all at 0.5%, on 480 snippets, 2 epochs."
     check_size(size)
-    if size == "full": return DiffPruningSweep()
-    if size == "tiny": return DiffPruningSweep.tiny(seeds=(seed,))
-    return DiffPruningSweep(densities=(0.005,), structured=(False,), seeds=(seed,), train_size=480, eval_size=200, epochs=2,
-                            finetune_epochs=1, batch_size=16, max_len=48, lr=1e-4)   # 60 steps: the grid's 5e-5 leaves them at chance
+    if size == "full":
+        return DiffPruningSweep()
+    if size == "tiny":
+        return DiffPruningSweep.tiny(seeds=(seed,))
+    # 60 steps: the grid's 5e-5 leaves them at chance
+    return DiffPruningSweep(
+        densities=(0.005,),
+        structured=(False,),
+        seeds=(seed,),
+        train_size=480,
+        eval_size=200,
+        epochs=2,
+        finetune_epochs=1,
+        batch_size=16,
+        max_len=48,
+        lr=1e-4,
+    )
+
 
 def _tour_result(ctx, df, path):
     cfg = tour_sweep(ctx.size, ctx.seed)
     s = summarize_diff_sweep(df)
-    table = s[["method", "density", "mean ± std", "n", "file_bytes"]].rename(columns={"mean ± std": "dev accuracy (%)", "file_bytes": "bytes per task"})
-    return SectionResult(table=table, figures=[plot_accuracy_vs_density(df)] if len(df) else [],
-                         notes=[f"{len(df)} of {len(cfg.rows())} rows finished, read from {path.name}. Bytes per task: the saved TaskDiff "
-                                "(full fine-tuning: the whole model's safetensors file). The quick size trains two epochs on 480 snippets with "
-                                "one seed: a demonstration of the method, not a measurement of its claims (notebook 13a runs those)."],
-                         settings={k: getattr(cfg, k) for k in ("task", "densities", "structured", "seeds", "train_size", "eval_size", "epochs",
-                                                                 "finetune_epochs", "lr", "alpha_lr", "l0_coef", "max_len")})
+    table = s[["method", "density", "mean ± std", "n", "file_bytes"]].rename(
+        columns={"mean ± std": "dev accuracy (%)", "file_bytes": "bytes per task"}
+    )
+    return SectionResult(
+        table=table,
+        figures=[plot_accuracy_vs_density(df)] if len(df) else [],
+        notes=[
+            f"{len(df)} of {len(cfg.rows())} rows finished, read from {path.name}. Bytes per task: the saved TaskDiff "
+            "(full fine-tuning: the whole model's safetensors file). The quick size trains two epochs on 480 snippets with "
+            "one seed: a demonstration of the method, not a measurement of its claims (notebook 13a runs those)."
+        ],
+        settings={
+            k: getattr(cfg, k)
+            for k in (
+                "task",
+                "densities",
+                "structured",
+                "seeds",
+                "train_size",
+                "eval_size",
+                "epochs",
+                "finetune_epochs",
+                "lr",
+                "alpha_lr",
+                "l0_coef",
+                "max_len",
+            )
+        },
+    )
+
 
 def _tour_plan(ctx) -> set:
     cfg = tour_sweep(ctx.size, ctx.seed)
     return {_key(cfg.task, *r) for r in cfg.rows()}
 
-TOUR_SECTION = grid_section("diff_pruning", "Diff pruning on Rotten Tomatoes",
+
+TOUR_SECTION = grid_section(
+    "diff_pruning",
+    "Diff pruning on Rotten Tomatoes",
     "MiniLM-L6 fine-tuned whole (full fine-tuning); its fine-tuning diff cut by magnitude to 0.5% of the entries and fine-tuned with that "
     "mask (the non-adaptive baseline); and diff pruning: a diff gated by hard-concrete gates under an L0 penalty, projected to 0.5% and "
     "fine-tuned with the mask fixed. Each task is then a file of under 1% of the model. The paper's claim: diff pruning at 0.5% comes "
-    "within about a point of full fine-tuning, and above the non-adaptive baseline.", order=40, csv="diff-pruning", result=_tour_result,
+    "within about a point of full fine-tuning, and above the non-adaptive baseline.",
+    order=40,
+    csv="diff-pruning",
+    result=_tour_result,
     plan=_tour_plan,
     key=lambda r: _key(r["task"], r["method"], r["density"], r["seed"]),
-    run=lambda ctx, path: diff_pruning_sweep(tour_sweep(ctx.size, ctx.seed), path, device=ctx.device, progress=ctx.progress))
+    run=lambda ctx, path: diff_pruning_sweep(
+        tour_sweep(ctx.size, ctx.seed), path, device=ctx.device, progress=ctx.progress
+    ),
+)
 
 # %% ../../nbs/13a_diff_pruning_lab.ipynb #526daabd
 from ..docs import document_module
+
 document_module(globals())

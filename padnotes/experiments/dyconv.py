@@ -4,7 +4,7 @@
 
 # %% ../../nbs/02a_dyconv_lab.ipynb #6b65ef15
 from __future__ import annotations
-import copy, math
+import copy
 import numpy as np
 import pandas as pd
 import torch
@@ -12,10 +12,18 @@ from torch import nn
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..core import get_device, set_seed, count_params, deploy_numel
+from ..core import get_device, set_seed, deploy_numel
 from ..train import fit, evaluate
-from ..dyconv import (DynamicConv2d, attention_entropy, dyconv_from_conv, dyconv_reference, dynamic_layers,
-                             dynamicize, count_flops, TemperatureSchedule)
+from padnotes.dyconv import (
+    DynamicConv2d,
+    attention_entropy,
+    dyconv_from_conv,
+    dyconv_reference,
+    dynamic_layers,
+    dynamicize,
+    count_flops,
+    TemperatureSchedule,
+)
 
 # %% auto #0
 __all__ = ['entropy_vs_temperature', 'plot_entropy_vs_temperature', 'plot_entropy', 'benchmark_dyconv', 'plot_benchmark',
@@ -23,219 +31,411 @@ __all__ = ['entropy_vs_temperature', 'plot_entropy_vs_temperature', 'plot_entrop
            'compare_static_dynamic', 'compare_results']
 
 # %% ../../nbs/02a_dyconv_lab.ipynb #ed320b46
-def entropy_vs_temperature(layer:DynamicConv2d, # the layer to probe (its temperature is restored)
-                           x:torch.Tensor, # a batch of inputs
-                           temperatures=(30, 10, 3, 1, 0.3), # values of tau to try
-                          ) -> pd.DataFrame:
+def entropy_vs_temperature(
+    layer: DynamicConv2d,  # the layer to probe (its temperature is restored)
+    x: torch.Tensor,  # a batch of inputs
+    temperatures=(30, 10, 3, 1, 0.3),  # values of tau to try
+) -> pd.DataFrame:
     "Normalised attention entropy of `layer` on `x` at each temperature."
     t0, rows = layer.temperature, []
     try:
         with torch.no_grad():
             for t in temperatures:
-                layer.temperature = t; layer(x)
-                rows.append(dict(temperature=float(t), entropy=attention_entropy(layer.last_attention)))
-    finally: layer.temperature = t0
+                layer.temperature = t
+                layer(x)
+                rows.append(
+                    dict(
+                        temperature=float(t),
+                        entropy=attention_entropy(layer.last_attention),
+                    )
+                )
+    finally:
+        layer.temperature = t0
     return pd.DataFrame(rows)
 
-def plot_entropy_vs_temperature(df:pd.DataFrame) -> go.Figure:
+
+def plot_entropy_vs_temperature(df: pd.DataFrame) -> go.Figure:
     "Line plot of `entropy_vs_temperature`'s table (log temperature axis)."
     fig = go.Figure(go.Scatter(x=df.temperature, y=df.entropy, mode="lines+markers"))
-    fig.update_layout(xaxis=dict(type="log", title="temperature tau"), yaxis=dict(title="entropy / log K", range=[0, 1.05]),
-                      height=300, width=500, margin=dict(t=30), title="Attention sharpens as tau falls")
+    fig.update_layout(
+        xaxis=dict(type="log", title="temperature tau"),
+        yaxis=dict(title="entropy / log K", range=[0, 1.05]),
+        height=300,
+        width=500,
+        margin=dict(t=30),
+        title="Attention sharpens as tau falls",
+    )
     return fig
 
 # %% ../../nbs/02a_dyconv_lab.ipynb #6adc9468
-def plot_entropy(df:pd.DataFrame) -> go.Figure:
+def plot_entropy(df: pd.DataFrame) -> go.Figure:
     "Attention entropy per layer over training steps (from AttentionRecorder.frame()), with the temperature."
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     for n, d in df.groupby("layer", sort=False):
-        fig.add_trace(go.Scatter(x=d.step, y=d.entropy, mode="lines", name=n), secondary_y=False)
+        fig.add_trace(
+            go.Scatter(x=d.step, y=d.entropy, mode="lines", name=n), secondary_y=False
+        )
     t = df.drop_duplicates("step")
-    fig.add_trace(go.Scatter(x=t.step, y=t.temperature, mode="lines", name="tau", line=dict(dash="dash", color="black")), secondary_y=True)
-    fig.update_layout(height=350, width=700, margin=dict(t=30), title="Attention entropy (1 = uniform) while tau anneals")
-    fig.update_xaxes(title="step"); fig.update_yaxes(title="entropy / log K", secondary_y=False); fig.update_yaxes(title="tau", secondary_y=True)
+    fig.add_trace(
+        go.Scatter(
+            x=t.step,
+            y=t.temperature,
+            mode="lines",
+            name="tau",
+            line=dict(dash="dash", color="black"),
+        ),
+        secondary_y=True,
+    )
+    fig.update_layout(
+        height=350,
+        width=700,
+        margin=dict(t=30),
+        title="Attention entropy (1 = uniform) while tau anneals",
+    )
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(title="entropy / log K", secondary_y=False)
+    fig.update_yaxes(title="tau", secondary_y=True)
     return fig
 
 # %% ../../nbs/02a_dyconv_lab.ipynb #b8f1395e
-def benchmark_dyconv(batch_sizes=(1, 32, 128), # batch sizes to time
-                     channels:int=64, # input and output channels
-                     size:int=28, # height and width of the input
-                     num_kernels:int=4, # K
-                     kernel_size:int=3, # square kernel, padding keeps the size
-                     groups:int=1, # groups (channels for depthwise)
-                     device=None, # None: GPU when present, else CPU
-                     num_threads:int|None=None, # CPU threads (None: torch's current setting)
-                     min_run_time:float=1.0, # seconds spent timing each implementation (split over the rounds)
-                     rounds:int=10, # interleaved rounds; the fastest is kept
-                     loop:bool=True, # also time the per-sample loop
-                     seed:int=0,
-                    ) -> pd.DataFrame:
+def benchmark_dyconv(
+    batch_sizes=(1, 32, 128),  # batch sizes to time
+    channels: int = 64,  # input and output channels
+    size: int = 28,  # height and width of the input
+    num_kernels: int = 4,  # K
+    kernel_size: int = 3,  # square kernel, padding keeps the size
+    groups: int = 1,  # groups (channels for depthwise)
+    device=None,  # None: GPU when present, else CPU
+    num_threads: int | None = None,  # CPU threads (None: torch's current setting)
+    min_run_time: float = 1.0,  # seconds spent timing each implementation (split over the rounds)
+    rounds: int = 10,  # interleaved rounds; the fastest is kept
+    loop: bool = True,  # also time the per-sample loop
+    seed: int = 0,
+) -> pd.DataFrame:
     "Forward and forward+backward milliseconds of nn.Conv2d (contiguous and channels_last), DynamicConv2d (each mode; kernel mode also as one grouped conv over the whole batch) and the per-sample loop."
     from torch.utils.benchmark import Timer
+
     device, nt = get_device(device), num_threads or torch.get_num_threads()
     set_seed(seed)
-    conv = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, groups=groups).to(device)
+    conv = nn.Conv2d(
+        channels, channels, kernel_size, padding=kernel_size // 2, groups=groups
+    ).to(device)
     conv_cl = copy.deepcopy(conv).to(memory_format=torch.channels_last)
     impls = {"static conv": conv, "static conv channels_last": conv_cl}
-    for m in ("kernel", "output"): impls[f"dyconv {m}"] = dyconv_from_conv(conv, num_kernels, mode=m, noise=0.1)
-    impls["dyconv kernel, one grouped conv"] = copy.deepcopy(impls["dyconv kernel"]); impls["dyconv kernel, one grouped conv"].chunk = None
+    for m in ("kernel", "output"):
+        impls[f"dyconv {m}"] = dyconv_from_conv(conv, num_kernels, mode=m, noise=0.1)
+    impls["dyconv kernel, one grouped conv"] = copy.deepcopy(impls["dyconv kernel"])
+    impls["dyconv kernel, one grouped conv"].chunk = None
     rows = []
     for B in batch_sizes:
-        x = torch.randn(B, channels, size, size, device=device); xg = x.clone().requires_grad_()
-        x_cl = x.contiguous(memory_format=torch.channels_last); xg_cl = x_cl.clone().requires_grad_()
+        x = torch.randn(B, channels, size, size, device=device)
+        xg = x.clone().requires_grad_()
+        x_cl = x.contiguous(memory_format=torch.channels_last)
+        xg_cl = x_cl.clone().requires_grad_()
         fns = {}
         for name, layer in impls.items():
             xi, xgi = (x_cl, xg_cl) if layer is conv_cl else (x, xg)
-            fns[name, "fwd"] = (lambda l=layer, xi=xi: l(xi))
-            fns[name, "fwd_bwd"] = (lambda l=layer, xgi=xgi: l(xgi).sum().backward())
+            fns[name, "fwd"] = lambda l=layer, xi=xi: l(xi)
+            fns[name, "fwd_bwd"] = lambda l=layer, xgi=xgi: l(xgi).sum().backward()
         if loop:
             ly = impls["dyconv kernel"]
             fns["per-sample loop", "fwd"] = lambda: dyconv_reference(ly, x)
-            fns["per-sample loop", "fwd_bwd"] = lambda: dyconv_reference(ly, xg).sum().backward()
+            fns["per-sample loop", "fwd_bwd"] = lambda: (
+                dyconv_reference(ly, xg).sum().backward()
+            )
         timers, number, best = {}, {}, {}
-        for key, fn in fns.items():                 # warm up, and choose how many calls make one measurement
+        # warm up, and choose how many calls make one measurement
+        for key, fn in fns.items():
             timers[key] = Timer("fn()", globals=dict(fn=fn), num_threads=nt)
-            with (torch.no_grad() if key[1] == "fwd" else torch.enable_grad()):
+            with torch.no_grad() if key[1] == "fwd" else torch.enable_grad():
                 t = timers[key].blocked_autorange(min_run_time=min_run_time / 4).median
             number[key] = max(1, int(min_run_time / rounds / max(t, 1e-9)))
-        for _ in range(rounds):                     # interleaved: every implementation sees the same machine
+        # interleaved: every implementation sees the same machine
+        for _ in range(rounds):
             for key, timer in timers.items():
-                with (torch.no_grad() if key[1] == "fwd" else torch.enable_grad()):
+                with torch.no_grad() if key[1] == "fwd" else torch.enable_grad():
                     t = timer.timeit(number[key]).mean
                 best[key] = min(best.get(key, float("inf")), t * 1e3)
         for name in dict.fromkeys(k[0] for k in fns):
-            r = dict(batch=B, impl=name, fwd_ms=best[name, "fwd"], fwd_bwd_ms=best[name, "fwd_bwd"])
+            r = dict(
+                batch=B,
+                impl=name,
+                fwd_ms=best[name, "fwd"],
+                fwd_bwd_ms=best[name, "fwd_bwd"],
+            )
             r["fwd_x_static"] = r["fwd_ms"] / best["static conv", "fwd"]
             r["fwd_bwd_x_static"] = r["fwd_bwd_ms"] / best["static conv", "fwd_bwd"]
-            for ph in ("fwd", "fwd_bwd"):                          # against the faster static layout
-                r[f"{ph}_x_best_static"] = r[f"{ph}_ms"] / min(best["static conv", ph], best["static conv channels_last", ph])
-            if loop: r["loop_x_fwd"] = best["per-sample loop", "fwd"] / r["fwd_ms"]; r["loop_x_fwd_bwd"] = best["per-sample loop", "fwd_bwd"] / r["fwd_bwd_ms"]
+            for ph in ("fwd", "fwd_bwd"):  # against the faster static layout
+                r[f"{ph}_x_best_static"] = r[f"{ph}_ms"] / min(
+                    best["static conv", ph], best["static conv channels_last", ph]
+                )
+            if loop:
+                r["loop_x_fwd"] = best["per-sample loop", "fwd"] / r["fwd_ms"]
+                r["loop_x_fwd_bwd"] = (
+                    best["per-sample loop", "fwd_bwd"] / r["fwd_bwd_ms"]
+                )
             rows.append(r)
     df = pd.DataFrame(rows)
-    df.attrs.update(device=str(device), threads=nt, channels=channels, size=size, num_kernels=num_kernels, groups=groups)
+    df.attrs.update(
+        device=str(device),
+        threads=nt,
+        channels=channels,
+        size=size,
+        num_kernels=num_kernels,
+        groups=groups,
+    )
     return df
 
-def plot_benchmark(df:pd.DataFrame, # from benchmark_dyconv
-                   col:str="fwd_bwd_x_static", # which ratio to plot
-                  ) -> go.Figure:
+
+def plot_benchmark(
+    df: pd.DataFrame,  # from benchmark_dyconv
+    col: str = "fwd_bwd_x_static",  # which ratio to plot
+) -> go.Figure:
     "Grouped bars: time relative to the static conv, per implementation and batch size (log scale)."
-    fig = go.Figure([go.Bar(x=[str(b) for b in d.batch], y=d[col], name=n) for n, d in df.groupby("impl", sort=False)])
+    fig = go.Figure(
+        [
+            go.Bar(x=[str(b) for b in d.batch], y=d[col], name=n)
+            for n, d in df.groupby("impl", sort=False)
+        ]
+    )
     fig.add_hline(y=1, line_dash="dot")
-    fig.update_layout(barmode="group", yaxis=dict(type="log", title=f"{col} (static conv = 1)"), xaxis_title="batch size",
-                      height=350, width=650, margin=dict(t=30), title=f"{df.attrs.get('device', '')}, {df.attrs.get('threads', '')} threads")
+    fig.update_layout(
+        barmode="group",
+        yaxis=dict(type="log", title=f"{col} (static conv = 1)"),
+        xaxis_title="batch size",
+        height=350,
+        width=650,
+        margin=dict(t=30),
+        title=f"{df.attrs.get('device', '')}, {df.attrs.get('threads', '')} threads",
+    )
     return fig
 
 # %% ../../nbs/02a_dyconv_lab.ipynb #3b32e808
-def benchmark_results(path=None, # a CSV of `benchmark_dyconv` rows (default: the file shipped with padnotes)
-                     ) -> pd.DataFrame:
+def benchmark_results(
+    path=None,  # a CSV of `benchmark_dyconv` rows (default: the file shipped with padnotes)
+) -> pd.DataFrame:
     "Chapter 02's benchmark at full size (64 channels, 28x28, K = 4, 2 CPU threads; `python runs/dyconv_benchmark.py`), as shipped."
     from padnotes.experiments.results import ASSETS, results_csv
-    return results_csv(ASSETS / "dyconv_benchmark.csv" if path is None else path, None, "they are made by: python runs/dyconv_benchmark.py; python runs/ship_results.py")
 
-def benchmark_ratios(df:pd.DataFrame, # rows of `benchmark_dyconv` (or `benchmark_results()`)
-                    ) -> pd.DataFrame:
+    return results_csv(
+        ASSETS / "dyconv_benchmark.csv" if path is None else path,
+        None,
+        "they are made by: python runs/dyconv_benchmark.py; python runs/ship_results.py",
+    )
+
+
+def benchmark_ratios(
+    df: pd.DataFrame,  # rows of `benchmark_dyconv` (or `benchmark_results()`)
+) -> pd.DataFrame:
     "The ratios chapter 02 reads off a benchmark, one row each, one column per batch size (times: 2.0 means twice as long)."
-    if "batch" not in df.columns or "impl" not in df.columns: raise ValueError(f"expected rows of benchmark_dyconv, got columns {list(df.columns)}")
+    if "batch" not in df.columns or "impl" not in df.columns:
+        raise ValueError(
+            f"expected rows of benchmark_dyconv, got columns {list(df.columns)}"
+        )
     t = df.set_index(["impl", "batch"])
-    def r(num, den, ph): return t.loc[num, f"{ph}_ms"] / t.loc[den, f"{ph}_ms"]
+
+    def r(num, den, ph):
+        return t.loc[num, f"{ph}_ms"] / t.loc[den, f"{ph}_ms"]
+
     rows = {}
     for ph, name in (("fwd", "forward"), ("fwd_bwd", "forward+backward")):
-        rows[f"dyconv kernel / best static, {name}"] = t.loc["dyconv kernel", f"{ph}_x_best_static"]
-        rows[f"dyconv output / dyconv kernel, {name}"] = r("dyconv output", "dyconv kernel", ph)
-        rows[f"per-sample loop / dyconv kernel, {name}"] = r("per-sample loop", "dyconv kernel", ph)
-        rows[f"per-sample loop / best static, {name}"] = t.loc["per-sample loop", f"{ph}_x_best_static"]
-        rows[f"one grouped conv / chunks of 16, {name}"] = r("dyconv kernel, one grouped conv", "dyconv kernel", ph)
+        rows[f"dyconv kernel / best static, {name}"] = t.loc[
+            "dyconv kernel", f"{ph}_x_best_static"
+        ]
+        rows[f"dyconv output / dyconv kernel, {name}"] = r(
+            "dyconv output", "dyconv kernel", ph
+        )
+        rows[f"per-sample loop / dyconv kernel, {name}"] = r(
+            "per-sample loop", "dyconv kernel", ph
+        )
+        rows[f"per-sample loop / best static, {name}"] = t.loc[
+            "per-sample loop", f"{ph}_x_best_static"
+        ]
+        rows[f"one grouped conv / chunks of 16, {name}"] = r(
+            "dyconv kernel, one grouped conv", "dyconv kernel", ph
+        )
     return pd.DataFrame(rows).T.rename_axis(columns="batch")
 
 # %% ../../nbs/02a_dyconv_lab.ipynb #36eff768
 @torch.no_grad()
-def class_attention(model:nn.Module, # a model with DynamicConv2d layers
-                    dl, # batches of (x, y)
-                    num_classes:int, # number of classes
-                    device=None, # None: the model's device
-                   ) -> dict:
+def class_attention(
+    model: nn.Module,  # a model with DynamicConv2d layers
+    dl,  # batches of (x, y)
+    num_classes: int,  # number of classes
+    device=None,  # None: the model's device
+) -> dict:
     "Mean attention per class for every dynamic layer: name -> array (num_classes, K)."
     layers = dynamic_layers(model)
-    if not layers: raise ValueError("class_attention: the model has no DynamicConv2d layer")
-    device = get_device(device) if device is not None else next(model.parameters()).device
-    sums = {n: torch.zeros(num_classes, m.num_kernels, dtype=torch.float64) for n, m in layers.items()}
+    if not layers:
+        raise ValueError("class_attention: the model has no DynamicConv2d layer")
+    device = (
+        get_device(device) if device is not None else next(model.parameters()).device
+    )
+    sums = {
+        n: torch.zeros(num_classes, m.num_kernels, dtype=torch.float64)
+        for n, m in layers.items()
+    }
     counts = torch.zeros(num_classes, dtype=torch.float64)
-    was_training = model.training; model.eval()
+    was_training = model.training
+    model.eval()
     try:
         for x, y in dl:
-            model(x.to(device)); y = y.cpu()
+            model(x.to(device))
+            y = y.cpu()
             counts += torch.bincount(y, minlength=num_classes).double()
-            for n, m in layers.items(): sums[n].index_add_(0, y, m.last_attention.double().cpu())
-    finally: model.train(was_training)
+            for n, m in layers.items():
+                sums[n].index_add_(0, y, m.last_attention.double().cpu())
+    finally:
+        model.train(was_training)
     return {n: (s / counts.clamp_min(1)[:, None]).numpy() for n, s in sums.items()}
 
-def specialisation(ca:dict) -> pd.DataFrame:
+
+def specialisation(ca: dict) -> pd.DataFrame:
     "Per layer: how far class-mean attention moves from the overall mean (mean absolute deviation, and the max over classes)."
     rows = []
     for n, a in ca.items():
-        dev = np.abs(a - a.mean(0, keepdims=True)).sum(1) / 2     # total-variation distance of each class from the mean
-        rows.append(dict(layer=n, mean_tv=float(dev.mean()), max_tv=float(dev.max()), top_kernel_share=float(a.max(1).mean())))
+        # total-variation distance of each class from the mean
+        dev = np.abs(a - a.mean(0, keepdims=True)).sum(1) / 2
+        rows.append(
+            dict(
+                layer=n,
+                mean_tv=float(dev.mean()),
+                max_tv=float(dev.max()),
+                top_kernel_share=float(a.max(1).mean()),
+            )
+        )
     return pd.DataFrame(rows)
 
-def plot_class_attention(ca:dict, # from class_attention
-                         classes:list|None=None, # class names for the rows
-                        ) -> go.Figure:
+
+def plot_class_attention(
+    ca: dict,  # from class_attention
+    classes: list | None = None,  # class names for the rows
+) -> go.Figure:
     "One heatmap per dynamic layer: mean attention weight of each kernel (columns) for each class (rows)."
-    names = list(ca); cols = min(4, len(names)); rows = -(-len(names) // cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.04, vertical_spacing=0.12)
+    names = list(ca)
+    cols = min(4, len(names))
+    rows = -(-len(names) // cols)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=names,
+        horizontal_spacing=0.04,
+        vertical_spacing=0.12,
+    )
     for i, n in enumerate(names):
-        a = ca[n]; labels = list(classes) if classes is not None else [str(c) for c in range(a.shape[0])]
-        fig.add_trace(go.Heatmap(z=np.round(a, 3), x=[f"k{k}" for k in range(a.shape[1])], y=labels, zmin=0, zmax=1,
-                                 coloraxis="coloraxis", showscale=False), row=i // cols + 1, col=i % cols + 1)
-        if i % cols: fig.update_yaxes(showticklabels=False, row=i // cols + 1, col=i % cols + 1)
-    fig.update_layout(coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1), height=260 * rows, width=250 * cols + 120,
-                      margin=dict(t=40), title="Mean attention per class and kernel")
+        a = ca[n]
+        labels = (
+            list(classes)
+            if classes is not None
+            else [str(c) for c in range(a.shape[0])]
+        )
+        fig.add_trace(
+            go.Heatmap(
+                z=np.round(a, 3),
+                x=[f"k{k}" for k in range(a.shape[1])],
+                y=labels,
+                zmin=0,
+                zmax=1,
+                coloraxis="coloraxis",
+                showscale=False,
+            ),
+            row=i // cols + 1,
+            col=i % cols + 1,
+        )
+        if i % cols:
+            fig.update_yaxes(showticklabels=False, row=i // cols + 1, col=i % cols + 1)
+    fig.update_layout(
+        coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1),
+        height=260 * rows,
+        width=250 * cols + 120,
+        margin=dict(t=40),
+        title="Mean attention per class and kernel",
+    )
     return fig
 
 # %% ../../nbs/02a_dyconv_lab.ipynb #ffcedc61
-def compare_static_dynamic(dls:dict, # image_loaders(...) output: train, dev, test, classes
-                           epochs:int=3, # training epochs for each model
-                           lr:float=3e-3, # AdamW peak learning rate (cosine schedule)
-                           num_kernels:int=4, # K
-                           anneal:float=1/3, # fraction of the steps over which tau falls from 30 to 1
-                           width:int=16, # ResNet-8 width
-                           seed:int=0, # same initial seed and data order for both
-                           device=None, progress:bool=False,
-                          ) -> dict:
+def compare_static_dynamic(
+    dls: dict,  # image_loaders(...) output: train, dev, test, classes
+    epochs: int = 3,  # training epochs for each model
+    lr: float = 3e-3,  # AdamW peak learning rate (cosine schedule)
+    num_kernels: int = 4,  # K
+    anneal: float = 1 / 3,  # fraction of the steps over which tau falls from 30 to 1
+    width: int = 16,  # ResNet-8 width
+    seed: int = 0,  # same initial seed and data order for both
+    device=None,
+    progress: bool = False,
+) -> dict:
     "Train static and dynamic ResNet-8 with the same budget; returns the table, both models and the dynamic model's class attention."
     from padnotes.data import resnet8
+
     in_ch = next(iter(dls["train"]))[0].shape[1]
     rows, models, x1 = [], {}, next(iter(dls["test"]))[0][:1]
     n_steps = epochs * len(dls["train"])
     for kind in ("static", "dynamic"):
-        set_seed(seed); model = resnet8(width=width, in_channels=in_ch, num_classes=len(dls["classes"]))
+        set_seed(seed)
+        model = resnet8(width=width, in_channels=in_ch, num_classes=len(dls["classes"]))
         cbs = []
         if kind == "dynamic":
             dynamicize(model, num_kernels=num_kernels, copy_weights=False, seed=seed)
             cbs = [TemperatureSchedule(30.0, 1.0, steps=max(1, int(anneal * n_steps)))]
         flops = count_flops(model, x1)["macs"]
-        if getattr(dls["train"], "generator", None) is not None: dls["train"].generator.manual_seed(seed)  # same data order
-        hist = fit(model, dls["train"], dls["dev"], epochs=epochs, lr=lr, cbs=cbs, device=device, progress=progress)
-        rows.append(dict(model=f"ResNet-8 {kind}", params=deploy_numel(model), mmacs_per_image=flops / 1e6,
-                         train_loss=hist[-1]["train_loss"], dev_acc=hist[-1]["valid_acc"], test_acc=evaluate(model, dls["test"])["accuracy"],
-                         sec_per_epoch=float(np.mean([h["seconds"] for h in hist]))))
+        if getattr(dls["train"], "generator", None) is not None:
+            dls["train"].generator.manual_seed(seed)  # same data order
+        hist = fit(
+            model,
+            dls["train"],
+            dls["dev"],
+            epochs=epochs,
+            lr=lr,
+            cbs=cbs,
+            device=device,
+            progress=progress,
+        )
+        rows.append(
+            dict(
+                model=f"ResNet-8 {kind}",
+                params=deploy_numel(model),
+                mmacs_per_image=flops / 1e6,
+                train_loss=hist[-1]["train_loss"],
+                dev_acc=hist[-1]["valid_acc"],
+                test_acc=evaluate(model, dls["test"])["accuracy"],
+                sec_per_epoch=float(np.mean([h["seconds"] for h in hist])),
+            )
+        )
         models[kind] = model
     ca = class_attention(models["dynamic"], dls["test"], len(dls["classes"]))
     return dict(table=pd.DataFrame(rows), models=models, class_attention=ca)
 
 # %% ../../nbs/02a_dyconv_lab.ipynb #a70e71cd
-def compare_results(seed:int=0, # the seed whose class attention to return
-                    path=None, # a CSV of `compare_static_dynamic` tables, one row per model and seed (default: the file shipped with padnotes)
-                    attention_path=None, # a CSV of class attention: seed, layer, class, kernel, weight (default: the file shipped)
-                   ) -> dict:
+def compare_results(
+    seed: int = 0,  # the seed whose class attention to return
+    path=None,  # a CSV of `compare_static_dynamic` tables, one row per model and seed (default: the file shipped with padnotes)
+    attention_path=None,  # a CSV of class attention: seed, layer, class, kernel, weight (default: the file shipped)
+) -> dict:
     "Chapter 02's static-vs-dynamic ResNet-8 at full size (`python runs/dyconv_compare.py 0 1 2`), as shipped: every seed's table, and one seed's class attention."
     from padnotes.experiments.results import ASSETS, results_csv
+
     how = "they are made by: python runs/dyconv_compare.py 0 1 2; python runs/ship_results.py"
-    tab = results_csv(ASSETS / "dyconv_compare.csv" if path is None else path, None, how)
-    att = results_csv(ASSETS / "dyconv_class_attention.csv" if attention_path is None else attention_path, None, how)
-    if seed not in set(att.seed): raise ValueError(f"no class attention for seed {seed!r}: the file holds seeds {sorted(set(att.seed))}")
+    tab = results_csv(
+        ASSETS / "dyconv_compare.csv" if path is None else path, None, how
+    )
+    att = results_csv(
+        ASSETS / "dyconv_class_attention.csv"
+        if attention_path is None
+        else attention_path,
+        None,
+        how,
+    )
+    if seed not in set(att.seed):
+        raise ValueError(
+            f"no class attention for seed {seed!r}: the file holds seeds {sorted(set(att.seed))}"
+        )
     att = att[att.seed == seed]
     classes = list(dict.fromkeys(att["class"]))
-    ca = {n: d.pivot(index="class", columns="kernel", values="weight").loc[classes].to_numpy() for n, d in att.groupby("layer", sort=False)}
+    ca = {
+        n: d.pivot(index="class", columns="kernel", values="weight")
+        .loc[classes]
+        .to_numpy()
+        for n, d in att.groupby("layer", sort=False)
+    }
     return dict(table=tab, class_attention=ca, classes=classes)
-

@@ -13,147 +13,280 @@ import torch, torch.nn as nn, torch.nn.functional as F
 
 from ..core import get_device, set_seed, time_fns
 from ..train import fit
-from ..moe import (MoE, MoEAuxLoss, RouterLoadRecorder, cv_squared, moe_optimizer, moe_param_counts, moe_reference, moefy)
+from padnotes.moe import (
+    MoE,
+    MoEAuxLoss,
+    RouterLoadRecorder,
+    cv_squared,
+    moe_optimizer,
+    moe_param_counts,
+    moe_reference,
+    moefy,
+)
 
 # %% ../../nbs/03a_moe_lab.ipynb #ecb13e2d
-def moe_loop_gather(moe:MoE, x:torch.Tensor, noise:Optional[torch.Tensor]=None) -> torch.Tensor:
+def moe_loop_gather(
+    moe: MoE, x: torch.Tensor, noise: Optional[torch.Tensor] = None
+) -> torch.Tensor:
     "Loop over experts, gather each one's tokens with a mask search (dropless only; for the benchmark)."
     x2 = x.reshape(-1, moe.d_model)
     r = moe.router(x2, noise)
     out = torch.zeros_like(x2)
     for e in range(moe.num_experts):
         tok, slot = torch.nonzero(r.topk_idx == e, as_tuple=True)
-        out = out.index_add(0, tok, moe.experts.expert(e, x2[tok]) * r.gates[tok, slot, None])
+        out = out.index_add(
+            0, tok, moe.experts.expert(e, x2[tok]) * r.gates[tok, slot, None]
+        )
     return out.reshape(x.shape)
 
-
-
 # %% ../../nbs/03a_moe_lab.ipynb #025a64b8
-def benchmark_moe(num_tokens:int=4096, # tokens per batch
-                  d_model:int=384, # token width
-                  d_ff:int=1536, # width of each expert
-                  num_experts:int=8, # E
-                  top_k:int=2, # k
-                  repeats:int=5, # timed runs per entry (median reported)
-                  device=None, # default: padnotes.core.get_device()
-                  seed:int=0) -> list:
+def benchmark_moe(
+    num_tokens: int = 4096,  # tokens per batch
+    d_model: int = 384,  # token width
+    d_ff: int = 1536,  # width of each expert
+    num_experts: int = 8,  # E
+    top_k: int = 2,  # k
+    repeats: int = 5,  # timed runs per entry (median reported)
+    device=None,  # default: padnotes.core.get_device()
+    seed: int = 0,
+) -> list:
     "Median times (ms) of MoE, same-active-parameter dense FFN and loop references; fwd and fwd+bwd, with ratios."
     device = get_device(device)
     torch.manual_seed(seed)
     moe = MoE(d_model, d_ff, num_experts, top_k).to(device).train()
-    dense = nn.Sequential(nn.Linear(d_model, top_k * d_ff), nn.GELU(), nn.Linear(top_k * d_ff, d_model)).to(device)
+    dense = nn.Sequential(
+        nn.Linear(d_model, top_k * d_ff), nn.GELU(), nn.Linear(top_k * d_ff, d_model)
+    ).to(device)
     x = torch.randn(num_tokens, d_model, device=device, requires_grad=True)
-    impls = {"MoE (sorted dispatch)": lambda: moe(x)[0], f"dense FFN d_ff={top_k * d_ff}": lambda: dense(x),
-             "loop + masks (reference)": lambda: moe_reference(moe, x), "loop + gather": lambda: moe_loop_gather(moe, x)}
+    impls = {
+        "MoE (sorted dispatch)": lambda: moe(x)[0],
+        f"dense FFN d_ff={top_k * d_ff}": lambda: dense(x),
+        "loop + masks (reference)": lambda: moe_reference(moe, x),
+        "loop + gather": lambda: moe_loop_gather(moe, x),
+    }
+
     def no_grad(f):
         def g():
-            with torch.no_grad(): return f()
+            with torch.no_grad():
+                return f()
+
         return g
+
     t_f = time_fns({k: no_grad(f) for k, f in impls.items()}, repeats, device=device)
-    t_fb = time_fns({k: (lambda f=f: f().sum().backward()) for k, f in impls.items()}, repeats, device=device)
+    t_fb = time_fns(
+        {k: (lambda f=f: f().sum().backward()) for k, f in impls.items()},
+        repeats,
+        device=device,
+    )
     rows = [dict(impl=k, fwd_ms=1e3 * t_f[k], fwd_bwd_ms=1e3 * t_fb[k]) for k in impls]
     base = rows[0]
     for r in rows:
-        r["fwd_vs_moe"], r["fwd_bwd_vs_moe"] = r["fwd_ms"] / base["fwd_ms"], r["fwd_bwd_ms"] / base["fwd_bwd_ms"]
+        r["fwd_vs_moe"], r["fwd_bwd_vs_moe"] = (
+            r["fwd_ms"] / base["fwd_ms"],
+            r["fwd_bwd_ms"] / base["fwd_bwd_ms"],
+        )
     return rows
 
-def format_benchmark(rows:list) -> str:
+
+def format_benchmark(rows: list) -> str:
     "The benchmark rows as a small text table (ratio = time / MoE time)."
-    lines = [f"{'implementation':28s} {'fwd ms':>9s} {'x MoE':>6s} {'fwd+bwd ms':>11s} {'x MoE':>6s}"]
+    lines = [
+        f"{'implementation':28s} {'fwd ms':>9s} {'x MoE':>6s} {'fwd+bwd ms':>11s} {'x MoE':>6s}"
+    ]
     for r in rows:
-        lines.append(f"{r['impl']:28s} {r['fwd_ms']:9.2f} {r['fwd_vs_moe']:6.2f} {r['fwd_bwd_ms']:11.2f} {r['fwd_bwd_vs_moe']:6.2f}")
+        lines.append(
+            f"{r['impl']:28s} {r['fwd_ms']:9.2f} {r['fwd_vs_moe']:6.2f} {r['fwd_bwd_ms']:11.2f} {r['fwd_bwd_vs_moe']:6.2f}"
+        )
     return "\n".join(lines)
 
 # %% ../../nbs/03a_moe_lab.ipynb #2ff8aec7
-def toy_moe_run(balance_coef:float=0.01, # weight of the Switch balancing loss (0: none)
-                steps:int=300, # Adam steps
-                num_experts:int=8, top_k:int=2, d_model:int=16, d_ff:int=32, batch:int=256,
-                noisy_gating:bool=True, lr:float=1e-2, seed:int=0, gate:str="softmax",
-                task:str="teacher", # "teacher": one random MLP for every token; "clusters": a linear map per cluster
-                offset:float=8.0, # norm of a direction shared by all tokens (hidden states of real transformers have one)
-               ) -> dict:
+def toy_moe_run(
+    balance_coef: float = 0.01,  # weight of the Switch balancing loss (0: none)
+    steps: int = 300,  # Adam steps
+    num_experts: int = 8,
+    top_k: int = 2,
+    d_model: int = 16,
+    d_ff: int = 32,
+    batch: int = 256,
+    noisy_gating: bool = True,
+    lr: float = 1e-2,
+    seed: int = 0,
+    gate: str = "softmax",
+    task: str = "teacher",  # "teacher": one random MLP for every token; "clusters": a linear map per cluster
+    offset: float = 8.0,  # norm of a direction shared by all tokens (hidden states of real transformers have one)
+) -> dict:
     "Train an MoE on a toy regression task; return the per-step expert shares and the losses."
-    if task not in ("teacher", "clusters"): raise ValueError(f"task must be 'teacher' or 'clusters', got {task!r}")
+    if task not in ("teacher", "clusters"):
+        raise ValueError(f"task must be 'teacher' or 'clusters', got {task!r}")
     g = torch.Generator().manual_seed(seed)
-    centers = torch.randn(num_experts, d_model, generator=g) * (3 if task == "clusters" else 0)
+    centers = torch.randn(num_experts, d_model, generator=g) * (
+        3 if task == "clusters" else 0
+    )
     maps = torch.randn(num_experts, d_model, d_model, generator=g) / math.sqrt(d_model)
-    if task == "teacher": maps[:] = maps[0]
+    if task == "teacher":
+        maps[:] = maps[0]
     t1 = torch.randn(d_model, 4 * d_model, generator=g) / math.sqrt(d_model)
     shared = F.normalize(torch.randn(d_model, generator=g), dim=0) * offset
     torch.manual_seed(seed)
-    moe = MoE(d_model, d_ff, num_experts, top_k, noisy_gating=noisy_gating, balance="switch", gate=gate,
-              balance_coef=balance_coef, z_coef=0.0)
+    moe = MoE(
+        d_model,
+        d_ff,
+        num_experts,
+        top_k,
+        noisy_gating=noisy_gating,
+        balance="switch",
+        gate=gate,
+        balance_coef=balance_coef,
+        z_coef=0.0,
+    )
     opt = torch.optim.Adam(moe.parameters(), lr=lr)
     shares, losses = [], []
     for _ in range(steps):
         c = torch.randint(0, num_experts, (batch,), generator=g)
         x = centers[c] + torch.randn(batch, d_model, generator=g) + shared
-        y = torch.einsum("bd,bde->be", x, maps[c]) if task == "clusters" else torch.tanh(x @ t1) @ maps[0].repeat(4, 1) / 2
+        y = (
+            torch.einsum("bd,bde->be", x, maps[c])
+            if task == "clusters"
+            else torch.tanh(x @ t1) @ maps[0].repeat(4, 1) / 2
+        )
         out, st = moe(x)
-        loss = F.mse_loss(out, y)             # not `task`: that names the toy task, read again at the next step
-        (loss + st.aux_loss).backward(); opt.step(); opt.zero_grad()
-        shares.append((st.load / st.load.sum()).tolist()); losses.append(loss.item())
+        # not `task`: that names the toy task, read again at the next step
+        loss = F.mse_loss(out, y)
+        (loss + st.aux_loss).backward()
+        opt.step()
+        opt.zero_grad()
+        shares.append((st.load / st.load.sum()).tolist())
+        losses.append(loss.item())
     return dict(shares=torch.tensor(shares), losses=losses, balance_coef=balance_coef)
 
-def load_heatmap(shares:torch.Tensor, # (rows, E) share of assignments per expert
-                 title:str="", # figure title
-                 row_label:str="step", # what a row is
-                 row_names:Optional[list]=None):
+
+def load_heatmap(
+    shares: torch.Tensor,  # (rows, E) share of assignments per expert
+    title: str = "",  # figure title
+    row_label: str = "step",  # what a row is
+    row_names: Optional[list] = None,
+):
     "Plotly heatmap of expert shares: a row per step (or layer), a column per expert."
     import plotly.graph_objects as go
+
     s = shares.detach().float().cpu()
     y = row_names if row_names is not None else list(range(s.shape[0]))
-    fig = go.Figure(go.Heatmap(z=s.numpy().round(3), x=[f"e{i}" for i in range(s.shape[1])], y=y,
-                               colorscale="Viridis", zmin=0, zmax=max(0.5, float(s.max())), colorbar=dict(title="share")))
-    fig.update_layout(title=title, xaxis_title="expert", yaxis_title=row_label, height=320, width=520,
-                      margin=dict(l=50, r=20, t=40, b=40))
+    fig = go.Figure(
+        go.Heatmap(
+            z=s.numpy().round(3),
+            x=[f"e{i}" for i in range(s.shape[1])],
+            y=y,
+            colorscale="Viridis",
+            zmin=0,
+            zmax=max(0.5, float(s.max())),
+            colorbar=dict(title="share"),
+        )
+    )
+    fig.update_layout(
+        title=title,
+        xaxis_title="expert",
+        yaxis_title=row_label,
+        height=320,
+        width=520,
+        margin=dict(l=50, r=20, t=40, b=40),
+    )
     return fig
 
-def collapse_summary(shares:torch.Tensor, last:int=20) -> dict:
+
+def collapse_summary(shares: torch.Tensor, last: int = 20) -> dict:
     "Mean share of the busiest expert and number of experts under 2% over the last `last` rows."
     s = shares[-last:].mean(0)
-    return dict(max_share=round(float(s.max()), 3), starved=int((s < 0.02).sum()), cv2=round(float(cv_squared(s)), 3))
+    return dict(
+        max_share=round(float(s.max()), 3),
+        starved=int((s < 0.02).sum()),
+        cv2=round(float(cv_squared(s)), 3),
+    )
 
 # %% ../../nbs/03a_moe_lab.ipynb #845dd3b5
-def minilm_moe_experiment(variants:tuple=("dense", "moe", "moe_no_balance"), # which models to fine-tune
-                          n_train:int=2000, # training snippets
-                          n_dev:int=500, # dev snippets
-                          epochs:int=1, max_len:int=64, batch_size:int=32,
-                          lr:float=5e-5, # learning rate of the pretrained weights
-                          router_lr:float=1e-3, # learning rate of the routers
-                          num_experts:int=8, top_k:int=2, balance_coef:float=0.01,
-                          max_steps:Optional[int]=None, seed:int=0, device=None, progress:bool=False) -> dict:
+def minilm_moe_experiment(
+    variants: tuple = ("dense", "moe", "moe_no_balance"),  # which models to fine-tune
+    n_train: int = 2000,  # training snippets
+    n_dev: int = 500,  # dev snippets
+    epochs: int = 1,
+    max_len: int = 64,
+    batch_size: int = 32,
+    lr: float = 5e-5,  # learning rate of the pretrained weights
+    router_lr: float = 1e-3,  # learning rate of the routers
+    num_experts: int = 8,
+    top_k: int = 2,
+    balance_coef: float = 0.01,
+    max_steps: Optional[int] = None,
+    seed: int = 0,
+    device=None,
+    progress: bool = False,
+) -> dict:
     "Fine-tune MiniLM dense and MoE variants on Rotten Tomatoes; returns per-variant metrics and router loads."
     from padnotes.data import load_minilm, text_loaders
+
     bad = set(variants) - {"dense", "moe", "moe_no_balance"}
-    if bad: raise ValueError(f"unknown variants {sorted(bad)}: expected 'dense', 'moe', 'moe_no_balance'")
+    if bad:
+        raise ValueError(
+            f"unknown variants {sorted(bad)}: expected 'dense', 'moe', 'moe_no_balance'"
+        )
     tok, _ = load_minilm(2, seed)
-    dls = text_loaders("rotten_tomatoes", tokenizer=tok, max_len=max_len, batch_size=batch_size,
-                       subset=dict(train=n_train, dev=n_dev, test=None), seed=seed)
+    dls = text_loaders(
+        "rotten_tomatoes",
+        tokenizer=tok,
+        max_len=max_len,
+        batch_size=batch_size,
+        subset=dict(train=n_train, dev=n_dev, test=None),
+        seed=seed,
+    )
     results = {}
     for v in variants:
         _, model = load_minilm(2, seed)
         if v != "dense":
             set_seed(seed)
-            moefy(model, num_experts=num_experts, top_k=top_k, init="copy",
-                  balance_coef=balance_coef if v == "moe" else 0.0)
+            moefy(
+                model,
+                num_experts=num_experts,
+                top_k=top_k,
+                init="copy",
+                balance_coef=balance_coef if v == "moe" else 0.0,
+            )
         rec = RouterLoadRecorder()
-        hist = fit(model, dls["train"], dls["dev"], epochs=epochs, opt=moe_optimizer(model, lr, router_lr),
-                   cbs=[MoEAuxLoss(), rec] if v != "dense" else [], device=device, max_steps=max_steps, progress=progress)
+        hist = fit(
+            model,
+            dls["train"],
+            dls["dev"],
+            epochs=epochs,
+            opt=moe_optimizer(model, lr, router_lr),
+            cbs=[MoEAuxLoss(), rec] if v != "dense" else [],
+            device=device,
+            max_steps=max_steps,
+            progress=progress,
+        )
         pc = moe_param_counts(model)
-        results[v] = dict(dev_acc=hist[-1]["valid_acc"], dev_loss=hist[-1]["valid_loss"], params=pc["total"],
-                          active_params=pc["active"], sec_per_epoch=sum(h["seconds"] for h in hist) / len(hist),
-                          loads=rec.loads if v != "dense" else None, history=hist)
+        results[v] = dict(
+            dev_acc=hist[-1]["valid_acc"],
+            dev_loss=hist[-1]["valid_loss"],
+            params=pc["total"],
+            active_params=pc["active"],
+            sec_per_epoch=sum(h["seconds"] for h in hist) / len(hist),
+            loads=rec.loads if v != "dense" else None,
+            history=hist,
+        )
         del model
     return results
 
-def experiment_table(results:dict) -> str:
+
+def experiment_table(results: dict) -> str:
     "The experiment's metrics as a small text table."
-    lines = [f"{'model':16s} {'dev acc':>8s} {'params':>12s} {'active/token':>13s} {'s/epoch':>8s}"]
+    lines = [
+        f"{'model':16s} {'dev acc':>8s} {'params':>12s} {'active/token':>13s} {'s/epoch':>8s}"
+    ]
     for v, r in results.items():
-        lines.append(f"{v:16s} {r['dev_acc']:8.4f} {r['params']:12,d} {r['active_params']:13,d} {r['sec_per_epoch']:8.1f}")
+        lines.append(
+            f"{v:16s} {r['dev_acc']:8.4f} {r['params']:12,d} {r['active_params']:13,d} {r['sec_per_epoch']:8.1f}"
+        )
     return "\n".join(lines)
 
-def layer_load_shares(loads:torch.Tensor) -> torch.Tensor:
+
+def layer_load_shares(loads: torch.Tensor) -> torch.Tensor:
     "(L, E) counts -> each layer's share of assignments per expert."
     return loads / loads.sum(-1, keepdim=True).clamp_min(1)

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/05a_pad_lab.ipynb #472b2722
 from __future__ import annotations
-import dataclasses, importlib.resources, json, math, time
+import dataclasses, json, math, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -13,14 +13,28 @@ from torch import nn
 import plotly.graph_objects as go
 
 from ..core import check_ratio, clone_model, count_params, deploy_numel, set_seed
-from .results import ASSETS, append_row, results_csv, settings_value, spread_runs
-from .stats import (finding, interval_reading, paired_difference, points, resolution,
-                                        select_rows, summarize)
+from .results import ASSETS, append_row, results_csv, spread_runs
+from padnotes.experiments.stats import (
+    interval_reading,
+    paired_difference,
+    select_rows,
+    summarize,
+)
 from ..sparse import saved_bytes
 from ..dyconv import DynamicConv2d
 from ..scoring import keep_masks
-from ..pad import (PAD_CRITERIA, MergedPartialConv2d, PartialDynamicConv2d, dynamic_ratio_of, merge_for_inference,
-                          padify, partial_layers, partition_report, to_partial, average_static)
+from padnotes.pad import (
+    PAD_CRITERIA,
+    MergedPartialConv2d,
+    PartialDynamicConv2d,
+    dynamic_ratio_of,
+    merge_for_inference,
+    padify,
+    partial_layers,
+    partition_report,
+    to_partial,
+    average_static,
+)
 
 # %% auto #0
 __all__ = ['PAD_CRITERION_COLORS', 'RESULTS_FILE', 'REGENERATE', 'EVIDENCE_FILE', 'ABLATION_FILE', 'EVIDENCE_COMMAND',
@@ -29,52 +43,78 @@ __all__ = ['PAD_CRITERION_COLORS', 'RESULTS_FILE', 'REGENERATE', 'EVIDENCE_FILE'
            'ablation_results', 'pad_verdict', 'layer_ratios', 'plot_layer_ratios', 'benchmark_pad']
 
 # %% ../../nbs/05a_pad_lab.ipynb #d328c79c
-def plot_partition(report:list[dict], title:str="Dynamic fraction per layer") -> go.Figure:
+def plot_partition(
+    report: list[dict], title: str = "Dynamic fraction per layer"
+) -> go.Figure:
     "Bars: each layer's dynamic ratio, with its entry counts on hover."
     names = [r["layer"] for r in report]
-    fig = go.Figure(go.Bar(x=names, y=[r["ratio"] for r in report], customdata=[[r["dynamic"], r["entries"], r["kernel_units"]] for r in report],
-                           hovertemplate="%{x}<br>dynamic %{customdata[0]:,} of %{customdata[1]:,} (%{y:.1%})<br>deploy %{customdata[2]:.2f} kernels<extra></extra>"))
-    total = sum(r["dynamic"] for r in report) / max(1, sum(r["entries"] for r in report))
+    fig = go.Figure(
+        go.Bar(
+            x=names,
+            y=[r["ratio"] for r in report],
+            customdata=[
+                [r["dynamic"], r["entries"], r["kernel_units"]] for r in report
+            ],
+            hovertemplate="%{x}<br>dynamic %{customdata[0]:,} of %{customdata[1]:,} (%{y:.1%})<br>deploy %{customdata[2]:.2f} kernels<extra></extra>",
+        )
+    )
+    total = sum(r["dynamic"] for r in report) / max(
+        1, sum(r["entries"] for r in report)
+    )
     fig.add_hline(y=total, line_dash="dash", annotation_text=f"overall {total:.0%}")
-    return fig.update_layout(title=title, xaxis_title="layer", yaxis=dict(title="dynamic fraction", range=[0, 1], tickformat=".0%"),
-                             height=360, width=700, margin=dict(b=120))
+    return fig.update_layout(
+        title=title,
+        xaxis_title="layer",
+        yaxis=dict(title="dynamic fraction", range=[0, 1], tickformat=".0%"),
+        height=360,
+        width=700,
+        margin=dict(b=120),
+    )
 
 # %% ../../nbs/05a_pad_lab.ipynb #6c825af1
-import dataclasses, json, time
-from pathlib import Path
-import pandas as pd
-import numpy as np
-
 @dataclasses.dataclass
 class SweepConfig:
     "What `pad_sweep` runs."
-    task:str = "fashion_mnist" # 'fashion_mnist' (DY-Conv ResNet-8) or 'rotten_tomatoes' (MiniLM-MoE)
-    ratios:tuple = (0.0, 0.1, 0.3, 0.5, 0.7, 1.0) # dynamic ratios
-    criteria:tuple = ("imp", "random", "magnitude") # partition criteria (ratios 0 and 1 run once: the criterion is moot)
-    ablate_scale:bool = True # also run the first criterion without scale factors
-    seeds:tuple = (0, 1, 2)
-    train_size:int|None = 12000 # training examples (None: all)
-    eval_size:int|None = None # dev and test examples (None: all)
-    epochs:int = 2 # training epochs after the partition
-    batch_size:int = 64
-    lr:float|None = None # learning rate (None: 3e-3 for the ResNet, 1e-4 for MiniLM)
-    n_batches:int = 10 # batches for IMP scoring
-    num_kernels:int = 4 # K (conv) or E (MoE)
-    warmup_epochs:float = 0.5 # MoE only: fully dynamic fine-tuning before the partition, in epochs
-    conv_warmup_epochs:float = 0.0 # DY-Conv: fully dynamic training (temperature annealed 30 -> 1) before the partition; 0: partition at initialisation
-    width:int = 16 # DY-Conv: channels of the ResNet-8's first stage
-    iterations:int = 1 # IMP: partition in this many steps, re-scoring in between
-    average_static:bool = False # start every static part at the data-averaged dynamic one (`average_static`) before scoring
-    max_len:int = 64 # MoE only: tokens per snippet
-    regimes:int = 1 # DY-Conv only: the regime teaching task's R (`image_loaders(..., regimes=R)`); 1: Fashion-MNIST as it is
+
+    task: str = "fashion_mnist"  # 'fashion_mnist' (DY-Conv ResNet-8) or 'rotten_tomatoes' (MiniLM-MoE)
+    ratios: tuple = (0.0, 0.1, 0.3, 0.5, 0.7, 1.0)  # dynamic ratios
+    # partition criteria (ratios 0 and 1 run once: the criterion is moot)
+    criteria: tuple = ("imp", "random", "magnitude")
+    ablate_scale: bool = True  # also run the first criterion without scale factors
+    seeds: tuple = (0, 1, 2)
+    train_size: int | None = 12000  # training examples (None: all)
+    eval_size: int | None = None  # dev and test examples (None: all)
+    epochs: int = 2  # training epochs after the partition
+    batch_size: int = 64
+    lr: float | None = None  # None: 3e-3 (ResNet), 1e-4 (MiniLM)
+    n_batches: int = 10  # batches for IMP scoring
+    num_kernels: int = 4  # K (conv) or E (MoE)
+    warmup_epochs: float = 0.5  # MoE: fully dynamic epochs before partition
+    conv_warmup_epochs: float = 0.0  # DY-Conv: fully dynamic training (temperature annealed 30 -> 1) before the partition; 0: partition at initialisation
+    width: int = 16  # DY-Conv: channels of the ResNet-8's first stage
+    iterations: int = 1  # IMP: partition in this many steps, re-scoring in between
+    average_static: bool = False  # start every static part at the data-averaged dynamic one (`average_static`) before scoring
+    max_len: int = 64  # MoE only: tokens per snippet
+    regimes: int = 1  # DY-Conv only: the regime teaching task's R (`image_loaders(..., regimes=R)`); 1: Fashion-MNIST as it is
+
     def __post_init__(self):
-        if self.lr is None: self.lr = 3e-3 if self.task == "fashion_mnist" else 1e-4
-        if self.task not in ("fashion_mnist", "rotten_tomatoes"): raise ValueError(f"task must be 'fashion_mnist' or 'rotten_tomatoes', got {self.task!r}")
-        for r in self.ratios: check_ratio("dynamic_ratio", r)
+        if self.lr is None:
+            self.lr = 3e-3 if self.task == "fashion_mnist" else 1e-4
+        if self.task not in ("fashion_mnist", "rotten_tomatoes"):
+            raise ValueError(
+                f"task must be 'fashion_mnist' or 'rotten_tomatoes', got {self.task!r}"
+            )
+        for r in self.ratios:
+            check_ratio("dynamic_ratio", r)
         bad = [c for c in self.criteria if c not in PAD_CRITERIA]
-        if bad: raise ValueError(f"unknown criteria {bad}: expected some of {PAD_CRITERIA}")
-        if not self.seeds: raise ValueError("seeds must not be empty")
-        if self.regimes != 1 and self.task != "fashion_mnist": raise ValueError(f"regimes apply to the image task only, got task {self.task!r}")
+        if bad:
+            raise ValueError(f"unknown criteria {bad}: expected some of {PAD_CRITERIA}")
+        if not self.seeds:
+            raise ValueError("seeds must not be empty")
+        if self.regimes != 1 and self.task != "fashion_mnist":
+            raise ValueError(
+                f"regimes apply to the image task only, got task {self.task!r}"
+            )
 
     @property
     def row_task(self) -> str:
@@ -84,33 +124,100 @@ class SweepConfig:
     @classmethod
     def pad_moe(cls, **kw):
         "PAD-Net's MoE claim, PAD-MoE at 50% against the fully dynamic MoE (and the dense model), on Rotten Tomatoes: 2000 training snippets, the whole dev and test splits, half an epoch of MoE fine-tuning, the partition (IMP), 2 more epochs; 5 seeds."
-        return cls(**{**dict(task="rotten_tomatoes", ratios=(0.5, 1.0), criteria=("imp",), ablate_scale=False, seeds=(0, 1, 2, 3, 4),
-                             train_size=2000, eval_size=None, epochs=2, batch_size=32, max_len=64, warmup_epochs=0.5), **kw})
+        return cls(
+            **{
+                **dict(
+                    task="rotten_tomatoes",
+                    ratios=(0.5, 1.0),
+                    criteria=("imp",),
+                    ablate_scale=False,
+                    seeds=(0, 1, 2, 3, 4),
+                    train_size=2000,
+                    eval_size=None,
+                    epochs=2,
+                    batch_size=32,
+                    max_len=64,
+                    warmup_epochs=0.5,
+                ),
+                **kw,
+            }
+        )
 
     @classmethod
-    def regime(cls, regimes:int, width:int, **kw):
+    def regime(cls, regimes: int, width: int, **kw):
         "The grid on the regime teaching task: a DY-Conv ResNet-8 of `width` on Fashion-MNIST drawn in `regimes` regimes, 5 seeds; 1 epoch fully dynamic, static parts at the data-averaged kernels, the partition, 3 more epochs (the pilot's 4-epoch budget in all)."
-        return cls(**{**dict(task="fashion_mnist", regimes=regimes, width=width, train_size=8000, eval_size=2000, epochs=3,
-                             conv_warmup_epochs=1.0, average_static=True, seeds=(0, 1, 2, 3, 4)), **kw})
+        return cls(
+            **{
+                **dict(
+                    task="fashion_mnist",
+                    regimes=regimes,
+                    width=width,
+                    train_size=8000,
+                    eval_size=2000,
+                    epochs=3,
+                    conv_warmup_epochs=1.0,
+                    average_static=True,
+                    seeds=(0, 1, 2, 3, 4),
+                ),
+                **kw,
+            }
+        )
 
     @classmethod
     def full(cls, task="fashion_mnist"):
         "The grid whose results ship with padnotes (sized for 2 CPU cores: about an hour per task)."
-        if task == "fashion_mnist": return cls(task=task, train_size=8000, eval_size=2000)
-        return cls(task=task, train_size=384, eval_size=300, epochs=1, batch_size=16, max_len=48, n_batches=4)
+        if task == "fashion_mnist":
+            return cls(task=task, train_size=8000, eval_size=2000)
+        return cls(
+            task=task,
+            train_size=384,
+            eval_size=300,
+            epochs=1,
+            batch_size=16,
+            max_len=48,
+            n_batches=4,
+        )
 
     @classmethod
     def evidence(cls, task="fashion_mnist", **kw):
         "Issue 16's grid, in the setting the pilot found (ResNet-8 of width 8, where the fully dynamic model beats the static one): 5 seeds, 1 epoch of fully dynamic warm-up, static parts at the data-averaged kernels, the partition, 3 more epochs."
-        if task != "fashion_mnist": raise ValueError(f"the pilot found no setting for {task!r} in which the dynamic model beats the static one")
-        return cls(**{**dict(task=task, train_size=8000, eval_size=2000, width=8, epochs=3, conv_warmup_epochs=1.0, average_static=True,
-                             seeds=(0, 1, 2, 3, 4)), **kw})
+        if task != "fashion_mnist":
+            raise ValueError(
+                f"the pilot found no setting for {task!r} in which the dynamic model beats the static one"
+            )
+        return cls(
+            **{
+                **dict(
+                    task=task,
+                    train_size=8000,
+                    eval_size=2000,
+                    width=8,
+                    epochs=3,
+                    conv_warmup_epochs=1.0,
+                    average_static=True,
+                    seeds=(0, 1, 2, 3, 4),
+                ),
+                **kw,
+            }
+        )
 
     @classmethod
     def tiny(cls, task="fashion_mnist"):
         "A sweep that finishes in seconds (for tests)."
-        return cls(task=task, ratios=(0.0, 0.5, 1.0), criteria=("imp", "random"), ablate_scale=False, seeds=(0,), train_size=256,
-                   eval_size=128, epochs=1, batch_size=32, n_batches=2, warmup_epochs=0.5, max_len=32)
+        return cls(
+            task=task,
+            ratios=(0.0, 0.5, 1.0),
+            criteria=("imp", "random"),
+            ablate_scale=False,
+            seeds=(0,),
+            train_size=256,
+            eval_size=128,
+            epochs=1,
+            batch_size=32,
+            n_batches=2,
+            warmup_epochs=0.5,
+            max_len=32,
+        )
 
     def runs(self) -> list[dict]:
         "Every run of the grid, references included, in order."
@@ -119,118 +226,260 @@ class SweepConfig:
             out.append(dict(ratio=None, criterion="reference", scale=False, seed=seed))
             for r in self.ratios:
                 if r in (0, 1):
-                    out.append(dict(ratio=float(r), criterion="static" if r == 0 else "dynamic", scale=True, seed=seed)); continue
-                for crit in self.criteria: out.append(dict(ratio=float(r), criterion=crit, scale=True, seed=seed))
-                if self.ablate_scale: out.append(dict(ratio=float(r), criterion=self.criteria[0], scale=False, seed=seed))
+                    out.append(
+                        dict(
+                            ratio=float(r),
+                            criterion="static" if r == 0 else "dynamic",
+                            scale=True,
+                            seed=seed,
+                        )
+                    )
+                    continue
+                for crit in self.criteria:
+                    out.append(
+                        dict(ratio=float(r), criterion=crit, scale=True, seed=seed)
+                    )
+                if self.ablate_scale:
+                    out.append(
+                        dict(
+                            ratio=float(r),
+                            criterion=self.criteria[0],
+                            scale=False,
+                            seed=seed,
+                        )
+                    )
         return out
 
 # %% ../../nbs/05a_pad_lab.ipynb #959496d9
-def _key(row:dict) -> tuple:
-    return (row["task"], None if row["ratio"] is None or pd.isna(row["ratio"]) else round(float(row["ratio"]), 6), row["criterion"], bool(row["scale"]), int(row["seed"]))
+def _key(row: dict) -> tuple:
+    return (
+        row["task"],
+        None
+        if row["ratio"] is None or pd.isna(row["ratio"])
+        else round(float(row["ratio"]), 6),
+        row["criterion"],
+        bool(row["scale"]),
+        int(row["seed"]),
+    )
 
-def _conv_run(cfg:SweepConfig, run:dict, dls:dict, device) -> nn.Module:
+
+def _conv_run(cfg: SweepConfig, run: dict, dls: dict, device) -> nn.Module:
     from padnotes.data import resnet8
     from padnotes.dyconv import TemperatureSchedule
     from padnotes.train import fit
-    set_seed(run["seed"]); model = resnet8(width=cfg.width)
+
+    set_seed(run["seed"])
+    model = resnet8(width=cfg.width)
     cbs, warm = [], cfg.conv_warmup_epochs
     warm_steps = int(round(warm * len(dls["train"])))
     if run["ratio"] is not None:
         dynamicize_model(model, cfg.num_kernels, run["seed"])
-        if warm_steps:                                   # fully dynamic first, the attention sharpening (tau 30 -> 1), then partition
+        if warm_steps:  # fully dynamic first, the attention sharpening (tau 30 -> 1), then partition
             dls["train"].generator.manual_seed(run["seed"] + 1000)
-            fit(model, dls["train"], epochs=math.ceil(warm), max_steps=warm_steps, lr=cfg.lr, sched="constant", device=device, progress=False,
-                cbs=[TemperatureSchedule(30.0, 1.0, steps=warm_steps)])
-        if cfg.average_static:                           # static parts start where the dynamic layer is on average: what IMP then scores
-            to_partial(model, use_scale=run["scale"]); average_static(model, dls["train"], cfg.n_batches)
-        padify(model, run["ratio"], run["criterion"] if run["criterion"] in PAD_CRITERIA else "random", iterations=cfg.iterations,
-               data=dls["train"], n_batches=cfg.n_batches, use_scale=run["scale"], seed=run["seed"])
-        if not warm_steps: cbs = [TemperatureSchedule(30.0, 1.0, steps=max(1, cfg.epochs * len(dls["train"]) // 3))]
-    elif warm_steps:                                     # the static reference gets the same training budget
+            fit(
+                model,
+                dls["train"],
+                epochs=math.ceil(warm),
+                max_steps=warm_steps,
+                lr=cfg.lr,
+                sched="constant",
+                device=device,
+                progress=False,
+                cbs=[TemperatureSchedule(30.0, 1.0, steps=warm_steps)],
+            )
+        if cfg.average_static:  # static parts start where the dynamic layer is on average: what IMP then scores
+            to_partial(model, use_scale=run["scale"])
+            average_static(model, dls["train"], cfg.n_batches)
+        padify(
+            model,
+            run["ratio"],
+            run["criterion"] if run["criterion"] in PAD_CRITERIA else "random",
+            iterations=cfg.iterations,
+            data=dls["train"],
+            n_batches=cfg.n_batches,
+            use_scale=run["scale"],
+            seed=run["seed"],
+        )
+        if not warm_steps:
+            cbs = [
+                TemperatureSchedule(
+                    30.0, 1.0, steps=max(1, cfg.epochs * len(dls["train"]) // 3)
+                )
+            ]
+    elif warm_steps:  # the static reference gets the same training budget
         dls["train"].generator.manual_seed(run["seed"] + 1000)
-        fit(model, dls["train"], epochs=math.ceil(warm), max_steps=warm_steps, lr=cfg.lr, sched="constant", device=device, progress=False)
+        fit(
+            model,
+            dls["train"],
+            epochs=math.ceil(warm),
+            max_steps=warm_steps,
+            lr=cfg.lr,
+            sched="constant",
+            device=device,
+            progress=False,
+        )
     dls["train"].generator.manual_seed(run["seed"])
-    fit(model, dls["train"], epochs=cfg.epochs, lr=cfg.lr, cbs=cbs, device=device, progress=False)
+    fit(
+        model,
+        dls["train"],
+        epochs=cfg.epochs,
+        lr=cfg.lr,
+        cbs=cbs,
+        device=device,
+        progress=False,
+    )
     return model
 
-def dynamicize_model(model:nn.Module, num_kernels:int, seed:int) -> nn.Module:
+
+def dynamicize_model(model: nn.Module, num_kernels: int, seed: int) -> nn.Module:
     "Every block conv of a ResNet made dynamic with fresh kernels (stem and classifier static)."
     from padnotes.dyconv import dynamicize
+
     return dynamicize(model, num_kernels=num_kernels, copy_weights=False, seed=seed)
 
 # %% ../../nbs/05a_pad_lab.ipynb #c78b7fc2
 def moe_aux_loss(tr):
     from padnotes.moe import moe_layers
+
     return sum(m.aux_loss for m in moe_layers(tr.model) if m.aux_loss is not None)
 
-def _moe_run(cfg:SweepConfig, run:dict, dls:dict, device, cache:dict) -> nn.Module:
+
+def _moe_run(cfg: SweepConfig, run: dict, dls: dict, device, cache: dict) -> nn.Module:
     from padnotes.train import fit, AddLoss
     from padnotes.data import load_minilm
     from padnotes.moe import moefy
+
     lr = cfg.lr
-    def warm_up(model, cbs):                                   # the fully dynamic (or dense) fine-tuning before the partition
+
+    def warm_up(
+        model, cbs
+    ):  # the fully dynamic (or dense) fine-tuning before the partition
         dls["train"].generator.manual_seed(run["seed"])
         steps = max(1, int(cfg.warmup_epochs * len(dls["train"])))
-        fit(model, dls["train"], epochs=max(1, math.ceil(cfg.warmup_epochs)), max_steps=steps, lr=lr, sched="constant",
-            cbs=cbs, device=device, progress=False)
-    if run["ratio"] is None:                                   # the dense reference gets the same training budget
-        set_seed(run["seed"]); _, model = load_minilm(2, seed=run["seed"])
-        if cfg.warmup_epochs > 0: warm_up(model, [])
+        fit(
+            model,
+            dls["train"],
+            epochs=max(1, math.ceil(cfg.warmup_epochs)),
+            max_steps=steps,
+            lr=lr,
+            sched="constant",
+            cbs=cbs,
+            device=device,
+            progress=False,
+        )
+
+    if run["ratio"] is None:  # the dense reference gets the same training budget
+        set_seed(run["seed"])
+        _, model = load_minilm(2, seed=run["seed"])
+        if cfg.warmup_epochs > 0:
+            warm_up(model, [])
         dls["train"].generator.manual_seed(run["seed"])
-        fit(model, dls["train"], epochs=cfg.epochs, lr=lr, device=device, progress=False)
+        fit(
+            model, dls["train"], epochs=cfg.epochs, lr=lr, device=device, progress=False
+        )
         return model
-    if run["seed"] not in cache:                               # warm-up once per seed, shared by every partition
-        set_seed(run["seed"]); _, model = load_minilm(2, seed=run["seed"])
+    if run["seed"] not in cache:  # warm-up once per seed, shared by every partition
+        set_seed(run["seed"])
+        _, model = load_minilm(2, seed=run["seed"])
         moefy(model, num_experts=cfg.num_kernels, top_k=2, init="copy")
-        if cfg.warmup_epochs > 0: warm_up(model, [AddLoss(moe_aux_loss)])
-        cache.clear(); cache[run["seed"]] = model
+        if cfg.warmup_epochs > 0:
+            warm_up(model, [AddLoss(moe_aux_loss)])
+        cache.clear()
+        cache[run["seed"]] = model
     model = clone_model(cache[run["seed"]])
-    padify(model, run["ratio"], run["criterion"] if run["criterion"] in PAD_CRITERIA else "random", data=dls["train"],
-           n_batches=cfg.n_batches, use_scale=run["scale"], seed=run["seed"])
+    padify(
+        model,
+        run["ratio"],
+        run["criterion"] if run["criterion"] in PAD_CRITERIA else "random",
+        data=dls["train"],
+        n_batches=cfg.n_batches,
+        use_scale=run["scale"],
+        seed=run["seed"],
+    )
     dls["train"].generator.manual_seed(run["seed"])
-    fit(model, dls["train"], epochs=cfg.epochs, lr=lr, cbs=[AddLoss(moe_aux_loss)], device=device, progress=False)
+    fit(
+        model,
+        dls["train"],
+        epochs=cfg.epochs,
+        lr=lr,
+        cbs=[AddLoss(moe_aux_loss)],
+        device=device,
+        progress=False,
+    )
     return model
 
 # %% ../../nbs/05a_pad_lab.ipynb #d552426f
-def pad_sweep(cfg:SweepConfig, # what to run
-              out:str|Path, # CSV file: rows are appended as runs finish; existing rows are skipped (resume)
-              device=None, # None: GPU when present
-              progress:bool=True, # a progress bar over the runs
-              spread:bool=True, # under torchrun: each process takes its own runs (False: each run data-parallel over all)
-             ) -> pd.DataFrame:
+def pad_sweep(
+    cfg: SweepConfig,  # what to run
+    out: str
+    | Path,  # CSV file: rows are appended as runs finish; existing rows are skipped (resume)
+    device=None,  # None: GPU when present
+    progress: bool = True,  # a progress bar over the runs
+    spread: bool = True,  # under torchrun: each process takes its own runs (False: each run data-parallel over all)
+) -> pd.DataFrame:
     "Run the PAD-Net sweep of `cfg`, appending one row per run to `out`; returns every row of `out` for this task."
     from tqdm.auto import tqdm
     from padnotes.core import get_device
     from padnotes.train import evaluate
     from padnotes.data import image_loaders, text_loaders
-    device = get_device(device); out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
+
+    device = get_device(device)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     done = set()
     if out.exists() and out.stat().st_size:
         done = {_key(r) for r in pd.read_csv(out).to_dict("records")}
     sub = dict(train=cfg.train_size, dev=cfg.eval_size, test=cfg.eval_size)
-    if cfg.task == "fashion_mnist": dls = image_loaders("fashion_mnist", batch_size=cfg.batch_size, subset=sub, regimes=cfg.regimes)
-    else: dls = text_loaders("rotten_tomatoes", max_len=cfg.max_len, batch_size=cfg.batch_size, subset=sub)
+    if cfg.task == "fashion_mnist":
+        dls = image_loaders(
+            "fashion_mnist", batch_size=cfg.batch_size, subset=sub, regimes=cfg.regimes
+        )
+    else:
+        dls = text_loaders(
+            "rotten_tomatoes",
+            max_len=cfg.max_len,
+            batch_size=cfg.batch_size,
+            subset=sub,
+        )
     todo = [r for r in cfg.runs() if _key(dict(r, task=cfg.row_task)) not in done]
     cache = {}
     with spread_runs(todo, spread) as mine:
         for run in tqdm(mine, desc=f"PAD sweep {cfg.task}", disable=not progress):
             t0 = time.perf_counter()
-            model = _conv_run(cfg, run, dls, device) if cfg.task == "fashion_mnist" else _moe_run(cfg, run, dls, device, cache)
+            model = (
+                _conv_run(cfg, run, dls, device)
+                if cfg.task == "fashion_mnist"
+                else _moe_run(cfg, run, dls, device, cache)
+            )
             secs = time.perf_counter() - t0
             model.eval()
-            row = dict(task=cfg.row_task, **run, dev_acc=evaluate(model, dls["dev"])["accuracy"], test_acc=evaluate(model, dls["test"])["accuracy"],
-                       params=count_params(model), deploy=deploy_numel(merge_for_inference(model)) if partial_layers(model) else count_params(model),
-                       realised_ratio=dynamic_ratio_of(model) if partial_layers(model) else float("nan"), seconds=secs,
-                       layers=json.dumps({r["layer"]: round(r["ratio"], 5) for r in partition_report(model)}),
-                       settings=json.dumps(dataclasses.asdict(cfg)))
+            row = dict(
+                task=cfg.row_task,
+                **run,
+                dev_acc=evaluate(model, dls["dev"])["accuracy"],
+                test_acc=evaluate(model, dls["test"])["accuracy"],
+                params=count_params(model),
+                deploy=deploy_numel(merge_for_inference(model))
+                if partial_layers(model)
+                else count_params(model),
+                realised_ratio=dynamic_ratio_of(model)
+                if partial_layers(model)
+                else float("nan"),
+                seconds=secs,
+                layers=json.dumps(
+                    {r["layer"]: round(r["ratio"], 5) for r in partition_report(model)}
+                ),
+                settings=json.dumps(dataclasses.asdict(cfg)),
+            )
             append_row(out, row)
     df = pd.read_csv(out)
     return df[df.task == cfg.row_task].reset_index(drop=True)
 
 # %% ../../nbs/05a_pad_lab.ipynb #af08bd0d
-def summarize_sweep(df:pd.DataFrame, # rows of `pad_sweep`
-                    metric:str="dev_acc", # column to summarise
-                   ) -> pd.DataFrame:
+def summarize_sweep(
+    df: pd.DataFrame,  # rows of `pad_sweep`
+    metric: str = "dev_acc",  # column to summarise
+) -> pd.DataFrame:
     "Mean, std and count of `metric` per (ratio, criterion, scale), references included."
     keys = ["task", "ratio", "criterion", "scale"]
     return summarize(df, keys, metric, means=["deploy"], fill=dict(ratio=-1), sort=True)
@@ -238,172 +487,413 @@ def summarize_sweep(df:pd.DataFrame, # rows of `pad_sweep`
 # %% ../../nbs/05a_pad_lab.ipynb #0cdd2ba9
 PAD_CRITERION_COLORS = dict(imp="#1f77b4", random="#ff7f0e", magnitude="#2ca02c")
 
-def plot_sweep(df:pd.DataFrame, # rows of `pad_sweep` (one task)
-               metric:str="dev_acc", # 'dev_acc' or 'test_acc'
-               x:str="ratio", # 'ratio' (dynamic ratio) or 'deploy' (numbers stored to deploy)
-              ) -> go.Figure:
+
+def plot_sweep(
+    df: pd.DataFrame,  # rows of `pad_sweep` (one task)
+    metric: str = "dev_acc",  # 'dev_acc' or 'test_acc'
+    x: str = "ratio",  # 'ratio' (dynamic ratio) or 'deploy' (numbers stored to deploy)
+) -> go.Figure:
     "Accuracy against the dynamic ratio (or the deploy size), mean and std over seeds, with the fully dynamic, static and reference lines."
-    s = summarize_sweep(df, metric); task = df.task.iloc[0]
+    s = summarize_sweep(df, metric)
+    task = df.task.iloc[0]
     fig = go.Figure()
     for crit in [c for c in PAD_CRITERIA if c in set(s.criterion)]:
         for sc in sorted(set(s[s.criterion == crit].scale), reverse=True):
             part = s[(s.criterion == crit) & (s.scale == sc)]
             ends = s[s.criterion.isin(["static", "dynamic"])]
             part = pd.concat([ends, part]).sort_values("ratio")
-            fig.add_trace(go.Scatter(x=part[x], y=part["mean"], error_y=dict(type="data", array=part["std"].fillna(0)),
-                                     mode="lines+markers", name=f"{crit}" + ("" if sc else ", no scale factors"),
-                                     line=dict(color=PAD_CRITERION_COLORS[crit], dash="solid" if sc else "dot"),
-                                     customdata=np.stack([part.ratio, part.n, part.deploy], -1),
-                                     hovertemplate="ratio %{customdata[0]:.1f}<br>" + metric + " %{y:.4f} ± %{error_y.array:.4f}<br>"
-                                                   "seeds %{customdata[1]}<br>deploy %{customdata[2]:,.0f} numbers<extra>%{fullData.name}</extra>"))
-    names = dict(dynamic="fully dynamic (ratio 1)", static="static (ratio 0)", reference="reference: " + ("static ResNet-8" if task == "fashion_mnist" else "dense MiniLM"))
-    for kind, dash in (("dynamic", "dash"), ("static", "dashdot"), ("reference", "longdash")):
+            fig.add_trace(
+                go.Scatter(
+                    x=part[x],
+                    y=part["mean"],
+                    error_y=dict(type="data", array=part["std"].fillna(0)),
+                    mode="lines+markers",
+                    name=f"{crit}" + ("" if sc else ", no scale factors"),
+                    line=dict(
+                        color=PAD_CRITERION_COLORS[crit], dash="solid" if sc else "dot"
+                    ),
+                    customdata=np.stack([part.ratio, part.n, part.deploy], -1),
+                    hovertemplate="ratio %{customdata[0]:.1f}<br>"
+                    + metric
+                    + " %{y:.4f} ± %{error_y.array:.4f}<br>"
+                    "seeds %{customdata[1]}<br>deploy %{customdata[2]:,.0f} numbers<extra>%{fullData.name}</extra>",
+                )
+            )
+    names = dict(
+        dynamic="fully dynamic (ratio 1)",
+        static="static (ratio 0)",
+        reference="reference: "
+        + ("static ResNet-8" if task == "fashion_mnist" else "dense MiniLM"),
+    )
+    for kind, dash in (
+        ("dynamic", "dash"),
+        ("static", "dashdot"),
+        ("reference", "longdash"),
+    ):
         row = s[s.criterion == kind]
         if len(row) and x == "ratio":
-            fig.add_hline(y=float(row["mean"].iloc[0]), line_dash=dash, line_color="grey",
-                          annotation_text=f"{names[kind]}: {float(row['mean'].iloc[0]):.4f}", annotation_position="bottom right")
-    return fig.update_layout(title=f"PAD-Net on {task}: {metric.replace('_', ' ')} (mean ± std over seeds)",
-                             xaxis_title="dynamic ratio" if x == "ratio" else "numbers stored to deploy",
-                             yaxis_title=metric.replace("_", " "), height=420, width=760, legend=dict(x=1.02, y=1))
+            fig.add_hline(
+                y=float(row["mean"].iloc[0]),
+                line_dash=dash,
+                line_color="grey",
+                annotation_text=f"{names[kind]}: {float(row['mean'].iloc[0]):.4f}",
+                annotation_position="bottom right",
+            )
+    return fig.update_layout(
+        title=f"PAD-Net on {task}: {metric.replace('_', ' ')} (mean ± std over seeds)",
+        xaxis_title="dynamic ratio" if x == "ratio" else "numbers stored to deploy",
+        yaxis_title=metric.replace("_", " "),
+        height=420,
+        width=760,
+        legend=dict(x=1.02, y=1),
+    )
 
 # %% ../../nbs/05a_pad_lab.ipynb #dc9af05d
-def main_sweep(out:str|Path="pad_sweep.csv", # the results file (appended to; an interrupted sweep resumes)
-               tasks=("fashion_mnist", "rotten_tomatoes"), # the grids to run
-               device=None):
+def main_sweep(
+    out: str
+    | Path = "pad_sweep.csv",  # the results file (appended to; an interrupted sweep resumes)
+    tasks=("fashion_mnist", "rotten_tomatoes"),  # the grids to run
+    device=None,
+):
     "Run the full-size sweeps of `SweepConfig.full(task)` for each task."
-    return pd.concat([pad_sweep(SweepConfig.full(t), out, device=device) for t in tasks])
+    return pd.concat(
+        [pad_sweep(SweepConfig.full(t), out, device=device) for t in tasks]
+    )
 
 # %% ../../nbs/05a_pad_lab.ipynb #b848fc0d
 RESULTS_FILE = ASSETS / "pad_sweep.csv"
 REGENERATE = "python -c \"from padnotes.experiments.pad import main_sweep; main_sweep('padnotes/assets/pad_sweep.csv')\""
 
-def sweep_results(task:str|None=None, # 'fashion_mnist' or 'rotten_tomatoes'; None: both
-                  path:str|Path|None=None, # a CSV written by `pad_sweep` (default: the file shipped with padnotes)
-                 ) -> pd.DataFrame:
+
+def sweep_results(
+    task: str | None = None,  # 'fashion_mnist' or 'rotten_tomatoes'; None: both
+    path: str
+    | Path
+    | None = None,  # a CSV written by `pad_sweep` (default: the file shipped with padnotes)
+) -> pd.DataFrame:
     "The rows of a PAD-Net sweep results file, for one task or all."
-    return results_csv(RESULTS_FILE if path is None else path, task, f"regenerate them with: {REGENERATE}")
+    return results_csv(
+        RESULTS_FILE if path is None else path,
+        task,
+        f"regenerate them with: {REGENERATE}",
+    )
 
 # %% ../../nbs/05a_pad_lab.ipynb #56c4dd73
-def pad_trends(df:pd.DataFrame, # rows of `pad_sweep` for one task
-               metric:str="dev_acc", # the accuracy to compare
-              ) -> pd.DataFrame:
+def pad_trends(
+    df: pd.DataFrame,  # rows of `pad_sweep` for one task
+    metric: str = "dev_acc",  # the accuracy to compare
+) -> pd.DataFrame:
     "The paper's claims measured: partial vs fully dynamic and static, IMP vs other criteria, scale factors on vs off (mean over seeds)."
     s = summarize_sweep(df, metric).set_index(["criterion", "scale", "ratio"])["mean"]
+
     def get(c, sc, r=None):
         rows = s.xs(c, level="criterion")
-        rows = rows[rows.index.get_level_values("scale") == sc] if sc is not None else rows
-        return float(rows.iloc[0]) if r is None else float(rows.xs(r, level="ratio").iloc[0])
+        rows = (
+            rows[rows.index.get_level_values("scale") == sc] if sc is not None else rows
+        )
+        return (
+            float(rows.iloc[0])
+            if r is None
+            else float(rows.xs(r, level="ratio").iloc[0])
+        )
+
     dyn, sta = get("dynamic", None), get("static", None)
     mids = sorted({r for (c, sc, r) in s.index if c in PAD_CRITERIA and r == r})
     out = []
     for r in mids:
         imp = get("imp", True, r)
-        row = dict(ratio=r, imp=imp, imp_minus_dynamic=imp - dyn, imp_minus_static=imp - sta)
+        row = dict(
+            ratio=r, imp=imp, imp_minus_dynamic=imp - dyn, imp_minus_static=imp - sta
+        )
         for c in ("random", "magnitude"):
-            if (c, True, r) in s.index: row[f"imp_minus_{c}"] = imp - get(c, True, r)
-        if ("imp", False, r) in s.index: row["scale_on_minus_off"] = imp - get("imp", False, r)
+            if (c, True, r) in s.index:
+                row[f"imp_minus_{c}"] = imp - get(c, True, r)
+        if ("imp", False, r) in s.index:
+            row["scale_on_minus_off"] = imp - get("imp", False, r)
         out.append(row)
     return pd.DataFrame(out)
 
 # %% ../../nbs/05a_pad_lab.ipynb #a433fcab
-def paired_claims(df:pd.DataFrame, # rows of `pad_sweep` for one task
-                  metric:str="dev_acc", confidence:float=0.95) -> pd.DataFrame:
+def paired_claims(
+    df: pd.DataFrame,  # rows of `pad_sweep` for one task
+    metric: str = "dev_acc",
+    confidence: float = 0.95,
+) -> pd.DataFrame:
     "The paper's claims as paired differences over seeds with confidence intervals, one row per (ratio, comparison)."
     out = []
-    mids = sorted({float(r) for r, c in zip(df.ratio, df.criterion) if c in PAD_CRITERIA and r == r})
+    mids = sorted(
+        {
+            float(r)
+            for r, c in zip(df.ratio, df.criterion)
+            if c in PAD_CRITERIA and r == r
+        }
+    )
     for r in mids:
         imp = dict(criterion="imp", ratio=r, scale=True)
-        comps = {"dynamic": dict(criterion="dynamic"), "static": dict(criterion="static"),
-                 "random": dict(criterion="random", ratio=r, scale=True), "magnitude": dict(criterion="magnitude", ratio=r, scale=True),
-                 "imp, no scale factors": dict(criterion="imp", ratio=r, scale=False)}
+        comps = {
+            "dynamic": dict(criterion="dynamic"),
+            "static": dict(criterion="static"),
+            "random": dict(criterion="random", ratio=r, scale=True),
+            "magnitude": dict(criterion="magnitude", ratio=r, scale=True),
+            "imp, no scale factors": dict(criterion="imp", ratio=r, scale=False),
+        }
         for name, b in comps.items():
-            if select_rows(df, b).empty or select_rows(df, imp).empty: continue
-            out.append(dict(ratio=r, comparison=f"imp - {name}", **paired_difference(df, imp, b, metric, confidence)))
+            if select_rows(df, b).empty or select_rows(df, imp).empty:
+                continue
+            out.append(
+                dict(
+                    ratio=r,
+                    comparison=f"imp - {name}",
+                    **paired_difference(df, imp, b, metric, confidence),
+                )
+            )
     t = pd.DataFrame(out)
-    if not t.empty: t["clear"] = (t.ci_low > 0) | (t.ci_high < 0)       # the interval excludes 0
+    if not t.empty:
+        t["clear"] = (t.ci_low > 0) | (t.ci_high < 0)  # the interval excludes 0
     return t
 
 # %% ../../nbs/05a_pad_lab.ipynb #e6975028
-EVIDENCE_FILE, ABLATION_FILE = ASSETS / "pad_evidence.csv", ASSETS / "pad_evidence_ablations.csv"
+EVIDENCE_FILE, ABLATION_FILE = (
+    ASSETS / "pad_evidence.csv",
+    ASSETS / "pad_evidence_ablations.csv",
+)
 EVIDENCE_COMMAND = "python runs/pad_evidence.py; python runs/ship_results.py"
 
-def evidence_results(path:str|Path|None=None) -> pd.DataFrame:
+
+def evidence_results(path: str | Path | None = None) -> pd.DataFrame:
     "The rows of the sweep in the pilot's setting (`SweepConfig.evidence()`: Fashion-MNIST, 5 seeds)."
-    return results_csv(EVIDENCE_FILE if path is None else path, None, f"they are made by: {EVIDENCE_COMMAND}")
+    return results_csv(
+        EVIDENCE_FILE if path is None else path,
+        None,
+        f"they are made by: {EVIDENCE_COMMAND}",
+    )
 
-def ablation_results(path:str|Path|None=None) -> pd.DataFrame:
+
+def ablation_results(path: str | Path | None = None) -> pd.DataFrame:
     "The IMP ablations beside it, `variant` 'init' (partition at initialisation, no warm-up) or 'iter3' (3 IMP iterations)."
-    return results_csv(ABLATION_FILE if path is None else path, None, f"they are made by: {EVIDENCE_COMMAND}")
+    return results_csv(
+        ABLATION_FILE if path is None else path,
+        None,
+        f"they are made by: {EVIDENCE_COMMAND}",
+    )
 
-def pad_verdict(df:pd.DataFrame, # rows of `pad_sweep` for one task
-                ablations:pd.DataFrame|None=None, # `ablation_results()` rows (variant 'init', 'iter3'), compared with IMP in `df`
-                metric:str="dev_acc", # 'dev_acc' (what choices use) or 'test_acc' (recorded, to see if a reading flips)
-                confidence:float=0.95) -> list[str]:
+
+def pad_verdict(
+    df: pd.DataFrame,  # rows of `pad_sweep` for one task
+    ablations: pd.DataFrame
+    | None = None,  # `ablation_results()` rows (variant 'init', 'iter3'), compared with IMP in `df`
+    metric: str = "dev_acc",  # 'dev_acc' (what choices use) or 'test_acc' (recorded, to see if a reading flips)
+    confidence: float = 0.95,
+) -> list[str]:
     "The paper's findings, one sentence each, from differences paired over seeds: whether each appears, shows the opposite, or stays inside the seed spread."
+
     def diff(a, b, d=df):
-        try: return paired_difference(d, a, b, metric, confidence)
-        except ValueError: return None                                     # not run, or on fewer than 2 seeds
-    fmt = lambda r: f"{100 * r['mean']:+.1f} [{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}]"
+        try:
+            return paired_difference(d, a, b, metric, confidence)
+        except ValueError:
+            return None  # not run, or on fewer than 2 seeds
+
+    fmt = lambda r: (
+        f"{100 * r['mean']:+.1f} [{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}]"
+    )
     read = lambda r: interval_reading(r["ci_low"], r["ci_high"])
+
     def line(claim, pairs, at_least=False):
         got = [(lab, r) for lab, r in pairs if r is not None]
-        if not got: return f"{claim}: not yet measured on 2 seeds."
+        if not got:
+            return f"{claim}: not yet measured on 2 seeds."
         n = min(int(r["n"]) for _, r in got)
-        ok = {"higher": "yes", "lower": "no: the opposite shows",
-              "no clear difference": "level within the seed spread" if at_least else "not shown: within the seed spread"}
-        return f"{claim} (points, 95% interval, {n}+ seeds): " + "; ".join(f"{lab}: {fmt(r)}, {ok[read(r)]}" for lab, r in got) + "."
+        ok = {
+            "higher": "yes",
+            "lower": "no: the opposite shows",
+            "no clear difference": "level within the seed spread"
+            if at_least
+            else "not shown: within the seed spread",
+        }
+        return (
+            f"{claim} (points, 95% interval, {n}+ seeds): "
+            + "; ".join(f"{lab}: {fmt(r)}, {ok[read(r)]}" for lab, r in got)
+            + "."
+        )
+
     imp = lambda r, **kw: dict(criterion="imp", ratio=r, scale=True, **kw)
-    mids = sorted({float(r) for r, c in zip(df.ratio, df.criterion) if c in PAD_CRITERIA and r == r})
-    out = [line("The fully dynamic model beats the static one", [("vs ratio 0", diff(dict(criterion="dynamic"), dict(criterion="static"))),
-                                                                  ("vs the static ResNet", diff(dict(criterion="dynamic"), dict(criterion="reference")))]),
-           line("Partially dynamic (IMP) >= fully dynamic", [(f"at {r:g}", diff(imp(r), dict(criterion="dynamic"))) for r in mids], at_least=True),
-           line("IMP > random", [(f"at {r:g}", diff(imp(r), dict(criterion="random", ratio=r, scale=True))) for r in mids]),
-           line("IMP > magnitude", [(f"at {r:g}", diff(imp(r), dict(criterion="magnitude", ratio=r, scale=True))) for r in mids]),
-           line("Scale factors help", [(f"at {r:g}", diff(imp(r), dict(criterion="imp", ratio=r, scale=False))) for r in mids])]
+    mids = sorted(
+        {
+            float(r)
+            for r, c in zip(df.ratio, df.criterion)
+            if c in PAD_CRITERIA and r == r
+        }
+    )
+    out = [
+        line(
+            "The fully dynamic model beats the static one",
+            [
+                (
+                    "vs ratio 0",
+                    diff(dict(criterion="dynamic"), dict(criterion="static")),
+                ),
+                (
+                    "vs the static ResNet",
+                    diff(dict(criterion="dynamic"), dict(criterion="reference")),
+                ),
+            ],
+        ),
+        line(
+            "Partially dynamic (IMP) >= fully dynamic",
+            [(f"at {r:g}", diff(imp(r), dict(criterion="dynamic"))) for r in mids],
+            at_least=True,
+        ),
+        line(
+            "IMP > random",
+            [
+                (
+                    f"at {r:g}",
+                    diff(imp(r), dict(criterion="random", ratio=r, scale=True)),
+                )
+                for r in mids
+            ],
+        ),
+        line(
+            "IMP > magnitude",
+            [
+                (
+                    f"at {r:g}",
+                    diff(imp(r), dict(criterion="magnitude", ratio=r, scale=True)),
+                )
+                for r in mids
+            ],
+        ),
+        line(
+            "Scale factors help",
+            [
+                (f"at {r:g}", diff(imp(r), dict(criterion="imp", ratio=r, scale=False)))
+                for r in mids
+            ],
+        ),
+    ]
     if ablations is not None and len(ablations):
         both = pd.concat([df.assign(variant="main"), ablations], ignore_index=True)
-        for v, claim in (("init", "IMP after the warm-up > IMP at initialisation"), ("iter3", "One IMP iteration vs three (one minus three)")):
-            rs = sorted({float(r) for r in ablations[ablations.variant == v].ratio.dropna()})
-            out.append(line(claim, [(f"at {r:g}", diff(imp(r, variant="main"), imp(r, variant=v), both)) for r in rs]))
+        for v, claim in (
+            ("init", "IMP after the warm-up > IMP at initialisation"),
+            ("iter3", "One IMP iteration vs three (one minus three)"),
+        ):
+            rs = sorted(
+                {float(r) for r in ablations[ablations.variant == v].ratio.dropna()}
+            )
+            out.append(
+                line(
+                    claim,
+                    [
+                        (
+                            f"at {r:g}",
+                            diff(imp(r, variant="main"), imp(r, variant=v), both),
+                        )
+                        for r in rs
+                    ],
+                )
+            )
     return out
 
 # %% ../../nbs/05a_pad_lab.ipynb #5cbacabf
-def layer_ratios(df:pd.DataFrame, # rows of `pad_sweep` for one task
-                 criterion:str="imp", # whose partitions to show
-                ) -> pd.DataFrame:
+def layer_ratios(
+    df: pd.DataFrame,  # rows of `pad_sweep` for one task
+    criterion: str = "imp",  # whose partitions to show
+) -> pd.DataFrame:
     "Mean per-layer dynamic ratio (columns: layers) for each global dynamic ratio (rows) of `criterion`'s runs with scale factors."
     rows = df[(df.criterion == criterion) & df.scale.astype(bool)]
-    if not len(rows): raise ValueError(f"no runs of criterion {criterion!r} in these rows")
-    per = pd.DataFrame([dict(json.loads(l), ratio=r) for l, r in zip(rows.layers, rows.ratio)])
+    if not len(rows):
+        raise ValueError(f"no runs of criterion {criterion!r} in these rows")
+    per = pd.DataFrame(
+        [dict(json.loads(l), ratio=r) for l, r in zip(rows.layers, rows.ratio)]
+    )
     return per.groupby("ratio").mean()
 
-def plot_layer_ratios(table:pd.DataFrame, # from `layer_ratios`
-                      title:str="Dynamic ratio per layer") -> go.Figure:
+
+def plot_layer_ratios(
+    table: pd.DataFrame,  # from `layer_ratios`
+    title: str = "Dynamic ratio per layer",
+) -> go.Figure:
     "Heatmap: rows the global dynamic ratio, columns the layers, colour the layer's own dynamic ratio."
-    fig = go.Figure(go.Heatmap(z=table.values, x=list(table.columns), y=[f"{r:g}" for r in table.index], zmin=0, zmax=1,
-                               colorscale="Blues", colorbar=dict(title="layer ratio"),
-                               hovertemplate="global ratio %{y}<br>%{x}<br>layer ratio %{z:.3f}<extra></extra>"))
-    return fig.update_layout(title=title, xaxis_title="layer", yaxis_title="global dynamic ratio", height=380, width=760)
+    fig = go.Figure(
+        go.Heatmap(
+            z=table.values,
+            x=list(table.columns),
+            y=[f"{r:g}" for r in table.index],
+            zmin=0,
+            zmax=1,
+            colorscale="Blues",
+            colorbar=dict(title="layer ratio"),
+            hovertemplate="global ratio %{y}<br>%{x}<br>layer ratio %{z:.3f}<extra></extra>",
+        )
+    )
+    return fig.update_layout(
+        title=title,
+        xaxis_title="layer",
+        yaxis_title="global dynamic ratio",
+        height=380,
+        width=760,
+    )
 
 # %% ../../nbs/05a_pad_lab.ipynb #97e31db8
-def benchmark_pad(ratios=(0.1, 0.3, 0.5), # dynamic ratios of the merged layers
-                  batch_size:int=32, channels:int=64, size:int=28, num_kernels:int=4, # the layer and input
-                  repeats:int=20, # timed rounds (median reported)
-                  device=None, seed:int=0) -> pd.DataFrame:
+def benchmark_pad(
+    ratios=(0.1, 0.3, 0.5),  # dynamic ratios of the merged layers
+    batch_size: int = 32,
+    channels: int = 64,
+    size: int = 28,
+    num_kernels: int = 4,  # the layer and input
+    repeats: int = 20,  # timed rounds (median reported)
+    device=None,
+    seed: int = 0,
+) -> pd.DataFrame:
     "Stored numbers, saved file bytes and forward time of merged PAD convs vs the fully dynamic conv vs a static conv."
     from padnotes.core import get_device, time_fns
-    device = get_device(device); set_seed(seed)
+
+    device = get_device(device)
+    set_seed(seed)
     x = torch.randn(batch_size, channels, size, size, device=device)
-    dy = DynamicConv2d(channels, channels, 3, padding=1, bias=False, num_kernels=num_kernels, temperature=1.0).to(device).eval()
+    dy = (
+        DynamicConv2d(
+            channels,
+            channels,
+            3,
+            padding=1,
+            bias=False,
+            num_kernels=num_kernels,
+            temperature=1.0,
+        )
+        .to(device)
+        .eval()
+    )
     static = nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(device).eval()
     layers = {"static conv": static, "fully dynamic": dy}
     for r in ratios:
         p = PartialDynamicConv2d.from_dynamic(dy)
-        with torch.no_grad(): p.weight_mask.copy_(keep_masks({"w": torch.rand(p.weight_mask.shape)}, r)["w"].float())
-        layers[f"PAD merged r={r}"] = MergedPartialConv2d.from_partial(p).to(device).eval()
+        with torch.no_grad():
+            p.weight_mask.copy_(
+                keep_masks({"w": torch.rand(p.weight_mask.shape)}, r)["w"].float()
+            )
+        layers[f"PAD merged r={r}"] = (
+            MergedPartialConv2d.from_partial(p).to(device).eval()
+        )
     with torch.no_grad():
-        times = time_fns({k: (lambda m=m: m(x)) for k, m in layers.items()}, repeats=repeats, device=device)
+        times = time_fns(
+            {k: (lambda m=m: m(x)) for k, m in layers.items()},
+            repeats=repeats,
+            device=device,
+        )
     base = times["fully dynamic"]
-    return pd.DataFrame([dict(layer=k, stored=deploy_numel(m), stored_vs_dynamic=deploy_numel(m) / deploy_numel(dy), file_bytes=saved_bytes(m),
-                              ms=1e3 * times[k], time_vs_dynamic=times[k] / base, time_vs_static=times[k] / times["static conv"],
-                              device=str(device)) for k, m in layers.items()])
+    return pd.DataFrame(
+        [
+            dict(
+                layer=k,
+                stored=deploy_numel(m),
+                stored_vs_dynamic=deploy_numel(m) / deploy_numel(dy),
+                file_bytes=saved_bytes(m),
+                ms=1e3 * times[k],
+                time_vs_dynamic=times[k] / base,
+                time_vs_static=times[k] / times["static conv"],
+                device=str(device),
+            )
+            for k, m in layers.items()
+        ]
+    )

@@ -14,12 +14,15 @@ __all__ = ['ASSETS', 'PILOT_FILES', 'PILOT_SCRIPTS', 'results_csv', 'settings_va
            'spread_runs']
 
 # %% ../../nbs/01d_results.ipynb #ccb67c12
-ASSETS = Path(str(importlib.resources.files("padnotes") / "assets"))   # the results files that ship with padnotes
+# the results files that ship with padnotes
+ASSETS = Path(str(importlib.resources.files("padnotes") / "assets"))
 
-def results_csv(path:str|Path, # a results CSV with a `task` column
-                task:str|None=None, # keep this task's rows only; None: all
-                how:str="", # what makes the file, named in the error when it is missing
-               ) -> pd.DataFrame:
+
+def results_csv(
+    path: str | Path,  # a results CSV with a `task` column
+    task: str | None = None,  # keep this task's rows only; None: all
+    how: str = "",  # what makes the file, named in the error when it is missing
+) -> pd.DataFrame:
     "The rows of a results file, for one task or all, with errors that say what is missing and how to make it."
     path = Path(path)
     if not path.exists():
@@ -28,43 +31,60 @@ def results_csv(path:str|Path, # a results CSV with a `task` column
     if task is None:
         return df
     if task not in set(df.task):
-        raise ValueError(f"no rows for task {task!r} in {path}: it holds {sorted(set(df.task))}")
+        raise ValueError(
+            f"no rows for task {task!r} in {path}: it holds {sorted(set(df.task))}"
+        )
     return df[df.task == task].reset_index(drop=True)
 
-def settings_value(df:pd.DataFrame, # rows with a JSON `settings` column
-                   key:str, # the field
-                   default=None, # when the rows have no settings
-                  ):
+
+def settings_value(
+    df: pd.DataFrame,  # rows with a JSON `settings` column
+    key: str,  # the field
+    default=None,  # when the rows have no settings
+):
     "One field of the JSON `settings` column that grid rows carry (the first row's)."
     if "settings" not in df.columns or not len(df):
         return default
     return json.loads(df.settings.iloc[0]).get(key, default)
 
 # %% ../../nbs/01d_results.ipynb #90a6d048
-PILOT_FILES = {t: ASSETS / f"pad_pilot_{t}.csv" for t in ("fashion_mnist", "rotten_tomatoes")}
-PILOT_SCRIPTS = dict(fashion_mnist="python runs/pad_pilot.py", rotten_tomatoes="python runs/pad_pilot_text.py")
+PILOT_FILES = {
+    t: ASSETS / f"pad_pilot_{t}.csv" for t in ("fashion_mnist", "rotten_tomatoes")
+}
+PILOT_SCRIPTS = dict(
+    fashion_mnist="python runs/pad_pilot.py",
+    rotten_tomatoes="python runs/pad_pilot_text.py",
+)
 
-def pilot_results(task:str, # 'fashion_mnist' or 'rotten_tomatoes'
-                  path:str|Path|None=None, # a CSV of the pilot script (default: the file shipped with padnotes)
-                 ) -> pd.DataFrame:
+
+def pilot_results(
+    task: str,  # 'fashion_mnist' or 'rotten_tomatoes'
+    path: str
+    | Path
+    | None = None,  # a CSV of the pilot script (default: the file shipped with padnotes)
+) -> pd.DataFrame:
     "The pilot's rows: static (or dense) against fully dynamic models, on the dev split."
     if task not in PILOT_FILES:
         raise ValueError(f"task must be one of {sorted(PILOT_FILES)}, got {task!r}")
     path = Path(path) if path is not None else PILOT_FILES[task]
     if not path.exists():
-        raise FileNotFoundError(f"no pilot results at {path}; they are made by {PILOT_SCRIPTS[task]}")
+        raise FileNotFoundError(
+            f"no pilot results at {path}; they are made by {PILOT_SCRIPTS[task]}"
+        )
     return pd.read_csv(path)
 
 # %% ../../nbs/01d_results.ipynb #2b33baf7
-def append_row(path:str|Path, # a results CSV (created with a header by the first row)
-               row:dict, # one finished run
-              ):
+def append_row(
+    path: str | Path,  # a results CSV (created with a header by the first row)
+    row: dict,  # one finished run
+):
     "Append one run's row to a results CSV, under a file lock; under data-parallel torchrun only the first process writes."
     import fcntl
     from padnotes.train import dist_info, world_info
-    (rank, world), (_, local_world) = world_info(), dist_info()
+
+    (rank, _), (_, local_world) = world_info(), dist_info()
     if local_world > 1 and rank != 0:
-        return                                       # data-parallel: the others ran the same run
+        return  # data-parallel: the others ran the same run
     path = Path(path)
     with path.open("a", newline="") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
@@ -75,22 +95,27 @@ def append_row(path:str|Path, # a results CSV (created with a header by the firs
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
 
+
 @contextlib.contextmanager
-def spread_runs(todo:list, # the runs not yet in the results file, in order
-                spread:bool=True, # under torchrun: each process its own runs (False: each run over all)
-               ):
+def spread_runs(
+    todo: list,  # the runs not yet in the results file, in order
+    spread: bool = True,  # under torchrun: each process its own runs (False: each run over all)
+):
     "This process's share of a grid's runs: under torchrun, every world-th run from its rank; else all."
     from padnotes.train import init_distributed, local_training, world_info
+
     init_distributed()
     rank, world = world_info()
     if world == 1 or not spread:
         yield list(todo)
         return
     import torch.distributed as dist
+
     with local_training():
         yield list(todo)[rank::world]
-    dist.barrier()                                   # every process's rows are in the file before anyone reads it
+    dist.barrier()  # every process's rows are in the file before anyone reads it
 
 # %% ../../nbs/01d_results.ipynb #2f12886b
 from ..docs import document_module
+
 document_module(globals())

@@ -18,35 +18,57 @@ from ..scoring import keep_masks
 __all__ = ['sort_keep_masks', 'benchmark_threshold', 'mask_pictures']
 
 # %% ../../nbs/04a_scoring_lab.ipynb #7e3c0a56
-def sort_keep_masks(scores:Mapping[str, torch.Tensor], # name -> scores (higher = keep)
-                    keep_ratio:float, # fraction kept, in [0, 1]
-                   ) -> dict[str, torch.Tensor]:
+def sort_keep_masks(
+    scores: Mapping[str, torch.Tensor],  # name -> scores (higher = keep)
+    keep_ratio: float,  # fraction kept, in [0, 1]
+) -> dict[str, torch.Tensor]:
     "The old global threshold: a full stable sort of all scores on the CPU, ties to the lowest flat index."
     keep_ratio = check_ratio("keep_ratio", keep_ratio)
     flat = torch.cat([s.detach().flatten().float().cpu() for s in scores.values()])
     mask = torch.zeros(flat.numel(), dtype=torch.bool)
-    mask[torch.sort(flat, descending=True, stable=True).indices[:round(keep_ratio * flat.numel())]] = True
-    return {n: m.view(s.shape).to(s.device) for (n, s), m in zip(scores.items(), mask.split([s.numel() for s in scores.values()]))}
+    mask[
+        torch.sort(flat, descending=True, stable=True).indices[
+            : round(keep_ratio * flat.numel())
+        ]
+    ] = True
+    return {
+        n: m.view(s.shape).to(s.device)
+        for (n, s), m in zip(
+            scores.items(), mask.split([s.numel() for s in scores.values()])
+        )
+    }
 
 # %% ../../nbs/04a_scoring_lab.ipynb #0b6f3d89
-def benchmark_threshold(n:int=110_000_000, # entries in all
-                        keep_ratio:float=0.5, # fraction kept
-                        tensors:int=100, # the entries are split into this many named tensors (the model's layers)
-                        device=None, # None: the GPU when there is one, else the CPU
-                        repeats:int=3, # timed rounds (the median is reported)
-                        ties:bool=False, # True: every score is zero (all tied)
-                        primitives:bool=True, # also time torch.kthvalue and torch.topk on the concatenation
-                        seed:int=0, # for the scores and the tie-break
-                        verbose:bool=True, # print one line of figures
-                       ) -> dict:
+def benchmark_threshold(
+    n: int = 110_000_000,  # entries in all
+    keep_ratio: float = 0.5,  # fraction kept
+    tensors: int = 100,  # the entries are split into this many named tensors (the model's layers)
+    device=None,  # None: the GPU when there is one, else the CPU
+    repeats: int = 3,  # timed rounds (the median is reported)
+    ties: bool = False,  # True: every score is zero (all tied)
+    primitives: bool = True,  # also time torch.kthvalue and torch.topk on the concatenation
+    seed: int = 0,  # for the scores and the tie-break
+    verbose: bool = True,  # print one line of figures
+) -> dict:
     "Milliseconds of the global threshold by selection (ours) and by a full sort (the old rule), side by side in one run."
-    n, tensors, repeats = check_int("n", n), check_int("tensors", tensors), check_int("repeats", repeats)
+    n, tensors, repeats = (
+        check_int("n", n),
+        check_int("tensors", tensors),
+        check_int("repeats", repeats),
+    )
     keep_ratio, dev = check_ratio("keep_ratio", keep_ratio), get_device(device)
-    if tensors > n: raise ValueError(f"tensors must be at most n ({n}), got {tensors}")
+    if tensors > n:
+        raise ValueError(f"tensors must be at most n ({n}), got {tensors}")
     g = torch.Generator().manual_seed(seed)
     sizes = [n // tensors + (i < n % tensors) for i in range(tensors)]
-    scores = {f"layer{i}": (torch.zeros(m) if ties else torch.randn(m, generator=g)).to(dev) for i, m in enumerate(sizes)}
-    fns = {"select": lambda: keep_masks(scores, keep_ratio, seed=seed), "sort": lambda: sort_keep_masks(scores, keep_ratio)}
+    scores = {
+        f"layer{i}": (torch.zeros(m) if ties else torch.randn(m, generator=g)).to(dev)
+        for i, m in enumerate(sizes)
+    }
+    fns = {
+        "select": lambda: keep_masks(scores, keep_ratio, seed=seed),
+        "sort": lambda: sort_keep_masks(scores, keep_ratio),
+    }
     if primitives:
         flat, k = torch.cat(list(scores.values())), max(1, round(keep_ratio * n))
         j = min(k, n - k + 1)
@@ -54,28 +76,57 @@ def benchmark_threshold(n:int=110_000_000, # entries in all
         fns["topk"] = lambda: torch.topk(flat, j, largest=(j == k), sorted=False)
     t = time_fns(fns, repeats=repeats, warmup=1, device=dev)
     kept = sum(int(m.sum()) for m in keep_masks(scores, keep_ratio, seed=seed).values())
-    out = dict(n=n, tensors=tensors, keep_ratio=keep_ratio, ties=ties, device=str(dev), threads=torch.get_num_threads(),
-               **{f"{k}_ms": round(1e3 * v, 1) for k, v in t.items()}, speedup=round(t["sort"] / t["select"], 2),
-               exact_count=kept == round(keep_ratio * n))
+    out = dict(
+        n=n,
+        tensors=tensors,
+        keep_ratio=keep_ratio,
+        ties=ties,
+        device=str(dev),
+        threads=torch.get_num_threads(),
+        **{f"{k}_ms": round(1e3 * v, 1) for k, v in t.items()},
+        speedup=round(t["sort"] / t["select"], 2),
+        exact_count=kept == round(keep_ratio * n),
+    )
     if verbose:
-        print(f"{n:,} scores in {tensors} tensors on {dev} ({out['threads']} threads), keep {keep_ratio}{', all tied' if ties else ''}: "
-              + ", ".join(f"{k} {v:,.1f} ms" for k, v in out.items() if k.endswith("_ms")) + f"; sort / select = {out['speedup']}x")
+        print(
+            f"{n:,} scores in {tensors} tensors on {dev} ({out['threads']} threads), keep {keep_ratio}{', all tied' if ties else ''}: "
+            + ", ".join(f"{k} {v:,.1f} ms" for k, v in out.items() if k.endswith("_ms"))
+            + f"; sort / select = {out['speedup']}x"
+        )
     return out
 
 # %% ../../nbs/04a_scoring_lab.ipynb #3e9c60b2
-def mask_pictures(masks:Mapping[str, torch.Tensor], # criterion -> mask of one (out, in) weight
-                  image_shape:tuple, # how the input dimension folds into a picture, e.g. (8, 8)
-                  title:str="Connections kept per input pixel",
-                 ) -> go.Figure:
+def mask_pictures(
+    masks: Mapping[str, torch.Tensor],  # criterion -> mask of one (out, in) weight
+    image_shape: tuple,  # how the input dimension folds into a picture, e.g. (8, 8)
+    title: str = "Connections kept per input pixel",
+) -> go.Figure:
     "One heatmap per criterion: the number of kept connections of each input pixel."
-    if not masks: raise ValueError("no masks to draw")
+    if not masks:
+        raise ValueError("no masks to draw")
     cols = len(masks)
     fig = make_subplots(1, cols, subplot_titles=list(masks), horizontal_spacing=0.02)
     for i, (c, m) in enumerate(masks.items()):
         if m.dim() != 2 or m.shape[1] != math.prod(image_shape):
-            raise ValueError(f"mask {c!r} has shape {tuple(m.shape)}: expected (out, {math.prod(image_shape)}) for pictures of {tuple(image_shape)}")
+            raise ValueError(
+                f"mask {c!r} has shape {tuple(m.shape)}: expected (out, {math.prod(image_shape)}) for pictures of {tuple(image_shape)}"
+            )
         z = m.float().sum(0).view(image_shape).flip(0).cpu().numpy()
-        fig.add_trace(go.Heatmap(z=z, coloraxis="coloraxis", hovertemplate=f"{c}<br>pixel (%{{x}}, %{{y}}): %{{z}} kept<extra></extra>"), 1, i + 1)
-    fig.update_xaxes(visible=False); fig.update_yaxes(visible=False, scaleanchor="x")
-    return fig.update_layout(title=title, coloraxis=dict(colorscale="Viridis", colorbar_title="kept"), height=260, width=170 * cols + 80,
-                             margin=dict(l=10, r=10, t=70, b=10))
+        fig.add_trace(
+            go.Heatmap(
+                z=z,
+                coloraxis="coloraxis",
+                hovertemplate=f"{c}<br>pixel (%{{x}}, %{{y}}): %{{z}} kept<extra></extra>",
+            ),
+            1,
+            i + 1,
+        )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, scaleanchor="x")
+    return fig.update_layout(
+        title=title,
+        coloraxis=dict(colorscale="Viridis", colorbar_title="kept"),
+        height=260,
+        width=170 * cols + 80,
+        margin=dict(l=10, r=10, t=70, b=10),
+    )

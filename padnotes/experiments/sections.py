@@ -17,53 +17,73 @@ __all__ = ['SIZES', 'check_size', 'TourContext', 'SectionResult', 'TourSection',
 # %% ../../nbs/01e_sections.ipynb #9a1d7412
 SIZES = ("quick", "full", "tiny")
 
-def check_size(size:str) -> str:
+
+def check_size(size: str) -> str:
     "`size` if it is one of `SIZES`, else a ValueError that lists them."
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}: expected one of {SIZES}")
     return size
 
+
 @dataclasses.dataclass
 class TourContext:
     "What every section of one tour gets."
-    size:str = "quick" # 'quick', 'full' or 'tiny'
-    device:torch.device = dataclasses.field(default_factory=lambda: torch.device("cpu"))
-    seed:int = 0 # the seed of quick and tiny runs
-    out:Path = Path("padnotes-tour") # the output folder (results CSVs and report.html)
-    progress:bool = True # progress bars
+
+    size: str = "quick"  # 'quick', 'full' or 'tiny'
+    device: torch.device = dataclasses.field(
+        default_factory=lambda: torch.device("cpu")
+    )
+    seed: int = 0  # the seed of quick and tiny runs
+    # the output folder (results CSVs and report.html)
+    out: Path = Path("padnotes-tour")
+    progress: bool = True  # progress bars
+
 
 @dataclasses.dataclass
 class SectionResult:
     "What a section shows in the report."
-    table:pd.DataFrame|None = None # one row per run
-    figures:list = dataclasses.field(default_factory=list) # plotly figures
-    notes:list = dataclasses.field(default_factory=list) # short paragraphs (plain text)
-    settings:dict = dataclasses.field(default_factory=dict) # the sizes this section ran at
+
+    table: pd.DataFrame | None = None  # one row per run
+    figures: list = dataclasses.field(default_factory=list)  # plotly figures
+    # short paragraphs (plain text)
+    notes: list = dataclasses.field(default_factory=list)
+    # the sizes this section ran at
+    settings: dict = dataclasses.field(default_factory=dict)
+
 
 @dataclasses.dataclass
 class TourSection:
     "One part of the tour: `run(ctx)` trains (resuming from `ctx.out`) and returns a `SectionResult`."
-    name:str # the key `--sections` takes
-    title:str # the report's heading
-    run:Callable # run(ctx: TourContext) -> SectionResult
-    about:str = "" # a paragraph for the report
-    collect:Callable|None = None # collect(ctx) -> SectionResult from the files on disk, without training
-    order:int = 100 # sections run in increasing order
+
+    name: str  # the key `--sections` takes
+    title: str  # the report's heading
+    run: Callable  # run(ctx: TourContext) -> SectionResult
+    about: str = ""  # a paragraph for the report
+    collect: Callable | None = None  # collect(ctx): the result on disk, untrained
+    order: int = 100  # sections run in increasing order
+
     def __post_init__(self):
         if not self.name or not self.name.replace("_", "").isalnum():
-            raise ValueError(f"a section name must be letters, digits and underscores "
-                             f"(it is a --sections key), got {self.name!r}")
+            raise ValueError(
+                f"a section name must be letters, digits and underscores "
+                f"(it is a --sections key), got {self.name!r}"
+            )
 
 # %% ../../nbs/01e_sections.ipynb #7387680e
-def grid_section(name:str, title:str, about:str, order:int, # as in TourSection
-                 csv:str, # the results file is ctx.out / f"{csv}-{size}.csv"
-                 run:Callable, # run(ctx, path): the grid at ctx.size, appending rows to path, skipping done ones
-                 result:Callable, # result(ctx, rows, path) -> SectionResult, from this tour's rows
-                 plan:Callable, # plan(ctx) -> set: the keys of the rows the grid at ctx.size writes
-                 key:Callable, # key(row) -> the key of a row of the file (a dict)
-                ) -> TourSection:
+def grid_section(
+    name: str,
+    title: str,
+    about: str,
+    order: int,  # as in TourSection
+    csv: str,  # the results file is ctx.out / f"{csv}-{size}.csv"
+    run: Callable,  # run(ctx, path): the grid at ctx.size, appending rows to path, skipping done ones
+    result: Callable,  # result(ctx, rows, path) -> SectionResult, from this tour's rows
+    plan: Callable,  # plan(ctx) -> set: the keys of the rows the grid at ctx.size writes
+    key: Callable,  # key(row) -> the key of a row of the file (a dict)
+) -> TourSection:
     "A section that runs a chapter's resumable grid into a CSV of the tour's folder and reports this tour's rows."
     path = lambda ctx: Path(ctx.out) / f"{csv}-{ctx.size}.csv"
+
     def report(ctx):
         p = path(ctx)
         if not p.exists() or not p.stat().st_size:
@@ -71,13 +91,17 @@ def grid_section(name:str, title:str, about:str, order:int, # as in TourSection
         df, keys = pd.read_csv(p), plan(ctx)
         mine = [key(r) in keys for r in df.to_dict("records")]
         return result(ctx, df[mine].reset_index(drop=True), p)
+
     def go(ctx):
         from transformers.utils import logging as hf_logging
-        hf_logging.disable_progress_bar()            # MiniLM's bars would interleave with the tour's
+
+        hf_logging.disable_progress_bar()  # MiniLM's bars would interleave with the tour's
         run(ctx, path(ctx))
         return report(ctx)
+
     return TourSection(name, title, go, about, collect=report, order=order)
 
 # %% ../../nbs/01e_sections.ipynb #37ccb644
 from ..docs import document_module
+
 document_module(globals())

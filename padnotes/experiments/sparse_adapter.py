@@ -8,15 +8,33 @@ import dataclasses, json, time
 from pathlib import Path
 
 import pandas as pd
-import torch
 import plotly.graph_objects as go
 
 from ..core import count_params, set_seed
-from .results import ASSETS, append_row, results_csv, settings_value, spread_runs
+from padnotes.experiments.results import (
+    ASSETS,
+    append_row,
+    results_csv,
+    settings_value,
+    spread_runs,
+)
 from .sections import SectionResult, check_size, grid_section
-from .stats import finding, interval_reading, paired_difference, points, resolution, summarize
+from padnotes.experiments.stats import (
+    finding,
+    interval_reading,
+    paired_difference,
+    points,
+    resolution,
+    summarize,
+)
 from ..adapters import ADAPTER_KINDS, AdapterConfig
-from ..sparse_adapter import SPARSE_CRITERIA, large_sparse_config, realised_sparse_ratio, sparse_adapter_model, unpruned_numel
+from padnotes.sparse_adapter import (
+    SPARSE_CRITERIA,
+    large_sparse_config,
+    realised_sparse_ratio,
+    sparse_adapter_model,
+    unpruned_numel,
+)
 
 # %% auto #0
 __all__ = ['SWEEP_METHODS', 'SWEEP_TASKS', 'CRITERION_COLORS', 'RESULTS_FILE', 'CALIBRATION_FILE', 'REGENERATE', 'TOUR_SECTION',
@@ -26,310 +44,700 @@ __all__ = ['SWEEP_METHODS', 'SWEEP_TASKS', 'CRITERION_COLORS', 'RESULTS_FILE', '
 
 # %% ../../nbs/12a_sparse_adapter_lab.ipynb #7ae0d606
 SWEEP_METHODS = ("full", "dense", "sparse", "large_sparse")
-SWEEP_TASKS = {"rotten_tomatoes": 2, "twitter": 3}    # task -> classes
+SWEEP_TASKS = {"rotten_tomatoes": 2, "twitter": 3}  # task -> classes
+
 
 @dataclasses.dataclass
 class SparseAdapterSweep:
     "What `sparse_adapter_sweep` runs."
-    task:str = "rotten_tomatoes" # 'rotten_tomatoes' (2 classes) or 'twitter' (3)
-    kind:str = "pfeiffer" # the adapter (AdapterConfig.kind)
-    bottleneck:int = 32 # b of the dense adapter (MiniLM: d/12, as the paper's 64 on roberta-base)
-    ratios:tuple = (0.2, 0.4, 0.6, 0.8) # sparse ratios (fraction removed) for `criteria`
-    criteria:tuple = ("snip", "random", "magnitude") # run at every ratio
-    extra_criteria:tuple = ("grasp", "synflow") # run at `extra_ratio` only
-    extra_ratio:float = 0.4
-    large:tuple = (2, 4) # Large-Sparse widening factors m
-    large_criterion:str = "snip"
-    seeds:tuple = (0, 1, 2)
-    train_size:int|None = 2000 # training snippets (None: all)
-    eval_size:int|None = 500 # dev and test snippets (None: all)
-    epochs:int = 3
-    batch_size:int = 32
-    max_len:int = 64
-    lr:float = 1e-3 # adapters (and their head); set by `calibrate`
-    full_lr:float = 5e-5 # full fine-tuning
-    n_batches:int = 10 # scoring batches (the paper: 10 of 32)
-    max_steps:int|None = None # stop training after this many steps (tests)
-    non_linearity:str|None = None # the adapter's f (AdapterConfig.non_linearity); None: the kind's default
-    layer_norm:str = "none" # the adapter's own LayerNorm (AdapterConfig.layer_norm): "in" in the authors' code
-    score_train:bool = True # the model's mode while scoring: train (padnotes' default) or eval (False, the authors' code)
-    protocol:str = "padnotes" # recorded in the settings of every row: 'padnotes' or 'authors' (`SparseAdapterSweep.authors`)
+
+    task: str = "rotten_tomatoes"  # 'rotten_tomatoes' (2 classes) or 'twitter' (3)
+    kind: str = "pfeiffer"  # the adapter (AdapterConfig.kind)
+    bottleneck: int = 32  # dense adapter's b (MiniLM: d/12)
+    # sparse ratios (fraction removed) for `criteria`
+    ratios: tuple = (0.2, 0.4, 0.6, 0.8)
+    criteria: tuple = ("snip", "random", "magnitude")  # run at every ratio
+    extra_criteria: tuple = ("grasp", "synflow")  # run at `extra_ratio` only
+    extra_ratio: float = 0.4
+    large: tuple = (2, 4)  # Large-Sparse widening factors m
+    large_criterion: str = "snip"
+    seeds: tuple = (0, 1, 2)
+    train_size: int | None = 2000  # training snippets (None: all)
+    eval_size: int | None = 500  # dev and test snippets (None: all)
+    epochs: int = 3
+    batch_size: int = 32
+    max_len: int = 64
+    lr: float = 1e-3  # adapters (and their head); set by `calibrate`
+    full_lr: float = 5e-5  # full fine-tuning
+    n_batches: int = 10  # scoring batches (the paper: 10 of 32)
+    max_steps: int | None = None  # stop training after this many steps (tests)
+    non_linearity: str | None = None  # the adapter's f; None: the kind's
+    layer_norm: str = "none"  # the adapter's own LayerNorm (AdapterConfig.layer_norm): "in" in the authors' code
+    score_train: bool = True  # the model's mode while scoring: train (padnotes' default) or eval (False, the authors' code)
+    protocol: str = "padnotes"  # recorded in the settings of every row: 'padnotes' or 'authors' (`SparseAdapterSweep.authors`)
 
     def __post_init__(self):
-        if self.task not in SWEEP_TASKS: raise ValueError(f"task must be one of {sorted(SWEEP_TASKS)}, got {self.task!r}")
-        if self.kind not in ADAPTER_KINDS: raise ValueError(f"kind must be one of {ADAPTER_KINDS}, got {self.kind!r}")
+        if self.task not in SWEEP_TASKS:
+            raise ValueError(
+                f"task must be one of {sorted(SWEEP_TASKS)}, got {self.task!r}"
+            )
+        if self.kind not in ADAPTER_KINDS:
+            raise ValueError(f"kind must be one of {ADAPTER_KINDS}, got {self.kind!r}")
         for r in tuple(self.ratios) + (self.extra_ratio,):
             if not isinstance(r, (int, float)) or not 0 < r < 1:
-                raise ValueError(f"sparse ratios (the fraction removed) must be in (0, 1), got {r!r}")
-        bad = [c for c in tuple(self.criteria) + tuple(self.extra_criteria) + (self.large_criterion,) if c not in SPARSE_CRITERIA]
-        if bad: raise ValueError(f"unknown criteria {bad}: expected some of {SPARSE_CRITERIA}")
-        if any(not isinstance(m, int) or m < 2 for m in self.large): raise ValueError(f"Large-Sparse factors m must be integers >= 2, got {self.large}")
-        if not self.seeds: raise ValueError("seeds must not be empty")
-        if self.protocol not in ("padnotes", "authors"): raise ValueError(f"protocol must be 'padnotes' or 'authors', got {self.protocol!r}")
+                raise ValueError(
+                    f"sparse ratios (the fraction removed) must be in (0, 1), got {r!r}"
+                )
+        bad = [
+            c
+            for c in tuple(self.criteria)
+            + tuple(self.extra_criteria)
+            + (self.large_criterion,)
+            if c not in SPARSE_CRITERIA
+        ]
+        if bad:
+            raise ValueError(
+                f"unknown criteria {bad}: expected some of {SPARSE_CRITERIA}"
+            )
+        if any(not isinstance(m, int) or m < 2 for m in self.large):
+            raise ValueError(
+                f"Large-Sparse factors m must be integers >= 2, got {self.large}"
+            )
+        if not self.seeds:
+            raise ValueError("seeds must not be empty")
+        if self.protocol not in ("padnotes", "authors"):
+            raise ValueError(
+                f"protocol must be 'padnotes' or 'authors', got {self.protocol!r}"
+            )
         for k in ("lr", "full_lr"):
-            if not getattr(self, k) > 0: raise ValueError(f"{k} must be > 0, got {getattr(self, k)!r}")
+            if not getattr(self, k) > 0:
+                raise ValueError(f"{k} must be > 0, got {getattr(self, k)!r}")
 
     @classmethod
     def tiny(cls, task="rotten_tomatoes", **kw):
         "A grid that finishes in seconds: full, dense, SNIP at 0.4, Large-Sparse m = 2, one seed, 32 snippets, 2 steps."
-        return cls(**{**dict(task=task, ratios=(0.4,), criteria=("snip",), extra_criteria=(), large=(2,), seeds=(0,), train_size=32,
-                             eval_size=32, epochs=1, batch_size=16, max_len=32, n_batches=1, max_steps=2), **kw})
+        return cls(
+            **{
+                **dict(
+                    task=task,
+                    ratios=(0.4,),
+                    criteria=("snip",),
+                    extra_criteria=(),
+                    large=(2,),
+                    seeds=(0,),
+                    train_size=32,
+                    eval_size=32,
+                    epochs=1,
+                    batch_size=16,
+                    max_len=32,
+                    n_batches=1,
+                    max_steps=2,
+                ),
+                **kw,
+            }
+        )
 
     @classmethod
     def authors(cls, task="twitter", **kw):
         "The authors' adapter and scoring: after attention and after the FFN (Houlsby's placement), bottleneck 64, ReLU, a LayerNorm on the adapter's input, scored in eval mode; dense, SNIP and random at 40% and 80%, Large-Sparse m = 2; 5 seeds."
-        return cls(**{**dict(task=task, kind="houlsby", bottleneck=64, non_linearity="relu", layer_norm="in", score_train=False,
-                             protocol="authors", ratios=(0.4, 0.8), criteria=("snip", "random"), extra_criteria=(), large=(2,),
-                             seeds=(0, 1, 2, 3, 4)), **kw})
+        return cls(
+            **{
+                **dict(
+                    task=task,
+                    kind="houlsby",
+                    bottleneck=64,
+                    non_linearity="relu",
+                    layer_norm="in",
+                    score_train=False,
+                    protocol="authors",
+                    ratios=(0.4, 0.8),
+                    criteria=("snip", "random"),
+                    extra_criteria=(),
+                    large=(2,),
+                    seeds=(0, 1, 2, 3, 4),
+                ),
+                **kw,
+            }
+        )
 
     def runs(self) -> list[dict]:
         "Every run of the grid, in order: dict(method, criterion, sparse_ratio, m, seed)."
         out = []
         for seed in self.seeds:
-            out += [dict(method="full", criterion="", sparse_ratio=0.0, m=1, seed=seed), dict(method="dense", criterion="", sparse_ratio=0.0, m=1, seed=seed)]
-            out += [dict(method="sparse", criterion=c, sparse_ratio=float(r), m=1, seed=seed) for r in self.ratios for c in self.criteria]
-            out += [dict(method="sparse", criterion=c, sparse_ratio=float(self.extra_ratio), m=1, seed=seed) for c in self.extra_criteria
-                    if not (c in self.criteria and self.extra_ratio in self.ratios)]
-            out += [dict(method="large_sparse", criterion=self.large_criterion, sparse_ratio=float("nan"), m=m, seed=seed) for m in self.large]
+            out += [
+                dict(method="full", criterion="", sparse_ratio=0.0, m=1, seed=seed),
+                dict(method="dense", criterion="", sparse_ratio=0.0, m=1, seed=seed),
+            ]
+            out += [
+                dict(
+                    method="sparse", criterion=c, sparse_ratio=float(r), m=1, seed=seed
+                )
+                for r in self.ratios
+                for c in self.criteria
+            ]
+            out += [
+                dict(
+                    method="sparse",
+                    criterion=c,
+                    sparse_ratio=float(self.extra_ratio),
+                    m=1,
+                    seed=seed,
+                )
+                for c in self.extra_criteria
+                if not (c in self.criteria and self.extra_ratio in self.ratios)
+            ]
+            out += [
+                dict(
+                    method="large_sparse",
+                    criterion=self.large_criterion,
+                    sparse_ratio=float("nan"),
+                    m=m,
+                    seed=seed,
+                )
+                for m in self.large
+            ]
         return out
 
 # %% ../../nbs/12a_sparse_adapter_lab.ipynb #1d7e5b01
-def _key(r:dict) -> tuple:
+def _key(r: dict) -> tuple:
     sr = r["sparse_ratio"]
-    return (r["task"], r["method"], "" if pd.isna(r["criterion"]) else str(r["criterion"]), None if pd.isna(sr) else round(float(sr), 6),
-            int(r["m"]), int(r["seed"]))
+    return (
+        r["task"],
+        r["method"],
+        "" if pd.isna(r["criterion"]) else str(r["criterion"]),
+        None if pd.isna(sr) else round(float(sr), 6),
+        int(r["m"]),
+        int(r["seed"]),
+    )
 
-def _adapter_config(cfg:SparseAdapterSweep, run:dict, hidden:int) -> AdapterConfig:
-    dense = AdapterConfig(kind=cfg.kind, bottleneck=cfg.bottleneck, non_linearity=cfg.non_linearity, layer_norm=cfg.layer_norm)
-    if run["method"] == "dense": return dense
-    if run["method"] == "sparse": return dataclasses.replace(dense, sparse_ratio=run["sparse_ratio"], criterion=run["criterion"])
-    return dataclasses.replace(large_sparse_config(dense, run["m"], hidden), criterion=run["criterion"])
 
-def sweep_run(cfg:SparseAdapterSweep, # the grid's settings
-              run:dict, # one of cfg.runs()
-              dls:dict, # text_loaders(cfg.task, ...)
-              device=None, # None: GPU when present
-             ) -> dict:
+def _adapter_config(cfg: SparseAdapterSweep, run: dict, hidden: int) -> AdapterConfig:
+    dense = AdapterConfig(
+        kind=cfg.kind,
+        bottleneck=cfg.bottleneck,
+        non_linearity=cfg.non_linearity,
+        layer_norm=cfg.layer_norm,
+    )
+    if run["method"] == "dense":
+        return dense
+    if run["method"] == "sparse":
+        return dataclasses.replace(
+            dense, sparse_ratio=run["sparse_ratio"], criterion=run["criterion"]
+        )
+    return dataclasses.replace(
+        large_sparse_config(dense, run["m"], hidden), criterion=run["criterion"]
+    )
+
+
+def sweep_run(
+    cfg: SparseAdapterSweep,  # the grid's settings
+    run: dict,  # one of cfg.runs()
+    dls: dict,  # text_loaders(cfg.task, ...)
+    device=None,  # None: GPU when present
+) -> dict:
     "Train and evaluate one run of the grid; returns its CSV row."
     from padnotes.core import get_device
     from padnotes.train import evaluate, fit
     from padnotes.data import load_minilm
-    device = get_device(device); t0 = time.perf_counter()
-    set_seed(run["seed"]); _, model = load_minilm(SWEEP_TASKS[cfg.task], seed=run["seed"])
+
+    device = get_device(device)
+    t0 = time.perf_counter()
+    set_seed(run["seed"])
+    _, model = load_minilm(SWEEP_TASKS[cfg.task], seed=run["seed"])
     if run["method"] != "full":
         acfg = _adapter_config(cfg, run, model.config.hidden_size)
-        model.to(device); dls["train"].generator.manual_seed(run["seed"] + 1000)
-        sparse_adapter_model(model, acfg, data=dls["train"], n_batches=cfg.n_batches, seed=run["seed"], train_modules=("classifier",),
-                             train=cfg.score_train)
+        model.to(device)
+        dls["train"].generator.manual_seed(run["seed"] + 1000)
+        sparse_adapter_model(
+            model,
+            acfg,
+            data=dls["train"],
+            n_batches=cfg.n_batches,
+            seed=run["seed"],
+            train_modules=("classifier",),
+            train=cfg.score_train,
+        )
     dls["train"].generator.manual_seed(run["seed"])
-    fit(model, dls["train"], epochs=cfg.epochs, lr=cfg.full_lr if run["method"] == "full" else cfg.lr, max_steps=cfg.max_steps,
-        device=device, progress=False)
+    fit(
+        model,
+        dls["train"],
+        epochs=cfg.epochs,
+        lr=cfg.full_lr if run["method"] == "full" else cfg.lr,
+        max_steps=cfg.max_steps,
+        device=device,
+        progress=False,
+    )
     model.eval()
-    return dict(task=cfg.task, **run, dev_acc=evaluate(model, dls["dev"])["accuracy"], test_acc=evaluate(model, dls["test"])["accuracy"],
-                trainable=unpruned_numel(model), params=count_params(model), realised_sparse_ratio=realised_sparse_ratio(model),
-                seconds=time.perf_counter() - t0, settings=json.dumps(dataclasses.asdict(cfg)))
+    return dict(
+        task=cfg.task,
+        **run,
+        dev_acc=evaluate(model, dls["dev"])["accuracy"],
+        test_acc=evaluate(model, dls["test"])["accuracy"],
+        trainable=unpruned_numel(model),
+        params=count_params(model),
+        realised_sparse_ratio=realised_sparse_ratio(model),
+        seconds=time.perf_counter() - t0,
+        settings=json.dumps(dataclasses.asdict(cfg)),
+    )
 
-def sparse_adapter_sweep(cfg:SparseAdapterSweep, # what to run
-                         out_csv:str|Path, # CSV file: rows appended as runs finish; runs already in it are skipped (resume)
-                         device=None, # None: GPU when present
-                         progress:bool=True, # a progress bar over the runs
-                         spread:bool=True, # under torchrun: each process takes its own runs (False: each run data-parallel over all)
-                        ) -> pd.DataFrame:
+
+def sparse_adapter_sweep(
+    cfg: SparseAdapterSweep,  # what to run
+    out_csv: str
+    | Path,  # CSV file: rows appended as runs finish; runs already in it are skipped (resume)
+    device=None,  # None: GPU when present
+    progress: bool = True,  # a progress bar over the runs
+    spread: bool = True,  # under torchrun: each process takes its own runs (False: each run data-parallel over all)
+) -> pd.DataFrame:
     "Run the SparseAdapter grid of `cfg`, appending one row per run to `out_csv`; returns every row of `out_csv` for this task."
     from tqdm.auto import tqdm
     from padnotes.data import text_loaders
-    if not isinstance(cfg, SparseAdapterSweep): raise TypeError(f"cfg must be a SparseAdapterSweep, got {type(cfg).__name__}")
-    out = Path(out_csv); out.parent.mkdir(parents=True, exist_ok=True)
-    done = {_key(r) for r in pd.read_csv(out, keep_default_na=True).to_dict("records")} if out.exists() and out.stat().st_size else set()
+
+    if not isinstance(cfg, SparseAdapterSweep):
+        raise TypeError(f"cfg must be a SparseAdapterSweep, got {type(cfg).__name__}")
+    out = Path(out_csv)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = (
+        {_key(r) for r in pd.read_csv(out, keep_default_na=True).to_dict("records")}
+        if out.exists() and out.stat().st_size
+        else set()
+    )
     todo = [r for r in cfg.runs() if _key(dict(r, task=cfg.task)) not in done]
     if todo:
-        dls = text_loaders(cfg.task, max_len=cfg.max_len, batch_size=cfg.batch_size,
-                           subset=dict(train=cfg.train_size, dev=cfg.eval_size, test=cfg.eval_size))
+        dls = text_loaders(
+            cfg.task,
+            max_len=cfg.max_len,
+            batch_size=cfg.batch_size,
+            subset=dict(train=cfg.train_size, dev=cfg.eval_size, test=cfg.eval_size),
+        )
         with spread_runs(todo, spread) as mine:
-            for run in tqdm(mine, desc=f"SparseAdapter {cfg.task}", disable=not progress):
+            for run in tqdm(
+                mine, desc=f"SparseAdapter {cfg.task}", disable=not progress
+            ):
                 append_row(out, sweep_run(cfg, run, dls, device))
     df = pd.read_csv(out)
     return df[df.task == cfg.task].reset_index(drop=True)
 
 # %% ../../nbs/12a_sparse_adapter_lab.ipynb #0e7c53ad
-def summarize_sparse_sweep(df:pd.DataFrame, # rows of `sparse_adapter_sweep`
-                           metric:str="dev_acc", # 'dev_acc' or 'test_acc'
-                          ) -> pd.DataFrame:
+def summarize_sparse_sweep(
+    df: pd.DataFrame,  # rows of `sparse_adapter_sweep`
+    metric: str = "dev_acc",  # 'dev_acc' or 'test_acc'
+) -> pd.DataFrame:
     "Mean, std and count of `metric` per (task, method, criterion, sparse_ratio, m), with the mean trainable count and a 'mean ± std' column."
     keys = ["task", "method", "criterion", "sparse_ratio", "m"]
-    d = df.assign(criterion=df.criterion.fillna(""))     # a dense adapter's criterion: ""
+    d = df.assign(criterion=df.criterion.fillna(""))  # a dense adapter's criterion: ""
     return summarize(d, keys, metric, means=["trainable"], fill=dict(sparse_ratio=-1))
 
 # %% ../../nbs/12a_sparse_adapter_lab.ipynb #5ff01916
-CRITERION_COLORS = {"snip": "#636efa", "random": "#ef553b", "magnitude": "#00cc96", "grasp": "#ab63fa", "synflow": "#ffa15a"}
+CRITERION_COLORS = {
+    "snip": "#636efa",
+    "random": "#ef553b",
+    "magnitude": "#00cc96",
+    "grasp": "#ab63fa",
+    "synflow": "#ffa15a",
+}
+
 
 def _band(fig, s, method, name, color):
     r = s[s.method == method]
-    if not len(r): return
+    if not len(r):
+        return
     m, sd = float(r["mean"].iloc[0]), float(r["std"].fillna(0).iloc[0])
     fig.add_hrect(y0=m - sd, y1=m + sd, fillcolor=color, opacity=0.12, line_width=0)
-    fig.add_hline(y=m, line_dash="dash", line_color=color, annotation_text=f"{name} {100 * m:.1f} ± {100 * sd:.1f}")
+    fig.add_hline(
+        y=m,
+        line_dash="dash",
+        line_color=color,
+        annotation_text=f"{name} {100 * m:.1f} ± {100 * sd:.1f}",
+    )
 
-def plot_sparse_sweep(df:pd.DataFrame, # rows of `sparse_adapter_sweep` for one task
-                      metric:str="dev_acc", # 'dev_acc' or 'test_acc'
-                     ) -> go.Figure:
+
+def plot_sparse_sweep(
+    df: pd.DataFrame,  # rows of `sparse_adapter_sweep` for one task
+    metric: str = "dev_acc",  # 'dev_acc' or 'test_acc'
+) -> go.Figure:
     "Accuracy (mean ± std over seeds) against the sparse ratio, one line per criterion, with the dense adapter and full fine-tuning as bands."
-    if df.task.nunique() != 1: raise ValueError(f"plot one task at a time, got {sorted(df.task.unique())}")
-    s = summarize_sparse_sweep(df, metric); fig = go.Figure()
-    _band(fig, s, "full", "full fine-tuning", "gray"); _band(fig, s, "dense", "dense adapter", "black")
+    if df.task.nunique() != 1:
+        raise ValueError(f"plot one task at a time, got {sorted(df.task.unique())}")
+    s = summarize_sparse_sweep(df, metric)
+    fig = go.Figure()
+    _band(fig, s, "full", "full fine-tuning", "gray")
+    _band(fig, s, "dense", "dense adapter", "black")
     sp = s[s.method == "sparse"]
     for c in sp.criterion.unique():
         r = sp[sp.criterion == c].sort_values("sparse_ratio")
-        fig.add_trace(go.Scatter(x=r.sparse_ratio, y=r["mean"], error_y=dict(type="data", array=r["std"].fillna(0)), name=c,
-                                 mode="lines+markers" if len(r) > 1 else "markers", line=dict(color=CRITERION_COLORS.get(c)),
-                                 customdata=r[["n", "trainable"]],
-                                 hovertemplate=f"{c}<br>sparse ratio %{{x:.2f}}<br>accuracy %{{y:.3f}}<br>seeds %{{customdata[0]}}<br>trainable %{{customdata[1]:,.0f}}<extra></extra>"))
-    fig.update_layout(title=f"SparseAdapter on {df.task.iloc[0]}: {metric} against the sparse ratio (fraction removed; mean ± std over seeds)",
-                      xaxis_title="sparse ratio (fraction of adapter weights removed)", yaxis_title=metric, height=430)
+        fig.add_trace(
+            go.Scatter(
+                x=r.sparse_ratio,
+                y=r["mean"],
+                error_y=dict(type="data", array=r["std"].fillna(0)),
+                name=c,
+                mode="lines+markers" if len(r) > 1 else "markers",
+                line=dict(color=CRITERION_COLORS.get(c)),
+                customdata=r[["n", "trainable"]],
+                hovertemplate=f"{c}<br>sparse ratio %{{x:.2f}}<br>accuracy %{{y:.3f}}<br>seeds %{{customdata[0]}}<br>trainable %{{customdata[1]:,.0f}}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        title=f"SparseAdapter on {df.task.iloc[0]}: {metric} against the sparse ratio (fraction removed; mean ± std over seeds)",
+        xaxis_title="sparse ratio (fraction of adapter weights removed)",
+        yaxis_title=metric,
+        height=430,
+    )
     return fig
 
-def plot_accuracy_vs_trainable(df:pd.DataFrame, # rows of `sparse_adapter_sweep` for one task
-                               metric:str="dev_acc", # 'dev_acc' or 'test_acc'
-                              ) -> go.Figure:
+
+def plot_accuracy_vs_trainable(
+    df: pd.DataFrame,  # rows of `sparse_adapter_sweep` for one task
+    metric: str = "dev_acc",  # 'dev_acc' or 'test_acc'
+) -> go.Figure:
     "Accuracy (mean ± std) against the numbers trained (log scale): every setting of the grid, Large-Sparse beside the dense adapter of its budget."
-    if df.task.nunique() != 1: raise ValueError(f"plot one task at a time, got {sorted(df.task.unique())}")
-    s = summarize_sparse_sweep(df, metric); fig = go.Figure()
-    label = lambda r: ("full fine-tuning" if r.method == "full" else "dense adapter" if r.method == "dense"
-                       else f"Large-Sparse m={int(r.m)}" if r.method == "large_sparse" else f"{r.criterion} at {r.sparse_ratio:g}")
-    groups = {"full": "gray", "dense": "black", "sparse": "#636efa", "large_sparse": "#ef553b"}
+    if df.task.nunique() != 1:
+        raise ValueError(f"plot one task at a time, got {sorted(df.task.unique())}")
+    s = summarize_sparse_sweep(df, metric)
+    fig = go.Figure()
+    label = lambda r: (
+        "full fine-tuning"
+        if r.method == "full"
+        else "dense adapter"
+        if r.method == "dense"
+        else f"Large-Sparse m={int(r.m)}"
+        if r.method == "large_sparse"
+        else f"{r.criterion} at {r.sparse_ratio:g}"
+    )
+    groups = {
+        "full": "gray",
+        "dense": "black",
+        "sparse": "#636efa",
+        "large_sparse": "#ef553b",
+    }
     for meth, color in groups.items():
         r = s[s.method == meth]
-        if not len(r): continue
-        fig.add_trace(go.Scatter(x=r.trainable, y=r["mean"], error_y=dict(type="data", array=r["std"].fillna(0)), mode="markers",
-                                 name={"full": "full fine-tuning", "dense": "dense adapter", "sparse": "SparseAdapter",
-                                       "large_sparse": "Large-Sparse"}[meth], marker=dict(color=color, size=9),
-                                 text=[label(x) for x in r.itertuples()], hovertemplate="%{text}<br>trainable %{x:,.0f}<br>accuracy %{y:.3f}<extra></extra>"))
-    fig.update_xaxes(type="log", title="numbers trained (unpruned trainable parameters, log scale)")
-    fig.update_layout(title=f"SparseAdapter on {df.task.iloc[0]}: {metric} against the numbers trained", yaxis_title=metric, height=430)
+        if not len(r):
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=r.trainable,
+                y=r["mean"],
+                error_y=dict(type="data", array=r["std"].fillna(0)),
+                mode="markers",
+                name={
+                    "full": "full fine-tuning",
+                    "dense": "dense adapter",
+                    "sparse": "SparseAdapter",
+                    "large_sparse": "Large-Sparse",
+                }[meth],
+                marker=dict(color=color, size=9),
+                text=[label(x) for x in r.itertuples()],
+                hovertemplate="%{text}<br>trainable %{x:,.0f}<br>accuracy %{y:.3f}<extra></extra>",
+            )
+        )
+    fig.update_xaxes(
+        type="log", title="numbers trained (unpruned trainable parameters, log scale)"
+    )
+    fig.update_layout(
+        title=f"SparseAdapter on {df.task.iloc[0]}: {metric} against the numbers trained",
+        yaxis_title=metric,
+        height=430,
+    )
     return fig
 
 # %% ../../nbs/12a_sparse_adapter_lab.ipynb #1db53364
-def calibrate(cfg:SparseAdapterSweep, # the grid's settings (its seeds[0] is used)
-              lrs:tuple=(3e-4, 1e-3, 3e-3), # adapter learning rates to try
-              tolerance:float=0.03, # how far below full fine-tuning's dev accuracy the dense adapter may be
-              device=None,
-             ) -> dict:
+def calibrate(
+    cfg: SparseAdapterSweep,  # the grid's settings (its seeds[0] is used)
+    lrs: tuple = (3e-4, 1e-3, 3e-3),  # adapter learning rates to try
+    tolerance: float = 0.03,  # how far below full fine-tuning's dev accuracy the dense adapter may be
+    device=None,
+) -> dict:
     "Dense adapter at each of `lrs` against full fine-tuning on dev: dict(table, full_dev, best_lr, gap, ok); use `dataclasses.replace(cfg, lr=best_lr)`."
     from padnotes.data import text_loaders
-    if not lrs or any(not lr > 0 for lr in lrs): raise ValueError(f"lrs must be positive learning rates, got {lrs!r}")
-    dls = text_loaders(cfg.task, max_len=cfg.max_len, batch_size=cfg.batch_size, subset=dict(train=cfg.train_size, dev=cfg.eval_size, test=cfg.eval_size))
+
+    if not lrs or any(not lr > 0 for lr in lrs):
+        raise ValueError(f"lrs must be positive learning rates, got {lrs!r}")
+    dls = text_loaders(
+        cfg.task,
+        max_len=cfg.max_len,
+        batch_size=cfg.batch_size,
+        subset=dict(train=cfg.train_size, dev=cfg.eval_size, test=cfg.eval_size),
+    )
     seed = cfg.seeds[0]
-    rows = [sweep_run(cfg, dict(method="full", criterion="", sparse_ratio=0.0, m=1, seed=seed), dls, device)]
-    rows += [dict(sweep_run(dataclasses.replace(cfg, lr=lr), dict(method="dense", criterion="", sparse_ratio=0.0, m=1, seed=seed), dls, device), lr=lr)
-             for lr in lrs]
-    table = pd.DataFrame(rows); table.loc[0, "lr"] = cfg.full_lr
+    rows = [
+        sweep_run(
+            cfg,
+            dict(method="full", criterion="", sparse_ratio=0.0, m=1, seed=seed),
+            dls,
+            device,
+        )
+    ]
+    rows += [
+        dict(
+            sweep_run(
+                dataclasses.replace(cfg, lr=lr),
+                dict(method="dense", criterion="", sparse_ratio=0.0, m=1, seed=seed),
+                dls,
+                device,
+            ),
+            lr=lr,
+        )
+        for lr in lrs
+    ]
+    table = pd.DataFrame(rows)
+    table.loc[0, "lr"] = cfg.full_lr
     full, dense = table.dev_acc.iloc[0], table.iloc[1:]
     best = dense.loc[dense.dev_acc.idxmax()]
-    return dict(table=table[["method", "lr", "dev_acc", "test_acc", "trainable", "seconds"]], full_dev=float(full), best_lr=float(best.lr),
-                gap=float(full - best.dev_acc), ok=bool(full - best.dev_acc <= tolerance))
+    return dict(
+        table=table[["method", "lr", "dev_acc", "test_acc", "trainable", "seconds"]],
+        full_dev=float(full),
+        best_lr=float(best.lr),
+        gap=float(full - best.dev_acc),
+        ok=bool(full - best.dev_acc <= tolerance),
+    )
 
 # %% ../../nbs/12a_sparse_adapter_lab.ipynb #ec3e6125
 RESULTS_FILE = ASSETS / "sparse_adapter_grid.csv"
 CALIBRATION_FILE = ASSETS / "sparse_adapter_calibration.csv"
 REGENERATE = "python runs/sa_grid.py rotten_tomatoes; python runs/sa_grid.py twitter; python runs/ship_results.py"
 
-def grid_results(task:str|None=None, # 'rotten_tomatoes' or 'twitter'; None: both
-                 path:str|Path|None=None, # a CSV of `sparse_adapter_sweep` rows (default: the file shipped with padnotes)
-                ) -> pd.DataFrame:
+
+def grid_results(
+    task: str | None = None,  # 'rotten_tomatoes' or 'twitter'; None: both
+    path: str
+    | Path
+    | None = None,  # a CSV of `sparse_adapter_sweep` rows (default: the file shipped with padnotes)
+) -> pd.DataFrame:
     "The rows of the SparseAdapter grid, for one task or all."
-    return results_csv(RESULTS_FILE if path is None else path, task, f"they are made by: {REGENERATE}")
+    return results_csv(
+        RESULTS_FILE if path is None else path, task, f"they are made by: {REGENERATE}"
+    )
 
-def calibration_results(task:str|None=None, # 'rotten_tomatoes' or 'twitter'; None: both
-                        path:str|Path|None=None, # default: the file shipped with padnotes
-                       ) -> pd.DataFrame:
+
+def calibration_results(
+    task: str | None = None,  # 'rotten_tomatoes' or 'twitter'; None: both
+    path: str | Path | None = None,  # default: the file shipped with padnotes
+) -> pd.DataFrame:
     "The calibration rows (full fine-tuning and the dense adapter at each learning rate, seed 0, dev split), for one task or all."
-    return results_csv(CALIBRATION_FILE if path is None else path, task, f"they are made by: {REGENERATE}")
+    return results_csv(
+        CALIBRATION_FILE if path is None else path,
+        task,
+        f"they are made by: {REGENERATE}",
+    )
 
-def sparse_claims(df:pd.DataFrame, # rows of `sparse_adapter_sweep` for one task
-                  metric:str="dev_acc", # never 'test_acc' for a choice
-                  confidence:float=0.95) -> pd.DataFrame:
+
+def sparse_claims(
+    df: pd.DataFrame,  # rows of `sparse_adapter_sweep` for one task
+    metric: str = "dev_acc",  # never 'test_acc' for a choice
+    confidence: float = 0.95,
+) -> pd.DataFrame:
     "Every setting minus the dense adapter, paired over seeds: full fine-tuning, each sparse (criterion, ratio), Large-Sparse at each m (the dense budget)."
-    if df.task.nunique() > 1: raise ValueError(f"claims are per task, got {sorted(df.task.unique())}")
+    if df.task.nunique() > 1:
+        raise ValueError(f"claims are per task, got {sorted(df.task.unique())}")
     comps = [("full fine-tuning", dict(method="full"))]
-    sp = df[df.method == "sparse"][["criterion", "sparse_ratio"]].drop_duplicates().sort_values(["criterion", "sparse_ratio"])
-    comps += [(f"{c} at {r:g}", dict(method="sparse", criterion=c, sparse_ratio=float(r))) for c, r in sp.itertuples(index=False)]
-    comps += [(f"Large-Sparse m={m}", dict(method="large_sparse", m=int(m))) for m in sorted(df[df.method == "large_sparse"].m.unique())]
+    sp = (
+        df[df.method == "sparse"][["criterion", "sparse_ratio"]]
+        .drop_duplicates()
+        .sort_values(["criterion", "sparse_ratio"])
+    )
+    comps += [
+        (f"{c} at {r:g}", dict(method="sparse", criterion=c, sparse_ratio=float(r)))
+        for c, r in sp.itertuples(index=False)
+    ]
+    comps += [
+        (f"Large-Sparse m={m}", dict(method="large_sparse", m=int(m)))
+        for m in sorted(df[df.method == "large_sparse"].m.unique())
+    ]
     out = []
     for name, a in comps:
-        try: d = paired_difference(df, a, dict(method="dense"), metric, confidence)
-        except ValueError: continue                                    # not run, or on one seed only
-        out.append(dict(setting=name, method=a["method"], criterion=a.get("criterion", ""), sparse_ratio=a.get("sparse_ratio"), m=a.get("m", 1),
-                        **{k: d[k] for k in ("mean", "std", "n", "ci_low", "ci_high")}, reading=interval_reading(d["ci_low"], d["ci_high"])))
-    return pd.DataFrame(out, columns=["setting", "method", "criterion", "sparse_ratio", "m", "mean", "std", "n", "ci_low", "ci_high", "reading"])
+        try:
+            d = paired_difference(df, a, dict(method="dense"), metric, confidence)
+        except ValueError:
+            continue  # not run, or on one seed only
+        out.append(
+            dict(
+                setting=name,
+                method=a["method"],
+                criterion=a.get("criterion", ""),
+                sparse_ratio=a.get("sparse_ratio"),
+                m=a.get("m", 1),
+                **{k: d[k] for k in ("mean", "std", "n", "ci_low", "ci_high")},
+                reading=interval_reading(d["ci_low"], d["ci_high"]),
+            )
+        )
+    return pd.DataFrame(
+        out,
+        columns=[
+            "setting",
+            "method",
+            "criterion",
+            "sparse_ratio",
+            "m",
+            "mean",
+            "std",
+            "n",
+            "ci_low",
+            "ci_high",
+            "reading",
+        ],
+    )
 
-def sparse_verdict(df:pd.DataFrame, # rows of `sparse_adapter_sweep` for one task
-                   criteria:tuple=("snip", "random", "magnitude"), # those run at every ratio
-                   flat_within:float=0.02, # "flat": no setting clearly below dense, and no drop larger than this left open by the intervals
-                   paper_gain:float=0.006, # the paper's largest gain (Large-Sparse over full fine-tuning, 79.6 vs 79.0, its Figure 1)
-                  ) -> list[str]:
+
+def sparse_verdict(
+    df: pd.DataFrame,  # rows of `sparse_adapter_sweep` for one task
+    criteria: tuple = ("snip", "random", "magnitude"),  # those run at every ratio
+    flat_within: float = 0.02,  # "flat": no setting clearly below dense, and no drop larger than this left open by the intervals
+    paper_gain: float = 0.006,  # the paper's largest gain (Large-Sparse over full fine-tuning, 79.6 vs 79.0, its Figure 1)
+) -> list[str]:
     "The paper's three findings read from the paired claims, one sentence each (after the budget check, before the grid's resolution): what appears, what does not, what is not yet measured."
-    c = sparse_claims(df); get = lambda name: c[c.setting == name].iloc[0] if (c.setting == name).any() else None
+    c = sparse_claims(df)
+    get = lambda name: (
+        c[c.setting == name].iloc[0] if (c.setting == name).any() else None
+    )
     out = []
     full = get("full fine-tuning")
-    out.append("Budget: not yet measured on 2 seeds." if full is None else
-               f"Budget: full fine-tuning minus the dense adapter is {points(full)}; the issue asks for at most 3 points, "
-               + ("met." if full["mean"] <= 0.03 else "not met."))
+    out.append(
+        "Budget: not yet measured on 2 seeds."
+        if full is None
+        else f"Budget: full fine-tuning minus the dense adapter is {points(full)}; the issue asks for at most 3 points, "
+        + ("met." if full["mean"] <= 0.03 else "not met.")
+    )
     flat, worst = [], 0.0
     for crit in criteria:
-        rows = c[(c.method == "sparse") & (c.criterion == crit)].sort_values("sparse_ratio")
-        if not len(rows): continue
-        lower = rows[rows.reading == "lower"]; worst = min(worst, float(rows.ci_low.min()))
-        flat.append(f"{crit} is clearly below the dense adapter from a sparse ratio of {lower.sparse_ratio.min():g}" if len(lower)
-                    else f"{crit} is never clearly below the dense adapter up to {rows.sparse_ratio.max():g} (worst mean {100 * rows['mean'].min():+.1f} "
-                         f"points; a drop of up to {-100 * rows.ci_low.min():.1f} points is not ruled out)")
-    out.append("Flat up to 40-80% sparse: not yet measured on 2 seeds." if not flat else
-               "Flat up to 40-80% sparse: " + "; ".join(flat) + ". " +
-               ("The finding does not appear everywhere: see where the drops start." if not all("never" in f for f in flat) else
-                "The finding appears." if worst >= -flat_within else
-                f"No setting is clearly below, which is what the paper finds, but the intervals leave drops over {100 * flat_within:g} points open: more seeds would decide."))
+        rows = c[(c.method == "sparse") & (c.criterion == crit)].sort_values(
+            "sparse_ratio"
+        )
+        if not len(rows):
+            continue
+        lower = rows[rows.reading == "lower"]
+        worst = min(worst, float(rows.ci_low.min()))
+        flat.append(
+            f"{crit} is clearly below the dense adapter from a sparse ratio of {lower.sparse_ratio.min():g}"
+            if len(lower)
+            else f"{crit} is never clearly below the dense adapter up to {rows.sparse_ratio.max():g} (worst mean {100 * rows['mean'].min():+.1f} "
+            f"points; a drop of up to {-100 * rows.ci_low.min():.1f} points is not ruled out)"
+        )
+    out.append(
+        "Flat up to 40-80% sparse: not yet measured on 2 seeds."
+        if not flat
+        else "Flat up to 40-80% sparse: "
+        + "; ".join(flat)
+        + ". "
+        + (
+            "The finding does not appear everywhere: see where the drops start."
+            if not all("never" in f for f in flat)
+            else "The finding appears."
+            if worst >= -flat_within
+            else f"No setting is clearly below, which is what the paper finds, but the intervals leave drops over {100 * flat_within:g} points open: more seeds would decide."
+        )
+    )
     snip = get("snip at 0.4")
-    out.append("SNIP at 40% >= dense: not yet measured on 2 seeds." if snip is None else
-               f"SNIP at 40% >= dense: {points(snip)}: " + finding(snip["reading"], at_least=True))
+    out.append(
+        "SNIP at 40% >= dense: not yet measured on 2 seeds."
+        if snip is None
+        else f"SNIP at 40% >= dense: {points(snip)}: "
+        + finding(snip["reading"], at_least=True)
+    )
     for m in sorted(c[c.method == "large_sparse"].m.unique()):
         r = get(f"Large-Sparse m={m}")
-        out.append(f"Large-Sparse m={m} > dense at equal budget: {points(r)}: " + finding(r["reading"]))
-    if not len(c[c.method == "large_sparse"]): out.append("Large-Sparse > dense at equal budget: not yet measured on 2 seeds.")
-    out.append(resolution(c, settings_value(df, "eval_size"), float(df.dev_acc.mean()), target=paper_gain))
+        out.append(
+            f"Large-Sparse m={m} > dense at equal budget: {points(r)}: "
+            + finding(r["reading"])
+        )
+    if not len(c[c.method == "large_sparse"]):
+        out.append("Large-Sparse > dense at equal budget: not yet measured on 2 seeds.")
+    out.append(
+        resolution(
+            c,
+            settings_value(df, "eval_size"),
+            float(df.dev_acc.mean()),
+            target=paper_gain,
+        )
+    )
     return out
 
 # %% ../../nbs/12a_sparse_adapter_lab.ipynb #26e04995
-def tour_sweep(size:str, # 'quick', 'full' or 'tiny'
-               seed:int=0, # the one seed of quick and tiny tours
-              ) -> SparseAdapterSweep:
+def tour_sweep(
+    size: str,  # 'quick', 'full' or 'tiny'
+    seed: int = 0,  # the one seed of quick and tiny tours
+) -> SparseAdapterSweep:
     "The SparseAdapter grid a tour of `size` runs: quick is full fine-tuning, the dense adapter, SNIP at 0.4 and Large-Sparse m = 2 on 480 snippets, 2 epochs."
     check_size(size)
-    if size == "full": return SparseAdapterSweep(lr=3e-3)
-    if size == "tiny": return SparseAdapterSweep.tiny(seeds=(seed,), lr=3e-3)
-    return SparseAdapterSweep(ratios=(0.4,), criteria=("snip",), extra_criteria=(), large=(2,), seeds=(seed,), train_size=480, eval_size=200,
-                              epochs=2, batch_size=16, max_len=48, lr=3e-3, full_lr=1e-4, n_batches=3)   # 60 steps: full fine-tuning needs 1e-4
+    if size == "full":
+        return SparseAdapterSweep(lr=3e-3)
+    if size == "tiny":
+        return SparseAdapterSweep.tiny(seeds=(seed,), lr=3e-3)
+    # 60 steps: full fine-tuning needs 1e-4
+    return SparseAdapterSweep(
+        ratios=(0.4,),
+        criteria=("snip",),
+        extra_criteria=(),
+        large=(2,),
+        seeds=(seed,),
+        train_size=480,
+        eval_size=200,
+        epochs=2,
+        batch_size=16,
+        max_len=48,
+        lr=3e-3,
+        full_lr=1e-4,
+        n_batches=3,
+    )
+
 
 def _tour_result(ctx, df, path):
     cfg = tour_sweep(ctx.size, ctx.seed)
     s = summarize_sparse_sweep(df)
-    table = s[["method", "criterion", "sparse_ratio", "m", "mean ± std", "n", "trainable"]].rename(columns={"mean ± std": "dev accuracy (%)"})
-    return SectionResult(table=table, figures=[plot_accuracy_vs_trainable(df)] if len(df) else [],
-                         notes=[f"{len(df)} of {len(cfg.runs())} runs finished, read from {path.name}. The quick size trains two epochs on "
-                                "480 snippets with one seed: a demonstration of the method, not a measurement of its claims (notebook 12a runs those)."],
-                         settings={k: getattr(cfg, k) for k in ("task", "kind", "bottleneck", "ratios", "criteria", "large", "seeds", "train_size",
-                                                                 "eval_size", "epochs", "lr", "max_len")})
+    table = s[
+        ["method", "criterion", "sparse_ratio", "m", "mean ± std", "n", "trainable"]
+    ].rename(columns={"mean ± std": "dev accuracy (%)"})
+    return SectionResult(
+        table=table,
+        figures=[plot_accuracy_vs_trainable(df)] if len(df) else [],
+        notes=[
+            f"{len(df)} of {len(cfg.runs())} runs finished, read from {path.name}. The quick size trains two epochs on "
+            "480 snippets with one seed: a demonstration of the method, not a measurement of its claims (notebook 12a runs those)."
+        ],
+        settings={
+            k: getattr(cfg, k)
+            for k in (
+                "task",
+                "kind",
+                "bottleneck",
+                "ratios",
+                "criteria",
+                "large",
+                "seeds",
+                "train_size",
+                "eval_size",
+                "epochs",
+                "lr",
+                "max_len",
+            )
+        },
+    )
+
 
 def _tour_plan(ctx) -> set:
     cfg = tour_sweep(ctx.size, ctx.seed)
     return {_key(dict(r, task=cfg.task)) for r in cfg.runs()}
 
-TOUR_SECTION = grid_section("sparse_adapter", "SparseAdapter on Rotten Tomatoes",
+
+TOUR_SECTION = grid_section(
+    "sparse_adapter",
+    "SparseAdapter on Rotten Tomatoes",
     "MiniLM-L6 fine-tuned whole (full fine-tuning), with a dense Pfeiffer adapter of bottleneck 32 on a frozen base, with that adapter "
     "pruned at initialisation by SNIP to sparse ratio 0.4 (SparseAdapter), and with a bottleneck twice as wide pruned to the dense "
     "adapter's budget (Large-Sparse, m = 2). The paper's claims: a pruned adapter matches the dense one, and Large-Sparse beats it at "
-    "the same budget.", order=30, csv="sparse-adapter", result=_tour_result,
-    plan=_tour_plan, key=_key,
-    run=lambda ctx, path: sparse_adapter_sweep(tour_sweep(ctx.size, ctx.seed), path, device=ctx.device, progress=ctx.progress))
+    "the same budget.",
+    order=30,
+    csv="sparse-adapter",
+    result=_tour_result,
+    plan=_tour_plan,
+    key=_key,
+    run=lambda ctx, path: sparse_adapter_sweep(
+        tour_sweep(ctx.size, ctx.seed), path, device=ctx.device, progress=ctx.progress
+    ),
+)
 
 # %% ../../nbs/12a_sparse_adapter_lab.ipynb #2ced05db
 from ..docs import document_module
+
 document_module(globals())

@@ -15,9 +15,10 @@ __all__ = ['select_rows', 'paired_difference', 'interval_reading', 'points', 'fi
            'pilot_summary']
 
 # %% ../../nbs/01c_stats.ipynb #3ab8b09c
-def select_rows(df:pd.DataFrame, # a results table
-                sel:dict, # column -> value; None matches a missing value, a 'ratio' is compared with np.isclose
-               ) -> pd.DataFrame:
+def select_rows(
+    df: pd.DataFrame,  # a results table
+    sel: dict,  # column -> value; None matches a missing value, a 'ratio' is compared with np.isclose
+) -> pd.DataFrame:
     "The rows of `df` that match every key of `sel`."
     rows = df
     for k, v in sel.items():
@@ -29,66 +30,89 @@ def select_rows(df:pd.DataFrame, # a results table
             rows = rows[rows[k] == v]
     return rows
 
-def paired_difference(df:pd.DataFrame, # results, one row per seed for each setting
-                      a:dict, # the first setting, e.g. dict(criterion="imp", ratio=0.3)
-                      b:dict, # the setting it is compared with
-                      metric:str="dev_acc", # the accuracy to compare
-                      confidence:float=0.95, # of the interval
-                     ) -> dict:
+
+def paired_difference(
+    df: pd.DataFrame,  # results, one row per seed for each setting
+    a: dict,  # the first setting, e.g. dict(criterion="imp", ratio=0.3)
+    b: dict,  # the setting it is compared with
+    metric: str = "dev_acc",  # the accuracy to compare
+    confidence: float = 0.95,  # of the interval
+) -> dict:
     "a - b paired by seed: mean, std and count of the differences, and a Student-t interval of their mean."
     from scipy import stats
+
     ra, rb = (select_rows(df, s).set_index("seed")[metric] for s in (a, b))
     if ra.index.has_duplicates or rb.index.has_duplicates:
-        raise ValueError(f"more than one row per seed for {a} or {b}: narrow the selection")
+        raise ValueError(
+            f"more than one row per seed for {a} or {b}: narrow the selection"
+        )
     seeds = sorted(set(ra.index) & set(rb.index))
     if len(seeds) < 2:
-        raise ValueError(f"a paired difference needs at least 2 seeds run in both settings, "
-                         f"got {seeds} for {a} and {b}")
+        raise ValueError(
+            f"a paired difference needs at least 2 seeds run in both settings, "
+            f"got {seeds} for {a} and {b}"
+        )
     d = (ra.loc[seeds] - rb.loc[seeds]).astype(float)
     n, mean, std = len(d), float(d.mean()), float(d.std(ddof=1))
     # half-width = t(1 - alpha/2, n - 1) * std / sqrt(n)
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
-    return dict(mean=mean, std=std, n=n, ci_low=mean - half, ci_high=mean + half, seeds=seeds)
+    return dict(
+        mean=mean, std=std, n=n, ci_low=mean - half, ci_high=mean + half, seeds=seeds
+    )
 
 # %% ../../nbs/01c_stats.ipynb #d8add628
-def interval_reading(ci_low:float, ci_high:float) -> str:
+def interval_reading(ci_low: float, ci_high: float) -> str:
     "'higher' when the interval lies above 0, 'lower' when below it, else 'no clear difference'."
     if ci_low > 0:
         return "higher"
     return "lower" if ci_high < 0 else "no clear difference"
+
 
 def points(r) -> str:
     "A paired difference (a row or dict with mean, ci_low, ci_high, n) as text, in accuracy points."
     mean, low, high = (100 * r[k] for k in ("mean", "ci_low", "ci_high"))
     return f"{mean:+.1f} points [{low:+.1f}, {high:+.1f}] over {int(r['n'])} seeds"
 
-def finding(reading:str, # an `interval_reading`
-            at_least:bool=False, # the paper claims '>=' (a level result is consistent with it), not '>'
-           ) -> str:
+
+def finding(
+    reading: str,  # an `interval_reading`
+    at_least: bool = False,  # the paper claims '>=' (a level result is consistent with it), not '>'
+) -> str:
     "What a reading says of a paper's claim that a setting is better (or at least as good)."
-    level = ("level within the seed spread: consistent with >=, but no gain shown." if at_least
-             else "not shown: the difference is within the seed spread.")
-    said = {"higher": "better, as the paper finds.",
-            "lower": "worse: the finding does not appear.",
-            "no clear difference": level}
+    level = (
+        "level within the seed spread: consistent with >=, but no gain shown."
+        if at_least
+        else "not shown: the difference is within the seed spread."
+    )
+    said = {
+        "higher": "better, as the paper finds.",
+        "lower": "worse: the finding does not appear.",
+        "no clear difference": level,
+    }
     if reading not in said:
         raise ValueError(f"reading must be one of {sorted(said)}, got {reading!r}")
     return said[reading]
 
 # %% ../../nbs/01c_stats.ipynb #fa631561
-def resolution(claims:pd.DataFrame, # paired differences with columns ci_low, ci_high and n
-               eval_size:int|None=None, # examples each accuracy is measured on (None: no binomial error)
-               accuracy:float=0.8, # a typical accuracy, for that error
-               target:float|None=None, # a difference to resolve: how many seeds would reach it
-               confidence:float=0.95) -> str:
+def resolution(
+    claims: pd.DataFrame,  # paired differences with columns ci_low, ci_high and n
+    eval_size: int
+    | None = None,  # examples each accuracy is measured on (None: no binomial error)
+    accuracy: float = 0.8,  # a typical accuracy, for that error
+    target: float
+    | None = None,  # a difference to resolve: how many seeds would reach it
+    confidence: float = 0.95,
+) -> str:
     "How small a difference a grid can resolve: its interval half-widths beside one evaluation's own error."
     if not len(claims):
         return "Resolution: no paired differences yet."
     half = 50 * (claims.ci_high - claims.ci_low).astype(float)
     lo, hi = int(claims.n.min()), int(claims.n.max())
     seeds = lo if lo == hi else f"{lo} to {hi}"
-    s = (f"Resolution: the 95% intervals reach {half.min():.1f} to {half.max():.1f} points either side "
-         f"of their means (median {half.median():.1f}; {seeds} seeds)")
+    s = (
+        f"Resolution: the 95% intervals reach {half.min():.1f} to {half.max():.1f} points either side "
+        f"of their means (median {half.median():.1f}; {seeds} seeds)"
+    )
     if eval_size:
         # one accuracy's standard error: sqrt(p (1 - p) / n)
         se = 100 * math.sqrt(accuracy * (1 - accuracy) / eval_size)
@@ -96,43 +120,57 @@ def resolution(claims:pd.DataFrame, # paired differences with columns ci_low, ci
     s += ". A true difference well under the median half-width reads as no clear difference here."
     if target:
         from scipy import stats
-        sd = float(claims["std"].median())           # the typical spread of one paired difference
+
+        # the typical spread of one paired difference
+        sd = float(claims["std"].median())
         t = lambda n: stats.t.ppf(0.5 + confidence / 2, n - 1)
-        n = next((n for n in range(2, 1001) if t(n) * sd / math.sqrt(n) <= target), None)
+        n = next(
+            (n for n in range(2, 1001) if t(n) * sd / math.sqrt(n) <= target), None
+        )
         if n:
-            s += (f" Intervals of ±{100 * target:.1f} points would take about {n} seeds per setting "
-                  f"(at the median paired std of {100 * sd:.1f} points).")
+            s += (
+                f" Intervals of ±{100 * target:.1f} points would take about {n} seeds per setting "
+                f"(at the median paired std of {100 * sd:.1f} points)."
+            )
         else:
             s += f" Intervals of ±{100 * target:.1f} points would take over 1000 seeds per setting."
     return s
 
 # %% ../../nbs/01c_stats.ipynb #2a3330ec
-def summarize(df:pd.DataFrame, # results, one row per run
-              keys:Sequence[str], # the columns that name a setting
-              metric:str="dev_acc", # the column to summarise
-              means:Sequence[str]=(), # other columns to average per setting
-              fill:dict|None=None, # key -> a stand-in for missing values while grouping
-              sort:bool=False, # settings sorted by key (False: in order of first appearance)
-             ) -> pd.DataFrame:
+def summarize(
+    df: pd.DataFrame,  # results, one row per run
+    keys: Sequence[str],  # the columns that name a setting
+    metric: str = "dev_acc",  # the column to summarise
+    means: Sequence[str] = (),  # other columns to average per setting
+    fill: dict | None = None,  # key -> a stand-in for missing values while grouping
+    sort: bool = False,  # settings sorted by key (False: in order of first appearance)
+) -> pd.DataFrame:
     "Mean, std and count of `metric` per setting, the mean of `means`, and a 'mean ± std' column in points."
     if metric not in df.columns:
-        raise ValueError(f"no column {metric!r} in the results: they have {list(df.columns)}")
+        raise ValueError(
+            f"no column {metric!r} in the results: they have {list(df.columns)}"
+        )
     fill = dict(fill or {})
     d = df.assign(**{k: df[k].fillna(v) for k, v in fill.items()})
     aggs = dict(mean=(metric, "mean"), std=(metric, "std"), n=(metric, "size"))
     aggs.update({c: (c, "mean") for c in means})
     s = d.groupby(list(keys), sort=sort).agg(**aggs).reset_index()
     for k, v in fill.items():
-        s[k] = s[k].where(s[k] != v)                # the stand-in back to a missing value
-    s["mean ± std"] = [f"{100 * a:.1f} ± {100 * b:.1f}" if n > 1 else f"{100 * a:.1f}"
-                       for a, b, n in zip(s["mean"], s["std"].fillna(0), s["n"])]
+        s[k] = s[k].where(s[k] != v)  # the stand-in back to a missing value
+    s["mean ± std"] = [
+        f"{100 * a:.1f} ± {100 * b:.1f}" if n > 1 else f"{100 * a:.1f}"
+        for a, b, n in zip(s["mean"], s["std"].fillna(0), s["n"])
+    ]
     return s
 
 # %% ../../nbs/01c_stats.ipynb #44330b5c
-def pilot_summary(df:pd.DataFrame, # pilot rows: one per (setting, model, seed)
-                  setting:list, # the columns that make a setting, e.g. ["width", "epochs"]
-                  baseline:str, # the model the others are compared with: 'static' or 'dense'
-                  metric:str="dev_acc", confidence:float=0.95) -> pd.DataFrame:
+def pilot_summary(
+    df: pd.DataFrame,  # pilot rows: one per (setting, model, seed)
+    setting: list,  # the columns that make a setting, e.g. ["width", "epochs"]
+    baseline: str,  # the model the others are compared with: 'static' or 'dense'
+    metric: str = "dev_acc",
+    confidence: float = 0.95,
+) -> pd.DataFrame:
     "Per setting and model: mean and std over seeds, the paired difference to the baseline, and whether it is > 2 stds."
     out = []
     for key, g in df.groupby(setting):
@@ -141,13 +179,27 @@ def pilot_summary(df:pd.DataFrame, # pilot rows: one per (setting, model, seed)
         base = g[g.model == baseline][metric]
         for m in [m for m in g.model.unique() if m != baseline]:
             cur = g[g.model == m][metric]
-            d = paired_difference(g, dict(model=m), dict(model=baseline), metric, confidence)
-            out.append(dict(**sel, model=m, mean=cur.mean(), std=cur.std(),
-                            baseline_mean=base.mean(), baseline_std=base.std(),
-                            diff=d["mean"], ci_low=d["ci_low"], ci_high=d["ci_high"], n=d["n"],
-                            beats_by_2_std=bool(d["mean"] > 2 * max(cur.std(), base.std()))))
+            d = paired_difference(
+                g, dict(model=m), dict(model=baseline), metric, confidence
+            )
+            out.append(
+                dict(
+                    **sel,
+                    model=m,
+                    mean=cur.mean(),
+                    std=cur.std(),
+                    baseline_mean=base.mean(),
+                    baseline_std=base.std(),
+                    diff=d["mean"],
+                    ci_low=d["ci_low"],
+                    ci_high=d["ci_high"],
+                    n=d["n"],
+                    beats_by_2_std=bool(d["mean"] > 2 * max(cur.std(), base.std())),
+                )
+            )
     return pd.DataFrame(out)
 
 # %% ../../nbs/01c_stats.ipynb #51b71e72
 from ..docs import document_module
+
 document_module(globals())
