@@ -17,39 +17,11 @@ def free_port():
 
 
 def test_two_processes_under_torchrun_equal_one_process_on_the_combined_batch(tmp_path):
-    env = dict(
-        os.environ,
-        OMP_NUM_THREADS="1",
-        PYTHONPATH=os.pathsep.join(
-            [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
-        ),
-    )
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_addr",
-            "127.0.0.1",
-            "--master_port",
-            str(free_port()),
-            str(Path(__file__).with_name("ddp_fit.py")),
-            str(tmp_path),
-            "8",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    r = torchrun(tmp_path, "8")
     ranks = [json.loads((tmp_path / f"rank{i}.json").read_text()) for i in (0, 1)]
     assert [x["world"] for x in ranks] == [2, 2]
-    assert ranks[0]["history"] == ranks[1][
-        "history"
-    ] or all(  # metrics reduced: every rank has the same history
+    # metrics reduced: every rank has the same history
+    assert ranks[0]["history"] == ranks[1]["history"] or all(
         abs(a[k] - b[k]) < 1e-12
         for a, b in zip(ranks[0]["history"], ranks[1]["history"])
         for k in a
