@@ -14,12 +14,15 @@ from torch import nn
 import torch.nn.functional as F
 
 from .core import check_choice, check_float, check_int
-from .docs import document_module
+from .docs import document_module, keywords_from
 from padnotes.tuners import (
     StateSettings,
+    Tuner,
     TunerConfig,
     TunerLayer,
+    config_from,
     inject,
+    register_tuner,
     inside_tuner,
     tuner_layers,
     tuner_records,
@@ -28,8 +31,9 @@ from padnotes.tuners import (
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'ADAPTER_LAYER_NORMS', 'BOTTLENECK_KINDS', 'ADAPTER_KINDS', 'LORA_DEFAULT_TARGETS', 'PEFT_CONFIG_NAME',
            'PEFT_WEIGHTS_NAME', 'PEFT_PREFIX', 'masked_linear', 'Bottleneck', 'adapter_sites', 'AdapterLayer',
-           'DeployedAdapter', 'LoRALinear', 'AdapterConfig', 'adapter_weights', 'get_adapter_model', 'adapter_layers',
-           'bottleneck_numel', 'adapter_numel', 'adapter_masks', 'prune_adapters', 'save_peft', 'load_peft']
+           'DeployedAdapter', 'LoRALinear', 'AdapterConfig', 'AdapterTuner', 'adapter_weights', 'get_adapter_model',
+           'adapter_layers', 'bottleneck_numel', 'adapter_numel', 'adapter_masks', 'prune_adapters', 'save_peft',
+           'load_peft']
 
 # %% ../nbs/11_adapters.ipynb #eee341af
 # AdapterHub's names ("swish" is SiLU)
@@ -421,9 +425,17 @@ class AdapterConfig(TunerConfig):
             return self.bottleneck
         return max(1, int(hidden // (self.reduction_factor or _DEFAULT_RF[self.kind])))
 
+
+@register_tuner(AdapterConfig)
+class AdapterTuner(Tuner):
+    "The adapters' tuner: bottleneck adapters at the blocks' sub-layers, or LoRA on linear layers."
+
+    sites: dict = {}  # id(module) -> (wiring style, its LayerNorm), from candidates
+
     def candidates(self, model):
+        c = self.config
         skip = inside_tuner(model)
-        if self.kind == "lora":
+        if c.kind == "lora":
             lins = [
                 (n, m)
                 for n, m in model.named_modules()
@@ -431,42 +443,41 @@ class AdapterConfig(TunerConfig):
             ]
             return (
                 lins
-                if self.target_modules is not None
+                if c.target_modules is not None
                 else [
                     (n, m)
                     for n, m in lins
                     if n.rsplit(".", 1)[-1] in LORA_DEFAULT_TARGETS
                 ]
             )
-        where = ("attention", "ffn") if self.kind == "houlsby" else ("ffn",)
+        where = ("attention", "ffn") if c.kind == "houlsby" else ("ffn",)
         sites = [s for s in adapter_sites(model, where) if s[0] not in skip]
-        # read (and dropped) by build_layers
-        self.__dict__["_sites"] = {id(m): (style, ln) for _, m, _, style, ln in sites}
+        # build_layers reads how each site is wired
+        self.sites = {id(m): (style, ln) for _, m, _, style, ln in sites}
         return [(n, m) for n, m, *_ in sites]
 
     def nothing_to_convert(self, model) -> str:
-        if self.kind == "lora":
+        c = self.config
+        if c.kind == "lora":
             return f"LoRA found no nn.Linear named {LORA_DEFAULT_TARGETS} in {type(model).__name__}: pass target_modules; nothing was changed"
         return (
-            f"{self.kind} adapters found no BERT/RoBERTa block (attention.output, output) nor DistilBERT block (attention.out_lin, ffn) "
+            f"{c.kind} adapters found no BERT/RoBERTa block (attention.output, output) nor DistilBERT block (attention.out_lin, ffn) "
             f"in {type(model).__name__}; nothing was changed"
         )
 
     def build_layers(self, targets, rebuild=False):
-        sites, new = self.__dict__.pop("_sites", {}), {}
+        c, new = self.config, {}
         for n, m in targets:
             if id(m) in new:
                 continue
-            if self.kind == "lora":
+            if c.kind == "lora":
                 if not isinstance(m, nn.Linear):
                     raise ValueError(
                         f"LoRA wraps nn.Linear layers; {n!r} is a {type(m).__name__}"
                     )
-                new[id(m)] = LoRALinear(m, self.r, self.alpha, self.dropout).train(
-                    m.training
-                )
+                new[id(m)] = LoRALinear(m, c.r, c.alpha, c.dropout).train(m.training)
                 continue
-            style, ln = sites[id(m)]
+            style, ln = self.sites[id(m)]
             d = (
                 m.dense.out_features
                 if style == "bert"
@@ -475,18 +486,18 @@ class AdapterConfig(TunerConfig):
             w = next(m.parameters())
             ad = Bottleneck(
                 d,
-                self.width(d),
-                self.non_linearity or _DEFAULT_ACT[self.kind],
-                self.scaling
-                if self.scaling is not None
-                else (4.0 if self.kind == "parallel" else 1.0),
-                self.dropout,
-                self.init,
-                self.layer_norm,
+                c.width(d),
+                c.non_linearity or _DEFAULT_ACT[c.kind],
+                c.scaling
+                if c.scaling is not None
+                else (4.0 if c.kind == "parallel" else 1.0),
+                c.dropout,
+                c.init,
+                c.layer_norm,
             ).to(device=w.device, dtype=w.dtype)
-            new[id(m)] = AdapterLayer(m, ad, self.kind, style, ln).train(m.training)
+            new[id(m)] = AdapterLayer(m, ad, c.kind, style, ln).train(m.training)
         # masks reserved now (all entries kept); pruning fills them
-        if self.sparse_ratio > 0:
+        if c.sparse_ratio > 0:
             for l in new.values():
                 for owner, attr, lin in adapter_weights(l).values():
                     setattr(owner, attr, torch.ones_like(lin.weight, dtype=torch.bool))
@@ -507,15 +518,14 @@ def adapter_weights(layer: nn.Module) -> dict[str, tuple[nn.Module, str, nn.Line
     }
 
 # %% ../nbs/11_adapters.ipynb #5bc3db45
+@keywords_from(AdapterConfig)
 def get_adapter_model(
     model: nn.Module,  # a Hugging Face BERT, RoBERTa or DistilBERT model (changed in place)
-    config: AdapterConfig,  # the adapter and where it goes
+    config: AdapterConfig | None = None,  # None: an AdapterConfig of `fields`
+    **fields,  # AdapterConfig's fields: kind, bottleneck, r, alpha, sparse_ratio, ...
 ) -> nn.Module:
     "Put the adapters of `config` into `model` and freeze everything else (`inject` with freeze_base=True); returns `model`."
-    if not isinstance(config, AdapterConfig):
-        raise TypeError(
-            f"get_adapter_model needs an AdapterConfig, got {type(config).__name__}"
-        )
+    config = config_from(AdapterConfig, config, fields, "get_adapter_model")
     return inject(
         model,
         config if config.freeze_base else dataclasses.replace(config, freeze_base=True),

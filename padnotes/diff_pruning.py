@@ -15,12 +15,15 @@ from torch.func import functional_call
 
 from .core import check_choice, check_float, clone_model
 from .train import Callback, fit
-from .docs import document_module
+from .docs import document_module, keywords_from
 from .sparse import Packed, pack
 from padnotes.tuners import (
     StateSettings,
+    Tuner,
     TunerConfig,
     TunerLayer,
+    config_from,
+    register_tuner,
     name_matches,
     replace_module,
     sync_hf_config,
@@ -33,10 +36,10 @@ from padnotes.tuners import (
 # %% auto #0
 __all__ = ['PAPER_GATE', 'LOUIZOS_GATE', 'DIFF_MODES', 'GROUP_PENALTIES', 'DEFAULT_HEADS', 'ALPHA_SCHEDULES', 'PROJECTION_STARTS',
            'DIFF_JSON', 'DIFF_WEIGHTS', 'hard_concrete', 'hard_concrete_mean_gate', 'expected_l0', 'hard_concrete_cdf',
-           'hard_concrete_density', 'hard_concrete_law', 'DiffLayer', 'TrainedCopy', 'DiffPruningConfig',
-           'get_diff_model', 'diff_layers', 'diff_config', 'head_copies', 'diff_numel', 'l0_norm', 'diff_optimizer',
-           'L0Penalty', 'GroupControl', 'fit_diff', 'diff_deltas', 'project_diff', 'base_parameters', 'fingerprint',
-           'checked_fingerprint', 'TaskDiff', 'applied_task_diff', 'remove_task_diff']
+           'hard_concrete_density', 'hard_concrete_law', 'DiffLayer', 'TrainedCopy', 'DiffPruningConfig', 'head_names',
+           'DiffPruningTuner', 'get_diff_model', 'diff_layers', 'diff_config', 'head_copies', 'diff_numel', 'l0_norm',
+           'diff_optimizer', 'L0Penalty', 'GroupControl', 'fit_diff', 'diff_deltas', 'project_diff', 'base_parameters',
+           'fingerprint', 'checked_fingerprint', 'TaskDiff', 'applied_task_diff', 'remove_task_diff']
 
 # %% ../nbs/13_diff_pruning.ipynb #12c51009
 # the diff pruning code's stretch and temperature (the default)
@@ -453,28 +456,37 @@ class DiffPruningConfig(TunerConfig):
                 )
             self.modules_to_save = list(self.modules_to_save)
 
-    def head_names(self, model: nn.Module) -> list[str]:
-        "Names of the modules trained densely (outermost matches of modules_to_save, or of DEFAULT_HEADS when it is None)."
-        names = [
-            n for n, m in model.named_modules() if n and not isinstance(m, TrainedCopy)
-        ]
-        if self.modules_to_save is not None:
-            for p in self.modules_to_save:
-                if not any(name_matches(n, p) for n in names):
-                    raise ValueError(
-                        f"modules_to_save entry {p!r} names no module of {type(model).__name__}"
-                    )
-        pats = DEFAULT_HEADS if self.modules_to_save is None else self.modules_to_save
-        out = []
-        for n in names:
-            if any(name_matches(n, p) for p in pats) and not any(
-                n.startswith(o + ".") for o in out
-            ):
-                out.append(n)
-        return out
+
+def head_names(
+    model: nn.Module,  # a plain model or a diff model
+    modules_to_save: list[str] | None = None,  # names or globs; None: DEFAULT_HEADS
+) -> list[str]:
+    "Names of the modules trained densely (outermost matches of `modules_to_save`, or of DEFAULT_HEADS when it is None)."
+    names = [
+        n for n, m in model.named_modules() if n and not isinstance(m, TrainedCopy)
+    ]
+    if modules_to_save is not None:
+        for p in modules_to_save:
+            if not any(name_matches(n, p) for n in names):
+                raise ValueError(
+                    f"modules_to_save entry {p!r} names no module of {type(model).__name__}"
+                )
+    pats = DEFAULT_HEADS if modules_to_save is None else modules_to_save
+    out = []
+    for n in names:
+        if any(name_matches(n, p) for p in pats) and not any(
+            n.startswith(o + ".") for o in out
+        ):
+            out.append(n)
+    return out
+
+
+@register_tuner(DiffPruningConfig)
+class DiffPruningTuner(Tuner):
+    "Diff pruning's tuner: every module that holds parameters gets a diff layer; the task head is trained whole."
 
     def candidates(self, model):
-        heads = self.head_names(model)
+        heads = head_names(model, self.config.modules_to_save)
         inside = inside_tuner(model)
         out = []
         for n, m in model.named_modules():
@@ -492,38 +504,28 @@ class DiffPruningConfig(TunerConfig):
         return out
 
     def build_layers(self, targets, rebuild=False):
+        c = self.config
         return {
-            id(m): DiffLayer(
-                m,
-                self.mode,
-                self.structured,
-                self.l,
-                self.r,
-                self.beta,
-                self.alpha_init,
-            )
+            id(m): DiffLayer(m, c.mode, c.structured, c.l, c.r, c.beta, c.alpha_init)
             for _, m in targets
         }
 
     def after_inject(self, model):
-        for n in self.head_names(model):
+        for n in head_names(model, self.config.modules_to_save):
             replace_module(model, n, TrainedCopy(model.get_submodule(n)))
 
     def nothing_to_convert(self, model):
         return f"DiffPruningConfig found no module with parameters to diff in {type(model).__name__}"
 
 
+@keywords_from(DiffPruningConfig)
 def get_diff_model(
     model: nn.Module,  # any model (changed in place); a transformers classifier's new head trains densely
-    config: DiffPruningConfig
-    | None = None,  # None: DiffPruningConfig() (the paper's settings)
+    config: DiffPruningConfig | None = None,  # None: a DiffPruningConfig of `fields`
+    **fields,  # DiffPruningConfig's fields (none: the paper's settings): mode, density, ...
 ) -> nn.Module:
     "Freeze `model` and give every parameter tensor a diff (gated, dense or masked as `config.mode` says); the head trains whole; returns `model`."
-    config = DiffPruningConfig() if config is None else config
-    if not isinstance(config, DiffPruningConfig):
-        raise TypeError(
-            f"get_diff_model needs a DiffPruningConfig, got {type(config).__name__}"
-        )
+    config = config_from(DiffPruningConfig, config, fields, "get_diff_model")
     return inject(model, config)
 
 
@@ -834,9 +836,7 @@ def base_parameters(
     "The parameters a task diff is made on, by their names in the plain model: every parameter except the method's and the heads'."
     layers = tuner_layers(model)
     out = {}
-    heads = (
-        DiffPruningConfig(modules_to_save=heads).head_names(model) if not layers else []
-    )
+    heads = head_names(model, heads) if not layers else []
     for name, p in model.named_parameters():
         kind, plain = _plain_name(name, layers)
         if kind == "base" and not any(

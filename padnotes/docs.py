@@ -9,7 +9,7 @@ from dataclasses import is_dataclass
 from typing import Iterable
 
 # %% auto #0
-__all__ = ['document', 'document_module']
+__all__ = ['document', 'document_module', 'keywords_from']
 
 # %% ../nbs/00b_docs.ipynb #95ca82f5
 _DOC_MARK = "\nParameters\n----------\n"
@@ -178,6 +178,9 @@ def _param_rows(obj) -> tuple[list, tuple | None]:
         return [], None
     ps = list(sig.parameters.values())
     com = _arg_comments(fn, {p.name for p in ps})
+    config_class = getattr(obj, "__keywords_from__", None)
+    if config_class is not None:  # keywords_from: the config's comments
+        com = _field_comments(config_class, {p.name for p in ps} - set(com)) | com
     star = {inspect.Parameter.VAR_POSITIONAL: "*", inspect.Parameter.VAR_KEYWORD: "**"}
     rows = [
         (
@@ -274,6 +277,41 @@ def document_module(
             document(obj)
             done.append(k)
     return done
+
+# %% ../nbs/00b_docs.ipynb #755eaf32
+def _field_default(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()  # shown as a value; the config makes a fresh one
+    return inspect.Parameter.empty
+
+
+def keywords_from(config_class: type):
+    "Decorator for a function whose `**fields` are `config_class`'s fields: its signature and `help()` list them."
+    if not (inspect.isclass(config_class) and is_dataclass(config_class)):
+        raise TypeError(f"keywords_from needs a dataclass, got {config_class!r}")
+
+    def decorate(fn):
+        sig = inspect.signature(fn)
+        ps = list(sig.parameters.values())
+        if not ps or ps[-1].kind is not inspect.Parameter.VAR_KEYWORD:
+            raise TypeError(
+                f"{fn.__name__} has no **fields to take "
+                f"{config_class.__name__}'s fields"
+            )
+        named = {p.name for p in ps}
+        kw = inspect.Parameter.KEYWORD_ONLY
+        extra = [
+            inspect.Parameter(f.name, kw, default=_field_default(f), annotation=f.type)
+            for f in dataclasses.fields(config_class)
+            if f.init and f.name not in named
+        ]
+        fn.__signature__ = sig.replace(parameters=ps[:-1] + extra)
+        fn.__keywords_from__ = config_class
+        return fn
+
+    return decorate
 
 # %% ../nbs/00b_docs.ipynb #b7923220
 document_module(globals())

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_dynamic_conv.ipynb #3fb3c89a
 from __future__ import annotations
-import fnmatch, math
+import dataclasses, fnmatch, math
 from dataclasses import dataclass
 from typing import ClassVar, Iterable
 
@@ -15,14 +15,24 @@ from torch.nn.modules.utils import _pair
 
 from .core import check_choice, check_float, check_int
 from .train import Callback
-from .docs import document_module
-from .tuners import StateSettings, TunerConfig, TunerLayer, inject, inside_tuner
+from .docs import document_module, keywords_from
+from padnotes.tuners import (
+    StateSettings,
+    Tuner,
+    TunerConfig,
+    TunerLayer,
+    config_from,
+    inject,
+    inside_tuner,
+    register_tuner,
+    tuner_for,
+)
 
 # %% auto #0
 __all__ = ['KernelAttention', 'aggregate', 'dyconv_loop', 'auto_chunk', 'per_sample_conv', 'dyconv_kernel_agg',
            'dyconv_output_agg', 'DynamicConv2d', 'dyconv_reference', 'attention_entropy', 'dyconv_from_conv',
-           'dynamic_layers', 'set_temperature', 'DynamicConvConfig', 'dynamicize', 'conv_macs', 'dyconv_macs',
-           'count_flops', 'TemperatureSchedule', 'AttentionRecorder']
+           'dynamic_layers', 'set_temperature', 'DynamicConvConfig', 'DynamicConvTuner', 'dynamicize', 'conv_macs',
+           'dyconv_macs', 'count_flops', 'TemperatureSchedule', 'AttentionRecorder']
 
 # %% ../nbs/02_dynamic_conv.ipynb #d72a3998
 def _check_temperature(t):
@@ -576,12 +586,18 @@ class DynamicConvConfig(TunerConfig):
         if self.seed is not None:
             check_int("seed", self.seed, minimum=None)
 
+
+@register_tuner(DynamicConvConfig)
+class DynamicConvTuner(Tuner):
+    "DY-Conv's tuner: each chosen nn.Conv2d becomes a DynamicConv2d that wraps it."
+
     def candidates(self, model):
         # first name of each
+        c = self.config
         convs = list(
             dict((id(m), (n, m)) for n, m in reversed(_conv_names(model))).values()
         )[::-1]
-        if self.keep_first and self.target_modules is None and convs:
+        if c.keep_first and c.target_modules is None and convs:
             convs = convs[1:]
         return convs
 
@@ -590,9 +606,10 @@ class DynamicConvConfig(TunerConfig):
         if dyn:
             return f"nothing to convert: {type(model).__name__} is already dynamic ({len(dyn)} DynamicConv2d layers, e.g. {list(dyn)[:3]})"
         names = [n for n, _ in _conv_names(model)]
+        c = self.config
         return (
             f"nothing to convert: the model has {len(names)} nn.Conv2d layer(s) {names}, all kept static "
-            f"(keep_first={self.keep_first}, exclude_modules={self.exclude_modules})"
+            f"(keep_first={c.keep_first}, exclude_modules={c.exclude_modules})"
         )
 
     def build_layers(self, targets, rebuild=False):
@@ -605,9 +622,10 @@ class DynamicConvConfig(TunerConfig):
             raise TypeError(
                 f"cannot convert subclasses of nn.Conv2d with their own forward: {bad}; add them to exclude_modules (skip)"
             )
+        c = self.config
         g = (
-            torch.Generator().manual_seed(self.seed)
-            if self.seed is not None and not rebuild
+            torch.Generator().manual_seed(c.seed)
+            if c.seed is not None and not rebuild
             else None
         )
         new = {}
@@ -616,36 +634,36 @@ class DynamicConvConfig(TunerConfig):
                 continue
             new[id(m)] = dyconv_from_conv(
                 m,
-                self.num_kernels,
-                self.reduction,
-                self.temperature,
-                0.0 if rebuild else self.noise,
-                True if rebuild else self.copy_weights,
-                self.mode,
+                c.num_kernels,
+                c.reduction,
+                c.temperature,
+                0.0 if rebuild else c.noise,
+                True if rebuild else c.copy_weights,
+                c.mode,
                 g,
             ).attach_base(m)
         return new
 
 
+@keywords_from(DynamicConvConfig)
 def dynamicize(
     model: nn.Module,  # the network to convert, in place
-    num_kernels: int = 4,  # K kernels per layer
-    skip: str
-    | Iterable[str] = (),  # names or glob patterns of convolutions to keep static
-    keep_first: bool = True,  # keep the first nn.Conv2d (in module order) static
-    noise: float = 0.0,  # relative noise on the copied kernels (0: the converted model computes the same)
-    copy_weights: bool = True,  # False: fresh kernels, to train a dynamic network from scratch
-    reduction: int = 4,  # attention reduction
-    temperature: float = 30.0,  # initial temperature
-    mode: str = "auto",  # formulation of every layer
-    seed: int | None = None,  # seed for the noise
+    config: DynamicConvConfig | None = None,  # None: a DynamicConvConfig of `fields`
+    skip: str | Iterable[str] = (),  # names or glob patterns of convs kept static
+    **fields,  # DynamicConvConfig's fields: num_kernels, keep_first, noise, seed, ...
 ) -> nn.Module:
     "Wrap the nn.Conv2d layers of `model` in DynamicConv2d (in place, all or nothing): `inject` with a `DynamicConvConfig`."
     if not isinstance(model, nn.Module):
         raise TypeError(f"dynamicize needs an nn.Module, got {type(model).__name__}")
+    cfg = config_from(DynamicConvConfig, config, fields, "dynamicize")
     patterns = [skip] if isinstance(skip, str) else list(skip)
     if not all(isinstance(p, str) for p in patterns):
         raise TypeError(f"skip must be a name or a list of names, got {skip!r}")
+    if patterns and cfg.exclude_modules is not None:
+        raise TypeError(
+            "give skip or the config's exclude_modules, not both "
+            f"(got skip={skip!r}, exclude_modules={cfg.exclude_modules!r})"
+        )
     names = [n for n, _ in _conv_names(model)]
     for p in patterns:
         if not any(fnmatch.fnmatchcase(n, p) for n in names):
@@ -653,19 +671,11 @@ def dynamicize(
                 f"skip pattern {p!r} matches no nn.Conv2d; the convolutions are {names}"
             )
     kept = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
-    cfg = DynamicConvConfig(
-        exclude_modules=kept or None,
-        num_kernels=num_kernels,
-        reduction=reduction,
-        temperature=temperature,
-        mode=mode,
-        noise=noise,
-        copy_weights=copy_weights,
-        keep_first=keep_first,
-        seed=seed,
-    )
-    if kept and set(kept) >= {n for n, _ in cfg.candidates(model)}:
-        raise ValueError(cfg.nothing_to_convert(model))
+    if kept:
+        cfg = dataclasses.replace(cfg, exclude_modules=kept)
+    tuner = tuner_for(cfg)
+    if kept and set(kept) >= {n for n, _ in tuner.candidates(model)}:
+        raise ValueError(tuner.nothing_to_convert(model))
     return inject(model, cfg)
 
 # %% ../nbs/02_dynamic_conv.ipynb #bf7d5f3c

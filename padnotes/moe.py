@@ -6,7 +6,7 @@
 __all__ = ['RouterOutput', 'Router', 'DispatchPlan', 'dispatch_plan', 'Experts', 'cv_squared', 'switch_balance_loss',
            'router_z_loss', 'shazeer_load', 'importance', 'MoEStats', 'MoE', 'moe_reference', 'MoEFFN', 'FFNBypass',
            'ffn_parts', 'find_ffn_blocks', 'balanced_kmeans', 'add_aux_loss_hook', 'remove_aux_loss_hook',
-           'has_aux_loss_hook', 'MoEConfig', 'moefy', 'moe_layers', 'moe_param_counts', 'MoEAuxLoss',
+           'has_aux_loss_hook', 'MoEConfig', 'MoETuner', 'moefy', 'moe_layers', 'moe_param_counts', 'MoEAuxLoss',
            'RouterLoadRecorder', 'moe_optimizer', 'ExpertParallelMoE', 'expert_parallel_check',
            'run_expert_parallel_check']
 
@@ -26,8 +26,17 @@ from padnotes.core import (
     deploy_numel,
 )
 from .train import Callback
-from .docs import document_module
-from .tuners import StateSettings, TunerConfig, TunerLayer, inject, inside_tuner
+from .docs import document_module, keywords_from
+from padnotes.tuners import (
+    StateSettings,
+    Tuner,
+    TunerConfig,
+    TunerLayer,
+    config_from,
+    inject,
+    inside_tuner,
+    register_tuner,
+)
 
 # %% ../nbs/03_moe.ipynb #895adc95
 @dataclass
@@ -785,6 +794,11 @@ class MoEConfig(TunerConfig):
                 raise TypeError(f"{f} must be True or False, got {getattr(self, f)!r}")
         self.seed = check_int("seed", self.seed, minimum=None)
 
+
+@register_tuner(MoEConfig)
+class MoETuner(Tuner):
+    "MoE's tuner: each BERT-style or DistilBERT-style FFN block becomes a mixture of experts."
+
     def candidates(self, model):
         skip = inside_tuner(model)
         return [(n, m) for n, m in find_ffn_blocks(model) if n not in skip]
@@ -796,19 +810,20 @@ class MoEConfig(TunerConfig):
         )
 
     def build_layers(self, targets, rebuild=False):
+        c = self.config
         parts = {id(l): ffn_parts(l) for _, l in targets}
-        if self.init == "split":
+        if c.init == "split":
             for name, layer in targets:
                 d_ff = parts[id(layer)][0].out_features
-                if d_ff % self.num_experts:
+                if d_ff % c.num_experts:
                     raise ValueError(
                         f"init='split' needs d_ff divisible by num_experts, got d_ff={d_ff} in {name!r} "
-                        f"and num_experts={self.num_experts}; nothing was changed"
+                        f"and num_experts={c.num_experts}; nothing was changed"
                     )
         # rebuild: values are loaded next
         g = (
-            torch.Generator().manual_seed(self.seed)
-            if self.noise > 0 and not rebuild
+            torch.Generator().manual_seed(c.seed)
+            if c.noise > 0 and not rebuild
             else None
         )
         new = {}
@@ -820,20 +835,20 @@ class MoEConfig(TunerConfig):
                 d1,
                 d2,
                 act,
-                self.num_experts,
-                self.top_k,
-                self.init,
-                self.capacity_factor,
-                self.noisy_gating,
-                self.cluster,
-                self.gate,
-                self.seed,
+                c.num_experts,
+                c.top_k,
+                c.init,
+                c.capacity_factor,
+                c.noisy_gating,
+                c.cluster,
+                c.gate,
+                c.seed,
                 rebuild,
-                noise=self.noise,
+                noise=c.noise,
                 generator=g,
-                balance=self.balance,
-                balance_coef=self.balance_coef,
-                z_coef=self.z_coef,
+                balance=c.balance,
+                balance_coef=c.balance_coef,
+                z_coef=c.z_coef,
             ).train(l.training)
             if style == "bert":
                 ffn = MoEFFN(moe, l.intermediate)
@@ -849,42 +864,22 @@ class MoEConfig(TunerConfig):
         return new
 
     def after_inject(self, model):
-        if self.aux_loss_in_output:
+        c = self.config
+        if c.aux_loss_in_output:
             add_aux_loss_hook(model)
 
     def before_unload(self, model):
         remove_aux_loss_hook(model)
 
 
+@keywords_from(MoEConfig)
 def moefy(
     model: nn.Module,  # a Hugging Face BERT, RoBERTa or DistilBERT model (converted in place)
-    num_experts: int = 8,  # experts per FFN block
-    top_k: int = 2,  # experts per token
-    init: str = "copy",  # "copy": every expert is the pretrained FFN; "split": partition its neurons (MoEfication)
-    capacity_factor: Optional[float] = None,  # None: dropless
-    noisy_gating: bool = True,  # Shazeer noise while training
-    cluster: str = "kmeans",  # split only: "kmeans" (balanced k-means on W1 rows) or "contiguous"
-    gate: Optional[str] = None,  # None: "softmax" for copy, "ones" for split
-    seed: int = 0,  # seed of the k-means (split) and of the noise (copy)
-    noise: float = 0.0,  # copy only: relative std of Gaussian noise on each expert (0: the converted model computes the same)
-    **moe_kwargs,  # more MoEConfig fields (balance, balance_coef, z_coef, aux_loss_in_output, target_modules, ...)
+    config: MoEConfig | None = None,  # None: an MoEConfig of `fields`
+    **fields,  # MoEConfig's fields: num_experts, top_k, init, noise, seed, ...
 ) -> nn.Module:
     "Wrap every FFN block of `model` in an MoE (in place, all or nothing): `inject` with an `MoEConfig`."
-    return inject(
-        model,
-        MoEConfig(
-            num_experts=num_experts,
-            top_k=top_k,
-            init=init,
-            capacity_factor=capacity_factor,
-            noisy_gating=noisy_gating,
-            cluster=cluster,
-            gate=gate,
-            seed=seed,
-            noise=noise,
-            **moe_kwargs,
-        ),
-    )
+    return inject(model, config_from(MoEConfig, config, fields, "moefy"))
 
 
 def moe_layers(model: nn.Module) -> list:

@@ -20,7 +20,7 @@ from padnotes.core import (
     count_params,
 )
 from .train import Callback
-from .docs import document_module
+from .docs import document_module, keywords_from
 from padnotes.dyconv import (
     DynamicConv2d,
     KernelAttention,
@@ -43,20 +43,23 @@ from padnotes.scoring import (
 from .sparse import pack_bits, unpack_bits
 from padnotes.tuners import (
     StateSettings,
+    Tuner,
     TunerConfig,
+    config_from,
+    inject,
     merge_and_unload,
     record_deployment,
     register_deployer,
+    register_tuner,
     tuner_layers,
-    record_tuner,
     replace_module,
 )
 
 # %% auto #0
 __all__ = ['PAD_CRITERIA', 'scale_factors', 'CompactModes', 'PartialDynamicConv2d', 'pad_conv_reference', 'PartialExperts',
-           'partial_layers', 'imp_scores', 'mode_scores', 'apply_partition', 'to_partial', 'PadConfig', 'padify',
-           'partition_report', 'dynamic_ratio_of', 'average_static', 'MergedPartialConv2d', 'MergedPartialExperts',
-           'merge_for_inference', 'ScaleRecorder']
+           'partial_layers', 'imp_scores', 'mode_scores', 'apply_partition', 'to_partial', 'PadConfig', 'PadTuner',
+           'padify', 'partition_report', 'dynamic_ratio_of', 'average_static', 'MergedPartialConv2d',
+           'MergedPartialExperts', 'merge_for_inference', 'ScaleRecorder']
 
 # %% ../nbs/05_padnet.ipynb #824ea39b
 def scale_factors(phi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -468,6 +471,8 @@ def _convertible(model: nn.Module) -> dict[str, nn.Module]:
 
 
 def _to_partial(m: nn.Module, use_scale: bool) -> nn.Module:
+    if isinstance(m, (PartialDynamicConv2d, PartialExperts)):
+        return m  # partially dynamic already: it is partitioned as it is
     return (
         PartialDynamicConv2d.from_dynamic(m, use_scale)
         if isinstance(m, DynamicConv2d)
@@ -606,7 +611,7 @@ def to_partial(
 
 @dataclass
 class PadConfig(TunerConfig):
-    "PAD-Net as a tuner: partition the dynamic layers of a DY-Conv or MoE model (see `padify` for the fields)."
+    "PAD-Net as a tuner: how much of a DY-Conv or MoE model stays dynamic, and how the partition is chosen."
 
     method: ClassVar[str] = "pad"
     dynamic_ratio: float = 0.5  # fraction of dynamic entries kept dynamic
@@ -635,109 +640,86 @@ class PadConfig(TunerConfig):
                 raise TypeError(f"{f} must be True or False, got {getattr(self, f)!r}")
         self.seed = check_int("seed", self.seed, minimum=None)
 
+
+@register_tuner(PadConfig)
+class PadTuner(Tuner):
+    "PAD-Net's tuner: each fully dynamic layer becomes a partially dynamic one, then IMP (or another criterion) partitions them."
+
     def candidates(self, model):
-        return list(_convertible(model).items())
+        # fully dynamic layers, and partially dynamic ones to partition again
+        return list((_convertible(model) | partial_layers(model)).items())
 
-    def build_layers(self, targets, rebuild=False):
-        if not rebuild:
-            raise TypeError(
-                "PAD-Net partitions with scores: use padify(model, config=..., data=...), not inject"
-            )
-        return {id(m): _to_partial(m, self.use_scale) for _, m in targets}
-
-    def rebuild(self, model: nn.Module, names: list[str]):
-        "The partially dynamic structure of the saved layers (masks, static parts and scale factors are then loaded)."
-        layers = _convertible(model)
-        missing = [n for n in names if n not in layers]
-        if missing:
-            raise ValueError(
-                f"the saved PAD-Net layers {missing} are not fully dynamic layers of this model: {list(layers)}"
-            )
-        for n in names:
-            _set(model, n, _to_partial(layers[n], self.use_scale))
-        record_tuner(model, self, names)
-
-
-def padify(
-    model: nn.Module,  # a fully (or partially) dynamic model, converted in place
-    dynamic_ratio: float = None,  # fraction of the dynamic entries that stay dynamic, in [0, 1]
-    criterion: str = "imp",  # 'imp' (first-order Taylor on the mode masks), 'random' or 'magnitude'
-    iterations: int = 1,  # T: partition in T steps, re-scoring in between
-    schedule: str = "exp",  # 'exp': kappa^((t+1)/T), or 'linear'
-    scope: str = "global",  # 'global': one threshold across layers; 'layer': the same ratio in every layer
-    data: Iterable | None = None,  # batches for IMP (a few, e.g. 10 of 32)
-    n_batches: int = 10,  # batches per IMP scoring
-    loss_fn: Callable | None = None,  # defaults to cross-entropy
-    use_scale: bool = True,  # learn the scale factors lambda_d, lambda_s
-    seed: int = 0,  # for 'random'
-    config: PadConfig
-    | None = None,  # all of the above as one config (then leave them out)
-) -> nn.Module:
-    "Make `model` partially dynamic with exactly `dynamic_ratio` of its dynamic entries dynamic (all or nothing)."
-    if config is None:
-        if dynamic_ratio is None:
-            raise TypeError("padify needs a dynamic_ratio (or a config=PadConfig(...))")
-        config = PadConfig(
-            dynamic_ratio=dynamic_ratio,
-            criterion=criterion,
-            iterations=iterations,
-            schedule=schedule,
-            scope=scope,
-            n_batches=n_batches,
-            use_scale=use_scale,
-            seed=seed,
-        )
-    elif not isinstance(config, PadConfig):
-        raise TypeError(f"config must be a PadConfig, got {type(config).__name__}")
-    c = config
-    if c.criterion == "imp" and data is None:
-        raise ValueError(
-            "criterion 'imp' scores with data: pass a few batches (data=...)"
-        )
-    old = _convertible(model)
-    if not old and not partial_layers(model):
-        raise ValueError(
+    def nothing_to_convert(self, model) -> str:
+        return (
             f"{type(model).__name__} has no DynamicConv2d and no MoE layer to partition: "
             "make it dynamic first (padnotes.dyconv.dynamicize or padnotes.moe.moefy)"
         )
-    before = {n: t.clone() for n, t in _mask_targets(partial_layers(model)).items()}
-    # built first: a failure here changes nothing
-    new = {n: _to_partial(m, c.use_scale) for n, m in old.items()}
-    for n, m in new.items():
-        _set(model, n, m)
-    try:
-        targets = _mask_targets(partial_layers(model))
 
-        def score_fn(masks):
+    def build_layers(self, targets, rebuild=False):
+        use_scale = self.config.use_scale
+        # a layer that is partially dynamic already stays itself
+        return {id(m): _to_partial(m, use_scale) for _, m in targets}
+
+    def initialise(self, model, data=None, loss_fn=None):
+        "Partition every partially dynamic layer of `model` (all or nothing: the masks go back if it fails)."
+        c = self.config
+        if c.criterion == "imp" and data is None:
+            raise ValueError(
+                "criterion 'imp' scores with data: pass a few batches (data=...)"
+            )
+        targets = _mask_targets(partial_layers(model))
+        before = {n: t.clone() for n, t in targets.items()}
+
+        def put(masks):
             with torch.no_grad():
                 for n, m in masks.items():
                     targets[n].copy_(m.to(targets[n]))
+
+        def score_fn(masks):
+            put(masks)
             return mode_scores(
                 model, c.criterion, data, c.n_batches, loss_fn, c.seed, c.train
             )
 
-        masks = iterative_masks(
-            score_fn,
-            {n: t.shape for n, t in targets.items()},
-            c.dynamic_ratio,
-            c.iterations,
-            c.schedule,
-            c.scope,
-            seed=c.seed,
+        try:
+            shapes = {n: t.shape for n, t in targets.items()}
+            masks = iterative_masks(
+                score_fn,
+                shapes,
+                c.dynamic_ratio,
+                c.iterations,
+                c.schedule,
+                c.scope,
+                seed=c.seed,
+            )
+            put(masks)
+        except BaseException:
+            put(before)
+            raise
+
+
+@keywords_from(PadConfig)
+def padify(
+    model: nn.Module,  # a fully (or partially) dynamic model, converted in place
+    config: PadConfig | float | None = None,  # a PadConfig, or the dynamic ratio
+    criterion: str | None = None,  # 'imp' (default), 'random' or 'magnitude'
+    data: Iterable | None = None,  # batches for IMP (a few, e.g. 10 of 32)
+    loss_fn: Callable | None = None,  # defaults to cross-entropy
+    **fields,  # PadConfig's other fields: iterations, scope, n_batches, use_scale, seed, ...
+) -> nn.Module:
+    "Make `model` partially dynamic with exactly `dynamic_ratio` of its dynamic entries dynamic (all or nothing): `inject` with a `PadConfig`."
+    if isinstance(config, (int, float)) and not isinstance(config, bool):
+        # padify(model, 0.3, "imp", ...): the ratio and criterion in place
+        config, fields = None, dict(fields, dynamic_ratio=config)
+    elif config is not None and not isinstance(config, PadConfig):
+        raise TypeError(
+            "padify's second argument is a PadConfig or the dynamic_ratio "
+            f"(a number in [0, 1]), got {type(config).__name__} {config!r}"
         )
-        with torch.no_grad():
-            for n, m in masks.items():
-                targets[n].copy_(m.to(targets[n]))
-    except BaseException:  # all or nothing: the layers and masks as they were
-        for n, m in old.items():
-            _set(model, n, m)
-        with torch.no_grad():
-            for n, t in _mask_targets(partial_layers(model)).items():
-                if n in before:
-                    t.copy_(before[n])
-        raise
-    record_tuner(model, c, list(new))
-    return model
+    if criterion is not None:
+        fields["criterion"] = criterion
+    config = config_from(PadConfig, config, fields, "padify")
+    return inject(model, config, data=data, loss_fn=loss_fn)
 
 # %% ../nbs/05_padnet.ipynb #1daba4e0
 def partition_report(model: nn.Module) -> list[dict]:

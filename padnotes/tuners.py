@@ -16,10 +16,11 @@ from .core import clone_model, count_buffers, deploy_numel
 from .docs import document_module
 
 # %% auto #0
-__all__ = ['HF_KEY', 'DEPLOYERS', 'CONFIG_NAME', 'WEIGHTS_NAME', 'TunerLayer', 'StateSettings', 'TunerConfig', 'name_matches',
-           'inside_tuner', 'find_targets', 'replace_module', 'tuner_layers', 'tuner_records', 'sync_hf_config',
-           'record_tuner', 'apply_freeze', 'inject', 'changed_outside', 'disable_tuners', 'set_tuners_enabled', 'merge',
-           'unmerge', 'unload', 'register_deployer', 'record_deployment', 'merge_and_unload', 'trainable_parameters',
+__all__ = ['HF_KEY', 'DEPLOYERS', 'CONFIG_NAME', 'WEIGHTS_NAME', 'TunerLayer', 'StateSettings', 'TunerConfig', 'Tuner',
+           'register_tuner', 'tuner_for', 'config_from', 'name_matches', 'inside_tuner', 'find_targets',
+           'replace_module', 'tuner_layers', 'tuner_records', 'sync_hf_config', 'record_tuner', 'apply_freeze',
+           'inject', 'changed_outside', 'disable_tuners', 'set_tuners_enabled', 'merge', 'unmerge', 'unload',
+           'register_deployer', 'record_deployment', 'merge_and_unload', 'trainable_parameters',
            'print_trainable_parameters', 'save_pretrained', 'load_config', 'from_pretrained']
 
 # %% ../nbs/01b_tuners.ipynb #df1da243
@@ -263,35 +264,6 @@ class TunerConfig:
                 f"freeze_base must be True or False, got {self.freeze_base!r}"
             )
 
-    # what a method defines
-    def candidates(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
-        "(name, module) of every module this method can convert, in module order."
-        raise NotImplementedError
-
-    def build_layers(
-        self, targets: list[tuple[str, nn.Module]], rebuild: bool = False
-    ) -> dict[int, TunerLayer | dict]:
-        "id(module) -> its tuned layer (or {path inside it: tuned layer}); `rebuild`: only the structure (tensors are loaded next)."
-        raise NotImplementedError
-
-    def after_inject(self, model: nn.Module):
-        "Model-level parts of the method (a forward hook, say), installed once its layers are in; none by default."
-
-    def before_unload(self, model: nn.Module):
-        "Take out what `after_inject` installed; `unload` calls it before it puts the original modules back."
-
-    def rebuild(self, model: nn.Module, names: list[str]):
-        "The structure of the layers saved under `names` (their tensors are loaded next): `inject` on exactly those layers."
-        inject(
-            model, dataclasses.replace(self, target_modules=list(names)), rebuild=True
-        )
-
-    def nothing_to_convert(self, model: nn.Module) -> str:
-        "The message when `model` has nothing this method converts."
-        return (
-            f"{type(self).__name__} found nothing to convert in {type(model).__name__}"
-        )
-
     def to_dict(self) -> dict:
         "The config as plain JSON-able values, with its method's name."
         d = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -343,6 +315,116 @@ def _import_methods():
     # `from_dict` may meet any method; the package imports every method module
     importlib.import_module("padnotes")
 
+
+_TUNERS: dict[type, type] = {}  # config class -> its Tuner class
+
+
+class Tuner:
+    "What a method does to a model, for one config: which modules it converts, the layers it builds, what it adds around them."
+
+    config_class: ClassVar[type] = TunerConfig
+
+    def __init__(self, config: TunerConfig):
+        if not isinstance(config, self.config_class):
+            raise TypeError(
+                f"{type(self).__name__} needs a {self.config_class.__name__}, "
+                f"got {type(config).__name__}"
+            )
+        self.config = config
+
+    def candidates(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
+        "(name, module) of every module this method can convert, in module order."
+        raise NotImplementedError
+
+    def build_layers(
+        self, targets: list[tuple[str, nn.Module]], rebuild: bool = False
+    ) -> dict[int, TunerLayer | dict]:
+        "id(module) -> its tuned layer (or {path inside it: layer}); `rebuild`: structure only."
+        raise NotImplementedError
+
+    def initialise(self, model: nn.Module, **inputs):
+        "Starting values that need the whole model or data, once the layers are in (not on a rebuild: the values are loaded)."
+        if inputs:
+            raise TypeError(
+                f"{type(self).__name__} takes nothing beyond its config, "
+                f"got {sorted(inputs)}"
+            )
+
+    def after_inject(self, model: nn.Module):
+        "Model-level parts of the method (a forward hook, say), installed once its layers are in; none by default."
+
+    def before_unload(self, model: nn.Module):
+        "Take out what `after_inject` installed; `unload` calls it before it puts the original modules back."
+
+    def rebuild(self, model: nn.Module, names: list[str]):
+        "The structure of the layers saved under `names` (their tensors are loaded next)."
+        only = dataclasses.replace(self.config, target_modules=list(names))
+        inject(model, only, rebuild=True)
+
+    def nothing_to_convert(self, model: nn.Module) -> str:
+        "The message when `model` has nothing this method converts."
+        what = type(self.config).__name__
+        return f"{what} found nothing to convert in {type(model).__name__}"
+
+
+def register_tuner(config_class: type):
+    "Class decorator: the `Tuner` subclass below carries out `config_class` (a `TunerConfig`)."
+    if not (isinstance(config_class, type) and issubclass(config_class, TunerConfig)):
+        raise TypeError(
+            f"register_tuner needs a TunerConfig subclass, got {config_class!r}"
+        )
+
+    def register(cls):
+        if not (isinstance(cls, type) and issubclass(cls, Tuner)):
+            raise TypeError(f"@register_tuner decorates a Tuner subclass, got {cls!r}")
+        cls.config_class = config_class
+        _TUNERS[config_class] = cls
+        return cls
+
+    return register
+
+
+def tuner_for(config: TunerConfig) -> Tuner:
+    "The `Tuner` registered for `config`'s class (or its nearest registered parent), made for `config`."
+    if not isinstance(config, TunerConfig):
+        raise TypeError(
+            "a tuner is made from a TunerConfig (DynamicConvConfig, MoEConfig, ...), "
+            f"got {type(config).__name__}"
+        )
+    for cls in type(config).__mro__:
+        if cls in _TUNERS:
+            return _TUNERS[cls](config)
+    name = type(config).__name__
+    raise TypeError(
+        f"no tuner is registered for {name}: decorate a Tuner subclass "
+        f"with @register_tuner({name})"
+    )
+
+
+def config_from(config_class: type, config, fields: dict, caller: str):
+    "`config` itself, or a `config_class` made from `fields` (a convenience function's keywords), with a clear error for anything else."
+    if config is None:
+        try:
+            return config_class(**fields)
+        except TypeError as e:
+            known = sorted(f.name for f in dataclasses.fields(config_class))
+            if "unexpected keyword" not in str(e):
+                raise
+            raise TypeError(
+                f"{caller}: {e}; the fields of {config_class.__name__} are {known}"
+            ) from None
+    if not isinstance(config, config_class):
+        raise TypeError(
+            f"{caller} needs a {config_class.__name__} (or its fields as keywords), "
+            f"got {type(config).__name__} {config!r}"
+        )
+    if fields:
+        raise TypeError(
+            f"{caller}: give a {config_class.__name__} or its fields as keywords, "
+            f"not both (got config and {sorted(fields)})"
+        )
+    return config
+
 # %% ../nbs/01b_tuners.ipynb #ed254d62
 def name_matches(name: str, pattern: str) -> bool:
     if name == pattern or name.endswith("." + pattern):
@@ -386,9 +468,13 @@ def inside_tuner(model: nn.Module) -> set[str]:
     }
 
 
-def find_targets(model: nn.Module, config: TunerConfig) -> list[tuple[str, nn.Module]]:
+def find_targets(
+    model: nn.Module, config: TunerConfig | Tuner
+) -> list[tuple[str, nn.Module]]:
     "(name, module) of the modules `config` tunes in `model`: its candidates, filtered by target_modules and exclude_modules."
-    cands = config.candidates(model)
+    tuner = config if isinstance(config, Tuner) else tuner_for(config)
+    config = tuner.config
+    cands = tuner.candidates(model)
     names = [n for n, _ in cands]
     all_names = [n for n, _ in model.named_modules() if n]
     keep = (
@@ -475,7 +561,8 @@ def apply_freeze(model: nn.Module, freeze_base: bool):
 def inject(
     model: nn.Module,  # the model to tune, changed in place (all or nothing)
     config: TunerConfig,  # the method and its settings
-    rebuild: bool = False,  # only the structure: the method's tensors are about to be loaded
+    rebuild: bool = False,  # only the structure: the method's tensors are loaded next
+    **inputs,  # what the method needs beyond its config (PAD-Net: data, loss_fn)
 ) -> nn.Module:
     "Put the method of `config` into `model`: every target module is wrapped by its tuned layer; returns `model`."
     if not isinstance(model, nn.Module):
@@ -497,9 +584,10 @@ def inject(
             "initialised. To get the saved model back: padnotes.from_pretrained(model, folder).",
             stacklevel=2,
         )
-    targets = find_targets(model, config)
+    tuner = tuner_for(config)
+    targets = find_targets(model, tuner)
     if not targets:
-        raise ValueError(config.nothing_to_convert(model))
+        raise ValueError(tuner.nothing_to_convert(model))
     ids, names = {id(m) for _, m in targets}, {n for n, _ in targets}
     # shared modules' other names
     dup = [
@@ -509,29 +597,48 @@ def inject(
     ]
     flags = [(p, p.requires_grad) for p in model.parameters()]
     # may raise: nothing has changed yet
-    new = config.build_layers(targets + dup, rebuild)
-    for n, m in targets + dup:  # a layer, or {path inside the target: layer} (an MoE
-        # wraps two modules of a block)
-        parts = new[id(m)] if isinstance(new[id(m)], dict) else {"": new[id(m)]}
-        for rel, layer in parts.items():
-            replace_module(model, f"{n}.{rel}" if n and rel else n or rel, layer)
+    new = tuner.build_layers(targets + dup, rebuild)
+    swapped = []  # (name, the module it held): how to undo
+    try:
+        for n, m in targets + dup:
+            # a layer, or {path inside the target: layer} (an MoE wraps two
+            # modules of a block)
+            one = new[id(m)]
+            parts = one if isinstance(one, dict) else {"": one}
+            for rel, layer in parts.items():
+                name = f"{n}.{rel}" if n and rel else n or rel
+                swapped.append((name, model.get_submodule(name)))
+                replace_module(model, name, layer)
+        if not rebuild:
+            # values that need the model or data; rebuilt layers load theirs
+            tuner.initialise(model, **inputs)
+    except BaseException:
+        for name, old in reversed(swapped):
+            replace_module(model, name, old)
+        raise
     record_tuner(model, config, [n for n, _ in targets])
     # model-level parts (from_pretrained re-installs them too)
-    config.after_inject(model)
+    tuner.after_inject(model)
     # the flags before the first method: unload restores them
     model.__dict__.setdefault("_padnotes_flags", flags)
     apply_freeze(model, config.freeze_base)
-    # what "switched off" is compared with
-    model.__dict__.setdefault("_padnotes_outside", _outside_state(model))
+    if "_padnotes_outside" not in model.__dict__:
+        # what "switched off" is compared with (stamped once, by the first method)
+        model.__dict__["_padnotes_outside"] = _outside_state(model)
     return model
+
+
+def _outside_tuned(model: nn.Module, named) -> dict:
+    "The (name, value) pairs of `named` that lie outside every tuned layer of `model`."
+    tuned = list(tuner_layers(model))
+    inside = lambda k: any(t == "" or k.startswith(t + ".") for t in tuned)
+    return {k: v for k, v in named if not inside(k)}
 
 
 def _outside_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     "Every parameter and buffer outside the tuned layers, by name."
-    tuned = list(tuner_layers(model))
-    inside = lambda k: any(t == "" or k.startswith(t + ".") for t in tuned)
     named = list(model.named_parameters()) + list(model.named_buffers())
-    return {k: v for k, v in named if not inside(k)}
+    return _outside_tuned(model, named)
 
 
 def _digest(t: torch.Tensor) -> str | None:
@@ -645,7 +752,7 @@ def unload(model: nn.Module) -> nn.Module:
             f"these tuned layers have no base layer to give back (built on their own or deployed): {orphans}"
         )
     for r in reversed(tuner_records(model)):
-        r["config"].before_unload(model)
+        tuner_for(r["config"]).before_unload(model)
     for n, l in _all_names(model, layers):
         replace_module(model, n, l.restore_base())
     for p, f in model.__dict__.pop("_padnotes_flags", []):
@@ -743,18 +850,14 @@ def _expand_saved(model, saved: dict) -> dict:
 
 def _base_tensors(model, which: str = "buffers") -> dict[str, torch.Tensor]:
     "Tensors outside the tuned layers: 'buffers', 'trained' (the buffers and the parameters that train) or 'all'."
-    tuned = list(tuner_layers(model))
     params = {id(p): p for p in model.parameters()}
     keep = lambda v: (
         which == "all"
         or id(v) not in params
         or (which == "trained" and params[id(v)].requires_grad)
     )
-    return {
-        k: v
-        for k, v in model.state_dict(keep_vars=True).items()
-        if not any(t == "" or k.startswith(t + ".") for t in tuned) and keep(v)
-    }
+    outside = _outside_tuned(model, model.state_dict(keep_vars=True).items())
+    return {k: v for k, v in outside.items() if keep(v)}
 
 
 def save_pretrained(
@@ -840,7 +943,7 @@ def _load_deployed(base: nn.Module, meta: dict, saved: dict, wpath) -> nn.Module
             f"(registered: {sorted(DEPLOYERS)})"
         )
     for t in meta["tuners"]:
-        t["config"].rebuild(base, t["layers"])
+        tuner_for(t["config"]).rebuild(base, t["layers"])
     out = DEPLOYERS[how](base)
     unload(base)
     missing, unexpected = (
@@ -950,7 +1053,7 @@ def from_pretrained(
     before = {k: v.clone() for k, v in base.state_dict().items()}
     try:
         for t in meta["tuners"]:
-            t["config"].rebuild(base, t["layers"])
+            tuner_for(t["config"]).rebuild(base, t["layers"])
         saved = _expand_saved(base, saved)
         if "weights" in meta:
             # transformers' file: the whole model, base layers too

@@ -19,7 +19,6 @@ One thread; run it niced:  nice -n 10 python runs/dp_authors.py rotten_tomatoes
 import dataclasses, math, sys, time
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from padnotes.data import text_loaders
@@ -29,18 +28,12 @@ from padnotes.experiments.diff_pruning import (
     sweep_unit,
     train_unit,
 )
-from padnotes.experiments.results import append_row
+from padnotes.experiments.results import append_row, results_csv
 
 HERE = Path(__file__).parent
 LRS = (2e-5, 5e-5, 1e-4, 2e-4)
 L0S = (1.25e-7, 1e-6, 1e-5)
 TARGET = 0.01
-
-
-def read(path: Path) -> pd.DataFrame:
-    return (
-        pd.read_csv(path) if path.exists() and path.stat().st_size else pd.DataFrame()
-    )
 
 
 def stamp(t0) -> str:
@@ -50,7 +43,7 @@ def stamp(t0) -> str:
 def tune(task, dls, t0) -> dict:
     out = HERE / f"dp_authors_tune_{task}.csv"
     cfg = dataclasses.replace(DiffPruningSweep.authors(task), epochs=1)
-    done = read(out)
+    done = results_csv(out, missing_ok=True)
     for method in ("full", "diff_structured"):
         for lr in LRS:
             if len(done) and ((done.method == method) & (done.lr == lr)).any():
@@ -63,7 +56,7 @@ def tune(task, dls, t0) -> dict:
                 f"{row['train_seconds']:.0f} s ({stamp(t0)})",
                 flush=True,
             )
-    done = read(out)
+    done = results_csv(out, missing_ok=True)
     best = {
         m: float(
             g.sort_values(["pre_dev_acc", "lr"], ascending=[False, True]).iloc[0].lr
@@ -84,7 +77,7 @@ def tune(task, dls, t0) -> dict:
 def calibrate(task, dls, lrs, t0) -> float:
     out = HERE / f"dp_authors_calibrate_{task}.csv"
     cfg = DiffPruningSweep.authors(task, lr=lrs["diff_structured"], full_lr=lrs["full"])
-    done = read(out)
+    done = results_csv(out, missing_ok=True)
     for l0 in L0S:
         if len(done) and (done.l0_coef == l0).any():
             continue
@@ -100,7 +93,7 @@ def calibrate(task, dls, lrs, t0) -> float:
                 f"at 0.5% dev {row['dev_acc']:.4f} test {row['test_acc']:.4f} ({stamp(t0)})",
                 flush=True,
             )
-    done = read(out)
+    done = results_csv(out, missing_ok=True)
     done["distance"] = (done.expected_density.clip(lower=1e-9) / TARGET).map(
         lambda r: abs(math.log(r))
     )
@@ -135,8 +128,8 @@ def main(task: str):
         task, lr=lrs["diff_structured"], full_lr=lrs["full"], l0_coef=l0
     )
     grid = HERE / f"dp_authors_grid_{task}.csv"
-    cal = read(HERE / f"dp_authors_calibrate_{task}.csv")
-    have = read(grid)
+    cal = results_csv(HERE / f"dp_authors_calibrate_{task}.csv", missing_ok=True)
+    have = results_csv(grid, missing_ok=True)
     if (
         not len(have)
         or not ((have.method == "diff_structured") & (have.seed == 0)).any()

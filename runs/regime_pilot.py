@@ -29,6 +29,7 @@ from padnotes.data import image_loaders, resnet8
 from padnotes.dyconv import TemperatureSchedule
 from padnotes.experiments.pad import dynamicize_model
 from padnotes.experiments.results import append_row
+from padnotes.experiments.stats import paired_difference, select_rows
 
 HERE = Path(__file__).parent
 OUT = HERE / "regime_pilot.csv"
@@ -85,31 +86,31 @@ def run(
 
 
 def paired(df: pd.DataFrame, metric: str = "dev_acc") -> pd.DataFrame:
-    "Per setting: dynamic minus static paired by seed (mean, sd, 95% interval, t), in points."
-    from scipy import stats
-
+    "Per setting: dynamic minus static paired by seed (`paired_difference`), in points."
     rows = []
     for (r, w, e), g in df.groupby(["regimes", "width", "epochs"]):
-        p = g.pivot_table(index="seed", columns="model", values=metric).dropna()
-        if not {"static", "dynamic"} <= set(p.columns) or len(p) < 2:
+        dyn, static = dict(model="dynamic"), dict(model="static")
+        try:
+            d = paired_difference(g, dyn, static, metric)
+        except ValueError:  # fewer than 2 seeds run in both
             continue
-        d = 100 * (p["dynamic"] - p["static"])
-        sd = d.std(ddof=1)
-        half = stats.t.ppf(0.975, len(d) - 1) * sd / math.sqrt(len(d))
+        by_seed = lambda s: select_rows(g, s).set_index("seed")[metric]
+        per_seed = (by_seed(dyn) - by_seed(static)).loc[d["seeds"]]
+        mean, sd, n = 100 * d["mean"], 100 * d["std"], d["n"]
         rows.append(
             dict(
                 regimes=r,
                 width=w,
                 epochs=e,
-                n=len(d),
-                static=100 * p["static"].mean(),
-                dynamic=100 * p["dynamic"].mean(),
-                diff=d.mean(),
+                n=n,
+                static=100 * by_seed(static).loc[d["seeds"]].mean(),
+                dynamic=100 * by_seed(dyn).loc[d["seeds"]].mean(),
+                diff=mean,
                 sd=sd,
-                low=d.mean() - half,
-                high=d.mean() + half,
-                t=d.mean() / (sd / math.sqrt(len(d))) if sd > 0 else math.inf,
-                min_diff=d.min(),
+                low=100 * d["ci_low"],
+                high=100 * d["ci_high"],
+                t=mean / (sd / math.sqrt(n)) if sd > 0 else math.inf,
+                min_diff=100 * per_seed.min(),
             )
         )
     return pd.DataFrame(rows)

@@ -27,11 +27,12 @@ def test_help_padify():
         h,
         "Make `model` partially dynamic",
         "Parameters ---------- model : nn.Module a fully (or partially) dynamic model, converted in place",
-        "dynamic_ratio : float, default None fraction of the dynamic entries that stay dynamic, in [0, 1]",
-        "criterion : str, default 'imp' 'imp' (first-order Taylor on the mode masks), 'random' or 'magnitude'",
+        "config : PadConfig | float | None, default None a PadConfig, or the dynamic ratio",
+        "criterion : str | None, default None 'imp' (default), 'random' or 'magnitude'",
+        # the config's fields, with the config's comments (keywords_from)
+        "dynamic_ratio : float, default 0.5 fraction of dynamic entries kept dynamic",
         "scope : str, default 'global'",
         "n_batches : int, default 10 batches per IMP scoring",
-        "config : PadConfig | None, default None all of the above as one config",
     )
     assert h.index("Make `model` partially dynamic") < h.index("Parameters"), (
         "the one-line summary comes first"
@@ -52,7 +53,7 @@ def test_help_moefy_dynamicize_inject():
     for name in inspect.signature(
         inject
     ).parameters:  # each parameter's line, then its comment, indented
-        assert re.search(rf"^\s*{name} : .*\n\s+\S", inject.__doc__, re.M), (
+        assert re.search(rf"^\s*(\*\*)?{name}( : .*)?\n\s+\S", inject.__doc__, re.M), (
             f"inject's {name} has no comment"
         )
 

@@ -618,6 +618,7 @@ from padnotes.moe import (
     has_aux_loss_hook,
 )
 from padnotes.tuners import (
+    tuner_for,
     unload,
     merge_and_unload,
     save_pretrained,
@@ -818,7 +819,7 @@ def test_moefy_noise_is_ignored_on_rebuild_and_reloads_bit_for_bit(tmp_path):
     y = _logits(m, _IDS, _MASK)
     save_pretrained(m, tmp_path)
     base = _family("bert")
-    MoEConfig(num_experts=4, top_k=2, noise=0.2, seed=1).rebuild(
+    tuner_for(MoEConfig(num_experts=4, top_k=2, noise=0.2, seed=1)).rebuild(
         base, [n for n, _ in find_ffn_blocks(base)]
     )
     for mo in moe_layers(

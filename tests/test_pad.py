@@ -271,7 +271,7 @@ def test_repartition_from_cached_scores():
         )
 
 
-@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), "0.3", None])
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), "0.3", True])
 def test_bad_ratio_leaves_model_untouched(bad):
     m = conv_model()
     before = {k: v.clone() for k, v in m.state_dict().items()}
@@ -352,3 +352,20 @@ def test_average_static_is_the_data_averaged_kernel():
         torch.testing.assert_close(l.static_w1, torch.tensordot(s[n], l.dyn_w1, dims=1))
     with pytest.raises(ValueError, match="no partially dynamic layer"):
         average_static(conv_model(), data)
+
+
+def test_padify_after_to_partial_records_the_layers_and_reloads(tmp_path):
+    "The labs' recipe (to_partial, average_static, then padify): the partition is recorded, so it saves and reloads exactly."
+    from padnotes.tuners import from_pretrained, save_pretrained, tuner_records
+
+    m = padify(to_partial(conv_model()), 0.3, "random", seed=1).eval()
+    pads = [r for r in tuner_records(m) if r["config"].method == "pad"]
+    assert pads and sorted(pads[-1]["layers"]) == sorted(partial_layers(m))
+    x = conv_data()[0][0]
+    plain = lambda: (set_seed(0), SmallNet())[1]  # the model conv_model converts
+    back = from_pretrained(plain(), save_pretrained(m, tmp_path)).eval()
+    assert torch.equal(back(x), m(x))
+    # a second partition of the same layers is recorded again and still reloads
+    padify(m, 0.5, "random", seed=2)
+    back = from_pretrained(plain(), save_pretrained(m, tmp_path / "2")).eval()
+    assert torch.equal(back(x), m.eval()(x))

@@ -597,3 +597,116 @@ def test_method_modules_import_neither_pandas_nor_plotly():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+# ---------------------------------------------------------------- a method outside padnotes
+
+
+from dataclasses import dataclass  # noqa: E402
+from typing import ClassVar  # noqa: E402
+
+from padnotes.moe import MoEConfig, moefy  # noqa: E402
+from padnotes.tuners import Tuner, register_tuner, tuner_for  # noqa: E402
+
+
+@dataclass
+class ShiftConfig(TunerConfig):
+    "A user's method: a learned shift added to each linear layer's output."
+
+    method: ClassVar[str] = "test_shift"
+    start: float = 0.0
+
+
+class ShiftLayer(TunerLayer):
+    def __init__(self, base, start):
+        super().__init__()
+        self.attach_base(base)
+        self.shift = nn.Parameter(torch.full((base.out_features,), float(start)))
+
+    def tuned_forward(self, x):
+        return self.base_layer(x) + self.shift
+
+
+@register_tuner(ShiftConfig)
+class ShiftTuner(Tuner):
+    def candidates(self, model):
+        return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+
+    def build_layers(self, targets, rebuild=False):
+        return {id(m): ShiftLayer(m, self.config.start) for _, m in targets}
+
+
+def test_a_method_registered_outside_padnotes_gets_the_whole_protocol(tmp_path):
+    set_seed(0)
+    make = lambda: nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    base, x = make(), torch.randn(3, 4)
+    fresh = make()
+    fresh.load_state_dict(base.state_dict())
+    y0 = base(x).detach()
+    m = inject(base, ShiftConfig(start=0.5, target_modules=["2"]))
+    assert isinstance(m[2], ShiftLayer) and isinstance(m[0], nn.Linear)
+    assert torch.allclose(m(x), y0 + 0.5)
+    with disable_tuners(m):
+        assert torch.equal(m(x), y0)
+    # saved and rebuilt through the registry: config from JSON, layers by the tuner
+    back = from_pretrained(fresh, save_pretrained(m, tmp_path))
+    assert isinstance(back[2], ShiftLayer) and torch.equal(back(x), m(x))
+    assert torch.equal(unload(back)(x), y0)
+
+
+def test_tuner_registry_refuses_what_it_cannot_serve():
+    @dataclass
+    class Unserved(TunerConfig):
+        method: ClassVar[str] = "test_unserved"
+
+    with pytest.raises(TypeError, match=r"no tuner is registered for Unserved"):
+        inject(nn.Linear(2, 2), Unserved())
+    with pytest.raises(TypeError, match="TunerConfig subclass"):
+        register_tuner(dict)
+    with pytest.raises(TypeError, match="decorates a Tuner subclass"):
+        register_tuner(Unserved)(object)
+    with pytest.raises(TypeError, match="made from a TunerConfig"):
+        tuner_for({"method": "pad"})
+
+    # a subclass of a registered config is served by its parent's tuner
+    @dataclass
+    class Shift2(ShiftConfig):
+        method: ClassVar[str] = "test_shift2"
+
+    assert type(tuner_for(Shift2())) is ShiftTuner
+
+
+def test_convenience_functions_take_a_config_or_its_fields():
+    x = torch.randn(2, 3, 16, 16)
+    set_seed(0)
+    a = dynamicize(UNetLike(), DynamicConvConfig(num_kernels=3, seed=1, noise=0.1))
+    set_seed(0)
+    b = dynamicize(UNetLike(), num_kernels=3, seed=1, noise=0.1)
+    assert torch.equal(a.eval()(x), b.eval()(x))
+    with pytest.raises(TypeError, match="not both"):
+        dynamicize(UNetLike(), DynamicConvConfig(), num_kernels=3)
+    with pytest.raises(TypeError, match="the fields of DynamicConvConfig are"):
+        dynamicize(UNetLike(), num_kernel=3)
+    with pytest.raises(TypeError, match="needs a DynamicConvConfig"):
+        dynamicize(UNetLike(), PadConfig())
+    # padify: a config, or the ratio and criterion in place, or keywords
+    forms = [
+        lambda m: padify(m, PadConfig(dynamic_ratio=0.3, criterion="random", seed=2)),
+        lambda m: padify(m, 0.3, "random", seed=2),
+        lambda m: padify(m, dynamic_ratio=0.3, criterion="random", seed=2),
+    ]
+    masks = []
+    for form in forms:
+        set_seed(0)
+        m = form(dynamicize(UNetLike(), seed=0, noise=0.1))
+        masks.append([l.weight_mask.clone() for l in tuner_layers(m).values()])
+    for other in masks[1:]:
+        assert all(torch.equal(p, q) for p, q in zip(masks[0], other))
+    with pytest.raises(TypeError, match="not both"):
+        padify(dynamicize(UNetLike()), PadConfig(criterion="random"), "imp")
+    set_seed(0)
+    c = moefy(tiny_bert(), MoEConfig(num_experts=4, top_k=2))
+    set_seed(0)
+    d = moefy(tiny_bert(), num_experts=4, top_k=2)
+    ids = torch.randint(0, 50, (2, 6))
+    assert torch.equal(c.eval()(ids).logits, d.eval()(ids).logits)

@@ -22,9 +22,12 @@ def results_csv(
     path: str | Path,  # a results CSV with a `task` column
     task: str | None = None,  # keep this task's rows only; None: all
     how: str = "",  # what makes the file, named in the error when it is missing
+    missing_ok: bool = False,  # a missing or empty file: no rows (a run about to start)
 ) -> pd.DataFrame:
     "The rows of a results file, for one task or all, with errors that say what is missing and how to make it."
     path = Path(path)
+    if missing_ok and (not path.exists() or path.stat().st_size == 0):
+        return pd.DataFrame()
     if not path.exists():
         raise FileNotFoundError(f"no results at {path}" + (f"; {how}" if how else ""))
     df = pd.read_csv(path)
