@@ -4,18 +4,18 @@
 
 # %% auto #0
 __all__ = ['set_seed', 'get_device', 'fit', 'evaluate', 'Callback', 'AddLoss', 'count_params', 'count_buffers', 'param_report',
-           'deploy_numel', 'document', 'TunerConfig', 'inject', 'disable_tuners', 'set_tuners_enabled', 'merge',
-           'unmerge', 'unload', 'merge_and_unload', 'trainable_parameters', 'print_trainable_parameters',
-           'save_pretrained', 'load_config', 'from_pretrained', 'tuner_layers', 'DynamicConvConfig', 'dynamicize',
-           'DynamicConv2d', 'dynamic_layers', 'set_temperature', 'TemperatureSchedule', 'AttentionRecorder',
-           'count_flops', 'MoEConfig', 'moefy', 'MoE', 'moe_layers', 'moe_param_counts', 'MoEAuxLoss',
-           'RouterLoadRecorder', 'moe_optimizer', 'score', 'keep_masks', 'iterative_masks', 'register_criterion',
-           'mask_stats', 'UnrankableScoresWarning', 'PadConfig', 'padify', 'mode_scores', 'apply_partition',
-           'partition_report', 'dynamic_ratio_of', 'merge_for_inference', 'ScaleRecorder', 'saved_bytes',
-           'tensor_bytes', 'pack', 'AdapterConfig', 'get_adapter_model', 'adapter_layers', 'adapter_numel',
-           'prune_adapters', 'save_peft', 'load_peft', 'sparse_adapter_model', 'unpruned_numel',
-           'realised_sparse_ratio', 'large_sparse_config', 'DiffPruningConfig', 'get_diff_model', 'diff_layers',
-           'fit_diff', 'project_diff', 'l0_norm', 'TaskDiff', 'remove_task_diff']
+           'deploy_numel', 'document', 'TunerConfig', 'Tuner', 'register_tuner', 'tuner_for', 'inject',
+           'disable_tuners', 'set_tuners_enabled', 'merge', 'unmerge', 'unload', 'merge_and_unload',
+           'trainable_parameters', 'print_trainable_parameters', 'save_pretrained', 'load_config', 'from_pretrained',
+           'tuner_layers', 'DynamicConvConfig', 'dynamicize', 'DynamicConv2d', 'dynamic_layers', 'set_temperature',
+           'TemperatureSchedule', 'AttentionRecorder', 'count_flops', 'MoEConfig', 'moefy', 'MoE', 'moe_layers',
+           'moe_param_counts', 'MoEAuxLoss', 'RouterLoadRecorder', 'moe_optimizer', 'score', 'keep_masks',
+           'iterative_masks', 'register_criterion', 'mask_stats', 'UnrankableScoresWarning', 'PadConfig', 'padify',
+           'mode_scores', 'apply_partition', 'partition_report', 'dynamic_ratio_of', 'merge_for_inference',
+           'ScaleRecorder', 'saved_bytes', 'tensor_bytes', 'pack', 'AdapterConfig', 'get_adapter_model',
+           'adapter_layers', 'adapter_numel', 'prune_adapters', 'save_peft', 'load_peft', 'sparse_adapter_model',
+           'unpruned_numel', 'realised_sparse_ratio', 'large_sparse_config', 'DiffPruningConfig', 'get_diff_model',
+           'diff_layers', 'fit_diff', 'project_diff', 'l0_norm', 'TaskDiff', 'remove_task_diff']
 
 # %% ../nbs/09_api.ipynb #08088f23
 # nbdev keeps the next line equal to `version` in settings.ini on every export
@@ -34,6 +34,9 @@ from .train import fit, evaluate, Callback, AddLoss
 from .docs import document
 from padnotes.tuners import (
     TunerConfig,
+    Tuner,
+    register_tuner,
+    tuner_for,
     inject,
     disable_tuners,
     set_tuners_enabled,
@@ -127,6 +130,9 @@ _all_ = [
     "deploy_numel",
     "document",
     "TunerConfig",
+    "Tuner",
+    "register_tuner",
+    "tuner_for",
     "inject",
     "disable_tuners",
     "set_tuners_enabled",

@@ -802,8 +802,8 @@ def fine_tune(self: Explorer, steps: int | None = None) -> ExplorerState:
 def resnet_explorer_args() -> dict:
     "Arguments of `Explorer.for_resnet`: a reader's size, or a tiny one under test (IN_TEST)."
     return dict(
-        train_size=tiny(6000, 128),
-        epochs=tiny(2, 1),
+        train_size=tiny(8000, 128),
+        epochs=tiny(4, 1),
         heldout_size=tiny(2000, 48),
         quick=tiny(128, 16),
         n_batches=tiny(10, 1),
@@ -815,8 +815,10 @@ def resnet_explorer_args() -> dict:
 @classmethod
 def for_resnet(
     cls,
-    train_size: int = 6000,  # Fashion-MNIST training images
-    epochs: int = 2,  # training epochs before scoring
+    regimes: int = 16,  # the teaching task's R regimes (`image_loaders`); 1: Fashion-MNIST as it is
+    width: int = 8,  # channels of the ResNet-8's first stage
+    train_size: int = 8000,  # Fashion-MNIST training images
+    epochs: int = 4,  # training epochs before scoring
     heldout_size: int = 2000,  # held-out images (from the test split): a move measures the first `quick`, `refine` the rest
     n_batches: int = 10,  # batches for IMP scores
     num_kernels: int = 4,
@@ -830,10 +832,10 @@ def for_resnet(
     progress: bool = True,
     **kwargs,
 ) -> Explorer:
-    "An explorer over a briefly trained, partially dynamic DY-Conv ResNet-8 on Fashion-MNIST."
+    "An explorer over a briefly trained, partially dynamic DY-Conv ResNet-8 on Fashion-MNIST drawn in `regimes` regimes (1: as it is)."
     from padnotes.data import image_loaders, resnet8
     from padnotes.dyconv import TemperatureSchedule
-    from padnotes.experiments.pad import dynamicize_model
+    from padnotes.experiments.pad import REGIME_FILE, dynamicize_model
 
     device = get_device(device)
     dls = image_loaders(
@@ -841,10 +843,11 @@ def for_resnet(
         batch_size=batch_size,
         subset=dict(train=train_size, dev=heldout_size, test=heldout_size),
         seed=seed,
+        regimes=regimes,
     )
     set_seed(seed)
     # fully dynamic: trained first
-    model = dynamicize_model(resnet8(), num_kernels, seed)
+    model = dynamicize_model(resnet8(width=width), num_kernels, seed)
     steps = epochs * len(dls["train"])
     fit(
         model,
@@ -863,11 +866,20 @@ def for_resnet(
         for c in PAD_CRITERIA
     }
     if isinstance(results, str) and results == "shipped":
-        results = load_results("fashion_mnist")
+        # the grid of the same task (the regime grid, or the real-data sweep)
+        regime_task = f"fashion_mnist_r{regimes}"
+        results = (
+            load_results(regime_task, REGIME_FILE)
+            if regimes > 1
+            else load_results("fashion_mnist")
+        )
     heldout = (
         torch.cat([b[0] for b in dls["test"]])[:heldout_size],
         torch.cat([b[1] for b in dls["test"]])[:heldout_size],
     )
+    title = "DY-Conv ResNet-8 on Fashion-MNIST"
+    if regimes > 1:
+        title += f" in {regimes} regimes (a teaching task)"
     set_seed(seed)
     return cls(
         model,
@@ -877,7 +889,7 @@ def for_resnet(
         results=results,
         lr=lr / 3,
         device=device,
-        title="DY-Conv ResNet-8 on Fashion-MNIST",
+        title=title,
         **kwargs,
     )
 

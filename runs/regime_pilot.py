@@ -17,7 +17,7 @@ One thread, niced by the caller; rows are appended to runs/regime_pilot.csv as t
     nice -n 10 python runs/regime_pilot.py
 """
 
-import json, math, time
+import json, time
 from pathlib import Path
 
 import pandas as pd
@@ -27,9 +27,8 @@ from padnotes.core import count_params, set_seed
 from padnotes.train import evaluate, fit
 from padnotes.data import image_loaders, resnet8
 from padnotes.dyconv import TemperatureSchedule
-from padnotes.experiments.pad import dynamicize_model
+from padnotes.experiments.pad import dynamicize_model, regime_pilot_table
 from padnotes.experiments.results import append_row
-from padnotes.experiments.stats import paired_difference, select_rows
 
 HERE = Path(__file__).parent
 OUT = HERE / "regime_pilot.csv"
@@ -85,37 +84,6 @@ def run(
     )
 
 
-def paired(df: pd.DataFrame, metric: str = "dev_acc") -> pd.DataFrame:
-    "Per setting: dynamic minus static paired by seed (`paired_difference`), in points."
-    rows = []
-    for (r, w, e), g in df.groupby(["regimes", "width", "epochs"]):
-        dyn, static = dict(model="dynamic"), dict(model="static")
-        try:
-            d = paired_difference(g, dyn, static, metric)
-        except ValueError:  # fewer than 2 seeds run in both
-            continue
-        by_seed = lambda s: select_rows(g, s).set_index("seed")[metric]
-        per_seed = (by_seed(dyn) - by_seed(static)).loc[d["seeds"]]
-        mean, sd, n = 100 * d["mean"], 100 * d["std"], d["n"]
-        rows.append(
-            dict(
-                regimes=r,
-                width=w,
-                epochs=e,
-                n=n,
-                static=100 * by_seed(static).loc[d["seeds"]].mean(),
-                dynamic=100 * by_seed(dyn).loc[d["seeds"]].mean(),
-                diff=mean,
-                sd=sd,
-                low=100 * d["ci_low"],
-                high=100 * d["ci_high"],
-                t=mean / (sd / math.sqrt(n)) if sd > 0 else math.inf,
-                min_diff=100 * per_seed.min(),
-            )
-        )
-    return pd.DataFrame(rows)
-
-
 def grid(settings, seeds) -> list:
     return [
         dict(s, model=m, seed=sd)
@@ -160,7 +128,7 @@ def main():
     done = {tuple(r) for r in read()[KEY].itertuples(index=False)}
     print(f"{len(done)} rows done", flush=True)
     run_all(grid(SCREEN, (0, 1, 2)), done, loaders)  # stage 1: screen
-    screen = paired(read()).query("epochs == 4")
+    screen = regime_pilot_table(read()).query("epochs == 4")
     print(screen.round(2).to_string(), flush=True)
     top = screen.sort_values("t", ascending=False).head(2)
     confirm = [
@@ -171,7 +139,7 @@ def main():
     run_all(
         grid(confirm, (3, 4)) + grid(longer, (0, 1, 2, 3, 4)), done, loaders
     )  # stage 2: confirm
-    table = paired(read())
+    table = regime_pilot_table(read())
     pd.set_option("display.width", 200)
     print(table.round(2).to_string(), flush=True)
     five = table[table.n >= 5]

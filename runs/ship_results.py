@@ -19,6 +19,8 @@ FILES = {  # shipped file: (runs/ files it gathers, the column their names fill 
     "diff_pruning_finetune_epochs.csv": ("dp_finetune_epochs_*.csv", None),
     "pad_evidence.csv": ("pad_evidence_*.csv", None),
     "pad_evidence_ablations.csv": ("pad_ablation_*.csv", "variant"),
+    "pad_regime.csv": ("pad_regime_*.csv", None),
+    "pad_regime_pilot.csv": ("regime_pilot.csv", None),
     "explorer_slider.csv": ("explorer_slider_*.csv", None),
     "dyconv_benchmark.csv": ("dyconv_benchmark_*.csv", "device"),
     "pad_benchmark.csv": ("pad_benchmark_*.csv", "device"),

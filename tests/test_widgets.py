@@ -374,7 +374,13 @@ def test_the_fine_tune_button_moves_the_live_point_toward_the_shipped_curve():
         ]["mean"].iloc[0]
     )
     ex = Explorer.for_resnet(
-        train_size=1024, epochs=1, heldout_size=1000, progress=False, device="cpu"
+        regimes=1,  # Fashion-MNIST as it is, at the sweep's width
+        width=16,
+        train_size=1024,
+        epochs=1,
+        heldout_size=1000,
+        progress=False,
+        device="cpu",
     )
     ex.set_ratio(0.3)
     before = ex.refine().accuracy  # every held-out image, before and after

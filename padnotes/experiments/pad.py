@@ -38,9 +38,10 @@ from padnotes.pad import (
 
 # %% auto #0
 __all__ = ['PAD_CRITERION_COLORS', 'RESULTS_FILE', 'REGENERATE', 'EVIDENCE_FILE', 'ABLATION_FILE', 'EVIDENCE_COMMAND',
-           'plot_partition', 'SweepConfig', 'dynamicize_model', 'moe_aux_loss', 'pad_sweep', 'summarize_sweep',
-           'plot_sweep', 'main_sweep', 'sweep_results', 'pad_trends', 'paired_claims', 'evidence_results',
-           'ablation_results', 'pad_verdict', 'layer_ratios', 'plot_layer_ratios', 'benchmark_pad']
+           'REGIME_FILE', 'REGIME_PILOT_FILE', 'REGIME_COMMAND', 'plot_partition', 'SweepConfig', 'dynamicize_model',
+           'moe_aux_loss', 'pad_sweep', 'summarize_sweep', 'plot_sweep', 'main_sweep', 'sweep_results', 'pad_trends',
+           'paired_claims', 'evidence_results', 'ablation_results', 'pad_verdict', 'regime_results',
+           'regime_pilot_table', 'layer_ratios', 'plot_layer_ratios', 'benchmark_pad']
 
 # %% ../../nbs/05a_pad_lab.ipynb #d328c79c
 def plot_partition(
@@ -792,6 +793,65 @@ def pad_verdict(
                     ],
                 )
             )
+    return out
+
+# %% ../../nbs/05a_pad_lab.ipynb #2e02f879
+REGIME_FILE, REGIME_PILOT_FILE = (
+    ASSETS / "pad_regime.csv",
+    ASSETS / "pad_regime_pilot.csv",
+)
+REGIME_COMMAND = (
+    "python runs/regime_pilot.py; python runs/regime_grid.py; "
+    "python runs/ship_results.py"
+)
+
+
+def regime_results(path: str | Path | None = None) -> pd.DataFrame:
+    "The rows of PAD-Net's grid on the regime teaching task (`SweepConfig.regime`, 5 seeds)."
+    return results_csv(
+        REGIME_FILE if path is None else path,
+        None,
+        f"they are made by: {REGIME_COMMAND}",
+    )
+
+
+def regime_pilot_table(
+    df: pd.DataFrame | None = None,  # the pilot's rows; None: the shipped file
+    metric: str = "dev_acc",  # the accuracy compared
+) -> pd.DataFrame:
+    "Per pilot setting (regimes, width, epochs): fully dynamic minus static paired by seed, in points, and whether it passes the pilot's rule."
+    if df is None:
+        df = results_csv(REGIME_PILOT_FILE, None, f"it is made by: {REGIME_COMMAND}")
+    rows = []
+    for (r, w, e), g in df.groupby(["regimes", "width", "epochs"]):
+        dyn, static = dict(model="dynamic"), dict(model="static")
+        try:
+            d = paired_difference(g, dyn, static, metric)
+        except ValueError:  # fewer than 2 seeds run in both
+            continue
+        acc = lambda s: select_rows(g, s).set_index("seed")[metric].loc[d["seeds"]]
+        per_seed = acc(dyn) - acc(static)
+        mean, sd, n = 100 * d["mean"], 100 * d["std"], d["n"]
+        rows.append(
+            dict(
+                regimes=r,
+                width=w,
+                epochs=e,
+                n=n,
+                static=100 * acc(static).mean(),
+                dynamic=100 * acc(dyn).mean(),
+                diff=mean,
+                sd=sd,
+                low=100 * d["ci_low"],
+                high=100 * d["ci_high"],
+                t=mean / (sd / math.sqrt(n)) if sd > 0 else math.inf,
+                min_diff=100 * per_seed.min(),
+            )
+        )
+    out = pd.DataFrame(rows)
+    if not out.empty:
+        # the rule: 5 seeds, above 2 sd of the differences, interval above 0
+        out["passes"] = (out.n >= 5) & (out["diff"] > 2 * out.sd) & (out.low > 0)
     return out
 
 # %% ../../nbs/05a_pad_lab.ipynb #5cbacabf
