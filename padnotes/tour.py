@@ -16,11 +16,14 @@ import torch
 from .core import get_device
 from padnotes.experiments.pad import (
     REGENERATE,
+    REGIME_COMMAND,
+    REGIME_FILE,
     RESULTS_FILE,
     SweepConfig,
     pad_sweep,
     plot_sweep,
     summarize_sweep,
+    regime_results,
     sweep_results,
 )
 from .experiments.results import ASSETS, results_csv
@@ -35,30 +38,51 @@ from .experiments import diff_pruning as diff_pruning_lab
 from .experiments import sparse_adapter as sparse_adapter_lab
 
 # %% auto #0
-__all__ = ['SECTIONS', 'LAB_SECTIONS', 'tour_config', 'register_section', 'tour_sections', 'runs_file', 'run_label',
-           'results_table', 'shipped_results', 'plot_tour_sweep', 'plot_deploy', 'sweep_rows', 'sweep_result',
-           'sweep_section', 'SectionRun', 'report_html', 'write_report', 'check_output_folder', 'check_sections',
-           'TourOutcome', 'run_tour', 'tour_parser', 'main', 'tour_timing']
+__all__ = ['REGIME_TASK', 'SECTIONS', 'LAB_SECTIONS', 'tour_config', 'register_section', 'tour_sections', 'runs_file',
+           'run_label', 'results_table', 'shipped_results', 'plot_tour_sweep', 'plot_deploy', 'sweep_rows',
+           'sweep_result', 'sweep_section', 'SectionRun', 'report_html', 'write_report', 'check_output_folder',
+           'check_sections', 'TourOutcome', 'run_tour', 'tour_parser', 'main', 'tour_timing']
 
 # %% ../nbs/08_tour.ipynb #45629bb5
+REGIME_TASK = "fashion_mnist_r16"  # the teaching task: 16 regimes, ResNet-8 of width 8
+
+
 def tour_config(
-    task: str,  # 'fashion_mnist' or 'rotten_tomatoes'
+    task: str,  # 'fashion_mnist', REGIME_TASK or 'rotten_tomatoes'
     size: str = "quick",  # 'quick', 'full' or 'tiny'
     seed: int = 0,  # the one seed of quick and tiny tours; full tours use SweepConfig.full's seeds
 ) -> SweepConfig:
     "The `SweepConfig` a tour of `size` runs for `task`."
     check_size(size)
+    if task == REGIME_TASK:
+        if size == "full":
+            return SweepConfig.regime(16, 8)
+        quick = size == "quick"
+        return SweepConfig.regime(
+            16,
+            8,
+            ratios=(0.0, 0.3, 1.0),
+            criteria=("imp",),
+            ablate_scale=False,
+            seeds=(seed,),
+            train_size=3000 if quick else 32,
+            eval_size=1000 if quick else 32,
+            epochs=1,
+            conv_warmup_epochs=1.0,
+            batch_size=64 if quick else 32,
+            n_batches=5 if quick else 1,
+        )
     if size == "full":
         return SweepConfig.full(task)
     if task == "fashion_mnist":
         if size == "quick":
             return SweepConfig(
                 task,
-                ratios=(0.0, 0.1, 0.3, 0.5, 1.0),
+                ratios=(0.0, 0.3, 1.0),
                 criteria=("imp",),
                 ablate_scale=False,
                 seeds=(seed,),
-                train_size=5000,
+                train_size=4000,
                 eval_size=1000,
                 epochs=1,
                 batch_size=64,
@@ -88,7 +112,7 @@ def tour_config(
                 eval_size=300,
                 epochs=1,
                 batch_size=16,
-                max_len=48,
+                max_len=32,
                 n_batches=3,
                 warmup_epochs=0.5,
             )
@@ -107,7 +131,8 @@ def tour_config(
             warmup_epochs=0.5,
         )
     raise ValueError(
-        f"unknown task {task!r}: expected 'fashion_mnist' or 'rotten_tomatoes'"
+        f"unknown task {task!r}: expected 'fashion_mnist', {REGIME_TASK!r} "
+        "or 'rotten_tomatoes'"
     )
 
 # %% ../nbs/08_tour.ipynb #9c3baa7b
@@ -137,14 +162,16 @@ def runs_file(ctx: TourContext) -> Path:
     return Path(ctx.out) / f"runs-{ctx.size}.csv"
 
 
-_REF_NAMES = dict(
-    fashion_mnist="static ResNet-8 (reference)",
-    rotten_tomatoes="dense MiniLM-L6 (reference)",
-)
-_DYN_NAMES = dict(
-    fashion_mnist="fully dynamic DY-Conv (ratio 1)",
-    rotten_tomatoes="fully dynamic MoE (ratio 1)",
-)
+_REF_NAMES = {
+    "fashion_mnist": "static ResNet-8 (reference)",
+    REGIME_TASK: "static ResNet-8 (reference)",
+    "rotten_tomatoes": "dense MiniLM-L6 (reference)",
+}
+_DYN_NAMES = {
+    "fashion_mnist": "fully dynamic DY-Conv (ratio 1)",
+    REGIME_TASK: "fully dynamic DY-Conv (ratio 1)",
+    "rotten_tomatoes": "fully dynamic MoE (ratio 1)",
+}
 
 
 def run_label(row) -> str:
@@ -156,7 +183,7 @@ def run_label(row) -> str:
     if row["criterion"] == "static":
         return "static (ratio 0)"
     return (
-        f"PAD-{'Net' if row['task'] == 'fashion_mnist' else 'MoE'} {row['criterion']} ratio {row['ratio']:g}"
+        f"PAD-{'MoE' if row['task'] == 'rotten_tomatoes' else 'Net'} {row['criterion']} ratio {row['ratio']:g}"
         + ("" if row["scale"] else ", no scale factors")
     )
 
@@ -196,6 +223,16 @@ def shipped_results(
     task: str,  # 'fashion_mnist' or 'rotten_tomatoes'
 ) -> tuple[pd.DataFrame | None, str]:
     "The full-size sweep rows that ship with padnotes for `task`, or None and a note saying why there are none."
+    if task == REGIME_TASK:
+        try:
+            rows = regime_results()
+        except FileNotFoundError:
+            return None, f"The shipped regime grid is not installed: {REGIME_COMMAND}"
+        return (
+            rows[rows.task == task],
+            f"Grey: the shipped regime grid ({REGIME_FILE.name}, SweepConfig.regime, "
+            "mean over seeds).",
+        )
     try:
         return (
             sweep_results(task),
@@ -416,6 +453,20 @@ register_section(
         "from the pretrained FFN (fully dynamic MoE, after a short warm-up), and partitioned by IMP so half the expert parameters stay "
         "dynamic (PAD-MoE at ratio 0.5).",
         order=20,
+    ),
+    replace=True,
+)
+register_section(
+    sweep_section(
+        "regimes",
+        REGIME_TASK,
+        "DY-Conv and PAD-Net on a teaching task: Fashion-MNIST in 16 regimes",
+        "A constructed teaching task: every Fashion-MNIST image is drawn in one of 16 regimes (a mirror image, a rotation by a "
+        "multiple of 90 degrees, a contrast inversion) that the label does not name, so a dynamic layer has something to do: pick "
+        "kernels for the regime at hand. A ResNet-8 of width 8, static (the reference), fully dynamic (1 epoch, then 1 more), made "
+        "static from the warmed-up dynamic model (ratio 0) and partitioned by IMP at 0.3. On the shipped 5-seed grid the fully "
+        "dynamic model beats the static one, and 30% dynamic matches it.",
+        order=25,
     ),
     replace=True,
 )

@@ -4,7 +4,7 @@ teaching task (`Explorer.for_resnet()`, 16 regimes) and on Fashion-MNIST as it i
 Each move is read twice: right after `set_ratio` / `set_criterion` (the first `quick` held-out images, what a move waits for) and
 after `refine()` (all 2000). The last move goes from 0 straight back to 1, so its `change` is ratio 1 minus ratio 0, paired over
 the same images. Move times here are taken with other jobs running; chapter 07's timings come from runs/explorer_slider.py on a
-quiet machine. Rows go to runs/explorer_readouts_cpu.csv as each explorer finishes; a second call resumes.
+quiet machine. Rows go to runs/explorer_readouts_<task>.csv as each explorer finishes; a second call resumes.
 
     nice -n 10 python runs/explorer_readouts.py; python runs/ship_results.py
 """
@@ -17,7 +17,7 @@ import torch
 from padnotes.experiments.results import append_row, results_csv
 from padnotes.widgets import Explorer
 
-OUT = Path(__file__).parent / "explorer_readouts_cpu.csv"
+HERE = Path(__file__).parent
 MOVES = (
     ("imp", 1.0),
     ("imp", 0.3),
@@ -32,10 +32,11 @@ READ = ("accuracy", "accuracy_se", "change", "change_se", "batch")
 
 def main():
     torch.set_num_threads(1)
-    done = results_csv(OUT, missing_ok=True)
     for regimes in (16, 1):
+        task = f"fashion_mnist_r{regimes}" if regimes > 1 else "fashion_mnist"
+        out = HERE / f"explorer_readouts_{task}.csv"
+        done = results_csv(out, missing_ok=True)
         for seed in (0, 1, 2):
-            task = f"fashion_mnist_r{regimes}" if regimes > 1 else "fashion_mnist"
             if len(done) and ((done.task == task) & (done.seed == seed)).any():
                 continue
             t0 = time.time()
@@ -71,7 +72,7 @@ def main():
                     )
                 )
             for r in rows:
-                append_row(OUT, r)
+                append_row(out, r)
             print(
                 task,
                 seed,

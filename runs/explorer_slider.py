@@ -1,6 +1,7 @@
 """Issue 16, item 4: what a slider move of the ResNet explorer costs, and how precise its readout is, on this machine's CPU.
 
-Builds the reader's explorer (`Explorer.for_resnet()`: 6000 training images, 2 epochs, 2000 held-out images), then for each thread
+Builds the reader's explorer (`Explorer.for_resnet()`: the regime teaching task, 16 regimes, ResNet-8 of width 8, 8000 training
+images, 4 epochs, 2000 held-out images), then for each thread
 count and `quick` size times 10 moves with `benchmark_slider`: the move itself (the first `quick` held-out images) and the refinement
 to all 2000 (what the widget does in the background). Rows go to runs/explorer_slider_<device>.csv; chapter 07 reads the shipped copy.
 Pause other jobs first: the figures are meant for a quiet machine.
@@ -41,7 +42,7 @@ def main():
             b = benchmark_slider(ex, ratios=MOVES)
             rows.append(
                 dict(
-                    task="fashion_mnist",
+                    task="fashion_mnist_r16",
                     device="cpu",
                     threads=threads,
                     quick=quick,

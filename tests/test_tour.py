@@ -262,9 +262,7 @@ def test_quick_sizes():
     assert [(r["criterion"], r["ratio"], r["seed"]) for r in f.runs()] == [
         ("reference", None, 4),
         ("static", 0.0, 4),
-        ("imp", 0.1, 4),
         ("imp", 0.3, 4),
-        ("imp", 0.5, 4),
         ("dynamic", 1.0, 4),
     ]
     assert [(r["criterion"], r["ratio"]) for r in t.runs()] == [
@@ -272,7 +270,15 @@ def test_quick_sizes():
         ("imp", 0.5),
         ("dynamic", 1.0),
     ]
-    assert t.max_len == 48 and f.epochs == t.epochs == 1
+    assert t.max_len == 32 and f.epochs == t.epochs == 1
+    r = tour_config("fashion_mnist_r16", "quick", seed=4)
+    assert (r.regimes, r.width, r.row_task) == (16, 8, "fashion_mnist_r16")
+    assert [(x["criterion"], x["ratio"]) for x in r.runs()] == [
+        ("reference", None),
+        ("static", 0.0),
+        ("imp", 0.3),
+        ("dynamic", 1.0),
+    ]
 
 
 def test_module_entry_point(tmp_path):

@@ -1089,7 +1089,7 @@ def tour_sweep(
     size: str,  # 'quick', 'full' or 'tiny'
     seed: int = 0,  # the one seed of quick and tiny tours
 ) -> DiffPruningSweep:
-    "The diff pruning grid a tour of `size` runs: quick is full fine-tuning, its non-adaptive projection and diff pruning, all at 0.5%, on 480 snippets, 2 epochs."
+    "The diff pruning grid a tour of `size` runs: quick is full fine-tuning, its non-adaptive projection and diff pruning, all at 0.5%, on 480 snippets of at most 32 tokens, 2 epochs."
     check_size(size)
     if size == "full":
         return DiffPruningSweep()
@@ -1105,7 +1105,7 @@ def tour_sweep(
         epochs=2,
         finetune_epochs=1,
         batch_size=16,
-        max_len=48,
+        max_len=32,
         lr=1e-4,
     )
 

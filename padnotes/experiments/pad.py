@@ -13,7 +13,13 @@ from torch import nn
 import plotly.graph_objects as go
 
 from ..core import check_ratio, clone_model, count_params, deploy_numel, set_seed
-from .results import ASSETS, append_row, results_csv, spread_runs
+from padnotes.experiments.results import (
+    ASSETS,
+    append_row,
+    pilot_results,
+    results_csv,
+    spread_runs,
+)
 from padnotes.experiments.stats import (
     interval_reading,
     paired_difference,
@@ -38,10 +44,10 @@ from padnotes.pad import (
 
 # %% auto #0
 __all__ = ['PAD_CRITERION_COLORS', 'RESULTS_FILE', 'REGENERATE', 'EVIDENCE_FILE', 'ABLATION_FILE', 'EVIDENCE_COMMAND',
-           'REGIME_FILE', 'REGIME_PILOT_FILE', 'REGIME_COMMAND', 'plot_partition', 'SweepConfig', 'dynamicize_model',
-           'moe_aux_loss', 'pad_sweep', 'summarize_sweep', 'plot_sweep', 'main_sweep', 'sweep_results', 'pad_trends',
-           'paired_claims', 'evidence_results', 'ablation_results', 'pad_verdict', 'regime_results',
-           'regime_pilot_table', 'layer_ratios', 'plot_layer_ratios', 'benchmark_pad']
+           'REGIME_FILE', 'REGIME_COMMAND', 'plot_partition', 'SweepConfig', 'dynamicize_model', 'moe_aux_loss',
+           'pad_sweep', 'summarize_sweep', 'plot_sweep', 'main_sweep', 'sweep_results', 'pad_trends', 'paired_claims',
+           'evidence_results', 'ablation_results', 'pad_verdict', 'regime_results', 'regime_pilot_table',
+           'layer_ratios', 'plot_layer_ratios', 'benchmark_pad']
 
 # %% ../../nbs/05a_pad_lab.ipynb #d328c79c
 def plot_partition(
@@ -796,10 +802,7 @@ def pad_verdict(
     return out
 
 # %% ../../nbs/05a_pad_lab.ipynb #2e02f879
-REGIME_FILE, REGIME_PILOT_FILE = (
-    ASSETS / "pad_regime.csv",
-    ASSETS / "pad_regime_pilot.csv",
-)
+REGIME_FILE = ASSETS / "pad_regime.csv"
 REGIME_COMMAND = (
     "python runs/regime_pilot.py; python runs/regime_grid.py; "
     "python runs/ship_results.py"
@@ -821,7 +824,7 @@ def regime_pilot_table(
 ) -> pd.DataFrame:
     "Per pilot setting (regimes, width, epochs): fully dynamic minus static paired by seed, in points, and whether it passes the pilot's rule."
     if df is None:
-        df = results_csv(REGIME_PILOT_FILE, None, f"it is made by: {REGIME_COMMAND}")
+        df = pilot_results("fashion_mnist_regimes")
     rows = []
     for (r, w, e), g in df.groupby(["regimes", "width", "epochs"]):
         dyn, static = dict(model="dynamic"), dict(model="static")

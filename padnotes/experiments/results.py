@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 # %% auto #0
-__all__ = ['ASSETS', 'PILOT_FILES', 'PILOT_SCRIPTS', 'results_csv', 'settings_value', 'pilot_results', 'append_row',
+__all__ = ['ASSETS', 'PILOT_SCRIPTS', 'PILOT_FILES', 'results_csv', 'settings_value', 'pilot_results', 'append_row',
            'spread_runs']
 
 # %% ../../nbs/01d_results.ipynb #ccb67c12
@@ -51,13 +51,14 @@ def settings_value(
     return json.loads(df.settings.iloc[0]).get(key, default)
 
 # %% ../../nbs/01d_results.ipynb #90a6d048
-PILOT_FILES = {
-    t: ASSETS / f"pad_pilot_{t}.csv" for t in ("fashion_mnist", "rotten_tomatoes")
-}
+# the pilots: static (or dense) against fully dynamic models
 PILOT_SCRIPTS = dict(
     fashion_mnist="python runs/pad_pilot.py",
+    # the regime teaching task (chapter 05)
+    fashion_mnist_regimes="python runs/regime_pilot.py",
     rotten_tomatoes="python runs/pad_pilot_text.py",
 )
+PILOT_FILES = {t: ASSETS / f"pad_pilot_{t}.csv" for t in PILOT_SCRIPTS}
 
 
 def pilot_results(

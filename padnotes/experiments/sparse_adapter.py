@@ -658,7 +658,7 @@ def tour_sweep(
     size: str,  # 'quick', 'full' or 'tiny'
     seed: int = 0,  # the one seed of quick and tiny tours
 ) -> SparseAdapterSweep:
-    "The SparseAdapter grid a tour of `size` runs: quick is full fine-tuning, the dense adapter, SNIP at 0.4 and Large-Sparse m = 2 on 480 snippets, 2 epochs."
+    "The SparseAdapter grid a tour of `size` runs: quick is full fine-tuning, the dense adapter, SNIP at 0.4 and Large-Sparse m = 2 on 480 snippets of at most 32 tokens, 2 epochs."
     check_size(size)
     if size == "full":
         return SparseAdapterSweep(lr=3e-3)
@@ -675,7 +675,7 @@ def tour_sweep(
         eval_size=200,
         epochs=2,
         batch_size=16,
-        max_len=48,
+        max_len=32,
         lr=3e-3,
         full_lr=1e-4,
         n_batches=3,
