@@ -362,9 +362,12 @@ def test_explorer_in_chromium(server, reference):
             page.locator(".widget-dropdown select").first.select_option(
                 "layers.2.conv2"
             )
+            # the heatmap's rows: the layer's output channels (the library's model)
+            rows = ex.model.get_submodule("layers.2.conv2").out_channels
             page.wait_for_function(
-                "() => { const p = document.querySelector('.js-plotly-plot'); const h = p.data.find(t => t.type === 'heatmap');"
-                " return h && h.y.length === 64 }",
+                "n => { const p = document.querySelector('.js-plotly-plot'); const h = p.data.find(t => t.type === 'heatmap');"
+                " return h && h.y.length === n }",
+                arg=rows,
                 timeout=MOVE_TIMEOUT_MS,
             )
             page.wait_for_timeout(300)
