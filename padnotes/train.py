@@ -4,7 +4,7 @@
 
 # %% ../nbs/00a_train.ipynb #e68e2c9d
 from __future__ import annotations
-import atexit, contextlib, math, os, time
+import atexit, contextlib, math, os, sys, time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
@@ -70,8 +70,34 @@ def init_distributed() -> tuple[int, int]:
     if nccl:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group("nccl" if nccl else "gloo")
-    atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
+    sys.excepthook = _noting_failure(sys.excepthook)
+    atexit.register(_leave_distributed)
     return dist_info()
+
+
+_FAILED = [False]  # an uncaught exception ended this process
+
+
+def _noting_failure(hook):
+    "`hook`, after it records that this process is dying of an exception."
+
+    def noted(*exc):
+        _FAILED[0] = True
+        hook(*exc)
+
+    return noted
+
+
+def _leave_distributed():
+    "At exit, close the group together: wait for every rank first (gloo aborts when a peer closes mid-exit), unless this rank is dying of an exception."
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        return
+    if not _FAILED[0]:
+        with contextlib.suppress(RuntimeError):
+            dist.barrier()
+    dist.destroy_process_group()
 
 
 def distributed_loader(
