@@ -18,11 +18,12 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from .core import check_choice, check_int, set_seed
 
 # %% auto #0
-__all__ = ['FASHION_MNIST_DIR', 'FASHION_CLASSES', 'IMAGE_DATASETS', 'EVAL_ORDER_SEED', 'REGIMES', 'TEXT_DATASETS',
+__all__ = ['FASHION_MNIST_DIR', 'FASHION_CLASSES', 'IMAGE_DATASETS', 'SPLITS', 'EVAL_ORDER_SEED', 'REGIMES', 'TEXT_DATASETS',
            'LITE0_STAGES', 'stratified_split', 'read_idx', 'image_splits', 'image_grid', 'label_balance',
            'image_loaders', 'regime_transform', 'assign_regimes', 'apply_regimes', 'load_texts', 'text_splits',
-           'minilm_path', 'load_tokenizer', 'load_minilm', 'TokenizedText', 'text_loaders', 'BasicBlock', 'ResNet',
-           'resnet8', 'resnet20', 'SamePad', 'MBConv', 'EfficientNetLite0', 'efficientnet_lite0', 'imagenet_classes',
+           'minilm_path', 'load_tokenizer', 'load_minilm', 'TokenizedText', 'text_loaders', 'sentence_vectors',
+           'regime_rotations', 'rotate_regimes', 'vector_splits', 'vector_loaders', 'BasicBlock', 'ResNet', 'resnet8',
+           'resnet20', 'SamePad', 'MBConv', 'EfficientNetLite0', 'efficientnet_lite0', 'imagenet_classes',
            'preprocess_lite0', 'sample_photos']
 
 # %% ../nbs/01_data.ipynb #6b47c85d
@@ -254,6 +255,14 @@ def _subset(ds, n: int | None, seed: int = 0):
     return torch.utils.data.Subset(ds, idx.tolist())
 
 
+SPLITS = ("train", "dev", "test")
+
+
+def _per_split(subset) -> dict:
+    "A subset's size per split name: `subset` as it is when a dict, else the same for all three."
+    return subset if isinstance(subset, dict) else {k: subset for k in SPLITS}
+
+
 EVAL_ORDER_SEED = 0  # dev and test come in one fixed shuffled order, so that any prefix is a fair sample
 
 
@@ -278,12 +287,12 @@ def image_loaders(
     **kwargs,  # passed to `image_splits` (regimes=4 makes the regime task)
 ) -> dict:
     "Train/dev/test DataLoaders for an image dataset (train shuffled with a seeded generator, dev and test in one fixed shuffled order); with regimes, also each example's regime."
-    sp = image_splits(name, **kwargs)
-    sub = (
-        subset
-        if isinstance(subset, dict)
-        else {k: subset for k in ("train", "dev", "test")}
-    )
+    return _tensor_loaders(image_splits(name, **kwargs), batch_size, subset, seed)
+
+
+def _tensor_loaders(sp: dict, batch_size: int, subset, seed: int) -> dict:
+    "Loaders over the TensorDatasets of `sp` (a `*_splits` result), as `image_loaders` describes."
+    sub = _per_split(subset)
     g = torch.Generator().manual_seed(seed)
     dls, reg = {}, {}
     for k in ("train", "dev", "test"):
@@ -554,6 +563,143 @@ def text_loaders(
             collate_fn=ds.collate,
         )
     return dict(**out, classes=sp["classes"])
+
+# %% ../nbs/01_data.ipynb #1dbc16e3
+def _cache_dir() -> Path:
+    default = Path.home() / ".cache" / "padnotes"
+    return Path(os.environ.get("PADNOTES_CACHE", default))
+
+
+@torch.no_grad()
+def _mean_pooled(texts, tok, encoder, max_len: int, batch_size=128) -> torch.Tensor:
+    "The encoder's last layer averaged over each text's tokens: (N, 384)."
+    out = []
+    for i in range(0, len(texts), batch_size):
+        b = tok(
+            list(texts[i : i + batch_size]),
+            truncation=True,
+            max_length=max_len,
+            padding=True,
+            return_tensors="pt",
+        )
+        h = encoder(**b).last_hidden_state
+        mask = b["attention_mask"].unsqueeze(-1).float()
+        out.append((h * mask).sum(1) / mask.sum(1))
+    return torch.cat(out)
+
+
+def sentence_vectors(
+    name: str = "rotten_tomatoes",  # a text dataset (TEXT_DATASETS)
+    max_len: int = 64,  # tokens per snippet, longer ones truncated
+    # a fixed sample of each split (int), or per split name (dict); None: all
+    subset: int | dict | None = None,
+    cache: bool = True,  # keep whole splits on disk (PADNOTES_CACHE)
+) -> dict:
+    "MiniLM-L6's mean-pooled sentence vector of every example: (N, 384) vectors and labels for train/dev/test, with the class names."
+    sp = text_splits(name)
+    sub = _per_split(subset)
+    path = _cache_dir() / f"{name}_minilm_mean_{max_len}.pt"
+    whole = None
+    if cache and path.exists():
+        whole = torch.load(path)
+    elif cache and all(n is None for n in sub.values()):
+        whole = sentence_vectors(name, max_len, subset={}, cache=False)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({k: whole[k] for k in SPLITS}, path)
+    vecs = {}
+    for k in SPLITS:
+        idx = _subset_index(len(sp[k]), sub.get(k))
+        if whole is not None:
+            x, y = whole[k]
+            vecs[k] = (x, y) if idx is None else (x[idx], y[idx])
+            continue
+        if k == "train":
+            tok, model = load_minilm()
+            encoder = model.base_model.eval()
+        df = sp[k] if idx is None else sp[k].iloc[idx.numpy()]
+        y = torch.from_numpy(df.label.values.astype(np.int64))
+        vecs[k] = (_mean_pooled(df.text.tolist(), tok, encoder, max_len), y)
+    return dict(**vecs, classes=sp["classes"])
+
+# %% ../nbs/01_data.ipynb #7a485c39
+def regime_rotations(
+    regimes: int,  # R: how many frames
+    dim: int,  # the vectors' length
+    seed: int = 0,  # the rotations' seed (fixed, like a split's)
+) -> torch.Tensor:
+    "R fixed rotations of R^dim, (R, dim, dim): the identity first, then seeded random orthogonal matrices."
+    regimes = check_int("regimes", regimes)
+    g = torch.Generator().manual_seed(seed)
+    out = [torch.eye(dim)]
+    for _ in range(regimes - 1):
+        q, r = torch.linalg.qr(torch.randn(dim, dim, generator=g))
+        # signs from R's diagonal: a uniform draw over rotations
+        out.append(q * torch.sign(torch.diagonal(r)))
+    return torch.stack(out)
+
+
+def rotate_regimes(
+    x: torch.Tensor,  # vectors, (N, dim)
+    regime: np.ndarray | torch.Tensor,  # one regime index per vector
+    rotations: torch.Tensor,  # (R, dim, dim), from `regime_rotations`
+) -> torch.Tensor:
+    "Each vector in its regime's frame: x_i -> Q[regime_i] x_i (a new tensor)."
+    regime = torch.as_tensor(regime)
+    if len(regime) != len(x):
+        raise ValueError(
+            f"one regime per vector: got {len(regime)} regimes for {len(x)} vectors"
+        )
+    if x.shape[-1] != rotations.shape[-1]:
+        raise ValueError(
+            f"vectors of length {x.shape[-1]} need rotations of that size, got {tuple(rotations.shape)}"
+        )
+    return torch.einsum("nij,nj->ni", rotations[regime], x)
+
+
+def vector_splits(
+    name: str = "rotten_tomatoes",  # a text dataset (TEXT_DATASETS)
+    regimes: int = 1,  # draw each vector in one of this many frames; 1: as they are
+    mix=None,  # the regimes' shares (R weights); None: equal
+    seed: int = 0,  # the regimes' and rotations' seed
+    # a fixed sample of each split (int), or per split name (dict); None: all
+    subset: int | dict | None = None,
+    **kwargs,  # passed to `sentence_vectors` (max_len, cache)
+) -> dict:
+    "Sentence vectors as TensorDatasets for train/dev/test, with the class names (and each vector's regime when `regimes` > 1)."
+    sv = sentence_vectors(name, subset=subset, **kwargs)
+    sp, sub = text_splits(name), _per_split(subset)
+    regimes = check_int("regimes", regimes)
+    res = dict(classes=sv["classes"])
+    if regimes > 1:
+        rot = regime_rotations(regimes, sv["train"][0].shape[1], seed)
+        res["regime"], res["regimes"] = (
+            {},
+            ["identity"] + [f"rotation {r}" for r in range(1, regimes)],
+        )
+    for i, k in enumerate(("train", "dev", "test")):
+        x, y = sv[k]
+        if regimes > 1:  # dealt out over the whole split, then sampled
+            reg = assign_regimes(sp[k].label.values, regimes, mix, seed + i)
+            idx = _subset_index(len(reg), sub.get(k))
+            reg = torch.from_numpy(reg if idx is None else reg[idx.numpy()])
+            x = rotate_regimes(x, reg, rot)
+            res["regime"][k] = reg
+        res[k] = TensorDataset(x, y)
+    return res
+
+
+def vector_loaders(
+    name: str = "rotten_tomatoes",  # a text dataset (TEXT_DATASETS)
+    batch_size: int = 64,  # training batch size (evaluation uses 2x)
+    subset: int
+    | dict
+    | None = None,  # examples per split (int), or per split name (dict)
+    seed: int = 0,  # shuffling seed (the split itself is fixed)
+    **kwargs,  # passed to `vector_splits` (regimes=8 makes the teaching task)
+) -> dict:
+    "Train/dev/test DataLoaders of sentence vectors (train shuffled with a seeded generator, dev and test in one fixed shuffled order); with regimes, also each example's regime."
+    sp = vector_splits(name, subset=subset, **kwargs)  # computes the sample only
+    return _tensor_loaders(sp, batch_size, None, seed)
 
 # %% ../nbs/01_data.ipynb #ac1d43e5
 class BasicBlock(nn.Module):

@@ -1,4 +1,6 @@
-"""The regime teaching task's pilot: in which setting does a fully dynamic DY-Conv ResNet-8 beat the static one clearly?
+"""The regime teaching tasks' pilots: in which setting does a fully dynamic model beat the static one clearly?
+
+image (the default): a fully dynamic DY-Conv ResNet-8 against the static one.
 
 Fashion-MNIST drawn in R regimes (`image_loaders(..., regimes=R)`: inversion, rotations, mirror images; chapter 01). The recipe is
 the earlier Fashion-MNIST pilot's (runs/pad_pilot.py): 8000 training images, 2000 dev, 2000 test, batch 64, lr 3e-3 with the cosine
@@ -12,12 +14,17 @@ Three stages, each decided from the rows already in the file, so the script resu
            paired differences and a paired 95% interval above 0; the largest mean difference wins. Printed, and written to
            runs/regime_pilot_decision.json.
 
-One thread, niced by the caller; rows are appended to runs/regime_pilot.csv as they finish.
+text: MiniLM's sentence vectors of Rotten Tomatoes drawn in R rotated frames (`vector_loaders(..., regimes=R)`; chapter 01),
+classified by `VectorClassifier` (chapter 03): one residual FFN block of width h, dense ("static") or R top-1 experts of width h
+("dynamic", the same parameters per example), 6824 training vectors, the whole dev (852) and test (854) splits, batch 64, lr 3e-3
+with the cosine schedule, the Switch balancing loss. Screen: R in (4, 8, 16) x h in (2, 4, 8), 8 epochs; the longer run has 16.
 
-    nice -n 10 python runs/regime_pilot.py
+One thread, niced by the caller; rows are appended to runs/regime_pilot.csv (text: runs/regime_pilot_text.csv) as they finish.
+
+    nice -n 10 python runs/regime_pilot.py [text]
 """
 
-import json, time
+import json, sys, time
 from pathlib import Path
 
 import pandas as pd
@@ -25,16 +32,24 @@ import torch
 
 from padnotes.core import count_params, set_seed
 from padnotes.train import evaluate, fit
-from padnotes.data import image_loaders, resnet8
+from padnotes.data import image_loaders, resnet8, vector_loaders
 from padnotes.dyconv import TemperatureSchedule
+from padnotes.moe import MoEAuxLoss
+from padnotes.experiments.moe import VectorClassifier
 from padnotes.experiments.pad import dynamicize_model, regime_pilot_table
 from padnotes.experiments.results import append_row
 
 HERE = Path(__file__).parent
-OUT = HERE / "regime_pilot.csv"
-DECISION = HERE / "regime_pilot_decision.json"
+TEXT = sys.argv[1:] == ["text"]
+TASK = "rotten_tomatoes_vectors" if TEXT else "fashion_mnist_regimes"
+OUT = HERE / ("regime_pilot_text.csv" if TEXT else "regime_pilot.csv")
+DECISION = HERE / (
+    "regime_pilot_text_decision.json" if TEXT else "regime_pilot_decision.json"
+)
 KEY = ["regimes", "width", "epochs", "model", "seed"]
-SCREEN = [dict(regimes=r, width=w, epochs=4) for r in (4, 8, 16) for w in (4, 8)]
+EPOCHS = 8 if TEXT else 4  # the screen's; the longer run doubles it
+WIDTHS = (2, 4, 8) if TEXT else (4, 8)
+SCREEN = [dict(regimes=r, width=w, epochs=EPOCHS) for r in (4, 8, 16) for w in WIDTHS]
 
 
 def per_regime_accuracy(net, dl, regime) -> list:
@@ -54,9 +69,14 @@ def run(
 ) -> dict:
     t0 = time.time()
     set_seed(seed)
-    net = resnet8(width=width)
-    cbs = []
-    if model == "dynamic":
+    if TEXT:  # the MoE has one expert per frame
+        experts = regimes if model == "dynamic" else 1
+        net = VectorClassifier(width=width, num_experts=experts, seed=seed)
+        cbs = [MoEAuxLoss()] if model == "dynamic" else []
+    else:
+        net = resnet8(width=width)
+        cbs = []
+    if model == "dynamic" and not TEXT:
         dynamicize_model(net, 4, seed)
         cbs = [
             TemperatureSchedule(
@@ -68,7 +88,7 @@ def run(
         net, dls["train"], epochs=epochs, lr=3e-3, cbs=cbs, device="cpu", progress=False
     )
     return dict(
-        task="fashion_mnist_regimes",
+        task=TASK,
         regimes=regimes,
         width=width,
         epochs=epochs,
@@ -111,6 +131,9 @@ def main():
     cache = {}
 
     def loaders(r):
+        if r not in cache and TEXT:
+            cache.clear()
+            cache[r] = vector_loaders(batch_size=64, seed=0, regimes=r)
         if r not in cache:
             cache.clear()
             cache[r] = image_loaders(
@@ -128,18 +151,18 @@ def main():
     done = {tuple(r) for r in read()[KEY].itertuples(index=False)}
     print(f"{len(done)} rows done", flush=True)
     run_all(grid(SCREEN, (0, 1, 2)), done, loaders)  # stage 1: screen
-    screen = regime_pilot_table(read()).query("epochs == 4")
+    screen = regime_pilot_table(read(), task=TASK).query(f"epochs == {EPOCHS}")
     print(screen.round(2).to_string(), flush=True)
     top = screen.sort_values("t", ascending=False).head(2)
     confirm = [
         dict(regimes=int(r.regimes), width=int(r.width), epochs=4)
         for r in top.itertuples()
     ]
-    longer = [dict(confirm[0], epochs=8)]
+    longer = [dict(confirm[0], epochs=2 * EPOCHS)]
     run_all(
         grid(confirm, (3, 4)) + grid(longer, (0, 1, 2, 3, 4)), done, loaders
     )  # stage 2: confirm
-    table = regime_pilot_table(read())
+    table = regime_pilot_table(read(), task=TASK)
     pd.set_option("display.width", 200)
     print(table.round(2).to_string(), flush=True)
     five = table[table.n >= 5]

@@ -432,8 +432,35 @@ def test_the_regime_grid_runs_on_the_teaching_task_and_names_its_rows(tmp_path):
     tiny = dataclasses.replace(SweepConfig.tiny(), regimes=4, width=4)
     df = pad_sweep(tiny, tmp_path / "r.csv", device="cpu", progress=False)
     assert set(df.task) == {"fashion_mnist_r4"} and len(df) == len(tiny.runs())
-    with pytest.raises(ValueError, match="regimes apply to the image task only"):
+    with pytest.raises(ValueError, match="not to the MiniLM-MoE"):
         SweepConfig(task="rotten_tomatoes", regimes=4)
+
+
+def test_the_text_regime_grid_runs_an_moe_with_an_expert_per_frame(tmp_path):
+    import dataclasses, json
+    from padnotes.experiments.pad import pad_sweep
+
+    cfg = SweepConfig.text_regime(8, 4, epochs=8)
+    assert (cfg.row_task, cfg.num_kernels, cfg.width, cfg.lr) == (
+        "rotten_tomatoes_vectors_r8",
+        8,
+        4,
+        3e-3,
+    )
+    assert (cfg.warmup_epochs, cfg.epochs) == (2, 6)  # the pilot's 8 epochs in all
+    tiny = dataclasses.replace(
+        cfg, seeds=(0,), train_size=64, eval_size=32, epochs=1, warmup_epochs=1
+    )
+    tiny = dataclasses.replace(tiny, ratios=(0.0, 0.5, 1.0), ablate_scale=False)
+    df = pad_sweep(tiny, tmp_path / "v.csv", device="cpu", progress=False)
+    assert set(df.task) == {"rotten_tomatoes_vectors_r8"}
+    assert len(df) == len(tiny.runs())
+    dyn = df[df.criterion == "dynamic"].iloc[0]
+    ref = df[df.criterion == "reference"].iloc[0]
+    assert dyn.params > 7 * ref.params / 2  # eight experts where the dense has one FFN
+    part = df[df.criterion == "imp"].iloc[0]
+    assert abs(part.realised_ratio - 0.5) < 0.01
+    assert json.loads(part.layers)  # the MoE's partition is reported
 
 
 def test_the_pad_moe_grid():

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['moe_loop_gather', 'benchmark_moe', 'format_benchmark', 'toy_moe_run', 'load_heatmap', 'collapse_summary',
-           'minilm_moe_experiment', 'experiment_table', 'layer_load_shares']
+           'minilm_moe_experiment', 'experiment_table', 'layer_load_shares', 'VectorClassifier']
 
 # %% ../../nbs/03a_moe_lab.ipynb #2fba5ea1
 import math
@@ -290,3 +290,32 @@ def experiment_table(results: dict) -> str:
 def layer_load_shares(loads: torch.Tensor) -> torch.Tensor:
     "(L, E) counts -> each layer's share of assignments per expert."
     return loads / loads.sum(-1, keepdim=True).clamp_min(1)
+
+# %% ../../nbs/03a_moe_lab.ipynb #f6b05800
+class VectorClassifier(nn.Module):
+    "A classifier on sentence vectors: x + FFN(LN(x)), then a linear head; the FFN is dense, or `num_experts` top-1 experts of the same width."
+
+    def __init__(
+        self,
+        dim: int = 384,  # the vectors' length (MiniLM: 384)
+        width: int = 4,  # the FFN's width h (each expert's, in an MoE)
+        num_experts: int = 1,  # 1: a dense FFN; E > 1: an MoE of E experts
+        num_classes: int = 2,
+        seed: int = 0,  # seeds the initial weights
+    ):
+        super().__init__()
+        set_seed(seed)
+        self.norm = nn.LayerNorm(dim)
+        if num_experts == 1:
+            self.ffn = nn.Sequential(
+                nn.Linear(dim, width), nn.GELU(), nn.Linear(width, dim)
+            )
+        else:
+            self.ffn = MoE(dim, width, num_experts=num_experts, top_k=1, gate="probs")
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x):
+        f = self.ffn(self.norm(x))
+        if isinstance(f, tuple):  # an MoE returns (output, statistics)
+            f = f[0]
+        return self.head(x + f)

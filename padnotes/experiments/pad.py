@@ -43,11 +43,11 @@ from padnotes.pad import (
 )
 
 # %% auto #0
-__all__ = ['PAD_CRITERION_COLORS', 'RESULTS_FILE', 'REGENERATE', 'EVIDENCE_FILE', 'ABLATION_FILE', 'EVIDENCE_COMMAND',
-           'REGIME_FILE', 'REGIME_COMMAND', 'plot_partition', 'SweepConfig', 'dynamicize_model', 'moe_aux_loss',
-           'pad_sweep', 'summarize_sweep', 'plot_sweep', 'main_sweep', 'sweep_results', 'pad_trends', 'paired_claims',
-           'evidence_results', 'ablation_results', 'pad_verdict', 'regime_results', 'regime_pilot_table',
-           'layer_ratios', 'plot_layer_ratios', 'benchmark_pad']
+__all__ = ['SWEEP_TASKS', 'PAD_CRITERION_COLORS', 'RESULTS_FILE', 'REGENERATE', 'EVIDENCE_FILE', 'ABLATION_FILE',
+           'EVIDENCE_COMMAND', 'REGIME_FILE', 'REGIME_COMMAND', 'plot_partition', 'SweepConfig', 'dynamicize_model',
+           'moe_aux_loss', 'pad_sweep', 'summarize_sweep', 'plot_sweep', 'main_sweep', 'sweep_results', 'pad_trends',
+           'paired_claims', 'evidence_results', 'ablation_results', 'pad_verdict', 'regime_results',
+           'regime_pilot_table', 'layer_ratios', 'plot_layer_ratios', 'benchmark_pad']
 
 # %% ../../nbs/05a_pad_lab.ipynb #d328c79c
 def plot_partition(
@@ -79,11 +79,14 @@ def plot_partition(
     )
 
 # %% ../../nbs/05a_pad_lab.ipynb #6c825af1
+SWEEP_TASKS = ("fashion_mnist", "rotten_tomatoes", "rotten_tomatoes_vectors")
+
+
 @dataclasses.dataclass
 class SweepConfig:
     "What `pad_sweep` runs."
 
-    task: str = "fashion_mnist"  # 'fashion_mnist' (DY-Conv ResNet-8) or 'rotten_tomatoes' (MiniLM-MoE)
+    task: str = "fashion_mnist"  # 'fashion_mnist' (DY-Conv ResNet-8), 'rotten_tomatoes' (MiniLM-MoE) or 'rotten_tomatoes_vectors' (an MoE on MiniLM's sentence vectors)
     ratios: tuple = (0.0, 0.1, 0.3, 0.5, 0.7, 1.0)  # dynamic ratios
     # partition criteria (ratios 0 and 1 run once: the criterion is moot)
     criteria: tuple = ("imp", "random", "magnitude")
@@ -93,24 +96,22 @@ class SweepConfig:
     eval_size: int | None = None  # dev and test examples (None: all)
     epochs: int = 2  # training epochs after the partition
     batch_size: int = 64
-    lr: float | None = None  # None: 3e-3 (ResNet), 1e-4 (MiniLM)
+    lr: float | None = None  # None: 3e-3 (ResNet, vectors), 1e-4 (MiniLM)
     n_batches: int = 10  # batches for IMP scoring
     num_kernels: int = 4  # K (conv) or E (MoE)
     warmup_epochs: float = 0.5  # MoE: fully dynamic epochs before partition
     conv_warmup_epochs: float = 0.0  # DY-Conv: fully dynamic training (temperature annealed 30 -> 1) before the partition; 0: partition at initialisation
-    width: int = 16  # DY-Conv: channels of the ResNet-8's first stage
+    width: int = 16  # DY-Conv: channels of the ResNet-8's first stage; vectors: the FFN's (each expert's) width
     iterations: int = 1  # IMP: partition in this many steps, re-scoring in between
     average_static: bool = False  # start every static part at the data-averaged dynamic one (`average_static`) before scoring
     max_len: int = 64  # MoE only: tokens per snippet
-    regimes: int = 1  # DY-Conv only: the regime teaching task's R (`image_loaders(..., regimes=R)`); 1: Fashion-MNIST as it is
+    regimes: int = 1  # the teaching tasks' R (`image_loaders` or `vector_loaders(..., regimes=R)`); 1: the data as it is
 
     def __post_init__(self):
+        if self.task not in SWEEP_TASKS:
+            raise ValueError(f"task must be one of {SWEEP_TASKS}, got {self.task!r}")
         if self.lr is None:
-            self.lr = 3e-3 if self.task == "fashion_mnist" else 1e-4
-        if self.task not in ("fashion_mnist", "rotten_tomatoes"):
-            raise ValueError(
-                f"task must be 'fashion_mnist' or 'rotten_tomatoes', got {self.task!r}"
-            )
+            self.lr = 1e-4 if self.task == "rotten_tomatoes" else 3e-3
         for r in self.ratios:
             check_ratio("dynamic_ratio", r)
         bad = [c for c in self.criteria if c not in PAD_CRITERIA]
@@ -118,9 +119,9 @@ class SweepConfig:
             raise ValueError(f"unknown criteria {bad}: expected some of {PAD_CRITERIA}")
         if not self.seeds:
             raise ValueError("seeds must not be empty")
-        if self.regimes != 1 and self.task != "fashion_mnist":
+        if self.regimes != 1 and self.task == "rotten_tomatoes":
             raise ValueError(
-                f"regimes apply to the image task only, got task {self.task!r}"
+                "regimes apply to 'fashion_mnist' and 'rotten_tomatoes_vectors', not to the MiniLM-MoE"
             )
 
     @property
@@ -164,6 +165,27 @@ class SweepConfig:
                     epochs=3,
                     conv_warmup_epochs=1.0,
                     average_static=True,
+                    seeds=(0, 1, 2, 3, 4),
+                ),
+                **kw,
+            }
+        )
+
+    @classmethod
+    def text_regime(cls, regimes: int, width: int, epochs: int = 8, **kw):
+        "The grid on the text teaching task: `VectorClassifier` with one top-1 expert per frame (R) of `width` on Rotten Tomatoes' rotated sentence vectors, 5 seeds; a quarter of the pilot's `epochs` fully dynamic, the partition, the rest."
+        warm = epochs // 4
+        return cls(
+            **{
+                **dict(
+                    task="rotten_tomatoes_vectors",
+                    regimes=regimes,
+                    width=width,
+                    num_kernels=regimes,
+                    train_size=None,
+                    eval_size=None,
+                    epochs=epochs - warm,
+                    warmup_epochs=warm,
                     seeds=(0, 1, 2, 3, 4),
                 ),
                 **kw,
@@ -351,10 +373,24 @@ def moe_aux_loss(tr):
     return sum(m.aux_loss for m in moe_layers(tr.model) if m.aux_loss is not None)
 
 
-def _moe_run(cfg: SweepConfig, run: dict, dls: dict, device, cache: dict) -> nn.Module:
-    from padnotes.train import fit, AddLoss
+def _text_model(cfg: SweepConfig, seed: int, experts: bool) -> nn.Module:
+    "The dense model of a text task, or its fully dynamic MoE: MiniLM (moefied), or the classifier on sentence vectors."
     from padnotes.data import load_minilm
     from padnotes.moe import moefy
+    from padnotes.experiments.moe import VectorClassifier
+
+    set_seed(seed)
+    if cfg.task == "rotten_tomatoes_vectors":
+        num_experts = cfg.num_kernels if experts else 1
+        return VectorClassifier(width=cfg.width, num_experts=num_experts, seed=seed)
+    _, model = load_minilm(2, seed=seed)
+    if experts:
+        moefy(model, num_experts=cfg.num_kernels, top_k=2, init="copy")
+    return model
+
+
+def _moe_run(cfg: SweepConfig, run: dict, dls: dict, device, cache: dict) -> nn.Module:
+    from padnotes.train import fit, AddLoss
 
     lr = cfg.lr
 
@@ -376,8 +412,7 @@ def _moe_run(cfg: SweepConfig, run: dict, dls: dict, device, cache: dict) -> nn.
         )
 
     if run["ratio"] is None:  # the dense reference gets the same training budget
-        set_seed(run["seed"])
-        _, model = load_minilm(2, seed=run["seed"])
+        model = _text_model(cfg, run["seed"], experts=False)
         if cfg.warmup_epochs > 0:
             warm_up(model, [])
         dls["train"].generator.manual_seed(run["seed"])
@@ -386,9 +421,7 @@ def _moe_run(cfg: SweepConfig, run: dict, dls: dict, device, cache: dict) -> nn.
         )
         return model
     if run["seed"] not in cache:  # warm-up once per seed, shared by every partition
-        set_seed(run["seed"])
-        _, model = load_minilm(2, seed=run["seed"])
-        moefy(model, num_experts=cfg.num_kernels, top_k=2, init="copy")
+        model = _text_model(cfg, run["seed"], experts=True)
         if cfg.warmup_epochs > 0:
             warm_up(model, [AddLoss(moe_aux_loss)])
         cache.clear()
@@ -428,7 +461,7 @@ def pad_sweep(
     from tqdm.auto import tqdm
     from padnotes.core import get_device
     from padnotes.train import evaluate
-    from padnotes.data import image_loaders, text_loaders
+    from padnotes.data import image_loaders, text_loaders, vector_loaders
 
     device = get_device(device)
     out = Path(out)
@@ -441,6 +474,8 @@ def pad_sweep(
         dls = image_loaders(
             "fashion_mnist", batch_size=cfg.batch_size, subset=sub, regimes=cfg.regimes
         )
+    elif cfg.task == "rotten_tomatoes_vectors":
+        dls = vector_loaders(batch_size=cfg.batch_size, subset=sub, regimes=cfg.regimes)
     else:
         dls = text_loaders(
             "rotten_tomatoes",
@@ -530,7 +565,9 @@ def plot_sweep(
         dynamic="fully dynamic (ratio 1)",
         static="static (ratio 0)",
         reference="reference: "
-        + ("static ResNet-8" if task == "fashion_mnist" else "dense MiniLM"),
+        + dict(fashion_mnist="static ResNet-8", rotten_tomatoes="dense MiniLM").get(
+            task.split("_r")[0], "dense FFN"
+        ),
     )
     for kind, dash in (
         ("dynamic", "dash"),
@@ -821,10 +858,11 @@ def regime_results(path: str | Path | None = None) -> pd.DataFrame:
 def regime_pilot_table(
     df: pd.DataFrame | None = None,  # the pilot's rows; None: the shipped file
     metric: str = "dev_acc",  # the accuracy compared
+    task: str = "fashion_mnist_regimes",  # or 'rotten_tomatoes_vectors' (the MoE's)
 ) -> pd.DataFrame:
-    "Per pilot setting (regimes, width, epochs): fully dynamic minus static paired by seed, in points, and whether it passes the pilot's rule."
+    "Per pilot setting (regimes, width, epochs): fully dynamic minus static (or MoE minus dense) paired by seed, in points, and whether it passes the pilot's rule."
     if df is None:
-        df = pilot_results("fashion_mnist_regimes")
+        df = pilot_results(task)
     rows = []
     for (r, w, e), g in df.groupby(["regimes", "width", "epochs"]):
         dyn, static = dict(model="dynamic"), dict(model="static")

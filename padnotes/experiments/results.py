@@ -56,6 +56,8 @@ PILOT_SCRIPTS = dict(
     fashion_mnist="python runs/pad_pilot.py",
     # the regime teaching task (chapter 05)
     fashion_mnist_regimes="python runs/regime_pilot.py",
+    # the text teaching task: rotated sentence vectors (chapter 03)
+    rotten_tomatoes_vectors="python runs/regime_pilot.py text",
     rotten_tomatoes="python runs/pad_pilot_text.py",
 )
 PILOT_FILES = {t: ASSETS / f"pad_pilot_{t}.csv" for t in PILOT_SCRIPTS}
