@@ -2,9 +2,12 @@
 runs/regime_pilot.py): `SweepConfig.regime(R, width)`, dynamic ratio 0, 0.1, 0.3, 0.5, 0.7, 1; IMP, random and magnitude; IMP
 without scale factors; 5 seeds, paired by seed. Dev split for choices; test recorded.
 
-One thread; rows are appended to runs/pad_regime_fashion_mnist_r<R>.csv as runs finish, and a second call resumes.
+text: the text teaching task's grid (runs/regime_pilot_text_decision.json, from `runs/regime_pilot.py text`):
+`SweepConfig.text_regime(R, width, epochs)`, the MoE's experts partitioned at ratios 0, 0.1, 0.3, 0.5 and 1.
 
-    nice -n 10 python runs/regime_grid.py
+One thread; rows are appended to runs/pad_regime_<task>_r<R>.csv as runs finish, and a second call resumes.
+
+    nice -n 10 python runs/regime_grid.py [text]
 """
 
 import json, sys, time
@@ -24,14 +27,23 @@ HERE = Path(__file__).parent
 
 def main():
     torch.set_num_threads(1)
-    decision = json.loads((HERE / "regime_pilot_decision.json").read_text())
+    text = sys.argv[1:] == ["text"]
+    name = "regime_pilot_text_decision.json" if text else "regime_pilot_decision.json"
+    decision = json.loads((HERE / name).read_text())
     chosen = decision["chosen"]
     if chosen is None:
-        sys.exit(
-            "the pilot chose no setting (runs/regime_pilot_decision.json): nothing to run"
-        )
+        sys.exit(f"the pilot chose no setting (runs/{name}): nothing to run")
     t0 = time.time()
-    cfg = SweepConfig.regime(chosen["regimes"], chosen["width"])
+    cfg = (
+        SweepConfig.text_regime(
+            chosen["regimes"],
+            chosen["width"],
+            chosen["epochs"],
+            ratios=(0.0, 0.1, 0.3, 0.5, 1.0),
+        )
+        if text
+        else SweepConfig.regime(chosen["regimes"], chosen["width"])
+    )
     df = pad_sweep(cfg, HERE / f"pad_regime_{cfg.row_task}.csv", progress=False)
     print(summarize_sweep(df).to_string(), flush=True)
     print(paired_claims(df).to_string(), flush=True)

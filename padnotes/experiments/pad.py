@@ -12,7 +12,14 @@ import torch
 from torch import nn
 import plotly.graph_objects as go
 
-from ..core import check_ratio, clone_model, count_params, deploy_numel, set_seed
+from padnotes.core import (
+    check_choice,
+    check_ratio,
+    clone_model,
+    count_params,
+    deploy_numel,
+    set_seed,
+)
 from padnotes.experiments.results import (
     ASSETS,
     append_row,
@@ -23,6 +30,7 @@ from padnotes.experiments.results import (
 from padnotes.experiments.stats import (
     interval_reading,
     paired_difference,
+    pilot_summary,
     select_rows,
     summarize,
 )
@@ -44,10 +52,11 @@ from padnotes.pad import (
 
 # %% auto #0
 __all__ = ['SWEEP_TASKS', 'PAD_CRITERION_COLORS', 'RESULTS_FILE', 'REGENERATE', 'EVIDENCE_FILE', 'ABLATION_FILE',
-           'EVIDENCE_COMMAND', 'REGIME_FILE', 'REGIME_COMMAND', 'plot_partition', 'SweepConfig', 'dynamicize_model',
-           'moe_aux_loss', 'pad_sweep', 'summarize_sweep', 'plot_sweep', 'main_sweep', 'sweep_results', 'pad_trends',
-           'paired_claims', 'evidence_results', 'ablation_results', 'pad_verdict', 'regime_results',
-           'regime_pilot_table', 'layer_ratios', 'plot_layer_ratios', 'benchmark_pad']
+           'EVIDENCE_COMMAND', 'REGIME_FILE', 'REGIME_COMMAND', 'TEXT_REGIME_FILE', 'TEXT_REGIME_COMMAND',
+           'plot_partition', 'SweepConfig', 'dynamicize_model', 'moe_aux_loss', 'pad_sweep', 'summarize_sweep',
+           'plot_sweep', 'main_sweep', 'sweep_results', 'pad_trends', 'paired_claims', 'evidence_results',
+           'ablation_results', 'pad_verdict', 'regime_results', 'regime_pilot_table', 'layer_ratios',
+           'plot_layer_ratios', 'benchmark_pad']
 
 # %% ../../nbs/05a_pad_lab.ipynb #d328c79c
 def plot_partition(
@@ -846,12 +855,24 @@ REGIME_COMMAND = (
 )
 
 
-def regime_results(path: str | Path | None = None) -> pd.DataFrame:
-    "The rows of PAD-Net's grid on the regime teaching task (`SweepConfig.regime`, 5 seeds)."
+TEXT_REGIME_FILE = ASSETS / "pad_regime_text.csv"
+TEXT_REGIME_COMMAND = (
+    "python runs/regime_pilot.py text; python runs/regime_grid.py text; "
+    "python runs/ship_results.py"
+)
+
+
+def regime_results(
+    path: str | Path | None = None,  # a CSV of the grid; None: the shipped file
+    task: str = "fashion_mnist",  # or 'rotten_tomatoes_vectors' (the MoE on rotated vectors)
+) -> pd.DataFrame:
+    "The rows of PAD-Net's grid on a regime teaching task (`SweepConfig.regime` or `.text_regime`, 5 seeds)."
+    check_choice("task", task, ("fashion_mnist", "rotten_tomatoes_vectors"))
+    text = task == "rotten_tomatoes_vectors"
     return results_csv(
-        REGIME_FILE if path is None else path,
+        path or (TEXT_REGIME_FILE if text else REGIME_FILE),
         None,
-        f"they are made by: {REGIME_COMMAND}",
+        f"they are made by: {TEXT_REGIME_COMMAND if text else REGIME_COMMAND}",
     )
 
 
@@ -863,37 +884,25 @@ def regime_pilot_table(
     "Per pilot setting (regimes, width, epochs): fully dynamic minus static (or MoE minus dense) paired by seed, in points, and whether it passes the pilot's rule."
     if df is None:
         df = pilot_results(task)
-    rows = []
-    for (r, w, e), g in df.groupby(["regimes", "width", "epochs"]):
-        dyn, static = dict(model="dynamic"), dict(model="static")
-        try:
-            d = paired_difference(g, dyn, static, metric)
-        except ValueError:  # fewer than 2 seeds run in both
-            continue
-        acc = lambda s: select_rows(g, s).set_index("seed")[metric].loc[d["seeds"]]
-        per_seed = acc(dyn) - acc(static)
-        mean, sd, n = 100 * d["mean"], 100 * d["std"], d["n"]
-        rows.append(
-            dict(
-                regimes=r,
-                width=w,
-                epochs=e,
-                n=n,
-                static=100 * acc(static).mean(),
-                dynamic=100 * acc(dyn).mean(),
-                diff=mean,
-                sd=sd,
-                low=100 * d["ci_low"],
-                high=100 * d["ci_high"],
-                t=mean / (sd / math.sqrt(n)) if sd > 0 else math.inf,
-                min_diff=100 * per_seed.min(),
-            )
-        )
-    out = pd.DataFrame(rows)
-    if not out.empty:
-        # the rule: 5 seeds, above 2 sd of the differences, interval above 0
-        out["passes"] = (out.n >= 5) & (out["diff"] > 2 * out.sd) & (out.low > 0)
-    return out
+    setting = ["regimes", "width", "epochs"]
+    s = pilot_summary(df, setting, "static", metric)
+    if s.empty:
+        return s
+    pts = lambda col: 100 * s[col]
+    out = s[setting + ["n"]].assign(
+        static=pts("baseline_mean"),
+        dynamic=pts("mean"),
+        diff=pts("diff"),
+        sd=pts("diff_std"),
+        low=pts("ci_low"),
+        high=pts("ci_high"),
+    )
+    # the paired t statistic: the mean difference in standard errors
+    out["t"] = (out["diff"] / (out.sd / np.sqrt(out.n))).where(out.sd > 0, math.inf)
+    out["min_diff"] = pts("diff_min")
+    # the rule: 5 seeds, above 2 sd of the differences, interval above 0
+    out["passes"] = (out.n >= 5) & (out["diff"] > 2 * out.sd) & (out.low > 0)
+    return out.reset_index(drop=True)
 
 # %% ../../nbs/05a_pad_lab.ipynb #5cbacabf
 def layer_ratios(

@@ -54,10 +54,17 @@ def paired_difference(
         )
     d = (ra.loc[seeds] - rb.loc[seeds]).astype(float)
     n, mean, std = len(d), float(d.mean()), float(d.std(ddof=1))
+    worst = float(d.min())
     # half-width = t(1 - alpha/2, n - 1) * std / sqrt(n)
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
     return dict(
-        mean=mean, std=std, n=n, ci_low=mean - half, ci_high=mean + half, seeds=seeds
+        mean=mean,
+        std=std,
+        n=n,
+        ci_low=mean - half,
+        ci_high=mean + half,
+        seeds=seeds,
+        min=worst,
     )
 
 # %% ../../nbs/01c_stats.ipynb #d8add628
@@ -171,7 +178,7 @@ def pilot_summary(
     metric: str = "dev_acc",
     confidence: float = 0.95,
 ) -> pd.DataFrame:
-    "Per setting and model: mean and std over seeds, the paired difference to the baseline, and whether it is > 2 stds."
+    "Per setting and model: mean and std over seeds, the paired difference to the baseline (its mean, std, smallest value and interval), and whether it is > 2 stds; settings with fewer than 2 seeds run in both are left out."
     out = []
     for key, g in df.groupby(setting):
         key = key if isinstance(key, tuple) else (key,)
@@ -179,9 +186,12 @@ def pilot_summary(
         base = g[g.model == baseline][metric]
         for m in [m for m in g.model.unique() if m != baseline]:
             cur = g[g.model == m][metric]
-            d = paired_difference(
-                g, dict(model=m), dict(model=baseline), metric, confidence
-            )
+            try:
+                d = paired_difference(
+                    g, dict(model=m), dict(model=baseline), metric, confidence
+                )
+            except ValueError:  # a pilot still running: one seed so far
+                continue
             out.append(
                 dict(
                     **sel,
@@ -191,6 +201,8 @@ def pilot_summary(
                     baseline_mean=base.mean(),
                     baseline_std=base.std(),
                     diff=d["mean"],
+                    diff_std=d["std"],
+                    diff_min=d["min"],
                     ci_low=d["ci_low"],
                     ci_high=d["ci_high"],
                     n=d["n"],
