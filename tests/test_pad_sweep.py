@@ -449,7 +449,7 @@ def test_the_text_regime_grid_runs_an_moe_with_an_expert_per_frame(tmp_path):
     )
     assert (cfg.warmup_epochs, cfg.epochs) == (2, 6)  # the pilot's 8 epochs in all
     tiny = dataclasses.replace(
-        cfg, seeds=(0,), train_size=64, eval_size=32, epochs=1, warmup_epochs=1
+        cfg, seeds=(0, 1), train_size=64, eval_size=32, epochs=1, warmup_epochs=1
     )
     tiny = dataclasses.replace(tiny, ratios=(0.0, 0.5, 1.0), ablate_scale=False)
     df = pad_sweep(tiny, tmp_path / "v.csv", device="cpu", progress=False)
@@ -461,6 +461,10 @@ def test_the_text_regime_grid_runs_an_moe_with_an_expert_per_frame(tmp_path):
     part = df[df.criterion == "imp"].iloc[0]
     assert abs(part.realised_ratio - 0.5) < 0.01
     assert json.loads(part.layers)  # the MoE's partition is reported
+    from padnotes.experiments.pad import pad_verdict, plot_sweep
+
+    assert "vs the dense FFN" in pad_verdict(df)[0]
+    assert any("dense FFN" in a.text for a in plot_sweep(df).layout.annotations)
 
 
 def test_the_pad_moe_grid():

@@ -54,9 +54,9 @@ from padnotes.pad import (
 __all__ = ['SWEEP_TASKS', 'PAD_CRITERION_COLORS', 'RESULTS_FILE', 'REGENERATE', 'EVIDENCE_FILE', 'ABLATION_FILE',
            'EVIDENCE_COMMAND', 'REGIME_FILE', 'REGIME_COMMAND', 'TEXT_REGIME_FILE', 'TEXT_REGIME_COMMAND',
            'plot_partition', 'SweepConfig', 'dynamicize_model', 'moe_aux_loss', 'pad_sweep', 'summarize_sweep',
-           'plot_sweep', 'main_sweep', 'sweep_results', 'pad_trends', 'paired_claims', 'evidence_results',
-           'ablation_results', 'pad_verdict', 'regime_results', 'regime_pilot_table', 'layer_ratios',
-           'plot_layer_ratios', 'benchmark_pad']
+           'reference_name', 'plot_sweep', 'main_sweep', 'sweep_results', 'pad_trends', 'paired_claims',
+           'evidence_results', 'ablation_results', 'pad_verdict', 'regime_results', 'regime_pilot_table',
+           'layer_ratios', 'plot_layer_ratios', 'benchmark_pad']
 
 # %% ../../nbs/05a_pad_lab.ipynb #d328c79c
 def plot_partition(
@@ -539,6 +539,12 @@ def summarize_sweep(
 PAD_CRITERION_COLORS = dict(imp="#1f77b4", random="#ff7f0e", magnitude="#2ca02c")
 
 
+def reference_name(task: str) -> str:
+    "The reference model of a sweep's rows, as figures and verdicts name it ('fashion_mnist_r16' is the image task)."
+    names = dict(fashion_mnist="static ResNet-8", rotten_tomatoes="dense MiniLM")
+    return names.get(task.split("_r")[0], "dense FFN")
+
+
 def plot_sweep(
     df: pd.DataFrame,  # rows of `pad_sweep` (one task)
     metric: str = "dev_acc",  # 'dev_acc' or 'test_acc'
@@ -573,10 +579,7 @@ def plot_sweep(
     names = dict(
         dynamic="fully dynamic (ratio 1)",
         static="static (ratio 0)",
-        reference="reference: "
-        + dict(fashion_mnist="static ResNet-8", rotten_tomatoes="dense MiniLM").get(
-            task.split("_r")[0], "dense FFN"
-        ),
+        reference=f"reference: {reference_name(task)}",
     )
     for kind, dash in (
         ("dynamic", "dash"),
@@ -786,7 +789,7 @@ def pad_verdict(
                     diff(dict(criterion="dynamic"), dict(criterion="static")),
                 ),
                 (
-                    "vs the static ResNet",
+                    "vs the " + reference_name(df.task.iloc[0]).removesuffix("-8"),
                     diff(dict(criterion="dynamic"), dict(criterion="reference")),
                 ),
             ],
