@@ -3,7 +3,7 @@ runs/regime_pilot.py): `SweepConfig.regime(R, width)`, dynamic ratio 0, 0.1, 0.3
 without scale factors; 5 seeds, paired by seed. Dev split for choices; test recorded.
 
 text: the text teaching task's grid (runs/regime_pilot_text_decision.json, from `runs/regime_pilot.py text`):
-`SweepConfig.text_regime(R, width, epochs)`, the MoE's experts partitioned at ratios 0, 0.1, 0.3, 0.5 and 1.
+`SweepConfig.text_regime(R, width, epochs)`, the same ratios and criteria on the MoE's experts.
 
 One thread; rows are appended to runs/pad_regime_<task>_r<R>.csv as runs finish, and a second call resumes.
 
@@ -35,12 +35,7 @@ def main():
         sys.exit(f"the pilot chose no setting (runs/{name}): nothing to run")
     t0 = time.time()
     cfg = (
-        SweepConfig.text_regime(
-            chosen["regimes"],
-            chosen["width"],
-            chosen["epochs"],
-            ratios=(0.0, 0.1, 0.3, 0.5, 1.0),
-        )
+        SweepConfig.text_regime(chosen["regimes"], chosen["width"], chosen["epochs"])
         if text
         else SweepConfig.regime(chosen["regimes"], chosen["width"])
     )

@@ -15,9 +15,11 @@ Three stages, each decided from the rows already in the file, so the script resu
            runs/regime_pilot_decision.json.
 
 text: MiniLM's sentence vectors of Rotten Tomatoes drawn in R rotated frames (`vector_loaders(..., regimes=R)`; chapter 01),
-classified by `VectorClassifier` (chapter 03): one residual FFN block of width h, dense ("static") or R top-1 experts of width h
-("dynamic", the same parameters per example), 6824 training vectors, the whole dev (852) and test (854) splits, batch 64, lr 3e-3
-with the cosine schedule, the Switch balancing loss. Screen: R in (4, 8, 16) x h in (2, 4, 8), 8 epochs; the longer run has 16.
+classified by `VectorClassifier` (chapter 03): one residual FFN block, R top-1 experts of width h ("dynamic"), against a dense
+FFN of width h ("static", the experts' own size) and a dense FFN with as many parameters as the MoE uses per example, its router
+included ("active", `VectorClassifier.matching_width`); 6824 training vectors, the whole dev (852) and test (854) splits, batch
+64, lr 3e-3 with the cosine schedule, the Switch balancing loss. Screen: R in (4, 8, 16) x h in (2, 4, 8), 8 epochs; the longer
+run has 16. The text pilot ranks and decides against "active": equal parameters per example.
 
 One thread, niced by the caller; rows are appended to runs/regime_pilot.csv (text: runs/regime_pilot_text.csv) as they finish.
 
@@ -50,6 +52,10 @@ KEY = ["regimes", "width", "epochs", "model", "seed"]
 EPOCHS = 8 if TEXT else 4  # the screen's; the longer run doubles it
 WIDTHS = (2, 4, 8) if TEXT else (4, 8)
 SCREEN = [dict(regimes=r, width=w, epochs=EPOCHS) for r in (4, 8, 16) for w in WIDTHS]
+MODELS = ("static", "dynamic", "active") if TEXT else ("static", "dynamic")
+BASELINE = (
+    "active" if TEXT else "static"
+)  # what the rule compares the dynamic model with
 
 
 def per_regime_accuracy(net, dl, regime) -> list:
@@ -71,7 +77,10 @@ def run(
     set_seed(seed)
     if TEXT:  # the MoE has one expert per frame
         experts = regimes if model == "dynamic" else 1
-        net = VectorClassifier(width=width, num_experts=experts, seed=seed)
+        ffn = width  # "active": the dense FFN as large as the MoE per example
+        if model == "active":
+            ffn = VectorClassifier.matching_width(width, regimes)
+        net = VectorClassifier(width=ffn, num_experts=experts, seed=seed)
         cbs = [MoEAuxLoss()] if model == "dynamic" else []
     else:
         net = resnet8(width=width)
@@ -95,6 +104,7 @@ def run(
         model=model,
         seed=seed,
         params=count_params(net),
+        **(dict(ffn_width=ffn) if TEXT else {}),
         dev_acc=evaluate(net, dls["dev"])["accuracy"],
         test_acc=evaluate(net, dls["test"])["accuracy"],
         dev_by_regime=json.dumps(
@@ -105,12 +115,7 @@ def run(
 
 
 def grid(settings, seeds) -> list:
-    return [
-        dict(s, model=m, seed=sd)
-        for s in settings
-        for sd in seeds
-        for m in ("static", "dynamic")
-    ]
+    return [dict(s, model=m, seed=sd) for s in settings for sd in seeds for m in MODELS]
 
 
 def run_all(todo, done, loaders):
@@ -151,25 +156,26 @@ def main():
     done = {tuple(r) for r in read()[KEY].itertuples(index=False)}
     print(f"{len(done)} rows done", flush=True)
     run_all(grid(SCREEN, (0, 1, 2)), done, loaders)  # stage 1: screen
-    screen = regime_pilot_table(read(), task=TASK).query(f"epochs == {EPOCHS}")
+    screen = regime_pilot_table(read(), task=TASK, baseline=BASELINE)
+    screen = screen.query(f"epochs == {EPOCHS}")
     print(screen.round(2).to_string(), flush=True)
     top = screen.sort_values("t", ascending=False).head(2)
     confirm = [
-        dict(regimes=int(r.regimes), width=int(r.width), epochs=4)
+        dict(regimes=int(r.regimes), width=int(r.width), epochs=EPOCHS)
         for r in top.itertuples()
     ]
     longer = [dict(confirm[0], epochs=2 * EPOCHS)]
     run_all(
         grid(confirm, (3, 4)) + grid(longer, (0, 1, 2, 3, 4)), done, loaders
     )  # stage 2: confirm
-    table = regime_pilot_table(read(), task=TASK)
+    table = regime_pilot_table(read(), task=TASK, baseline=BASELINE)
     pd.set_option("display.width", 200)
     print(table.round(2).to_string(), flush=True)
     five = table[table.n >= 5]
     ok = five[(five["diff"] > 2 * five["sd"]) & (five["low"] > 0)]
     pick = ok.sort_values("diff", ascending=False).head(1)
     decision = dict(
-        rule="5 seeds; dynamic - static (dev, paired by seed) > 2 sd of the paired differences and its 95% interval > 0; "
+        rule=f"5 seeds; dynamic - {BASELINE} (dev, paired by seed) > 2 sd of the paired differences and its 95% interval > 0; "
         "the largest mean difference",
         candidates=five.round(3).to_dict("records"),
         chosen=None

@@ -130,3 +130,22 @@ def test_diff_pruning_finetune_rerun_starts_from_the_grids_gated_models():
         assert {k: ours[k] for k in same} == {k: theirs[k] for k in same} and len(
             same
         ) > 10
+
+
+def test_append_row_writes_in_the_files_column_order_and_refuses_other_columns(
+    tmp_path,
+):
+    import pandas as pd
+    import pytest
+    from padnotes.experiments.results import append_row
+
+    p = tmp_path / "rows.csv"
+    append_row(p, dict(seed=0, acc=0.5))
+    append_row(p, dict(acc=0.75, seed=1))  # another key order: same columns
+    assert pd.read_csv(p).to_dict("records") == [
+        dict(seed=0, acc=0.5),
+        dict(seed=1, acc=0.75),
+    ]
+    with pytest.raises(ValueError, match="has the columns"):
+        append_row(p, dict(seed=2, acc=0.5, width=8))
+    assert len(pd.read_csv(p)) == 2  # nothing written

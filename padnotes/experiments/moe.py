@@ -11,7 +11,7 @@ import math
 from typing import Optional
 import torch, torch.nn as nn, torch.nn.functional as F
 
-from ..core import get_device, set_seed, time_fns
+from ..core import count_params, get_device, set_seed, time_fns
 from ..train import fit
 from padnotes.moe import (
     MoE,
@@ -319,3 +319,11 @@ class VectorClassifier(nn.Module):
         if isinstance(f, tuple):  # an MoE returns (output, statistics)
             f = f[0]
         return self.head(x + f)
+
+    @staticmethod
+    def matching_width(width: int, num_experts: int, dim: int = 384) -> int:
+        "The width of a dense FFN with as many parameters as the MoE uses per example, its router included."
+        active = moe_param_counts(VectorClassifier(dim, width, num_experts))["active"]
+        unit = 2 * dim + 1  # numbers per hidden unit of a dense FFN
+        base = count_params(VectorClassifier(dim, 1)) - unit  # all but the units
+        return round((active - base) / unit)

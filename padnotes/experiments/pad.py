@@ -883,12 +883,14 @@ def regime_pilot_table(
     df: pd.DataFrame | None = None,  # the pilot's rows; None: the shipped file
     metric: str = "dev_acc",  # the accuracy compared
     task: str = "fashion_mnist_regimes",  # or 'rotten_tomatoes_vectors' (the MoE's)
+    baseline: str = "static",  # text: 'static' (a dense FFN of the experts' width) or 'active' (of the MoE's active parameters)
 ) -> pd.DataFrame:
-    "Per pilot setting (regimes, width, epochs): fully dynamic minus static (or MoE minus dense) paired by seed, in points, and whether it passes the pilot's rule."
+    "Per pilot setting (regimes, width, epochs): fully dynamic minus the baseline (static, or a dense FFN) paired by seed, in points, and whether it passes the pilot's rule."
     if df is None:
         df = pilot_results(task)
     setting = ["regimes", "width", "epochs"]
-    s = pilot_summary(df, setting, "static", metric)
+    s = pilot_summary(df, setting, baseline, metric)
+    s = s[s.model == "dynamic"] if len(s) else s
     if s.empty:
         return s
     pts = lambda col: 100 * s[col]

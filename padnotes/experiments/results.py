@@ -80,11 +80,22 @@ def pilot_results(
     return pd.read_csv(path)
 
 # %% ../../nbs/01d_results.ipynb #2b33baf7
+def _header_order(path: Path, row: dict) -> list:
+    "The CSV's header, after checking that `row` has exactly its columns."
+    header = list(pd.read_csv(path, nrows=0).columns)
+    if set(header) != set(row):
+        raise ValueError(
+            f"{path} has the columns {header}; this row has {list(row)}: "
+            "write it to a new file, or add the missing columns to the old one"
+        )
+    return header
+
+
 def append_row(
     path: str | Path,  # a results CSV (created with a header by the first row)
     row: dict,  # one finished run
 ):
-    "Append one run's row to a results CSV, under a file lock; under data-parallel torchrun only the first process writes."
+    "Append one run's row to a results CSV, in the order of its header, under a file lock; under data-parallel torchrun only the first process writes."
     import fcntl
     from padnotes.train import dist_info, world_info
 
@@ -96,7 +107,10 @@ def append_row(
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             f.seek(0, 2)
-            f.write(pd.DataFrame([row]).to_csv(index=False, header=f.tell() == 0))
+            new = pd.DataFrame([row])
+            if f.tell():  # the file's columns decide the order
+                new = new[_header_order(path, row)]
+            f.write(new.to_csv(index=False, header=f.tell() == 0))
             f.flush()
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
