@@ -591,6 +591,14 @@ def apply_partition(
     return masks
 
 # %% ../nbs/05_padnet.ipynb #4250e06e
+def _nothing_to_partition(model: nn.Module) -> str:
+    "What padify and to_partial say of a model with nothing dynamic in it."
+    return (
+        f"{type(model).__name__} has no DynamicConv2d and no MoE layer to partition: "
+        "make it dynamic first (padnotes.dyconv.dynamicize or padnotes.moe.moefy)"
+    )
+
+
 def to_partial(
     model: nn.Module,  # has DynamicConv2d layers and/or MoE layers (converted in place)
     use_scale: bool = True,  # learn the scale factors
@@ -598,10 +606,7 @@ def to_partial(
     "Convert every fully dynamic layer to its partially dynamic form with every entry dynamic (the model computes the same)."
     layers = _convertible(model)
     if not layers and not partial_layers(model):
-        raise ValueError(
-            f"{type(model).__name__} has no DynamicConv2d and no MoE layer to partition: "
-            "make it dynamic first (padnotes.dyconv.dynamicize or padnotes.moe.moefy)"
-        )
+        raise ValueError(_nothing_to_partition(model))
     # every new layer is built before the first swap
     new = {n: _to_partial(m, use_scale) for n, m in layers.items()}
     for n, m in new.items():
@@ -650,10 +655,7 @@ class PadTuner(Tuner):
         return list((_convertible(model) | partial_layers(model)).items())
 
     def nothing_to_convert(self, model) -> str:
-        return (
-            f"{type(model).__name__} has no DynamicConv2d and no MoE layer to partition: "
-            "make it dynamic first (padnotes.dyconv.dynamicize or padnotes.moe.moefy)"
-        )
+        return _nothing_to_partition(model)
 
     def build_layers(self, targets, rebuild=False):
         use_scale = self.config.use_scale

@@ -22,6 +22,7 @@ from padnotes.experiments.pad import (
     SweepConfig,
     pad_sweep,
     plot_sweep,
+    reference_name,
     summarize_sweep,
     regime_results,
     sweep_results,
@@ -162,28 +163,17 @@ def runs_file(ctx: TourContext) -> Path:
     return Path(ctx.out) / f"runs-{ctx.size}.csv"
 
 
-_REF_NAMES = {
-    "fashion_mnist": "static ResNet-8 (reference)",
-    REGIME_TASK: "static ResNet-8 (reference)",
-    "rotten_tomatoes": "dense MiniLM-L6 (reference)",
-}
-_DYN_NAMES = {
-    "fashion_mnist": "fully dynamic DY-Conv (ratio 1)",
-    REGIME_TASK: "fully dynamic DY-Conv (ratio 1)",
-    "rotten_tomatoes": "fully dynamic MoE (ratio 1)",
-}
-
-
 def run_label(row) -> str:
     "How the report names a sweep run: reference, static, fully dynamic or PAD at a ratio."
+    moe = row["task"].startswith("rotten_tomatoes")
     if row["criterion"] == "reference":
-        return _REF_NAMES[row["task"]]
+        return f"{reference_name(row['task'])} (reference)"
     if row["criterion"] == "dynamic":
-        return _DYN_NAMES[row["task"]]
+        return f"fully dynamic {'MoE' if moe else 'DY-Conv'} (ratio 1)"
     if row["criterion"] == "static":
         return "static (ratio 0)"
     return (
-        f"PAD-{'MoE' if row['task'] == 'rotten_tomatoes' else 'Net'} {row['criterion']} ratio {row['ratio']:g}"
+        f"PAD-{'MoE' if moe else 'Net'} {row['criterion']} ratio {row['ratio']:g}"
         + ("" if row["scale"] else ", no scale factors")
     )
 

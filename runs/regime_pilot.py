@@ -10,6 +10,7 @@ only; the test split is recorded, never used for choices.
 Three stages, each decided from the rows already in the file, so the script resumes where it stopped and a later call goes on:
   screen   R in (4, 8, 16) x width in (4, 8), 4 epochs, seeds 0-2, static and dynamic;
   confirm  the two settings with the largest paired t statistic get seeds 3 and 4, and the best of them 8 epochs, seeds 0-4;
+           (and every setting that has 5 seeds gets every model on all 5: the text task's dense FFNs of both sizes)
   decide   the rule: among settings with 5 seeds, dynamic minus static (paired by seed, dev) above 2 standard deviations of the
            paired differences and a paired 95% interval above 0; the largest mean difference wins. Printed, and written to
            runs/regime_pilot_decision.json.
@@ -168,6 +169,9 @@ def main():
     run_all(
         grid(confirm, (3, 4)) + grid(longer, (0, 1, 2, 3, 4)), done, loaders
     )  # stage 2: confirm
+    every = read().groupby(["regimes", "width", "epochs"]).seed.nunique()
+    five = [dict(zip(every.index.names, k)) for k, n in every.items() if n >= 5]
+    run_all(grid(five, (0, 1, 2, 3, 4)), done, loaders)  # every model on their 5 seeds
     table = regime_pilot_table(read(), task=TASK, baseline=BASELINE)
     pd.set_option("display.width", 200)
     print(table.round(2).to_string(), flush=True)

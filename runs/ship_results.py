@@ -23,6 +23,7 @@ FILES = {  # shipped file: (runs/ files it gathers, the column their names fill 
     "pad_regime_text.csv": ("pad_regime_rotten_tomatoes_vectors_*.csv", None),
     "pad_pilot_fashion_mnist_regimes.csv": ("regime_pilot.csv", None),
     "pad_pilot_rotten_tomatoes_vectors.csv": ("regime_pilot_text.csv", None),
+    "moe_text_routing.csv": ("text_routing.csv", None),
     "explorer_slider.csv": ("explorer_slider_*.csv", None),
     "explorer_readouts.csv": ("explorer_readouts_*.csv", None),
     "dyconv_benchmark.csv": ("dyconv_benchmark_*.csv", "device"),

@@ -541,7 +541,7 @@ PAD_CRITERION_COLORS = dict(imp="#1f77b4", random="#ff7f0e", magnitude="#2ca02c"
 
 def reference_name(task: str) -> str:
     "The reference model of a sweep's rows, as figures and verdicts name it ('fashion_mnist_r16' is the image task)."
-    names = dict(fashion_mnist="static ResNet-8", rotten_tomatoes="dense MiniLM")
+    names = dict(fashion_mnist="static ResNet-8", rotten_tomatoes="dense MiniLM-L6")
     return names.get(task.split("_r")[0], "dense FFN")
 
 
@@ -895,7 +895,7 @@ def regime_pilot_table(
         return s
     pts = lambda col: 100 * s[col]
     out = s[setting + ["n"]].assign(
-        static=pts("baseline_mean"),
+        **{baseline: pts("baseline_mean")},
         dynamic=pts("mean"),
         diff=pts("diff"),
         sd=pts("diff_std"),
