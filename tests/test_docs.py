@@ -173,3 +173,21 @@ def test_every_chapter_ends_with_summary_and_exercises():
         assert len(re.findall(r"^\d+\. ", ex, re.M)) >= 3, (
             f"{nb.name}: fewer than three exercises"
         )
+
+
+def test_the_prose_speaks_to_a_reader_not_about_our_project():
+    "Markdown cells name no issues, closing notes or files outside the repository."
+    import json, re
+    from pathlib import Path
+
+    words = re.compile(
+        r"\bissues? \d+|\bthe issue\b|closing notes?|(METHODS|STYLE|ENVIRONMENT)\.md",
+        re.IGNORECASE,
+    )
+    found = []
+    for path in sorted((Path(__file__).parents[1] / "nbs").glob("*.ipynb")):
+        for c in json.loads(path.read_text())["cells"]:
+            if c["cell_type"] == "markdown":
+                for m in words.finditer("".join(c["source"])):
+                    found.append(f"{path.name}: {m.group(0)!r}")
+    assert not found, found

@@ -596,7 +596,7 @@ def sparse_verdict(
     out.append(
         "Budget: not yet measured on 2 seeds."
         if full is None
-        else f"Budget: full fine-tuning minus the dense adapter is {points(full)}; the issue asks for at most 3 points, "
+        else f"Budget: full fine-tuning minus the dense adapter is {points(full)}; the bar is at most 3 points, "
         + ("met." if full["mean"] <= 0.03 else "not met.")
     )
     flat, worst = [], 0.0
