@@ -92,6 +92,20 @@ def execute(name: str) -> tuple[str, float]:
 WIDGET_NOTE = "(An interactive widget. It needs a running kernel: open this chapter in JupyterLab, `bash scripts/run.sh lab`.)"
 
 
+# a show_doc entry's source link, in Quarto's attribute syntax that MkDocs prints as text
+SHOW_DOC = re.compile(r"\[source\]\([^)\s]*\)\{[^}]*\}\s*")
+
+
+def plain_entry(o) -> None:
+    "A show_doc output as a plain API entry: its signature and docstring, no source-link furniture, no Out[n] prompt."
+    md = o["data"]["text/markdown"]
+    md = "".join(md) if isinstance(md, list) else md
+    o["data"] = {"text/markdown": SHOW_DOC.sub("", md)}
+    if o.get("output_type") == "execute_result":
+        o["output_type"] = "display_data"
+        o.pop("execution_count", None)
+
+
 def page(src: Path, dst: Path, titles: dict) -> None:
     "One processed notebook as a page: its title from the frontmatter, directives as cell tags, widgets as a note, links to .html."
     import nbformat, yaml
@@ -120,6 +134,8 @@ def page(src: Path, dst: Path, titles: dict) -> None:
                 data = o.get("data", {})
                 if "application/vnd.jupyter.widget-view+json" in data:
                     o["data"] = {"text/plain": WIDGET_NOTE}
+                if SHOW_DOC.search(str(data.get("text/markdown", ""))):
+                    plain_entry(o)
         if c.cell_type == "markdown":
             c.source = re.sub(
                 r"\]\(([\w.-]+)\.ipynb(#[^)]*)?\)",
@@ -167,7 +183,7 @@ def api_reference(path: Path) -> None:
                 md = BasicMarkdownRenderer(obj)._repr_markdown_()
             except Exception as e:
                 md = f"### {n}\n\n(no entry: {type(e).__name__})"
-            out.append(md.replace("\n---\n", "\n") + "\n")
+            out.append(SHOW_DOC.sub("", md).replace("\n---\n", "\n") + "\n")
     path.write_text("\n".join(out))
 
 

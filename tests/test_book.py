@@ -191,3 +191,12 @@ def test_every_page_loads_offline_draws_and_links(site, server):
         and drawn["05_padnet.html"] > 0
         and drawn["12a_sparse_adapter_lab.html"] > 0
     )
+
+
+def test_api_entries_are_clean_signatures(site):
+    "show_doc entries keep their signature and docstring, and lose the source-link attribute text and the Out[n] prompt."
+    for name in pages(site):
+        html = (site / name).read_text()
+        assert '{target="_blank"' not in html, name
+    moe = (site / "03_moe.html").read_text()
+    assert "What the router decided for T tokens and E experts." in moe  # still there
