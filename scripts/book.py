@@ -38,6 +38,16 @@ pio.renderers.default = "padnotes_book"
 """
 
 
+def doc_prefix() -> str:
+    "The address nbdev writes into cross-references (settings.ini's doc_host and doc_baseurl), ending in a slash."
+    import configparser
+
+    ini = configparser.ConfigParser()
+    ini.read(ROOT / "settings.ini")
+    d = ini["DEFAULT"]
+    return d["doc_host"].rstrip("/") + "/" + d["doc_baseurl"].strip("/") + "/"
+
+
 def log(*a):
     print("[book]", *a, flush=True)
 
@@ -232,7 +242,23 @@ def _flat(items):
         yield it
         yield from _flat(it.children)
 
+DOCS = "@DOCS@"  # where nbdev points its cross-references: a site this book replaces
+
+def _text(inner):
+    "A heading's text, inline code included, without its pilcrow."
+    return re.sub(r"<[^>]+>", "", inner).replace("\u00b6", "").strip()
+
+def _local_links(html, files):
+    "nbdev's cross-references (DOCS + 'moe.html#moefy') pointed at this book's pages ('03_moe.html#moefy')."
+    stems = [f.src_path[:-6] for f in files if f.src_path.endswith(".ipynb")]
+    pages = {re.sub(r"^\d+[a-z]?_", "", s): s for s in stems}
+    def to(m):
+        stem = pages.get(m.group(1))
+        return f'href="{stem}.html{m.group(2) or ""}"' if stem else m.group(0)
+    return re.sub(r'href="' + re.escape(DOCS) + r'(\w+)\.html(#[^"]*)?"', to, html)
+
 def on_page_content(html, page, config, files):
+    html = _local_links(html, files)
     if not page.file.src_path.endswith(".ipynb"): return html
     ids = set(re.findall(r'\\sid="([^"]+)"', html))
     heads = [(m, _slug(re.sub(r"<[^>]+>", "", re.sub(r"<code>.*?</code>", "", m.group(2), flags=re.S)).replace("\\u00b6", ""))) for m in HEADING.finditer(html)]
@@ -242,7 +268,8 @@ def on_page_content(html, page, config, files):
         want = re.sub(r"_\\d+$", "", it.id)
         for i, (m, slug) in enumerate(heads):
             if i not in claimed and slug == want:
-                claimed.add(i); inserts.append((m.start(2), f'<a id="{it.id}"></a>')); break
+                claimed.add(i); inserts.append((m.start(2), f'<a id="{it.id}"></a>'))
+                it.title = _text(m.group(2)); break
     for pos, tag in sorted(inserts, reverse=True): html = html[:pos] + tag + html[pos:]
     return html
 """
@@ -311,7 +338,7 @@ def build(
         )  # what it may load later
     (WORK / "overrides").mkdir()
     (WORK / "overrides" / "main.html").write_text(OVERRIDE)
-    (WORK / "hooks.py").write_text(HOOKS)
+    (WORK / "hooks.py").write_text(HOOKS.replace("@DOCS@", doc_prefix()))
     nav = "\n".join(
         ["  - Home: index.ipynb"]
         + [

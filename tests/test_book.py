@@ -200,3 +200,17 @@ def test_api_entries_are_clean_signatures(site):
         assert '{target="_blank"' not in html, name
     moe = (site / "03_moe.html").read_text()
     assert "What the router decided for T tokens and E experts." in moe  # still there
+
+
+def test_cross_references_stay_in_the_book(site):
+    "nbdev's links to API entries point at this book's pages, which exist, not at a documentation host."
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from book import doc_prefix
+
+    for name in pages(site):
+        html = (site / name).read_text()
+        assert f'href="{doc_prefix()}' not in html, name
+        for target in set(re.findall(r'href="(\d\w*)\.html#', html)):
+            assert (site / f"{target}.html").exists(), (name, target)
