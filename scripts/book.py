@@ -251,25 +251,25 @@ def _text(inner):
 def _local_links(html, files):
     "nbdev's cross-references (DOCS + 'moe.html#moefy') pointed at this book's pages ('03_moe.html#moefy')."
     stems = [f.src_path[:-6] for f in files if f.src_path.endswith(".ipynb")]
-    pages = {re.sub(r"^\d+[a-z]?_", "", s): s for s in stems}
+    pages = {re.sub(r"^\\d+[a-z]?_", "", s): s for s in stems}
     def to(m):
         stem = pages.get(m.group(1))
         return f'href="{stem}.html{m.group(2) or ""}"' if stem else m.group(0)
-    return re.sub(r'href="' + re.escape(DOCS) + r'(\w+)\.html(#[^"]*)?"', to, html)
+    return re.sub(r'href="' + re.escape(DOCS) + r'(\\w+)\\.html(#[^"]*)?"', to, html)
 
 def on_post_build(config):
     "A cross-reference whose anchor its page lacks (a method, or a private name, with no entry of its own) goes to the class's entry, or to the page."
     from pathlib import Path
     site = Path(config["site_dir"])
     htmls = {p.name: p.read_text() for p in site.glob("*.html")}
-    ids = {n: set(re.findall(r'\sid="([^"]+)"', h)) for n, h in htmls.items()}
+    ids = {n: set(re.findall(r'\\sid="([^"]+)"', h)) for n, h in htmls.items()}
     def fix(m):
         page, frag = m.group(1), m.group(2)
         if page not in ids or frag in ids[page]: return m.group(0)
         owner = frag.split(".")[0]
         return f'href="{page}#{owner}"' if owner in ids[page] else f'href="{page}"'
     for n, h in htmls.items():
-        new = re.sub(r'href="(\w+\.html)#([^"]+)"', fix, h)
+        new = re.sub(r'href="(\\w+\\.html)#([^"]+)"', fix, h)
         if new != h: (site / n).write_text(new)
 
 def on_page_content(html, page, config, files):
